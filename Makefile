@@ -1,0 +1,104 @@
+# Face biometrics server. `make run` sets up and starts it; `make test` runs every test.
+# One directory per layer under src/; every .c there except src/main.c goes into a
+# static library that the server, the unit tests and the tools link against.
+
+CC      ?= gcc
+PKGS    := libmicrohttpd jansson libssl libcrypto libturbojpeg libpng libwebp libexif \
+           libprotobuf-c hiredis libcurl
+OPT     ?= -O2
+CFLAGS  := -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Werror -Isrc -Ibuild/gen \
+           $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lXNNPACK -lpthreadpool -lpthread -lm
+SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+# Generated protobuf-c bindings for ONNX (from Debian's libonnx-dev).
+GEN_SRC := build/gen/onnx/onnx.pb-c.c
+LIB_SRC := $(sort $(filter-out src/main.c,$(wildcard src/*/*.c))) $(GEN_SRC)
+
+# Two flavours: release (build/) and sanitized (build/asan/).
+OBJ      := $(patsubst %.c,build/obj/%.o,$(patsubst build/gen/%,gen/%,$(LIB_SRC)))
+ASAN_OBJ := $(patsubst %.c,build/asan/obj/%.o,$(patsubst build/gen/%,gen/%,$(LIB_SRC)))
+
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+UNIT_BIN   := $(patsubst tests/unit/%.c,build/tests/%,$(UNIT_SRC))
+UNIT_ASAN  := $(patsubst tests/unit/%.c,build/asan/tests/%,$(UNIT_SRC))
+TOOL_SRC   := $(wildcard tools/*.c)
+TOOL_BIN   := $(patsubst tools/%.c,build/tools/%,$(TOOL_SRC))
+
+.PHONY: all setup deps models run test test-unit test-api test-asan bench bench-nn \
+        bench-accuracy calibrate clean
+.DEFAULT_GOAL := all
+
+all: build/bioserver build/asan/bioserver $(UNIT_BIN) $(TOOL_BIN)
+
+deps:
+	@bash scripts/setup-deps.sh
+models:
+	@bash scripts/fetch-models.sh
+setup: deps models
+
+build/gen/onnx/onnx.pb-c.c: /usr/include/onnx/onnx.proto
+	@mkdir -p build/gen/onnx
+	cp $< build/gen/onnx/onnx.proto
+	cd build/gen/onnx && protoc-c --c_out=. onnx.proto
+build/gen/onnx/onnx.pb-c.h: build/gen/onnx/onnx.pb-c.c
+
+build/obj/gen/%.o: build/gen/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Wno-unused-parameter -c $< -o $@
+build/asan/obj/gen/%.o: build/gen/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SAN) -Wno-unused-parameter -c $< -o $@
+build/obj/%.o: %.c build/gen/onnx/onnx.pb-c.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+build/asan/obj/%.o: %.c build/gen/onnx/onnx.pb-c.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SAN) -MMD -MP -c $< -o $@
+
+build/libbio.a: $(OBJ)
+	ar rcs $@ $^
+build/asan/libbio.a: $(ASAN_OBJ)
+	ar rcs $@ $^
+
+build/bioserver: build/obj/src/main.o build/libbio.a
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+build/asan/bioserver: build/asan/obj/src/main.o build/asan/libbio.a
+	$(CC) $(CFLAGS) $(SAN) $^ -o $@ $(LDLIBS)
+
+build/tests/%: tests/unit/%.c build/libbio.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< build/libbio.a -o $@ $(LDLIBS) -lcmocka
+build/asan/tests/%: tests/unit/%.c build/asan/libbio.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SAN) $< build/asan/libbio.a -o $@ $(LDLIBS) -lcmocka
+build/tools/%: tools/%.c build/libbio.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< build/libbio.a -o $@ $(LDLIBS)
+
+-include $(OBJ:.o=.d) $(ASAN_OBJ:.o=.d)
+# Per-layer extra targets (e.g. mk/nn.mk) live beside the main rules.
+-include $(wildcard mk/*.mk)
+
+# --- what users run -------------------------------------------------------------
+run: setup
+	@$(MAKE) --no-print-directory build/bioserver
+	./build/bioserver --config bioserver.conf
+
+test: setup
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory test-unit test-api
+
+test-unit: $(UNIT_BIN) $(UNIT_ASAN)
+	@set -e; for t in $(UNIT_BIN) $(UNIT_ASAN); do echo "== $$t"; $$t; done
+
+# API tests run against the real binary, once plain and once under ASan/UBSan.
+test-api: build/bioserver build/asan/bioserver
+	BIOSERVER=build/bioserver python3 -m pytest -q tests/api
+	BIOSERVER=build/asan/bioserver BIOSERVER_SANITIZED=1 python3 -m pytest -q tests/api
+
+bench-nn: setup build/tools/bench_nn
+	python3 bench/bench_nn.py
+
+clean:
+	rm -rf build
