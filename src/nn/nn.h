@@ -1,0 +1,54 @@
+/*
+ * nn.h - small neural-network inference runtime.
+ *
+ * Loads an ONNX model (opset 9) or a TF.js graph model (model.json + weight
+ * shards beside it) into one immutable graph, and runs it with XNNPACK for the
+ * heavy operators (convolution, fully connected, pooling) and plain C for the
+ * cheap glue. It knows nothing about faces.
+ *
+ * Threading: an nn_model is immutable after load and may be shared read-only
+ * by any number of threads. Each thread creates its own nn_session (operators
+ * plus workspace); a session runs single-threaded and nn_run() does no heap
+ * allocation.
+ *
+ * Layouts: inputs and outputs use the model's native layout, NCHW for ONNX and
+ * NHWC for TF.js models.
+ */
+#ifndef BIO_NN_H
+#define BIO_NN_H
+
+#include <stddef.h>
+
+typedef struct nn_model nn_model;       /* immutable weights+graph, shared read-only by threads */
+typedef struct nn_session nn_session;   /* per-thread operators + workspace */
+typedef struct { int rank; int dims[6]; } nn_shape;
+
+/* Error codes returned by nn_run() (negative). */
+enum {
+    NN_OK = 0,
+    NN_ERR_ARG = -1,      /* NULL session or similar misuse */
+    NN_ERR_KERNEL = -2,   /* an XNNPACK operator failed */
+};
+
+/* .onnx or TF.js model.json (weights shards beside it); NULL + message naming
+ * the op/tensor on failure. err may be NULL. */
+nn_model *nn_model_load(const char *path, char *err, size_t err_len);
+void nn_model_free(nn_model *model);
+
+int nn_model_input_count(const nn_model *m);
+int nn_model_output_count(const nn_model *m);
+int nn_model_output_index(const nn_model *m, const char *name); /* -1 if unknown */
+nn_shape nn_model_input_shape(const nn_model *m, int index);
+nn_shape nn_model_output_shape(const nn_model *m, int index);
+
+nn_session *nn_session_create(const nn_model *m, char *err, size_t err_len);
+void nn_session_free(nn_session *s);
+
+/* Caller writes input here, in the model's native layout. */
+float *nn_session_input(nn_session *s, int index);
+/* 0 on success, negative NN_ERR_* on error; no heap allocation in steady state. */
+int nn_run(nn_session *s);
+/* Output of the last nn_run(), in the model's native layout. */
+const float *nn_session_output(const nn_session *s, int index);
+
+#endif /* BIO_NN_H */
