@@ -1,0 +1,334 @@
+/* Pixel geometry for the face pipeline (see geometry.h): crop/resize and affine
+ * warps into network tensors, lossless rotations, and quality measures.
+ *
+ * Every sampler produces float RGB triples and hands them to one small "sink" that
+ * knows the output layout (NCHW, NHWC, one grey channel, or RGB8), so the sampling
+ * arithmetic exists once and the layouts cannot drift apart. */
+#include "face/geometry.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+const float geometry_arcface_template_112[10] = {
+    38.2946f, 51.6963f, 73.5318f, 51.5014f, 56.0252f,
+    71.7366f, 41.5493f, 92.3655f, 70.7299f, 92.2041f,
+};
+
+/* ---- output sink --------------------------------------------------------------- */
+
+typedef enum { OUT_NCHW, OUT_NHWC, OUT_GREY, OUT_RGB8 } out_layout;
+
+typedef struct {
+    out_layout layout;
+    float mean, scale;
+    size_t plane; /* out_w * out_h, the NCHW channel stride */
+    float *f;
+    uint8_t *u8;
+} sink;
+
+static void sink_put(const sink *s, size_t idx, const float rgb[3])
+{
+    switch (s->layout) {
+    case OUT_NCHW:
+        for (int c = 0; c < 3; c++) s->f[c * s->plane + idx] = (rgb[c] - s->mean) * s->scale;
+        break;
+    case OUT_NHWC:
+        for (int c = 0; c < 3; c++) s->f[idx * 3 + c] = (rgb[c] - s->mean) * s->scale;
+        break;
+    case OUT_GREY: {
+        float luma = 0.299f * rgb[0] + 0.587f * rgb[1] + 0.114f * rgb[2];
+        s->f[idx] = (luma - s->mean) * s->scale;
+        break;
+    }
+    case OUT_RGB8:
+        for (int c = 0; c < 3; c++) {
+            float v = rgb[c] + 0.5f;
+            s->u8[idx * 3 + c] = (uint8_t)(v < 0.0f ? 0.0f : v > 255.0f ? 255.0f : v);
+        }
+        break;
+    }
+}
+
+static const uint8_t *pixel_at(const image_rgb *img, int x, int y)
+{
+    return img->pixels + ((size_t)y * (size_t)img->width + (size_t)x) * 3;
+}
+
+static int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+/* ---- crop + resize ------------------------------------------------------------- */
+
+/* Where one output row/column samples the source along one axis. */
+typedef struct {
+    int inside; /* sample centre within the image's extent */
+    int i0, i1; /* the two taps, already clamped to the image (edge replication) */
+    float w1;   /* weight of i1 */
+} axis_tap;
+
+static axis_tap crop_tap(float edge_coord, int size)
+{
+    axis_tap t = {0, 0, 0, 0.0f};
+    float c = edge_coord - 0.5f; /* edge coordinates -> pixel-centre coordinates */
+    if (!(c >= -0.5f && c <= (float)size - 0.5f)) return t; /* also rejects NaN */
+    float f = floorf(c);
+    t.inside = 1;
+    t.i0 = clampi((int)f, 0, size - 1);
+    t.i1 = clampi((int)f + 1, 0, size - 1);
+    t.w1 = c - f;
+    return t;
+}
+
+static void sample_taps(const image_rgb *img, axis_tap tx, axis_tap ty, float rgb[3])
+{
+    const uint8_t *p00 = pixel_at(img, tx.i0, ty.i0), *p10 = pixel_at(img, tx.i1, ty.i0);
+    const uint8_t *p01 = pixel_at(img, tx.i0, ty.i1), *p11 = pixel_at(img, tx.i1, ty.i1);
+    for (int c = 0; c < 3; c++) {
+        float top = p00[c] + (p10[c] - p00[c]) * tx.w1;
+        float bottom = p01[c] + (p11[c] - p01[c]) * tx.w1;
+        rgb[c] = top + (bottom - top) * ty.w1;
+    }
+}
+
+static void crop_resize(const image_rgb *img, float x0, float y0, float x1, float y1,
+                        int out_w, int out_h, const sink *s)
+{
+    static const float pad[3] = {0.0f, 0.0f, 0.0f};
+    int valid = img && img->pixels && x1 > x0 && y1 > y0;
+    float step_x = (x1 - x0) / (float)out_w, step_y = (y1 - y0) / (float)out_h;
+    for (int v = 0; v < out_h; v++) {
+        axis_tap ty = valid ? crop_tap(y0 + (v + 0.5f) * step_y, img->height) : (axis_tap){0};
+        for (int u = 0; u < out_w; u++) {
+            size_t idx = (size_t)v * out_w + u;
+            axis_tap tx = valid ? crop_tap(x0 + (u + 0.5f) * step_x, img->width) : (axis_tap){0};
+            if (tx.inside && ty.inside) {
+                float rgb[3];
+                sample_taps(img, tx, ty, rgb);
+                sink_put(s, idx, rgb);
+            } else {
+                sink_put(s, idx, pad);
+            }
+        }
+    }
+}
+
+void image_crop_resize_to_tensor(const image_rgb *img, float x0, float y0, float x1,
+                                 float y1, int out_w, int out_h, float mean,
+                                 float scale, int nchw, float *out)
+{
+    if (!out || out_w <= 0 || out_h <= 0) return;
+    sink s = {nchw ? OUT_NCHW : OUT_NHWC, mean, scale, (size_t)out_w * out_h, out, NULL};
+    crop_resize(img, x0, y0, x1, y1, out_w, out_h, &s);
+}
+
+void image_crop_resize_to_tensor_grey(const image_rgb *img, float x0, float y0,
+                                      float x1, float y1, int out_w, int out_h,
+                                      float mean, float scale, float *out)
+{
+    if (!out || out_w <= 0 || out_h <= 0) return;
+    sink s = {OUT_GREY, mean, scale, (size_t)out_w * out_h, out, NULL};
+    crop_resize(img, x0, y0, x1, y1, out_w, out_h, &s);
+}
+
+/* ---- similarity / affine ------------------------------------------------------- */
+
+int similarity_estimate(const float *src_xy, const float *dst_xy, int n, float m[6])
+{
+    if (!src_xy || !dst_xy || !m || n < 2) return IMAGE_ERR_INVALID;
+    double msx = 0, msy = 0, mdx = 0, mdy = 0;
+    for (int i = 0; i < n; i++) {
+        msx += src_xy[2 * i];
+        msy += src_xy[2 * i + 1];
+        mdx += dst_xy[2 * i];
+        mdy += dst_xy[2 * i + 1];
+    }
+    msx /= n, msy /= n, mdx /= n, mdy /= n;
+    /* With centred points p, q and the model q = [a -b; b a] p, the normal equations
+     * decouple: a = sum(p.q) / sum|p|^2, b = sum(p x q) / sum|p|^2. Any (a, b) is a
+     * scale >= 0 times a rotation, so this is exactly Umeyama's optimum in 2-D. */
+    double dot = 0, cross = 0, var = 0;
+    for (int i = 0; i < n; i++) {
+        double px = src_xy[2 * i] - msx, py = src_xy[2 * i + 1] - msy;
+        double qx = dst_xy[2 * i] - mdx, qy = dst_xy[2 * i + 1] - mdy;
+        dot += px * qx + py * qy;
+        cross += px * qy - py * qx;
+        var += px * px + py * py;
+    }
+    if (!(var > 1e-12)) return IMAGE_ERR_INVALID;
+    double a = dot / var, b = cross / var;
+    m[0] = (float)a;
+    m[1] = (float)-b;
+    m[2] = (float)(mdx - (a * msx - b * msy));
+    m[3] = (float)b;
+    m[4] = (float)a;
+    m[5] = (float)(mdy - (b * msx + a * msy));
+    return IMAGE_OK;
+}
+
+int affine_invert(const float m[6], float inv[6])
+{
+    double det = (double)m[0] * m[4] - (double)m[1] * m[3];
+    if (!isfinite(det) || fabs(det) < 1e-12) return IMAGE_ERR_INVALID;
+    double i0 = m[4] / det, i1 = -m[1] / det, i3 = -m[3] / det, i4 = m[0] / det;
+    inv[0] = (float)i0;
+    inv[1] = (float)i1;
+    inv[2] = (float)(-(i0 * m[2] + i1 * m[5]));
+    inv[3] = (float)i3;
+    inv[4] = (float)i4;
+    inv[5] = (float)(-(i3 * m[2] + i4 * m[5]));
+    return IMAGE_OK;
+}
+
+/* Bilinear sample at pixel-centre coordinates with taps outside the image as 0. */
+static void sample_constant_border(const image_rgb *img, float sx, float sy, float rgb[3])
+{
+    rgb[0] = rgb[1] = rgb[2] = 0.0f;
+    /* Checked in float first: converting an out-of-range float to int is UB. */
+    if (!(sx > -1.0f && sx < (float)img->width && sy > -1.0f && sy < (float)img->height))
+        return;
+    float fx = floorf(sx), fy = floorf(sy);
+    int x = (int)fx, y = (int)fy;
+    float wx = sx - fx, wy = sy - fy;
+    float w[4] = {(1 - wx) * (1 - wy), wx * (1 - wy), (1 - wx) * wy, wx * wy};
+    for (int k = 0; k < 4; k++) {
+        int tx = x + (k & 1), ty = y + (k >> 1);
+        if (tx < 0 || ty < 0 || tx >= img->width || ty >= img->height) continue;
+        const uint8_t *p = pixel_at(img, tx, ty);
+        for (int c = 0; c < 3; c++) rgb[c] += w[k] * p[c];
+    }
+}
+
+static void warp_affine(const image_rgb *img, const float m[6], int out_w, int out_h,
+                        const sink *s)
+{
+    static const float pad[3] = {0.0f, 0.0f, 0.0f};
+    float inv[6];
+    int valid = img && img->pixels && m && affine_invert(m, inv) == IMAGE_OK;
+    for (int y = 0; y < out_h; y++) {
+        for (int x = 0; x < out_w; x++) {
+            size_t idx = (size_t)y * out_w + x;
+            if (!valid) {
+                sink_put(s, idx, pad);
+                continue;
+            }
+            float rgb[3];
+            sample_constant_border(img, inv[0] * x + inv[1] * y + inv[2],
+                                   inv[3] * x + inv[4] * y + inv[5], rgb);
+            sink_put(s, idx, rgb);
+        }
+    }
+}
+
+void image_warp_affine_to_tensor(const image_rgb *img, const float m[6], int out_w,
+                                 int out_h, float mean, float scale, int nchw,
+                                 float *out)
+{
+    if (!out || out_w <= 0 || out_h <= 0) return;
+    sink s = {nchw ? OUT_NCHW : OUT_NHWC, mean, scale, (size_t)out_w * out_h, out, NULL};
+    warp_affine(img, m, out_w, out_h, &s);
+}
+
+int image_warp_affine_rgb(const image_rgb *img, const float m[6], int out_w, int out_h,
+                          image_rgb *out)
+{
+    if (!img || !img->pixels || !m) return IMAGE_ERR_INVALID;
+    int rc = image_rgb_alloc(out, out_w, out_h);
+    if (rc) return rc;
+    sink s = {OUT_RGB8, 0.0f, 1.0f, (size_t)out_w * out_h, NULL, out->pixels};
+    warp_affine(img, m, out_w, out_h, &s);
+    return IMAGE_OK;
+}
+
+/* ---- lossless orientation changes --------------------------------------------- */
+
+int image_rgb_orient(const image_rgb *in, int o, image_rgb *out)
+{
+    if (!in || !in->pixels || o < 1 || o > 8) return IMAGE_ERR_INVALID;
+    ptrdiff_t w = in->width, h = in->height;
+    int swap = o >= 5;
+    int rc = image_rgb_alloc(out, swap ? (int)h : (int)w, swap ? (int)w : (int)h);
+    if (rc) return rc;
+    /* Output (x, y) reads source pixel base + x * step_x + y * step_y: every EXIF
+     * orientation is an affine map on pixel indices, so one loop serves all eight.
+     * E.g. 6 (rotate clockwise): source (y, h-1-x). */
+    static const struct { int bx, by, xx, xy, yx, yy; } t[9] = {
+        {0, 0, 0, 0, 0, 0},
+        {0, 0, 1, 0, 0, 1},   /* 1 identity */
+        {1, 0, -1, 0, 0, 1},  /* 2 mirror left-right */
+        {1, 1, -1, 0, 0, -1}, /* 3 rotate 180 */
+        {0, 1, 1, 0, 0, -1},  /* 4 mirror top-bottom */
+        {0, 0, 0, 1, 1, 0},   /* 5 transpose */
+        {0, 1, 0, -1, 1, 0},  /* 6 rotate 90 clockwise */
+        {1, 1, 0, -1, -1, 0}, /* 7 transverse */
+        {1, 0, 0, 1, -1, 0},  /* 8 rotate 90 counter-clockwise */
+    };
+    /* bx/by select the last column/row as origin; xx,xy (yx,yy) are the source x and
+     * y steps per output column (row). */
+    ptrdiff_t base = t[o].bx * (w - 1) + t[o].by * (h - 1) * w;
+    ptrdiff_t step_x = t[o].xx + t[o].xy * w, step_y = t[o].yx + t[o].yy * w;
+    uint8_t *d = out->pixels;
+    for (int y = 0; y < out->height; y++) {
+        ptrdiff_t src = base + y * step_y;
+        for (int x = 0; x < out->width; x++, src += step_x, d += 3)
+            memcpy(d, in->pixels + src * 3, 3);
+    }
+    return IMAGE_OK;
+}
+
+int image_rgb_rotate(const image_rgb *in, int degrees_cw, image_rgb *out)
+{
+    switch (degrees_cw) {
+    case 0: return image_rgb_orient(in, 1, out);
+    case 90: return image_rgb_orient(in, 6, out);
+    case 180: return image_rgb_orient(in, 3, out);
+    case 270: return image_rgb_orient(in, 8, out);
+    default: return IMAGE_ERR_INVALID;
+    }
+}
+
+int image_rgb_flip_horizontal(const image_rgb *in, image_rgb *out)
+{
+    return image_rgb_orient(in, 2, out);
+}
+
+/* ---- quality measures ---------------------------------------------------------- */
+
+/* The same rounded luma as image_rgb_to_grey, so measures match a grey decode. */
+static int luma_at(const image_rgb *img, int x, int y)
+{
+    const uint8_t *p = pixel_at(img, x, y);
+    return (int)((19595u * p[0] + 38470u * p[1] + 7471u * p[2] + 32768u) >> 16);
+}
+
+double image_laplacian_variance(const image_rgb *img, int x0, int y0, int x1, int y1)
+{
+    if (!img || !img->pixels) return 0.0;
+    /* The 3x3 kernel needs a neighbour on every side. */
+    x0 = clampi(x0, 1, img->width - 1), x1 = clampi(x1, 1, img->width - 1);
+    y0 = clampi(y0, 1, img->height - 1), y1 = clampi(y1, 1, img->height - 1);
+    if (x1 <= x0 || y1 <= y0) return 0.0;
+    double sum = 0, sum_sq = 0;
+    for (int y = y0; y < y1; y++) {
+        for (int x = x0; x < x1; x++) {
+            int lap = luma_at(img, x - 1, y) + luma_at(img, x + 1, y) +
+                      luma_at(img, x, y - 1) + luma_at(img, x, y + 1) - 4 * luma_at(img, x, y);
+            sum += lap;
+            sum_sq += (double)lap * lap;
+        }
+    }
+    double n = (double)(x1 - x0) * (y1 - y0), mean = sum / n;
+    double var = sum_sq / n - mean * mean;
+    return var > 0 ? var : 0.0;
+}
+
+double image_mean_brightness(const image_rgb *img, int x0, int y0, int x1, int y1)
+{
+    if (!img || !img->pixels) return 0.0;
+    x0 = clampi(x0, 0, img->width), x1 = clampi(x1, 0, img->width);
+    y0 = clampi(y0, 0, img->height), y1 = clampi(y1, 0, img->height);
+    if (x1 <= x0 || y1 <= y0) return 0.0;
+    double sum = 0;
+    for (int y = y0; y < y1; y++)
+        for (int x = x0; x < x1; x++) sum += luma_at(img, x, y);
+    return sum / ((double)(x1 - x0) * (y1 - y0));
+}
