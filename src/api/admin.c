@@ -1,0 +1,67 @@
+/* Operational endpoints: health, the signing certificate (PEM and JWKS),
+ * Prometheus metrics and per-key usage counts (billing). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/common.h"
+#include "api/handlers.h"
+
+void handle_monitor(http_request *req) {
+    app *a = req->app;
+    const char *store_status = a->store->ops->status(a->store);
+    bool up = !strcmp(store_status, "UP");
+    json_t *out = json_pack("{s:s,s:s,s:{s:s,s:s},s:{s:i,s:i,s:i},s:I}", "status", up ? "UP" : "DEGRADED",
+                            "version", a->config.version, "store", "type", a->store->ops->name,
+                            "status", store_status, "workers", "count", a->config.workers, "busy",
+                            worker_pool_busy(a->workers), "queued", worker_pool_queued(a->workers),
+                            "uptimeSeconds", (json_int_t)((time_now_ms() - a->started_ms) / 1000));
+    http_reply_json(req, up ? 200 : 503, out);
+}
+
+void handle_certificate(http_request *req) {
+    const char *pem = signer_certificate_pem(req->app->signer);
+    http_reply_bytes(req, 200, "application/x-pem-file", pem, strlen(pem));
+}
+
+void handle_jwks(http_request *req) {
+    char *jwks = signer_jwks(req->app->signer);
+    if (!jwks) {
+        http_reply_error(req, 500, "internal error while encoding the key set");
+        return;
+    }
+    http_reply_bytes(req, 200, "application/jwk-set+json", jwks, strlen(jwks));
+    free(jwks);
+}
+
+void handle_metrics(http_request *req) {
+    app *a = req->app;
+    char *text = metrics_render(a->metrics, a->key_names, worker_pool_queued(a->workers), worker_pool_busy(a->workers));
+    if (!text) {
+        http_reply_error(req, 500, "internal error while rendering metrics");
+        return;
+    }
+    http_reply_bytes(req, 200, "text/plain; version=0.0.4", text, strlen(text));
+    free(text);
+}
+
+static json_t *usage_of_key(app *a, int k) {
+    json_t *ops = json_object();
+    for (int i = 0; i < metrics_operation_count(a->metrics); i++) {
+        const char *op = metrics_operation_name(a->metrics, i);
+        long n = metrics_key_usage(a->metrics, k, op);
+        if (n) json_object_set_new(ops, op, json_integer(n));
+    }
+    return json_pack("{s:s,s:s,s:o}", "key", a->config.keys[k].name, "tenant", a->config.keys[k].tenant,
+                     "calls", ops);
+}
+
+/* A key sees its own counts; an admin key sees every key's. */
+void handle_usage(http_request *req) {
+    app *a = req->app;
+    json_t *keys = json_array();
+    for (int k = 0; k < a->config.key_count; k++) {
+        if (&a->config.keys[k] == req->key || (req->key->permissions & PERM_ADMIN))
+            json_array_append_new(keys, usage_of_key(a, k));
+    }
+    http_reply_json(req, 200, json_pack("{s:o}", "keys", keys));
+}

@@ -1,0 +1,41 @@
+/* Helpers every resource handler uses: strict JSON input validation, signed
+ * responses, store-error mapping and session lookup. */
+#ifndef API_COMMON_H
+#define API_COMMON_H
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "api/app.h"
+#include "http/request.h"
+
+typedef enum { FIELD_STRING, FIELD_BOOL, FIELD_INT, FIELD_NUMBER, FIELD_OBJECT, FIELD_ANY } field_type;
+
+typedef struct {
+    const char *name;
+    field_type type;
+    size_t max_len; /* strings only; 0 = 256 */
+} field_spec;
+
+/* Checks that obj only has known fields of the right types (null allowed as
+ * "absent"). On error replies 400 naming the field and returns false. */
+bool api_check_fields(http_request *req, json_t *obj, const field_spec *fields, const char *what);
+
+/* Parses the JSON body (needs Content-Type application/json → else 415). Accepts
+ * a one-element array wrapping the object when allow_array, as in the spec's curl
+ * examples. Returns a new reference or NULL after replying. */
+json_t *api_parse_json_object(http_request *req, bool allow_array);
+json_t *api_parse_json_text(http_request *req, const char *text, size_t len, const char *what);
+
+/* Adds "signature" (compact JWS over the compact JSON of body without it) unless
+ * disabled, then replies. detached: the JWS carries no payload (large bodies). */
+void api_reply_signed(http_request *req, int status, json_t *body, bool signature_disabled, bool detached);
+
+/* Maps a store error to a response; not_found_what names the missing thing. */
+void api_reply_store_error(http_request *req, int rc, const char *not_found_what);
+
+/* Loads the caller's session (404 if absent, expired or another tenant's). */
+json_t *api_load_session(http_request *req, const char *session_id, int64_t *expires_ms);
+
+const char *api_json_string(json_t *obj, const char *name); /* NULL if absent/null */
+
+#endif

@@ -1,0 +1,18 @@
+/* The route table: method, path pattern, permission, billing operation, handler.
+ * Paths are relative to /bioserver-app; "{}" is one path parameter. */
+#include "api/handlers.h"
+#include "core/config.h"
+
+const route api_routes[] = {
+    {"GET", "/v2/capabilities", PERM_CAPABILITIES, "getCapabilities", handle_capabilities},
+    {"POST", "/v2/bio-sessions", PERM_SESSIONS, "createBioSession", handle_create_session},
+    {"GET", "/v2/bio-sessions/{}", PERM_SESSIONS, "getBioSession", handle_get_session},
+    {"DELETE", "/v2/bio-sessions/{}", PERM_SESSIONS, "deleteBioSession", handle_delete_session},
+    {"GET", "/v2/monitor", 0, "monitor", handle_monitor},
+    {"GET", "/v2/certificate", 0, "getCertificate", handle_certificate},
+    {"GET", "/v2/jwks", 0, "getJwks", handle_jwks},
+    {"GET", "/v2/usage", PERM_ALL, "getUsage", handle_usage},
+    {"GET", "/v2/metrics", PERM_ADMIN, "metrics", handle_metrics},
+    {"GET", "/metrics", PERM_ADMIN, "metrics", handle_metrics},
+    {NULL, NULL, 0, NULL, NULL},
+};

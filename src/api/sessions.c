@@ -1,0 +1,119 @@
+/* Bio-sessions: create, read, delete. A session is a tenant-scoped record with a
+ * time to live; the store drops it and everything in it when the time is up. */
+#include <stdio.h>
+#include <string.h>
+
+#include "api/common.h"
+#include "api/handlers.h"
+#include "core/util.h"
+
+static const field_spec session_fields[] = {
+    {"correlationId", FIELD_STRING, 256}, {"evidenceId", FIELD_STRING, 256},
+    {"imageStorageEnabled", FIELD_BOOL, 0}, {"ttlSeconds", FIELD_INT, 0},
+    {"callbackURL", FIELD_STRING, 2048},    {NULL, 0, 0},
+};
+
+static bool callback_url_ok(const char *url) {
+    return !strncmp(url, "https://", 8) || !strncmp(url, "http://", 7);
+}
+
+/* Public form of a stored session; internal bookkeeping fields stay inside. */
+static json_t *session_public(json_t *record) {
+    static const char *const visible[] = {"id", "correlationId", "evidenceId", "imageStorageEnabled",
+                                          "ttlSeconds", "callbackURL", "created", "expires", NULL};
+    json_t *out = json_object();
+    for (int i = 0; visible[i]; i++) {
+        json_t *v = json_object_get(record, visible[i]);
+        if (v) json_object_set(out, visible[i], v);
+    }
+    return out;
+}
+
+void handle_create_session(http_request *req) {
+    json_t *in = api_parse_json_object(req, true);
+    if (!in || !api_check_fields(req, in, session_fields, "the bio-session")) {
+        json_decref(in);
+        return;
+    }
+    const server_config *cfg = &req->app->config;
+    json_int_t ttl = cfg->session_ttl_default;
+    json_t *ttl_v = json_object_get(in, "ttlSeconds");
+    if (ttl_v && !json_is_null(ttl_v)) {
+        ttl = (json_int_t)json_number_value(ttl_v);
+        if (ttl < 1 || ttl > cfg->session_ttl_max) {
+            http_reply_error(req, 400, "ttlSeconds must be between 1 and %d (the configured maximum)",
+                             cfg->session_ttl_max);
+            json_decref(in);
+            return;
+        }
+    }
+    const char *callback = api_json_string(in, "callbackURL");
+    if (callback && !callback_url_ok(callback)) {
+        http_reply_error(req, 400, "callbackURL must be an http:// or https:// URL");
+        json_decref(in);
+        return;
+    }
+    char id[UUID_STR_LEN], created[ISO_TIME_LEN], expires[ISO_TIME_LEN];
+    uuid_generate(id);
+    int64_t now = time_now_ms(), expires_ms = now + ttl * 1000;
+    time_format_iso(now, created);
+    time_format_iso(expires_ms, expires);
+    json_t *rec = json_pack("{s:s}", "id", id);
+    const char *corr = api_json_string(in, "correlationId");
+    const char *evid = api_json_string(in, "evidenceId");
+    req->correlation_id = corr ? arena_strdup(req->arena, corr) : NULL;
+    if (corr) json_object_set_new(rec, "correlationId", json_string(corr));
+    if (evid) json_object_set_new(rec, "evidenceId", json_string(evid));
+    json_object_set_new(rec, "imageStorageEnabled", json_boolean(json_is_true(json_object_get(in, "imageStorageEnabled"))));
+    json_object_set_new(rec, "ttlSeconds", json_integer(ttl));
+    if (callback) json_object_set_new(rec, "callbackURL", json_string(callback));
+    json_object_set_new(rec, "created", json_string(created));
+    json_object_set_new(rec, "expires", json_string(expires));
+    json_decref(in);
+
+    char *text = json_dumps(rec, JSON_COMPACT);
+    store_value v = {(uint8_t *)text, text ? strlen(text) : 0};
+    int rc = text ? req->app->store->ops->session_create(req->app->store, req->key->tenant, id, &v, expires_ms)
+                  : STORE_NOMEM;
+    free(text);
+    if (rc) {
+        json_decref(rec);
+        api_reply_store_error(req, rc, "bio-session");
+        return;
+    }
+    char location[64];
+    snprintf(location, sizeof location, "/v2/bio-sessions/%s", id);
+    http_add_header(req, "Location", location);
+    json_t *out = session_public(rec);
+    json_decref(rec);
+    api_reply_signed(req, 201, out, false, false);
+}
+
+void handle_get_session(http_request *req) {
+    json_t *rec = api_load_session(req, req->params[0], NULL);
+    if (!rec) return;
+    const char *corr = api_json_string(rec, "correlationId");
+    if (corr) req->correlation_id = arena_strdup(req->arena, corr);
+    json_t *out = session_public(rec);
+    json_decref(rec);
+    api_reply_signed(req, 200, out, false, false);
+}
+
+void handle_delete_session(http_request *req) {
+    json_t *rec = api_load_session(req, req->params[0], NULL);
+    if (!rec) return;
+    /* A replay running on a worker still writes into this session. */
+    const char *live = api_json_string(rec, "livenessStatus");
+    bool busy = live && !strcmp(live, "IN_PROGRESS");
+    json_decref(rec);
+    if (busy) {
+        http_reply_error(req, 409, "a replay liveness is in progress for this bio-session");
+        return;
+    }
+    int rc = req->app->store->ops->session_delete(req->app->store, req->key->tenant, req->params[0]);
+    if (rc) {
+        api_reply_store_error(req, rc, "bio-session");
+        return;
+    }
+    http_reply_empty(req, 204);
+}

@@ -1,0 +1,247 @@
+/* Configuration parsing; see config.h for the format. Every value is checked here,
+ * once, so the rest of the server trusts the struct. */
+#include "core/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/util.h"
+
+void config_defaults(server_config *cfg) {
+    memset(cfg, 0, sizeof(*cfg));
+    snprintf(cfg->listen_host, sizeof cfg->listen_host, "127.0.0.1");
+    cfg->listen_port = 8080;
+    snprintf(cfg->store_url, sizeof cfg->store_url, "memory");
+    snprintf(cfg->models_dir, sizeof cfg->models_dir, "models");
+    snprintf(cfg->data_dir, sizeof cfg->data_dir, "data");
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    cfg->workers = cores > 0 ? (int)cores : 2;
+    cfg->queue_depth = 32;
+    cfg->http_threads = 8;
+    cfg->max_body_bytes = 16u << 20;
+    cfg->max_image_pixels = 40L * 1000 * 1000;
+    cfg->session_ttl_default = 300;
+    cfg->session_ttl_max = 86400;
+    cfg->retry_after_seconds = 2;
+    snprintf(cfg->version, sizeof cfg->version, "1.0.0");
+    snprintf(cfg->default_mode, sizeof cfg->default_mode, "F5_1_VID60");
+}
+
+static int fail(char *err, size_t len, const char *fmt, const char *a, const char *b) {
+    snprintf(err, len, fmt, a, b);
+    return -1;
+}
+
+static int parse_long(const char *v, long min, long max, long *out) {
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || end == v || *end || x < min || x > max) return -1;
+    *out = x;
+    return 0;
+}
+
+static int parse_bool(const char *v, bool *out) {
+    if (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "1")) *out = true;
+    else if (!strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "0")) *out = false;
+    else return -1;
+    return 0;
+}
+
+static int copy_string(char *dst, size_t cap, const char *v) {
+    if (strlen(v) >= cap) return -1;
+    memcpy(dst, v, strlen(v) + 1);
+    return 0;
+}
+
+int config_parse_permissions(const char *list, unsigned *out) {
+    static const struct { const char *name; unsigned bit; } names[] = {
+        {"capabilities", PERM_CAPABILITIES}, {"sessions", PERM_SESSIONS},
+        {"faces", PERM_FACES},               {"matches", PERM_MATCHES},
+        {"liveness", PERM_LIVENESS},         {"ages", PERM_AGES},
+        {"admin", PERM_ADMIN},               {"all", PERM_ALL},
+    };
+    unsigned perms = 0;
+    const char *p = list;
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        bool known = false;
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+            if (strlen(names[i].name) == n && !strncmp(p, names[i].name, n)) {
+                perms |= names[i].bit;
+                known = true;
+            }
+        }
+        if (!known) return -1;
+        p += n;
+        if (*p == ',') p++;
+    }
+    *out = perms;
+    return perms ? 0 : -1;
+}
+
+/* A key given without a tenant is its own tenant, named after a digest of the key
+ * so the secret never appears in logs or metrics. */
+static void key_digest_name(const char *key, char *out, size_t cap) {
+    uint8_t d[SHA256_DIGEST_LENGTH];
+    SHA256((const uint8_t *)key, strlen(key), d);
+    char hex[17];
+    hex_encode(d, 8, hex);
+    snprintf(out, cap, "key-%s", hex);
+}
+
+int config_add_key(server_config *cfg, const char *spec, char *err, size_t err_len) {
+    if (cfg->key_count >= CONFIG_MAX_KEYS) return fail(err, err_len, "too many API keys%s%s", "", "");
+    api_key_config *k = &cfg->keys[cfg->key_count];
+    memset(k, 0, sizeof(*k));
+    const char *c1 = strchr(spec, ':');
+    size_t key_len = c1 ? (size_t)(c1 - spec) : strlen(spec);
+    if (key_len < 16 || key_len >= CONFIG_MAX_KEY_LEN)
+        return fail(err, err_len, "API key must be 16 to 127 characters%s%s", "", "");
+    for (size_t i = 0; i < key_len; i++)
+        if (!isgraph((unsigned char)spec[i]))
+            return fail(err, err_len, "API key has a non-printable character%s%s", "", "");
+    memcpy(k->key, spec, key_len);
+    key_digest_name(k->key, k->name, sizeof k->name);
+    memcpy(k->tenant, k->name, sizeof k->tenant);
+    k->permissions = PERM_ALL;
+    if (c1) {
+        const char *c2 = strchr(c1 + 1, ':');
+        size_t tlen = c2 ? (size_t)(c2 - c1 - 1) : strlen(c1 + 1);
+        if (tlen == 0 || tlen >= sizeof k->tenant)
+            return fail(err, err_len, "API key tenant must be 1 to 63 characters%s%s", "", "");
+        memcpy(k->tenant, c1 + 1, tlen);
+        k->tenant[tlen] = '\0';
+        if (c2 && config_parse_permissions(c2 + 1, &k->permissions) != 0)
+            return fail(err, err_len, "unknown permission in '%s'%s", c2 + 1, "");
+    }
+    for (int i = 0; i < cfg->key_count; i++)
+        if (!strcmp(cfg->keys[i].key, k->key))
+            return fail(err, err_len, "API key configured twice%s%s", "", "");
+    cfg->key_count++;
+    return 0;
+}
+
+static int set_listen(server_config *cfg, const char *v) {
+    const char *colon = strrchr(v, ':');
+    if (!colon || colon == v) return -1;
+    size_t hl = (size_t)(colon - v);
+    if (hl >= sizeof cfg->listen_host) return -1;
+    long port;
+    if (parse_long(colon + 1, 0, 65535, &port)) return -1;
+    memcpy(cfg->listen_host, v, hl);
+    cfg->listen_host[hl] = '\0';
+    cfg->listen_port = (int)port;
+    return 0;
+}
+
+int config_set(server_config *cfg, const char *name, const char *v, char *err, size_t err_len) {
+    long n = 0;
+    bool b = false;
+    int bad = 0;
+    if (!strcmp(name, "listen")) bad = set_listen(cfg, v);
+    else if (!strcmp(name, "api-key") || !strcmp(name, "api_key")) return config_add_key(cfg, v, err, err_len);
+    else if (!strcmp(name, "store")) {
+        bad = copy_string(cfg->store_url, sizeof cfg->store_url, v) ||
+              (strcmp(v, "memory") && strncmp(v, "redis://", 8));
+    } else if (!strcmp(name, "models")) bad = copy_string(cfg->models_dir, sizeof cfg->models_dir, v);
+    else if (!strcmp(name, "data")) bad = copy_string(cfg->data_dir, sizeof cfg->data_dir, v);
+    else if (!strcmp(name, "tls-cert") || !strcmp(name, "tls_cert")) bad = copy_string(cfg->tls_cert, sizeof cfg->tls_cert, v);
+    else if (!strcmp(name, "tls-key") || !strcmp(name, "tls_key")) bad = copy_string(cfg->tls_key, sizeof cfg->tls_key, v);
+    else if (!strcmp(name, "workers")) { bad = parse_long(v, 1, 256, &n); cfg->workers = (int)n; }
+    else if (!strcmp(name, "queue-depth") || !strcmp(name, "queue_depth")) { bad = parse_long(v, 0, 100000, &n); cfg->queue_depth = (int)n; }
+    else if (!strcmp(name, "http-threads") || !strcmp(name, "http_threads")) { bad = parse_long(v, 1, 1024, &n); cfg->http_threads = (int)n; }
+    else if (!strcmp(name, "max-body-bytes") || !strcmp(name, "max_body_bytes")) { bad = parse_long(v, 1024, 1L << 30, &n); cfg->max_body_bytes = (size_t)n; }
+    else if (!strcmp(name, "max-image-pixels") || !strcmp(name, "max_image_pixels")) { bad = parse_long(v, 1, 400L * 1000 * 1000, &n); cfg->max_image_pixels = n; }
+    else if (!strcmp(name, "session-ttl-default") || !strcmp(name, "session_ttl_default")) { bad = parse_long(v, 1, 30L * 86400, &n); cfg->session_ttl_default = (int)n; }
+    else if (!strcmp(name, "session-ttl-max") || !strcmp(name, "session_ttl_max")) { bad = parse_long(v, 1, 30L * 86400, &n); cfg->session_ttl_max = (int)n; }
+    else if (!strcmp(name, "retry-after") || !strcmp(name, "retry_after")) { bad = parse_long(v, 1, 3600, &n); cfg->retry_after_seconds = (int)n; }
+    else if (!strcmp(name, "generate-dev-key") || !strcmp(name, "generate_dev_key")) { bad = parse_bool(v, &b); cfg->generate_dev_key = b; }
+    else return fail(err, err_len, "unknown setting '%s'%s", name, "");
+    if (bad) return fail(err, err_len, "invalid value '%s' for '%s'", v, name);
+    return 0;
+}
+
+static char *trim(char *s) {
+    while (isspace((unsigned char)*s)) s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1])) *--e = '\0';
+    return s;
+}
+
+int config_load_file(server_config *cfg, const char *path, char *err, size_t err_len) {
+    FILE *f = fopen(path, "r");
+    if (!f) return fail(err, err_len, "cannot open config file '%s': %s", path, strerror(errno));
+    char line[1024];
+    int lineno = 0, rc = 0;
+    while (rc == 0 && fgets(line, sizeof line, f)) {
+        lineno++;
+        if (!strchr(line, '\n') && !feof(f)) {
+            snprintf(err, err_len, "%s:%d: line too long", path, lineno);
+            rc = -1;
+            break;
+        }
+        char *s = trim(line);
+        if (!*s || *s == '#') continue;
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            snprintf(err, err_len, "%s:%d: expected 'name = value'", path, lineno);
+            rc = -1;
+            break;
+        }
+        *eq = '\0';
+        char inner[512];
+        if (config_set(cfg, trim(s), trim(eq + 1), inner, sizeof inner)) {
+            snprintf(err, err_len, "%s:%d: %s", path, lineno, inner);
+            rc = -1;
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
+int config_parse_args(server_config *cfg, int argc, char **argv, char *err, size_t err_len) {
+    /* The config file goes first so that every other flag overrides it. */
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--config") && i + 1 < argc) {
+            if (config_load_file(cfg, argv[i + 1], err, err_len)) return -1;
+        } else if (!strncmp(a, "--config=", 9)) {
+            if (config_load_file(cfg, a + 9, err, err_len)) return -1;
+        }
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2)) return fail(err, err_len, "unexpected argument '%s'%s", a, "");
+        char name[64];
+        const char *value;
+        const char *eq = strchr(a + 2, '=');
+        if (eq) {
+            if ((size_t)(eq - a - 2) >= sizeof name) return fail(err, err_len, "unknown flag '%s'%s", a, "");
+            memcpy(name, a + 2, (size_t)(eq - a - 2));
+            name[eq - a - 2] = '\0';
+            value = eq + 1;
+        } else {
+            if (i + 1 >= argc) return fail(err, err_len, "flag '%s' needs a value%s", a, "");
+            snprintf(name, sizeof name, "%s", a + 2);
+            value = argv[++i];
+        }
+        if (!strcmp(name, "config")) continue;
+        if (config_set(cfg, name, value, err, err_len)) return -1;
+    }
+    return 0;
+}
+
+int config_validate(const server_config *cfg, char *err, size_t err_len) {
+    if (cfg->session_ttl_default > cfg->session_ttl_max)
+        return fail(err, err_len, "session_ttl_default exceeds session_ttl_max%s%s", "", "");
+    if (!!cfg->tls_cert[0] != !!cfg->tls_key[0])
+        return fail(err, err_len, "tls_cert and tls_key must be given together%s%s", "", "");
+    return 0;
+}

@@ -1,0 +1,62 @@
+/* Server configuration: defaults, a `key = value` config file, then command-line
+ * flags that override it. Parsed once at start-up into one typed struct. */
+#ifndef CORE_CONFIG_H
+#define CORE_CONFIG_H
+#include <stdbool.h>
+#include <stddef.h>
+
+/* What an API key may do. A request needs the permission of its route. */
+enum permission {
+    PERM_CAPABILITIES = 1 << 0,
+    PERM_SESSIONS = 1 << 1,
+    PERM_FACES = 1 << 2,
+    PERM_MATCHES = 1 << 3,
+    PERM_LIVENESS = 1 << 4,
+    PERM_AGES = 1 << 5,
+    PERM_ADMIN = 1 << 6, /* usage of every key, metrics */
+    PERM_ALL = (1 << 7) - 1,
+};
+
+#define CONFIG_MAX_KEYS 64
+#define CONFIG_MAX_KEY_LEN 128
+
+typedef struct {
+    char key[CONFIG_MAX_KEY_LEN];
+    char tenant[64];
+    char name[64]; /* shown in logs and metrics instead of the secret */
+    unsigned permissions;
+} api_key_config;
+
+typedef struct {
+    char listen_host[64];
+    int listen_port;
+    char store_url[256]; /* "memory" or "redis://host:port[/db]" */
+    char models_dir[512];
+    char data_dir[512];
+    char tls_cert[512], tls_key[512]; /* HTTPS when both are set */
+    int workers;           /* heavy-work threads */
+    int queue_depth;       /* waiting heavy jobs before 429 */
+    int http_threads;      /* libmicrohttpd thread pool */
+    size_t max_body_bytes; /* 413 beyond this */
+    long max_image_pixels; /* decompression-bomb guard */
+    int session_ttl_default, session_ttl_max; /* seconds */
+    int retry_after_seconds;
+    char version[32];
+    char default_mode[32];
+    bool generate_dev_key; /* print a fresh key when none is configured */
+    api_key_config keys[CONFIG_MAX_KEYS];
+    int key_count;
+} server_config;
+
+void config_defaults(server_config *cfg);
+/* Each returns 0, or -1 with a message naming the line/flag in err. */
+int config_load_file(server_config *cfg, const char *path, char *err, size_t err_len);
+int config_set(server_config *cfg, const char *name, const char *value, char *err, size_t err_len);
+/* argv: `--name value` pairs (and `--name=value`); --config is applied first. */
+int config_parse_args(server_config *cfg, int argc, char **argv, char *err, size_t err_len);
+/* "KEY[:tenant[:perm,perm...]]" */
+int config_add_key(server_config *cfg, const char *spec, char *err, size_t err_len);
+int config_parse_permissions(const char *list, unsigned *out);
+int config_validate(const server_config *cfg, char *err, size_t err_len);
+
+#endif

@@ -1,0 +1,133 @@
+/* Identifiers, clocks and base64 used across layers; see util.h. */
+#include "core/util.h"
+
+#include <ctype.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+void uuid_generate(char out[UUID_STR_LEN]) {
+    uint8_t b[16];
+    if (RAND_bytes(b, sizeof b) != 1) abort(); /* no entropy: refusing beats weak ids */
+    b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
+    b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
+    snprintf(out, UUID_STR_LEN,
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+             b[15]);
+}
+
+bool uuid_is_valid(const char *s) {
+    if (!s || strlen(s) != 36) return false;
+    for (int i = 0; i < 36; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-') return false;
+        } else if (!isxdigit((unsigned char)s[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+int64_t time_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t time_monotonic_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+double time_monotonic_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+void time_format_iso(int64_t epoch_ms, char out[ISO_TIME_LEN]) {
+    time_t secs = (time_t)(epoch_ms / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    char base[24];
+    strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, ISO_TIME_LEN, "%s.%03dZ", base, (int)(epoch_ms % 1000));
+}
+
+char *base64_encode(const uint8_t *data, size_t len) {
+    size_t out_len = 4 * ((len + 2) / 3);
+    char *out = malloc(out_len + 1);
+    if (!out) return NULL;
+    EVP_EncodeBlock((unsigned char *)out, data, (int)len);
+    out[out_len] = '\0';
+    return out;
+}
+
+char *base64url_encode(const uint8_t *data, size_t len) {
+    char *s = base64_encode(data, len);
+    if (!s) return NULL;
+    size_t n = strlen(s);
+    while (n && s[n - 1] == '=') s[--n] = '\0';
+    for (char *p = s; *p; p++) {
+        if (*p == '+') *p = '-';
+        else if (*p == '/') *p = '_';
+    }
+    return s;
+}
+
+static int b64_value(int c) {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+' || c == '-') return 62;
+    if (c == '/' || c == '_') return 63;
+    return -1;
+}
+
+/* Accepts both alphabets; padding optional; anything else is malformed. */
+static uint8_t *b64_decode_any(const char *text, size_t n, size_t *out_len) {
+    while (n && text[n - 1] == '=') n--;
+    if (n % 4 == 1) return NULL;
+    uint8_t *out = malloc(n / 4 * 3 + 3);
+    if (!out) return NULL;
+    size_t o = 0;
+    uint32_t acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < n; i++) {
+        int v = b64_value((unsigned char)text[i]);
+        if (v < 0) {
+            free(out);
+            return NULL;
+        }
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[o++] = (uint8_t)(acc >> bits);
+        }
+    }
+    *out_len = o;
+    return out;
+}
+
+uint8_t *base64_decode(const char *text, size_t len, size_t *out_len) {
+    return b64_decode_any(text, len, out_len);
+}
+
+uint8_t *base64url_decode(const char *text, size_t len, size_t *out_len) {
+    return b64_decode_any(text, len, out_len);
+}
+
+void hex_encode(const uint8_t *data, size_t len, char *out) {
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = digits[data[i] >> 4];
+        out[2 * i + 1] = digits[data[i] & 15];
+    }
+    out[2 * len] = '\0';
+}

@@ -1,0 +1,31 @@
+/* Small helpers shared by every layer: identifiers, time stamps, base64. */
+#ifndef CORE_UTIL_H
+#define CORE_UTIL_H
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#define UUID_STR_LEN 37 /* 36 characters + NUL */
+#define ISO_TIME_LEN 32
+
+/* Random (version 4) UUID from the CSPRNG. */
+void uuid_generate(char out[UUID_STR_LEN]);
+bool uuid_is_valid(const char *s);
+
+/* Wall-clock milliseconds since the epoch, and a monotonic clock for durations. */
+int64_t time_now_ms(void);
+int64_t time_monotonic_ms(void);
+double time_monotonic_s(void);
+/* "2017-05-18T10:14:39.587Z" */
+void time_format_iso(int64_t epoch_ms, char out[ISO_TIME_LEN]);
+
+/* Base64 (standard alphabet, padded) and base64url (no padding). The returned
+ * strings are malloc'd; decoding returns NULL on malformed input. */
+char *base64_encode(const uint8_t *data, size_t len);
+char *base64url_encode(const uint8_t *data, size_t len);
+uint8_t *base64_decode(const char *text, size_t text_len, size_t *out_len);
+uint8_t *base64url_decode(const char *text, size_t text_len, size_t *out_len);
+
+void hex_encode(const uint8_t *data, size_t len, char *out /* 2*len+1 */);
+
+#endif

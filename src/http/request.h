@@ -1,0 +1,64 @@
+/* One HTTP request as the api layer sees it: parsed method/path/params/body, the
+ * authenticated key, and the response being built. All memory hangs off the
+ * request's arena. libmicrohttpd stays behind this header. */
+#ifndef HTTP_REQUEST_H
+#define HTTP_REQUEST_H
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/arena.h"
+#include "core/config.h"
+#include "core/util.h"
+
+struct app;
+
+typedef struct http_header {
+    const char *name, *value;
+    struct http_header *next;
+} http_header;
+
+#define HTTP_MAX_PARAMS 4
+
+typedef struct http_request {
+    arena *arena;
+    struct app *app;
+    void *connection; /* struct MHD_Connection */
+    const char *method;
+    const char *path; /* as received, without the query string */
+    const char *params[HTTP_MAX_PARAMS];
+    int param_count;
+    const char *content_type; /* NULL when absent */
+    const uint8_t *body;
+    size_t body_len;
+    const api_key_config *key;
+    const char *operation; /* billing name of the route, e.g. "createBioSession" */
+
+    int status;
+    const char *response_type;
+    const void *response_body;
+    size_t response_len;
+    http_header *response_headers;
+    char error_id[UUID_STR_LEN];
+    const char *error_message;
+    const char *correlation_id; /* for the log line */
+} http_request;
+
+const char *http_query(const http_request *req, const char *name);
+const char *http_header_value(const http_request *req, const char *name);
+void http_add_header(http_request *req, const char *name, const char *value);
+
+/* Serialises body (and drops the reference). */
+void http_reply_json(http_request *req, int status, json_t *body);
+void http_reply_bytes(http_request *req, int status, const char *type, const void *data, size_t len);
+void http_reply_empty(http_request *req, int status);
+/* {"id": "<uuid>", "message": "..."}; the id is logged with the request. */
+void http_reply_error(http_request *req, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* 429 with Retry-After and the spec's wording. */
+void http_reply_busy(http_request *req);
+
+/* Media type without parameters, lower-cased: "multipart/form-data". */
+const char *http_media_type(http_request *req);
+
+#endif

@@ -1,0 +1,27 @@
+/* Maps method + path to a handler. Patterns are literal segments and "{}" for one
+ * path parameter, relative to the "/bioserver-app" prefix. A path that matches a
+ * pattern under another method yields 405 with the allowed methods. */
+#ifndef HTTP_ROUTER_H
+#define HTTP_ROUTER_H
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "http/request.h"
+
+typedef void (*route_handler)(http_request *req);
+
+typedef struct {
+    const char *method;
+    const char *pattern;
+    unsigned permission; /* 0: no API key needed */
+    const char *operation;
+    route_handler handler;
+} route;
+
+typedef enum { ROUTE_FOUND, ROUTE_NO_PATH, ROUTE_BAD_METHOD } route_result;
+
+/* On ROUTE_FOUND fills req->params; on ROUTE_BAD_METHOD writes "GET, DELETE" to allow. */
+route_result router_match(const route *routes, const char *method, const char *path,
+                          http_request *req, const route **found, char *allow, size_t allow_len);
+
+#endif

@@ -1,0 +1,303 @@
+/* libmicrohttpd integration; see server.h. A request goes through three stages:
+ * headers (route, authenticate, check declared size), body chunks (appended up to
+ * the limit, then discarded), and dispatch to its handler. */
+#include "http/server.h"
+
+#include <microhttpd.h>
+#include <netdb.h>
+#include <openssl/crypto.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api/app.h"
+#include "core/log.h"
+
+struct http_server {
+    struct MHD_Daemon *daemon;
+    app *app;
+    const route *routes;
+    atomic_int in_flight;
+    char *tls_cert, *tls_key;
+};
+
+typedef struct {
+    http_request req;
+    http_server *server;
+    const route *route;
+    bool responded; /* a response was queued at the header stage */
+    bool too_large;
+    uint8_t *body;
+    size_t body_len, body_cap;
+    double started;
+    int key_index;
+} request_ctx;
+
+const char *http_query(const http_request *req, const char *name) {
+    return MHD_lookup_connection_value(req->connection, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *http_header_value(const http_request *req, const char *name) {
+    return MHD_lookup_connection_value(req->connection, MHD_HEADER_KIND, name);
+}
+
+static enum MHD_Result queue(request_ctx *ctx) {
+    http_request *req = &ctx->req;
+    if (!req->status) http_reply_error(req, 500, "internal error: the handler produced no response");
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        req->response_len, (void *)req->response_body, MHD_RESPMEM_MUST_COPY);
+    if (!resp) return MHD_NO;
+    if (req->response_type) MHD_add_response_header(resp, "Content-Type", req->response_type);
+    for (http_header *h = req->response_headers; h; h = h->next)
+        MHD_add_response_header(resp, h->name, h->value);
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    enum MHD_Result r = MHD_queue_response(req->connection, (unsigned)req->status, resp);
+    MHD_destroy_response(resp);
+    return r;
+}
+
+/* Accepts "apikey: K", "Authorization: K" and "Authorization: Bearer K". */
+static int find_key(const app *a, const http_request *req) {
+    const char *k = http_header_value(req, "apikey");
+    if (!k) {
+        k = http_header_value(req, "Authorization");
+        if (k && !strncasecmp(k, "Bearer ", 7)) k += 7;
+        else if (k && !strncasecmp(k, "ApiKey ", 7)) k += 7;
+    }
+    if (!k) return -2;
+    size_t n = strlen(k);
+    int found = -1;
+    for (int i = 0; i < a->config.key_count; i++) {
+        const char *cand = a->config.keys[i].key;
+        /* Constant-time on equal lengths so timing does not reveal a key's prefix. */
+        if (strlen(cand) == n && CRYPTO_memcmp(cand, k, n) == 0) found = i;
+    }
+    return found;
+}
+
+/* Header stage. Returns true when a response was decided already. */
+static bool admit(request_ctx *ctx, const char *method, const char *url) {
+    http_request *req = &ctx->req;
+    app *a = ctx->server->app;
+    char allow[64];
+    route_result rr = router_match(ctx->server->routes, method, url, req, &ctx->route, allow, sizeof allow);
+    if (rr == ROUTE_NO_PATH) {
+        http_reply_error(req, 404, "no such resource: %s %s", method, url);
+        return true;
+    }
+    if (rr == ROUTE_BAD_METHOD) {
+        http_add_header(req, "Allow", allow);
+        http_reply_error(req, 405, "method %s is not allowed here (allowed: %s)", method, allow);
+        return true;
+    }
+    req->operation = ctx->route->operation;
+    if (ctx->route->permission) {
+        int k = find_key(a, req);
+        if (k < 0) {
+            http_add_header(req, "WWW-Authenticate", "apikey");
+            http_reply_error(req, 401, k == -2 ? "authentication is required: send the 'apikey' header"
+                                               : "authentication failed: unknown API key");
+            return true;
+        }
+        ctx->key_index = k;
+        req->key = &a->config.keys[k];
+        if (!(req->key->permissions & ctx->route->permission)) {
+            http_reply_error(req, 403, "this API key is not allowed to call %s", req->operation);
+            return true;
+        }
+    }
+    const char *cl = http_header_value(req, "Content-Length");
+    if (cl && strtoull(cl, NULL, 10) > a->config.max_body_bytes) {
+        http_reply_error(req, 413, "the request body is %s bytes; the limit is %zu bytes", cl,
+                         a->config.max_body_bytes);
+        return true;
+    }
+    return false;
+}
+
+static void append_body(request_ctx *ctx, const char *data, size_t n) {
+    size_t limit = ctx->server->app->config.max_body_bytes;
+    if (ctx->too_large || ctx->body_len + n > limit) {
+        ctx->too_large = true; /* keep reading to the end, store nothing more */
+        return;
+    }
+    if (ctx->body_len + n > ctx->body_cap) {
+        size_t cap = ctx->body_cap ? ctx->body_cap : 16384;
+        while (cap < ctx->body_len + n) cap *= 2;
+        if (cap > limit) cap = limit;
+        uint8_t *b = realloc(ctx->body, cap + 1);
+        if (!b) {
+            ctx->too_large = true;
+            return;
+        }
+        ctx->body = b;
+        ctx->body_cap = cap;
+    }
+    memcpy(ctx->body + ctx->body_len, data, n);
+    ctx->body_len += n;
+}
+
+static request_ctx *ctx_create(http_server *s, struct MHD_Connection *conn, const char *method, const char *url) {
+    request_ctx *ctx = calloc(1, sizeof(*ctx));
+    if (!ctx) return NULL;
+    ctx->req.arena = arena_create(8192);
+    if (!ctx->req.arena) {
+        free(ctx);
+        return NULL;
+    }
+    ctx->server = s;
+    ctx->key_index = -1;
+    ctx->started = time_monotonic_s();
+    ctx->req.app = s->app;
+    ctx->req.connection = conn;
+    ctx->req.method = arena_strdup(ctx->req.arena, method);
+    ctx->req.path = arena_strdup(ctx->req.arena, url);
+    const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
+    ctx->req.content_type = ct ? arena_strdup(ctx->req.arena, ct) : NULL;
+    atomic_fetch_add(&s->in_flight, 1);
+    return ctx;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls) {
+    (void)version;
+    http_server *s = cls;
+    request_ctx *ctx = *con_cls;
+    if (!ctx) {
+        ctx = ctx_create(s, conn, method, url);
+        if (!ctx) return MHD_NO;
+        *con_cls = ctx;
+        if (admit(ctx, method, url)) {
+            ctx->responded = true;
+            return queue(ctx);
+        }
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        if (!ctx->responded) append_body(ctx, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (ctx->responded) return MHD_YES;
+    ctx->responded = true;
+    http_request *req = &ctx->req;
+    if (ctx->too_large) {
+        http_reply_error(req, 413, "the request body exceeds the limit of %zu bytes",
+                         s->app->config.max_body_bytes);
+    } else {
+        if (ctx->body) ctx->body[ctx->body_len] = '\0'; /* handy for text parsers */
+        req->body = ctx->body ? ctx->body : (const uint8_t *)"";
+        req->body_len = ctx->body_len;
+        ctx->route->handler(req);
+    }
+    return queue(ctx);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe) {
+    (void)conn;
+    http_server *s = cls;
+    request_ctx *ctx = *con_cls;
+    if (!ctx) return;
+    double seconds = time_monotonic_s() - ctx->started;
+    http_request *req = &ctx->req;
+    int status = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? req->status : (req->status ? req->status : 499);
+    log_request(req->method, req->path, status, seconds * 1000.0,
+                req->key ? req->key->name : NULL, req->correlation_id,
+                req->error_id[0] ? req->error_id : NULL, req->error_message);
+    metrics_record(s->app->metrics, req->operation, ctx->key_index, status, seconds);
+    arena_free(req->arena);
+    free(ctx->body);
+    free(ctx);
+    *con_cls = NULL;
+    atomic_fetch_sub(&s->in_flight, 1);
+}
+
+static char *read_file(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = n >= 0 && n < (1 << 20) ? malloc((size_t)n + 1) : NULL;
+    if (buf && fread(buf, 1, (size_t)n, f) == (size_t)n) buf[n] = '\0';
+    else {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    return buf;
+}
+
+http_server *http_server_start(app *a, const route *routes, char *err, size_t err_len) {
+    http_server *s = calloc(1, sizeof(*s));
+    if (!s) return NULL;
+    s->app = a;
+    s->routes = routes;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+    struct addrinfo *ai = NULL;
+    char port[16];
+    snprintf(port, sizeof port, "%d", a->config.listen_port);
+    if (getaddrinfo(a->config.listen_host, port, &hints, &ai) || !ai) {
+        snprintf(err, err_len, "cannot resolve listen address %s", a->config.listen_host);
+        free(s);
+        return NULL;
+    }
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
+    if (a->config.tls_cert[0]) {
+        s->tls_cert = read_file(a->config.tls_cert);
+        s->tls_key = read_file(a->config.tls_key);
+        if (!s->tls_cert || !s->tls_key) {
+            snprintf(err, err_len, "cannot read TLS certificate/key %s / %s", a->config.tls_cert, a->config.tls_key);
+            freeaddrinfo(ai);
+            free(s->tls_cert);
+            free(s->tls_key);
+            free(s);
+            return NULL;
+        }
+        flags |= MHD_USE_TLS;
+    }
+    struct MHD_OptionItem tls_opts[] = {
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls_cert},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    s->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)a->config.http_threads,
+        MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_CONNECTION_LIMIT, 1000u,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_ARRAY, s->tls_cert ? tls_opts : &tls_opts[2], MHD_OPTION_END);
+    freeaddrinfo(ai);
+    if (!s->daemon) {
+        snprintf(err, err_len, "cannot listen on %s:%d (address in use or TLS material invalid)",
+                 a->config.listen_host, a->config.listen_port);
+        free(s->tls_cert);
+        free(s->tls_key);
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+int http_server_port(const http_server *s) {
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    return info ? info->port : -1;
+}
+
+void http_server_stop(http_server *s, int grace_ms) {
+    if (!s) return;
+    MHD_socket fd = MHD_quiesce_daemon(s->daemon);
+    if (fd != MHD_INVALID_SOCKET) close(fd);
+    for (int waited = 0; atomic_load(&s->in_flight) > 0 && waited < grace_ms; waited += 10)
+        usleep(10 * 1000);
+    MHD_stop_daemon(s->daemon);
+    free(s->tls_cert);
+    free(s->tls_key);
+    free(s);
+}

@@ -1,0 +1,16 @@
+/* The HTTP front: libmicrohttpd daemon (thread pool + epoll, optional TLS), body
+ * limits enforced while streaming, API-key authentication, routing, JSON errors,
+ * one log line per request, metrics. */
+#ifndef HTTP_SERVER_H
+#define HTTP_SERVER_H
+#include "http/router.h"
+
+struct app;
+typedef struct http_server http_server;
+
+http_server *http_server_start(struct app *a, const route *routes, char *err, size_t err_len);
+int http_server_port(const http_server *s);
+/* Stops accepting, lets in-flight requests finish (up to grace_ms), then stops. */
+void http_server_stop(http_server *s, int grace_ms);
+
+#endif

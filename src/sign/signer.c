@@ -1,0 +1,276 @@
+/* ES256 signing key, certificate and JWS; see signer.h. */
+#include "sign/signer.h"
+
+#include <errno.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+#include <openssl/x509.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/util.h"
+
+struct signer {
+    EVP_PKEY *key;
+    X509 *cert;
+    char *cert_pem;
+    uint8_t *cert_der;
+    size_t cert_der_len;
+    char *kid;
+    char *header_b64; /* base64url of the fixed protected header */
+};
+
+static EVP_PKEY *generate_key(void) { return EVP_EC_gen("P-256"); }
+
+static X509 *self_signed_certificate(EVP_PKEY *key) {
+    X509 *x = X509_new();
+    if (!x) return NULL;
+    uint8_t serial[16];
+    if (RAND_bytes(serial, sizeof serial) != 1) {
+        X509_free(x);
+        return NULL;
+    }
+    BIGNUM *bn = BN_bin2bn(serial, sizeof serial, NULL);
+    BN_set_bit(bn, 0);
+    BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x));
+    BN_free(bn);
+    X509_set_version(x, 2);
+    X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+    X509_gmtime_adj(X509_getm_notAfter(x), 10L * 365 * 24 * 3600);
+    X509_set_pubkey(x, key);
+    X509_NAME *name = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"bioserver response signing", -1, -1, 0);
+    X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, (const unsigned char *)"bioserver", -1, -1, 0);
+    X509_set_issuer_name(x, name);
+    if (!X509_sign(x, key, EVP_sha256())) {
+        X509_free(x);
+        return NULL;
+    }
+    return x;
+}
+
+static int write_private(const char *path, EVP_PKEY *key) {
+    FILE *f = fopen(path, "wx");
+    if (!f) return -1;
+    chmod(path, 0600);
+    int ok = PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL);
+    fclose(f);
+    return ok ? 0 : -1;
+}
+
+static int write_certificate(const char *path, X509 *cert) {
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    int ok = PEM_write_X509(f, cert);
+    fclose(f);
+    return ok ? 0 : -1;
+}
+
+static int load_pair(signer *s, const char *key_path, const char *cert_path) {
+    FILE *f = fopen(key_path, "r");
+    if (!f) return -1;
+    s->key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+    fclose(f);
+    f = fopen(cert_path, "r");
+    if (!f) return -1;
+    s->cert = PEM_read_X509(f, NULL, NULL, NULL);
+    fclose(f);
+    if (!s->key || !s->cert || EVP_PKEY_get_base_id(s->key) != EVP_PKEY_EC) return -1;
+    return X509_check_private_key(s->cert, s->key) == 1 ? 0 : -1;
+}
+
+static int derive_published_forms(signer *s) {
+    BIO *mem = BIO_new(BIO_s_mem());
+    if (!mem || !PEM_write_bio_X509(mem, s->cert)) {
+        BIO_free(mem);
+        return -1;
+    }
+    char *p;
+    long n = BIO_get_mem_data(mem, &p);
+    s->cert_pem = strndup(p, (size_t)n);
+    BIO_free(mem);
+    int len = i2d_X509(s->cert, NULL);
+    if (len <= 0) return -1;
+    s->cert_der = malloc((size_t)len);
+    uint8_t *w = s->cert_der;
+    i2d_X509(s->cert, &w);
+    s->cert_der_len = (size_t)len;
+    uint8_t digest[SHA256_DIGEST_LENGTH];
+    SHA256(s->cert_der, s->cert_der_len, digest);
+    s->kid = base64url_encode(digest, sizeof digest);
+    char header[256];
+    snprintf(header, sizeof header, "{\"alg\":\"ES256\",\"kid\":\"%s\",\"x5t#S256\":\"%s\"}", s->kid, s->kid);
+    s->header_b64 = base64url_encode((const uint8_t *)header, strlen(header));
+    return s->cert_pem && s->kid && s->header_b64 ? 0 : -1;
+}
+
+signer *signer_load_or_create(const char *dir, char *err, size_t err_len) {
+    char key_path[1024], cert_path[1024];
+    snprintf(key_path, sizeof key_path, "%s/signing-key.pem", dir);
+    snprintf(cert_path, sizeof cert_path, "%s/signing-cert.pem", dir);
+    signer *s = calloc(1, sizeof(*s));
+    if (!s) return NULL;
+    struct stat st;
+    if (stat(key_path, &st) == 0) {
+        if (load_pair(s, key_path, cert_path)) {
+            snprintf(err, err_len, "cannot load signing key/certificate from %s (not a matching EC pair)", dir);
+            signer_free(s);
+            return NULL;
+        }
+    } else {
+        if (mkdir(dir, 0700) && errno != EEXIST) {
+            snprintf(err, err_len, "cannot create data folder %s: %s", dir, strerror(errno));
+            signer_free(s);
+            return NULL;
+        }
+        s->key = generate_key();
+        s->cert = s->key ? self_signed_certificate(s->key) : NULL;
+        if (!s->cert || write_private(key_path, s->key) || write_certificate(cert_path, s->cert)) {
+            snprintf(err, err_len, "cannot create signing key/certificate in %s", dir);
+            signer_free(s);
+            return NULL;
+        }
+    }
+    if (derive_published_forms(s)) {
+        snprintf(err, err_len, "cannot encode the signing certificate");
+        signer_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void signer_free(signer *s) {
+    if (!s) return;
+    EVP_PKEY_free(s->key);
+    X509_free(s->cert);
+    free(s->cert_pem);
+    free(s->cert_der);
+    free(s->kid);
+    free(s->header_b64);
+    free(s);
+}
+
+/* JWS wants the raw 64-byte r||s form, OpenSSL produces DER. */
+static int der_to_raw(const uint8_t *der, size_t len, uint8_t raw[64]) {
+    ECDSA_SIG *sig = d2i_ECDSA_SIG(NULL, &der, (long)len);
+    if (!sig) return -1;
+    const BIGNUM *r, *s;
+    ECDSA_SIG_get0(sig, &r, &s);
+    int ok = BN_bn2binpad(r, raw, 32) == 32 && BN_bn2binpad(s, raw + 32, 32) == 32;
+    ECDSA_SIG_free(sig);
+    return ok ? 0 : -1;
+}
+
+static uint8_t *raw_to_der(const uint8_t raw[64], size_t *len) {
+    ECDSA_SIG *sig = ECDSA_SIG_new();
+    BIGNUM *r = BN_bin2bn(raw, 32, NULL), *s = BN_bin2bn(raw + 32, 32, NULL);
+    if (!sig || !r || !s || !ECDSA_SIG_set0(sig, r, s)) {
+        BN_free(r);
+        BN_free(s);
+        ECDSA_SIG_free(sig);
+        return NULL;
+    }
+    uint8_t *der = NULL;
+    int n = i2d_ECDSA_SIG(sig, &der);
+    ECDSA_SIG_free(sig);
+    if (n <= 0) return NULL;
+    *len = (size_t)n;
+    return der;
+}
+
+static char *signing_input(const char *header_b64, const char *payload_b64) {
+    size_t n = strlen(header_b64) + strlen(payload_b64) + 2;
+    char *in = malloc(n);
+    if (in) snprintf(in, n, "%s.%s", header_b64, payload_b64);
+    return in;
+}
+
+char *signer_sign(const signer *s, const uint8_t *payload, size_t len, bool detached) {
+    char *payload_b64 = base64url_encode(payload, len);
+    char *input = payload_b64 ? signing_input(s->header_b64, payload_b64) : NULL;
+    char *result = NULL, *sig_b64 = NULL;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    uint8_t der[80], raw[64];
+    size_t der_len = sizeof der;
+    if (input && ctx && EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, s->key) == 1 &&
+        EVP_DigestSign(ctx, der, &der_len, (const uint8_t *)input, strlen(input)) == 1 &&
+        der_to_raw(der, der_len, raw) == 0 && (sig_b64 = base64url_encode(raw, sizeof raw))) {
+        size_t n = strlen(s->header_b64) + (detached ? 0 : strlen(payload_b64)) + strlen(sig_b64) + 3;
+        result = malloc(n);
+        if (result)
+            snprintf(result, n, "%s.%s.%s", s->header_b64, detached ? "" : payload_b64, sig_b64);
+    }
+    EVP_MD_CTX_free(ctx);
+    free(sig_b64);
+    free(input);
+    free(payload_b64);
+    return result;
+}
+
+int signer_verify(const signer *s, const char *jws, const uint8_t *payload, size_t len) {
+    const char *d1 = strchr(jws, '.'), *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
+    if (!d2) return -1;
+    char *header = strndup(jws, (size_t)(d1 - jws));
+    char *embedded = strndup(d1 + 1, (size_t)(d2 - d1 - 1));
+    char *payload_b64 = payload ? base64url_encode(payload, len) : NULL;
+    int rc = -1;
+    size_t raw_len = 0, der_len = 0;
+    uint8_t *raw = base64url_decode(d2 + 1, strlen(d2 + 1), &raw_len);
+    uint8_t *der = raw && raw_len == 64 ? raw_to_der(raw, &der_len) : NULL;
+    const char *used = *embedded ? embedded : payload_b64;
+    if (*embedded && payload_b64 && strcmp(embedded, payload_b64)) used = NULL;
+    char *input = used ? signing_input(header, used) : NULL;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    if (input && der && ctx && EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, s->key) == 1 &&
+        EVP_DigestVerify(ctx, der, der_len, (const uint8_t *)input, strlen(input)) == 1)
+        rc = 0;
+    EVP_MD_CTX_free(ctx);
+    free(input);
+    OPENSSL_free(der);
+    free(raw);
+    free(payload_b64);
+    free(embedded);
+    free(header);
+    return rc;
+}
+
+const char *signer_certificate_pem(const signer *s) { return s->cert_pem; }
+
+const uint8_t *signer_certificate_der(const signer *s, size_t *len) {
+    *len = s->cert_der_len;
+    return s->cert_der;
+}
+
+const char *signer_key_id(const signer *s) { return s->kid; }
+
+char *signer_jwks(const signer *s) {
+    BIGNUM *x = NULL, *y = NULL;
+    uint8_t xb[32], yb[32];
+    char *result = NULL;
+    if (EVP_PKEY_get_bn_param(s->key, OSSL_PKEY_PARAM_EC_PUB_X, &x) == 1 &&
+        EVP_PKEY_get_bn_param(s->key, OSSL_PKEY_PARAM_EC_PUB_Y, &y) == 1 &&
+        BN_bn2binpad(x, xb, 32) == 32 && BN_bn2binpad(y, yb, 32) == 32) {
+        char *xs = base64url_encode(xb, 32), *ys = base64url_encode(yb, 32);
+        char *x5c = base64_encode(s->cert_der, s->cert_der_len);
+        size_t n = strlen(x5c) + 512;
+        result = malloc(n);
+        if (result && xs && ys)
+            snprintf(result, n,
+                     "{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"%s\",\"y\":\"%s\","
+                     "\"use\":\"sig\",\"alg\":\"ES256\",\"kid\":\"%s\",\"x5c\":[\"%s\"]}]}",
+                     xs, ys, s->kid, x5c);
+        free(xs);
+        free(ys);
+        free(x5c);
+    }
+    BN_free(x);
+    BN_free(y);
+    return result;
+}

@@ -1,0 +1,65 @@
+/* The state store: bio-sessions and the items inside them (faces, liveness state),
+ * every one scoped to a tenant and expiring with its session. Values are opaque
+ * byte strings (the api layer serialises them), so the same interface maps onto an
+ * in-process hash table or onto Redis hashes with Redis's own expiry. Handlers only
+ * ever see this header. */
+#ifndef STORE_STORE_H
+#define STORE_STORE_H
+#include <stddef.h>
+#include <stdint.h>
+
+enum {
+    STORE_OK = 0,
+    STORE_NOT_FOUND = -1,   /* no such session/item for this tenant (or expired) */
+    STORE_EXISTS = -2,
+    STORE_UNAVAILABLE = -3, /* backend down: 503 */
+    STORE_NOMEM = -4,
+    STORE_FULL = -5,        /* per-session item limit reached */
+    STORE_CONFLICT = -6,    /* compare-and-set lost */
+};
+
+typedef struct {
+    uint8_t *data;
+    size_t len;
+} store_value; /* malloc'd; release with store_value_free */
+
+void store_value_free(store_value *v);
+
+typedef struct store store;
+
+typedef struct store_ops {
+    const char *name;
+    int (*session_create)(store *s, const char *tenant, const char *sid, const store_value *v,
+                          int64_t expires_ms);
+    int (*session_get)(store *s, const char *tenant, const char *sid, store_value *out,
+                       int64_t *expires_ms);
+    /* Replaces the session value if its current value equals `expected` (NULL = any). */
+    int (*session_update)(store *s, const char *tenant, const char *sid, const store_value *expected,
+                          const store_value *v);
+    int (*session_delete)(store *s, const char *tenant, const char *sid);
+    int (*item_put)(store *s, const char *tenant, const char *sid, const char *kind,
+                    const char *item_id, const store_value *v);
+    int (*item_get)(store *s, const char *tenant, const char *sid, const char *kind,
+                    const char *item_id, store_value *out);
+    /* All items of one kind, oldest first; *out is a malloc'd array of values. */
+    int (*item_list)(store *s, const char *tenant, const char *sid, const char *kind,
+                     store_value **out, size_t *count);
+    int (*item_delete)(store *s, const char *tenant, const char *sid, const char *kind,
+                       const char *item_id);
+    int (*item_delete_all)(store *s, const char *tenant, const char *sid, const char *kind);
+    const char *(*status)(store *s); /* "UP" or a reason */
+    void (*destroy)(store *s);
+} store_ops;
+
+struct store {
+    const store_ops *ops;
+};
+
+/* "memory" or "redis://..." */
+store *store_open(const char *url, size_t max_items_per_session, char *err, size_t err_len);
+void store_close(store *s);
+void store_values_free(store_value *values, size_t count);
+
+store *store_memory_create(size_t max_items_per_session);
+
+#endif
