@@ -265,6 +265,11 @@ static int jpeg_header(const uint8_t *d, size_t len, int *w, int *h, int *colors
     if (tjDecompressHeader3(tj, d, (unsigned long)len, w, h, &subsamp, colorspace) != 0) {
         set_err(err, err_len, "corrupt or truncated JPEG data: %s", tjGetErrorStr2(tj));
         rc = IMAGE_ERR_CORRUPT;
+    } else if (*w <= 0 || *h <= 0) {
+        /* libjpeg's memory source fakes an EOI at the end of data, so a header cut
+         * short "succeeds" with no frame. */
+        set_err(err, err_len, "corrupt or truncated JPEG data: no frame header");
+        rc = IMAGE_ERR_CORRUPT;
     }
     tjDestroy(tj);
     return rc;
@@ -347,6 +352,15 @@ static int decode_jpeg(const uint8_t *d, size_t len, long max_pixels, int denom,
 static int decode_png(const uint8_t *d, size_t len, long max_pixels, image_rgb *out,
                       char *err, size_t err_len)
 {
+    /* Our own IHDR check first: libpng reads on to the first IDAT before it reports
+     * the size, and a bomb should cost us nothing beyond 24 bytes. */
+    int w = 0, h = 0;
+    if (png_header(d, len, &w, &h) != IMAGE_OK) {
+        set_err(err, err_len, "corrupt or truncated PNG data: no IHDR chunk");
+        return IMAGE_ERR_CORRUPT;
+    }
+    int rc = check_dims(w, h, max_pixels, "PNG", err, err_len);
+    if (rc) return rc;
     png_image pi;
     memset(&pi, 0, sizeof pi);
     pi.version = PNG_IMAGE_VERSION;
@@ -355,7 +369,7 @@ static int decode_png(const uint8_t *d, size_t len, long max_pixels, image_rgb *
         png_image_free(&pi);
         return IMAGE_ERR_CORRUPT;
     }
-    int rc = check_dims((int)pi.width, (int)pi.height, max_pixels, "PNG", err, err_len);
+    rc = check_dims((int)pi.width, (int)pi.height, max_pixels, "PNG", err, err_len);
     if (!rc && (rc = image_rgb_alloc(out, (int)pi.width, (int)pi.height)))
         set_err(err, err_len, "out of memory for a %ux%u image", pi.width, pi.height);
     if (rc) {
