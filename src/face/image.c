@@ -333,7 +333,10 @@ static int decode_jpeg(const uint8_t *d, size_t len, long max_pixels, int denom,
         set_err(err, err_len, "out of memory creating JPEG decoder");
         return IMAGE_ERR_NOMEM;
     }
-    if (tjDecompress2(tj, d, (unsigned long)len, out->pixels, sw, 0, sh, TJPF_RGB, 0) != 0) {
+    /* LIMITSCANS: a progressive JPEG with thousands of tiny scans is a CPU bomb that
+     * the pixel limit cannot see. */
+    if (tjDecompress2(tj, d, (unsigned long)len, out->pixels, sw, 0, sh, TJPF_RGB,
+                      TJFLAG_LIMITSCANS) != 0) {
         const char *msg = tjGetErrorStr2(tj);
         /* Stray bytes between segments are common from some encoders and harmless;
          * every other warning (premature end, bad Huffman code...) means some pixels

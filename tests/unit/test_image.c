@@ -201,6 +201,41 @@ static blob png_with_orientation(const blob *png, int o)
     return b;
 }
 
+static void put_le32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8), p[2] = (uint8_t)(v >> 16), p[3] = (uint8_t)(v >> 24);
+}
+
+/* Rewraps a simple WebP (RIFF WEBP + one VP8/VP8L chunk) as an extended VP8X file
+ * with an EXIF chunk, the layout phones and libwebpmux produce. */
+static blob webp_with_orientation(const blob *webp, int o, int w, int h)
+{
+    uint8_t *exif = NULL;
+    unsigned int n = 0;
+    make_exif_block(o, &exif, &n);
+    size_t tiff_len = n - 6, image_len = webp->len - 12;
+    size_t exif_chunk = 8 + tiff_len + (tiff_len & 1);
+    size_t total = 12 + 18 + image_len + exif_chunk;
+    blob b = {calloc(1, total), total};
+    uint8_t *p = b.data;
+    memcpy(p, "RIFF", 4);
+    put_le32(p + 4, (uint32_t)(total - 8));
+    memcpy(p + 8, "WEBPVP8X", 8);
+    put_le32(p + 16, 10);
+    p[20] = 0x08; /* EXIF present */
+    for (int k = 0; k < 3; k++) { /* 24-bit little-endian canvas sizes minus one */
+        p[24 + k] = (uint8_t)((w - 1) >> (8 * k));
+        p[27 + k] = (uint8_t)((h - 1) >> (8 * k));
+    }
+    memcpy(p + 30, webp->data + 12, image_len);
+    uint8_t *e = p + 30 + image_len;
+    memcpy(e, "EXIF", 4);
+    put_le32(e + 4, (uint32_t)tiff_len);
+    memcpy(e + 8, exif + 6, tiff_len);
+    free(exif);
+    return b;
+}
+
 /* Source pixel shown at display position (x, y) for EXIF orientation o, written out
  * independently of the implementation's table. */
 static void exif_source(int o, int x, int y, int w, int h, int *sx, int *sy)
@@ -428,6 +463,75 @@ static void test_exif_orientation_png(void **state)
     image_rgb_free(&ref);
     free(png.data);
     free(tagged.data);
+}
+
+static void test_exif_orientation_webp(void **state)
+{
+    (void)state;
+    image_rgb ref;
+    make_pattern(&ref, 7, 4);
+    blob plain = encode_webp(&ref, 1);
+    blob tagged = webp_with_orientation(&plain, 8, 7, 4);
+    int w = 0, h = 0, o = 0;
+    assert_int_equal(image_probe(tagged.data, tagged.len, &w, &h, &o), IMAGE_OK);
+    assert_int_equal(o, 8);
+    assert_int_equal(w, 4);
+    assert_int_equal(h, 7);
+    image_rgb shown;
+    decode_ok(&tagged, 1, &shown);
+    assert_oriented(&ref, &shown, 8);
+    image_rgb_free(&shown);
+    image_rgb_free(&ref);
+    free(plain.data);
+    free(tagged.data);
+}
+
+/* Every prefix length class and many single-byte corruptions of real files must end
+ * in a clean return code: no crash, no leak, no sanitizer report, and a success must
+ * come with a properly sized raster. */
+static void test_mutations_fail_cleanly(void **state)
+{
+    (void)state;
+    READ_OR_SKIP(jpg, LFW_JPEG);
+    image_rgb ref;
+    decode_ok(&jpg, 1, &ref);
+    blob files[3] = {jpg, encode_png(&ref, 0), encode_webp(&ref, 0)};
+    uint32_t seed = 777;
+    for (int f = 0; f < 3; f++) {
+        blob b = files[f];
+        uint8_t *copy = malloc(b.len);
+        for (int trial = 0; trial < 120; trial++) {
+            memcpy(copy, b.data, b.len);
+            size_t len = b.len;
+            seed = seed * 1103515245u + 12345u;
+            if (trial % 2) {
+                len = (seed >> 8) % b.len; /* truncation */
+            } else {
+                for (int k = 0; k < 4; k++) { /* a few byte flips, headers included */
+                    seed = seed * 1103515245u + 12345u;
+                    size_t at = (seed >> 8) % (trial % 4 ? 200 : b.len);
+                    copy[at] ^= (uint8_t)(seed >> 3 | 1);
+                }
+            }
+            image_rgb img;
+            char err[256];
+            int rc = image_decode(copy, len, NULL, 1 << (trial % 4), &img, err, sizeof err);
+            if (rc == IMAGE_OK) {
+                assert_non_null(img.pixels);
+                assert_true(img.width > 0 && img.height > 0);
+                image_rgb_free(&img);
+            } else {
+                assert_true(rc == IMAGE_ERR_CORRUPT || rc == IMAGE_ERR_FORMAT ||
+                            rc == IMAGE_ERR_TOO_LARGE);
+                assert_null(img.pixels);
+                assert_true(err[0] != '\0');
+            }
+            image_probe(copy, len, NULL, NULL, NULL);
+        }
+        free(copy);
+    }
+    for (int f = 0; f < 3; f++) free(files[f].data);
+    image_rgb_free(&ref);
 }
 
 static void test_truncated_and_garbage(void **state)
@@ -774,7 +878,9 @@ int main(void)
         cmocka_unit_test(test_dct_scaled_decode),
         cmocka_unit_test(test_exif_orientation_jpeg),
         cmocka_unit_test(test_exif_orientation_png),
+        cmocka_unit_test(test_exif_orientation_webp),
         cmocka_unit_test(test_truncated_and_garbage),
+        cmocka_unit_test(test_mutations_fail_cleanly),
         cmocka_unit_test(test_limits_reject_before_allocating),
         cmocka_unit_test(test_jpeg_encode_round_trip),
         cmocka_unit_test(test_similarity_recovers_transform),
