@@ -1,0 +1,364 @@
+/*
+ * nn.c - the public face of the runtime: model loading (dispatch by file
+ * type), sessions (per-thread XNNPACK operators and one activation arena),
+ * and nn_run.
+ *
+ * A session plans its memory once: every activation gets a fixed offset in
+ * one arena, reusing space between tensors whose lifetimes do not overlap.
+ * Because the pointers never change, XNNPACK operators are set up once at
+ * session creation and nn_run only executes them: no allocation per run.
+ */
+#include "nn/nn.h"
+#include "nn/graph.h"
+#include "nn/nn_internal.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xnnpack.h>
+
+struct nn_session {
+    const nn_model *model;
+    float *arena;
+    float **ptr;                  /* per tensor: where its data lives */
+    const float **in_ptrs;        /* per node input pointer arrays, flattened */
+    int *in_offset;               /* node i's inputs start at in_ptrs[in_offset[i]] */
+    xnn_operator_t *ops;          /* per node, NULL for glue nodes */
+};
+
+/* ---- one-time XNNPACK initialisation ------------------------------- */
+
+static pthread_once_t xnn_once = PTHREAD_ONCE_INIT;
+static enum xnn_status xnn_init_status = xnn_status_uninitialized;
+
+static void xnn_init_once(void) { xnn_init_status = xnn_initialize(NULL); }
+
+static int ensure_xnnpack(char *err, size_t err_len)
+{
+    pthread_once(&xnn_once, xnn_init_once);
+    if (xnn_init_status != xnn_status_success) {
+        if (err && err_len) snprintf(err, err_len, "XNNPACK initialisation failed (status %d)", (int)xnn_init_status);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- models -------------------------------------------------------- */
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+nn_model *nn_model_load(const char *path, char *err, size_t err_len)
+{
+    if (err && err_len) err[0] = 0;
+    if (!path) {
+        if (err && err_len) snprintf(err, err_len, "no model path");
+        return NULL;
+    }
+    nn_model *m = calloc(1, sizeof *m);
+    if (!m) {
+        if (err && err_len) snprintf(err, err_len, "out of memory");
+        return NULL;
+    }
+    nn_graph_init(&m->g, err, err_len);
+    int rc = ends_with(path, ".json") ? nn_tfjs_load(&m->g, path) : nn_onnx_load(&m->g, path);
+    if (rc == 0) rc = nn_graph_finish(&m->g);
+    if (rc != 0 || m->g.failed) {
+        if (!m->g.failed) nn_fail(&m->g, "%s: load failed", path);
+        nn_graph_free(&m->g);
+        free(m);
+        return NULL;
+    }
+    m->g.err = NULL;
+    m->g.err_len = 0;
+    return m;
+}
+
+void nn_model_free(nn_model *model)
+{
+    if (!model) return;
+    nn_graph_free(&model->g);
+    free(model);
+}
+
+int nn_model_input_count(const nn_model *m) { return m ? m->g.n_inputs : 0; }
+int nn_model_output_count(const nn_model *m) { return m ? m->g.n_outputs : 0; }
+
+int nn_model_output_index(const nn_model *m, const char *name)
+{
+    if (!m || !name) return -1;
+    for (int i = 0; i < m->g.n_outputs; i++) {
+        if (m->g.output_names && m->g.output_names[i] && strcmp(m->g.output_names[i], name) == 0) return i;
+        if (strcmp(m->g.tensors[m->g.outputs[i]].name, name) == 0) return i;
+    }
+    return -1;
+}
+
+nn_shape nn_model_input_shape(const nn_model *m, int index)
+{
+    nn_shape none = {0};
+    if (!m || index < 0 || index >= m->g.n_inputs) return none;
+    return m->g.tensors[m->g.inputs[index]].shape;
+}
+
+nn_shape nn_model_output_shape(const nn_model *m, int index)
+{
+    nn_shape none = {0};
+    if (!m || index < 0 || index >= m->g.n_outputs) return none;
+    return m->g.tensors[m->g.outputs[index]].shape;
+}
+
+size_t nn_model_weight_bytes(const nn_model *m)
+{
+    size_t bytes = 0;
+    const nn_graph *g = &m->g;
+    for (int i = 0; i < g->n_tensors; i++)
+        if (g->tensors[i].data) bytes += nn_shape_size(&g->tensors[i].shape) * sizeof(float);
+    for (int i = 0; i < g->n_nodes; i++) {
+        const nn_node *n = &g->nodes[i];
+        if (n->op == NN_OP_CONV)
+            bytes += ((size_t)n->conv.cout * n->conv.kh * n->conv.kw * (n->conv.cin / n->conv.groups) + n->conv.cout) * sizeof(float);
+        if (n->op == NN_OP_FC) bytes += ((size_t)n->fc.m * n->fc.k + n->fc.m) * sizeof(float);
+    }
+    return bytes;
+}
+
+double nn_model_macs(const nn_model *m) { return nn_graph_macs(&m->g); }
+
+/* ---- memory plan --------------------------------------------------- */
+
+static int root_of(const nn_graph *g, int t)
+{
+    while (g->tensors[t].alias >= 0) t = g->tensors[t].alias;
+    return t;
+}
+
+typedef struct { int t, first, last; size_t bytes, offset; } slot;
+
+static int slot_by_size_desc(const void *a, const void *b)
+{
+    const slot *x = a, *y = b;
+    return x->bytes < y->bytes ? 1 : x->bytes > y->bytes ? -1 : x->t - y->t;
+}
+
+/* Assigns arena offsets; returns the arena size in bytes (0 on failure). */
+static size_t plan_memory(const nn_graph *g, size_t *offset_of_root, int *is_root)
+{
+    int n = g->n_tensors;
+    int *first = malloc((size_t)n * sizeof *first), *last = malloc((size_t)n * sizeof *last);
+    slot *slots = malloc((size_t)n * sizeof *slots);
+    size_t arena = 0;
+    if (!first || !last || !slots) goto out;
+    for (int t = 0; t < n; t++) { first[t] = INT32_MAX; last[t] = -2; is_root[t] = 0; }
+    for (int i = 0; i < g->n_inputs; i++) { int r = root_of(g, g->inputs[i]); first[r] = -1; last[r] = last[r] > -1 ? last[r] : -1; }
+    for (int i = 0; i < g->n_nodes; i++) {
+        const nn_node *nd = &g->nodes[i];
+        int r = root_of(g, nd->out);
+        if (first[r] > i) first[r] = i;
+        if (last[r] < i) last[r] = i;
+        for (int k = 0; k < nd->n_in; k++) {
+            int ri = root_of(g, nd->in[k]);
+            if (last[ri] < i) last[ri] = i;
+        }
+    }
+    for (int i = 0; i < g->n_outputs; i++) last[root_of(g, g->outputs[i])] = g->n_nodes;
+    int ns = 0;
+    for (int t = 0; t < n; t++) {
+        if (g->tensors[t].data || g->tensors[t].alias >= 0 || last[t] < -1) continue;
+        if (first[t] == INT32_MAX) first[t] = -1;
+        size_t bytes = nn_shape_size(&g->tensors[t].shape) * sizeof(float) + XNN_EXTRA_BYTES;
+        bytes = (bytes + 63) & ~(size_t)63;
+        slots[ns++] = (slot){t, first[t], last[t], bytes, 0};
+        is_root[t] = 1;
+    }
+    qsort(slots, (size_t)ns, sizeof *slots, slot_by_size_desc);
+    for (int i = 0; i < ns; i++) {
+        /* first fit: lowest offset clear of every placed, overlapping slot */
+        size_t off = 0;
+        for (int moved = 1; moved;) {
+            moved = 0;
+            for (int j = 0; j < i; j++) {
+                if (slots[j].last < slots[i].first || slots[i].last < slots[j].first) continue;
+                if (off < slots[j].offset + slots[j].bytes && slots[j].offset < off + slots[i].bytes) {
+                    off = slots[j].offset + slots[j].bytes;
+                    moved = 1;
+                }
+            }
+        }
+        slots[i].offset = off;
+        if (off + slots[i].bytes > arena) arena = off + slots[i].bytes;
+        offset_of_root[slots[i].t] = off;
+    }
+    if (arena == 0) arena = 64;
+out:
+    free(first);
+    free(last);
+    free(slots);
+    return arena;
+}
+
+/* ---- sessions ------------------------------------------------------ */
+
+static enum xnn_status create_op(const nn_graph *g, const nn_node *n, xnn_operator_t *op)
+{
+    const nn_conv_params *c = &n->conv;
+    switch (n->op) {
+    case NN_OP_CONV:
+        return xnn_create_convolution2d_nhwc_f32(
+            c->pad_top, c->pad_right, c->pad_bottom, c->pad_left, c->kh, c->kw, c->sh, c->sw,
+            c->dh, c->dw, c->groups, c->cin / c->groups, c->cout / c->groups, c->cin, c->cout,
+            c->weights, c->bias, c->out_min, c->out_max, 0, op);
+    case NN_OP_FC:
+        return xnn_create_fully_connected_nc_f32(n->fc.k, n->fc.m, n->fc.k, n->fc.m, n->fc.weights,
+                                                 n->fc.bias, n->fc.out_min, n->fc.out_max, 0, op);
+    case NN_OP_MAXPOOL:
+        return xnn_create_max_pooling2d_nhwc_f32(c->pad_top, c->pad_right, c->pad_bottom, c->pad_left,
+                                                 c->kh, c->kw, c->sh, c->sw, 1, 1, c->cin, c->cin, c->cin,
+                                                 -INFINITY, INFINITY, 0, op);
+    case NN_OP_AVGPOOL:
+        return xnn_create_average_pooling2d_nhwc_f32(c->pad_top, c->pad_right, c->pad_bottom, c->pad_left,
+                                                     c->kh, c->kw, c->sh, c->sw, c->cin, c->cin, c->cin,
+                                                     -INFINITY, INFINITY, 0, op);
+    case NN_OP_GAP: {
+        int ch = g->tensors[n->out].shape.dims[3];
+        return xnn_create_global_average_pooling_nwc_f32(ch, ch, ch, -INFINITY, INFINITY, 0, op);
+    }
+    default:
+        *op = NULL;
+        return xnn_status_success;
+    }
+}
+
+static enum xnn_status setup_op(const nn_graph *g, const nn_node *n, xnn_operator_t op, const float *in, float *out)
+{
+    const nn_shape *s = &g->tensors[n->in[0]].shape;
+    switch (n->op) {
+    case NN_OP_CONV:
+        return xnn_setup_convolution2d_nhwc_f32(op, s->dims[0], s->dims[1], s->dims[2], in, out, NULL);
+    case NN_OP_FC:
+        return xnn_setup_fully_connected_nc_f32(op, nn_shape_size(s) / (size_t)n->fc.k, in, out, NULL);
+    case NN_OP_MAXPOOL:
+        return xnn_setup_max_pooling2d_nhwc_f32(op, s->dims[0], s->dims[1], s->dims[2], in, out, NULL);
+    case NN_OP_AVGPOOL:
+        return xnn_setup_average_pooling2d_nhwc_f32(op, s->dims[0], s->dims[1], s->dims[2], in, out, NULL);
+    case NN_OP_GAP:
+        return xnn_setup_global_average_pooling_nwc_f32(op, s->dims[0], (size_t)s->dims[1] * s->dims[2], in, out, NULL);
+    default:
+        return xnn_status_success;
+    }
+}
+
+static int session_fail(nn_session *s, char *err, size_t err_len, const char *fmt, const char *what, const char *name, int status)
+{
+    if (err && err_len) snprintf(err, err_len, fmt, what, name, status);
+    nn_session_free(s);
+    return -1;
+}
+
+/* Points every tensor at its storage: constants at the model, others into the arena. */
+static int bind_tensors(nn_session *s, char *err, size_t err_len)
+{
+    const nn_graph *g = &s->model->g;
+    size_t *offset = calloc((size_t)g->n_tensors, sizeof *offset);
+    int *is_root = calloc((size_t)g->n_tensors, sizeof *is_root);
+    if (!offset || !is_root) { free(offset); free(is_root); return session_fail(s, err, err_len, "%s%s out of memory (%d)", "", "", 0); }
+    size_t bytes = plan_memory(g, offset, is_root);
+    s->arena = bytes ? aligned_alloc(64, bytes) : NULL;
+    if (!s->arena) { free(offset); free(is_root); return session_fail(s, err, err_len, "%s%s out of memory for arena (%d)", "", "", 0); }
+    memset(s->arena, 0, bytes);
+    for (int t = 0; t < g->n_tensors; t++) {
+        int r = root_of(g, t);
+        if (g->tensors[r].data) s->ptr[t] = g->tensors[r].data;
+        else s->ptr[t] = is_root[r] ? (float *)((char *)s->arena + offset[r]) : NULL;
+    }
+    free(offset);
+    free(is_root);
+    return 0;
+}
+
+nn_session *nn_session_create(const nn_model *m, char *err, size_t err_len)
+{
+    if (!m) {
+        if (err && err_len) snprintf(err, err_len, "no model");
+        return NULL;
+    }
+    if (ensure_xnnpack(err, err_len)) return NULL;
+    const nn_graph *g = &m->g;
+    nn_session *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->model = m;
+    int total_in = 0;
+    for (int i = 0; i < g->n_nodes; i++) total_in += g->nodes[i].n_in;
+    s->ptr = calloc((size_t)g->n_tensors + 1, sizeof *s->ptr);
+    s->in_ptrs = calloc((size_t)total_in + 1, sizeof *s->in_ptrs);
+    s->in_offset = calloc((size_t)g->n_nodes + 1, sizeof *s->in_offset);
+    s->ops = calloc((size_t)g->n_nodes + 1, sizeof *s->ops);
+    if (!s->ptr || !s->in_ptrs || !s->in_offset || !s->ops) {
+        session_fail(s, err, err_len, "%s%s out of memory (%d)", "", "", 0);
+        return NULL;
+    }
+    if (bind_tensors(s, err, err_len)) return NULL;
+    int k = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const nn_node *n = &g->nodes[i];
+        s->in_offset[i] = k;
+        for (int j = 0; j < n->n_in; j++) s->in_ptrs[k++] = s->ptr[n->in[j]];
+        enum xnn_status st = create_op(g, n, &s->ops[i]);
+        if (getenv("NN_DEBUG")) fprintf(stderr, "node %d %s op%d create %d k%dx%d s%d,%d d%d,%d p%d,%d,%d,%d g%d %d->%d [%g,%g]\n", i, n->source_op, n->op, (int)st, n->conv.kh, n->conv.kw, n->conv.sh, n->conv.sw, n->conv.dh, n->conv.dw, n->conv.pad_top, n->conv.pad_left, n->conv.pad_bottom, n->conv.pad_right, n->conv.groups, n->conv.cin, n->conv.cout, n->conv.out_min, n->conv.out_max);
+        if (st == xnn_status_success && s->ops[i])
+            st = setup_op(g, n, s->ops[i], s->ptr[n->in[0]], s->ptr[n->out]);
+        if (st != xnn_status_success) {
+            session_fail(s, err, err_len, "%s %s: XNNPACK operator rejected (status %d)",
+                         n->source_op, g->tensors[n->out].name, (int)st);
+            return NULL;
+        }
+    }
+    return s;
+}
+
+void nn_session_free(nn_session *s)
+{
+    if (!s) return;
+    if (s->ops && s->model)
+        for (int i = 0; i < s->model->g.n_nodes; i++)
+            if (s->ops[i]) xnn_delete_operator(s->ops[i]);
+    free(s->ops);
+    free(s->in_ptrs);
+    free(s->in_offset);
+    free(s->ptr);
+    free(s->arena);
+    free(s);
+}
+
+float *nn_session_input(nn_session *s, int index)
+{
+    if (!s || index < 0 || index >= s->model->g.n_inputs) return NULL;
+    return s->ptr[s->model->g.inputs[index]];
+}
+
+const float *nn_session_output(const nn_session *s, int index)
+{
+    if (!s || index < 0 || index >= s->model->g.n_outputs) return NULL;
+    return s->ptr[s->model->g.outputs[index]];
+}
+
+int nn_run(nn_session *s)
+{
+    if (!s) return NN_ERR_ARG;
+    const nn_graph *g = &s->model->g;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const nn_node *n = &g->nodes[i];
+        if (s->ops[i]) {
+            if (xnn_run_operator(s->ops[i], NULL) != xnn_status_success) return NN_ERR_KERNEL;
+        } else if (n->op != NN_OP_RESHAPE || s->ptr[n->out] != s->ptr[n->in[0]]) {
+            nn_glue_run(g, n, s->in_ptrs + s->in_offset[i], s->ptr[n->out]);
+        }
+    }
+    return NN_OK;
+}
