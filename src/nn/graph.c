@@ -734,8 +734,8 @@ void nn_glue_run(const nn_graph *g, const nn_node *n, const float *const *in, fl
         size_t c = nn_shape_size(&g->tensors[n->in[1]].shape);
         for (size_t i = 0; i < total; i += c)
             for (size_t j = 0; j < c; j++) {
-                float v = in[0][i + j];
-                out[i + j] = v < 0 ? v * in[1][j] : v;
+                float v = in[0][i + j];   /* branch-free: signs are unpredictable */
+                out[i + j] = fmaxf(v, 0.0f) + in[1][j] * fminf(v, 0.0f);
             }
         break;
     }

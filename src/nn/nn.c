@@ -229,6 +229,13 @@ static enum xnn_status create_op(const nn_graph *g, const nn_node *n, xnn_operat
         int ch = g->tensors[n->out].shape.dims[3];
         return xnn_create_global_average_pooling_nwc_f32(ch, ch, ch, -INFINITY, INFINITY, 0, op);
     }
+    case NN_OP_PRELU: {
+        /* XNNPACK's kernel is branch-free SIMD; worth it on big feature maps. */
+        const nn_shape *s = &g->tensors[n->out].shape;
+        size_t ch = nn_shape_size(&g->tensors[n->in[1]].shape);
+        if (ch < 2 || s->rank < 1 || (size_t)s->dims[s->rank - 1] != ch) { *op = NULL; return xnn_status_success; }
+        return xnn_create_prelu_nc_f32(ch, ch, ch, g->tensors[n->in[1]].data, 0, op);
+    }
     default:
         *op = NULL;
         return xnn_status_success;
@@ -249,6 +256,8 @@ static enum xnn_status setup_op(const nn_graph *g, const nn_node *n, xnn_operato
         return xnn_setup_average_pooling2d_nhwc_f32(op, s->dims[0], s->dims[1], s->dims[2], in, out, NULL);
     case NN_OP_GAP:
         return xnn_setup_global_average_pooling_nwc_f32(op, s->dims[0], (size_t)s->dims[1] * s->dims[2], in, out, NULL);
+    case NN_OP_PRELU:
+        return xnn_setup_prelu_nc_f32(op, nn_shape_size(s) / (size_t)s->dims[s->rank - 1], in, out, NULL);
     default:
         return xnn_status_success;
     }
@@ -310,7 +319,6 @@ nn_session *nn_session_create(const nn_model *m, char *err, size_t err_len)
         s->in_offset[i] = k;
         for (int j = 0; j < n->n_in; j++) s->in_ptrs[k++] = s->ptr[n->in[j]];
         enum xnn_status st = create_op(g, n, &s->ops[i]);
-        if (getenv("NN_DEBUG")) fprintf(stderr, "node %d %s op%d create %d k%dx%d s%d,%d d%d,%d p%d,%d,%d,%d g%d %d->%d [%g,%g]\n", i, n->source_op, n->op, (int)st, n->conv.kh, n->conv.kw, n->conv.sh, n->conv.sw, n->conv.dh, n->conv.dw, n->conv.pad_top, n->conv.pad_left, n->conv.pad_bottom, n->conv.pad_right, n->conv.groups, n->conv.cin, n->conv.cout, n->conv.out_min, n->conv.out_max);
         if (st == xnn_status_success && s->ops[i])
             st = setup_op(g, n, s->ops[i], s->ptr[n->in[0]], s->ptr[n->out]);
         if (st != xnn_status_success) {
