@@ -20,6 +20,7 @@ void config_defaults(server_config *cfg) {
     snprintf(cfg->store_url, sizeof cfg->store_url, "memory");
     snprintf(cfg->models_dir, sizeof cfg->models_dir, "models");
     snprintf(cfg->data_dir, sizeof cfg->data_dir, "data");
+    snprintf(cfg->calibration_file, sizeof cfg->calibration_file, "calibration/far-v1.txt");
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     cfg->workers = cores > 0 ? (int)cores : 2;
     cfg->queue_depth = 32;
@@ -151,6 +152,7 @@ int config_set(server_config *cfg, const char *name, const char *v, char *err, s
         bad = copy_string(cfg->store_url, sizeof cfg->store_url, v) ||
               (strcmp(v, "memory") && strncmp(v, "redis://", 8));
     } else if (!strcmp(name, "models")) bad = copy_string(cfg->models_dir, sizeof cfg->models_dir, v);
+    else if (!strcmp(name, "calibration")) bad = copy_string(cfg->calibration_file, sizeof cfg->calibration_file, v);
     else if (!strcmp(name, "data")) bad = copy_string(cfg->data_dir, sizeof cfg->data_dir, v);
     else if (!strcmp(name, "tls-cert") || !strcmp(name, "tls_cert")) bad = copy_string(cfg->tls_cert, sizeof cfg->tls_cert, v);
     else if (!strcmp(name, "tls-key") || !strcmp(name, "tls_key")) bad = copy_string(cfg->tls_key, sizeof cfg->tls_key, v);

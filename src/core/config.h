@@ -33,6 +33,7 @@ typedef struct {
     char store_url[256]; /* "memory" or "redis://host:port[/db]" */
     char models_dir[512];
     char data_dir[512];
+    char calibration_file[512]; /* similarity -> FAR table */
     char tls_cert[512], tls_key[512]; /* HTTPS when both are set */
     int workers;           /* heavy-work threads */
     int queue_depth;       /* waiting heavy jobs before 429 */
