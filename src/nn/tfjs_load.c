@@ -1,3 +1,683 @@
-/* tfjs_load.c - TF.js graph models into the internal graph (placeholder). */
+/*
+ * tfjs_load.c - TF.js graph models (model.json + weight shards beside it)
+ * into the internal graph.
+ *
+ * TF.js models are NHWC already, so their shapes are used as they are. Weights
+ * are read from the shards in manifest order; float16 and affine-quantised
+ * uint8/uint16 weights are expanded to float32 at load. Nodes are translated
+ * on demand, depth first from the outputs, because model.json does not
+ * promise topological order; nodes no output needs are never built.
+ */
 #include "nn/graph.h"
-int nn_tfjs_load(nn_graph *g, const char *path) { return nn_fail(g, "%s: TF.js loader not built yet", path); }
+
+#include <jansson.h>
+#include <limits.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    const char *name;       /* node name (points into the JSON) */
+    json_t *node;
+    int id;                 /* built tensor, -1 if not yet, -2 while building */
+} tf_entry;
+
+typedef struct {
+    nn_graph *g;
+    tf_entry *e;
+    int n;
+    int depth;
+} tf_ctx;
+
+/* ---- small helpers -------------------------------------------------- */
+
+static int b64_value(int ch)
+{
+    if (ch >= 'A' && ch <= 'Z') return ch - 'A';
+    if (ch >= 'a' && ch <= 'z') return ch - 'a' + 26;
+    if (ch >= '0' && ch <= '9') return ch - '0' + 52;
+    if (ch == '+' || ch == '-') return 62;
+    if (ch == '/' || ch == '_') return 63;
+    return -1;
+}
+
+/* Decodes base64 into out (NUL-terminated, truncated to cap). */
+static void b64_decode(const char *in, char *out, size_t cap)
+{
+    size_t o = 0;
+    unsigned acc = 0;
+    int bits = 0;
+    for (; in && *in && o + 1 < cap; in++) {
+        int v = b64_value((unsigned char)*in);
+        if (v < 0) continue;
+        acc = (acc << 6) | (unsigned)v;
+        bits += 6;
+        if (bits >= 8) { bits -= 8; out[o++] = (char)((acc >> bits) & 0xff); }
+    }
+    out[o] = 0;
+}
+
+static json_t *attr(json_t *node, const char *name)
+{
+    return json_object_get(json_object_get(node, "attr"), name);
+}
+
+static void attr_str(json_t *node, const char *name, char *out, size_t cap)
+{
+    out[0] = 0;
+    b64_decode(json_string_value(json_object_get(attr(node, name), "s")), out, cap);
+}
+
+/* Integer list attribute (stored as strings); returns count. */
+static int attr_ints(json_t *node, const char *name, int *out, int max)
+{
+    json_t *l = json_object_get(json_object_get(attr(node, name), "list"), "i");
+    int n = 0;
+    for (size_t i = 0; i < json_array_size(l) && n < max; i++) {
+        json_t *v = json_array_get(l, i);
+        out[n++] = json_is_string(v) ? atoi(json_string_value(v)) : (int)json_integer_value(v);
+    }
+    return n;
+}
+
+static int attr_bool(json_t *node, const char *name)
+{
+    return json_is_true(json_object_get(attr(node, name), "b"));
+}
+
+static float half_to_float(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
+    if (exp == 0) {
+        if (!man) bits = sign;
+        else {   /* subnormal: normalise */
+            exp = 127 - 15 + 1;
+            while (!(man & 0x400)) { man <<= 1; exp--; }
+            bits = sign | (exp << 23) | ((man & 0x3ff) << 13);
+        }
+    } else if (exp == 31) bits = sign | 0x7f800000u | (man << 13);
+    else bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+static tf_entry *find(tf_ctx *c, const char *name)
+{
+    for (int i = 0; i < c->n; i++)
+        if (strcmp(c->e[i].name, name) == 0) return &c->e[i];
+    return NULL;
+}
+
+/* ---- weights -------------------------------------------------------- */
+
+/* Reads every shard named in the manifest, in order, into one buffer. */
+static unsigned char *read_shards(nn_graph *g, json_t *manifest, const char *dir, size_t *len)
+{
+    unsigned char *all = NULL;
+    size_t total = 0;
+    for (size_t gi = 0; gi < json_array_size(manifest); gi++) {
+        json_t *paths = json_object_get(json_array_get(manifest, gi), "paths");
+        for (size_t pi = 0; pi < json_array_size(paths); pi++) {
+            const char *p = json_string_value(json_array_get(paths, pi));
+            char full[4096];
+            if (!p || strstr(p, "..") || snprintf(full, sizeof full, "%s/%s", dir, p) >= (int)sizeof full) {
+                free(all);
+                nn_fail(g, "weights manifest: bad shard path");
+                return NULL;
+            }
+            size_t n;
+            unsigned char *b = nn_read_file(g, full, &n);
+            unsigned char *grown = b ? realloc(all, total + n + 1) : NULL;
+            if (!grown) { free(b); free(all); return NULL; }
+            all = grown;
+            memcpy(all + total, b, n);
+            total += n;
+            free(b);
+        }
+    }
+    *len = total;
+    return all ? all : calloc(1, 1);
+}
+
+static int dtype_bytes(const char *dt)
+{
+    if (!dt) return 0;
+    if (!strcmp(dt, "float32") || !strcmp(dt, "int32")) return 4;
+    if (!strcmp(dt, "float16") || !strcmp(dt, "uint16")) return 2;
+    if (!strcmp(dt, "uint8") || !strcmp(dt, "bool")) return 1;
+    return 0;
+}
+
+/* Decodes one manifest entry at data[*pos]; adds it as a constant tensor. */
+static int add_weight(tf_ctx *c, json_t *w, const unsigned char *data, size_t len, size_t *pos)
+{
+    const char *name = json_string_value(json_object_get(w, "name"));
+    const char *dtype = json_string_value(json_object_get(w, "dtype"));
+    json_t *q = json_object_get(w, "quantization"), *shape = json_object_get(w, "shape");
+    const char *stored = q ? json_string_value(json_object_get(q, "dtype")) : dtype;
+    if (!name) return nn_fail(c->g, "weights manifest: entry without name");
+    nn_shape s = {.rank = (int)json_array_size(shape)};
+    if (s.rank > NN_MAX_RANK) return nn_fail(c->g, "weight %s: rank too large", name);
+    for (int i = 0; i < s.rank; i++) {
+        json_int_t d = json_integer_value(json_array_get(shape, (size_t)i));
+        if (d < 0 || d > (1 << 28)) return nn_fail(c->g, "weight %s: bad shape", name);
+        s.dims[i] = (int)d;
+    }
+    int eb = dtype_bytes(stored);
+    if (!eb || (!q && !strcmp(dtype, "float16")))
+        return nn_fail(c->g, "weight %s: unsupported dtype %s", name, stored ? stored : "?");
+    size_t n = nn_shape_size(&s);
+    if (*pos + n * (size_t)eb > len)
+        return nn_fail(c->g, "weight %s: shard data too short (truncated weights file?)", name);
+    float *d = malloc((n ? n : 1) * sizeof *d);
+    if (!d) return nn_fail(c->g, "weight %s: out of memory", name);
+    const unsigned char *p = data + *pos;
+    double scale = q ? json_number_value(json_object_get(q, "scale")) : 1.0;
+    double minv = q ? json_number_value(json_object_get(q, "min")) : 0.0;
+    for (size_t i = 0; i < n; i++) {
+        if (!strcmp(stored, "float32")) { float v; memcpy(&v, p + 4 * i, 4); d[i] = v; }
+        else if (!strcmp(stored, "int32")) { int32_t v; memcpy(&v, p + 4 * i, 4); d[i] = (float)v; }
+        else if (!strcmp(stored, "float16")) { uint16_t v; memcpy(&v, p + 2 * i, 2); d[i] = half_to_float(v); }
+        else if (!strcmp(stored, "uint16")) { uint16_t v; memcpy(&v, p + 2 * i, 2); d[i] = (float)(v * scale + minv); }
+        else d[i] = q ? (float)(p[i] * scale + minv) : (float)p[i];
+    }
+    *pos += n * (size_t)eb;
+    tf_entry *e = find(c, name);
+    int id = nn_tensor_add(c->g, name, s, d);
+    if (id < 0) return -1;
+    if (e) e->id = id;
+    return 0;
+}
+
+static int load_weights(tf_ctx *c, json_t *manifest, const char *dir)
+{
+    size_t len, pos = 0;
+    unsigned char *data = read_shards(c->g, manifest, dir, &len);
+    if (!data) return -1;
+    int rc = 0;
+    for (size_t gi = 0; gi < json_array_size(manifest) && !rc; gi++) {
+        json_t *ws = json_object_get(json_array_get(manifest, gi), "weights");
+        for (size_t wi = 0; wi < json_array_size(ws) && !rc; wi++)
+            rc = add_weight(c, json_array_get(ws, wi), data, len, &pos);
+    }
+    free(data);
+    return rc;
+}
+
+/* ---- node translation -------------------------------------------------- */
+
+static int resolve(tf_ctx *c, const char *ref);
+
+/* Input i of a node (skipping control inputs). */
+static int in(tf_ctx *c, json_t *node, int i)
+{
+    json_t *ins = json_object_get(node, "input");
+    int k = 0;
+    for (size_t j = 0; j < json_array_size(ins); j++) {
+        const char *r = json_string_value(json_array_get(ins, j));
+        if (!r || r[0] == '^') continue;
+        if (k++ == i) return resolve(c, r);
+    }
+    return nn_fail(c->g, "%s %s: missing input %d", json_string_value(json_object_get(node, "op")),
+                   json_string_value(json_object_get(node, "name")), i);
+}
+
+static int n_inputs(json_t *node)
+{
+    json_t *ins = json_object_get(node, "input");
+    int k = 0;
+    for (size_t j = 0; j < json_array_size(ins); j++) {
+        const char *r = json_string_value(json_array_get(ins, j));
+        if (r && r[0] != '^') k++;
+    }
+    return k;
+}
+
+static const float *const_of(tf_ctx *c, int id, const char *op, const char *name)
+{
+    if (id < 0) return NULL;
+    if (!c->g->tensors[id].data) nn_fail(c->g, "%s %s: input %s must be constant", op, name, c->g->tensors[id].name);
+    return c->g->tensors[id].data;
+}
+
+/* TF "SAME"/"VALID"/"EXPLICIT" padding for one spatial axis. */
+static int tf_pads(json_t *node, int in_size, int k, int s, int d, int axis, int *before, int *after)
+{
+    char pad[32];
+    attr_str(node, "padding", pad, sizeof pad);
+    *before = *after = 0;
+    if (!strcmp(pad, "SAME")) {
+        int out = (in_size + s - 1) / s, eff = (k - 1) * d + 1;
+        int total = (out - 1) * s + eff - in_size;
+        if (total < 0) total = 0;
+        *before = total / 2;
+        *after = total - *before;
+    } else if (!strcmp(pad, "EXPLICIT")) {
+        int ep[8] = {0};
+        if (attr_ints(node, "explicit_paddings", ep, 8) != 8) return -1;
+        *before = ep[2 * axis];
+        *after = ep[2 * axis + 1];
+    } else if (strcmp(pad, "VALID") != 0) return -1;
+    return 0;
+}
+
+static int check_nhwc(tf_ctx *c, json_t *node, const char *op, const char *name)
+{
+    char fmt[16];
+    attr_str(node, "data_format", fmt, sizeof fmt);
+    if (fmt[0] && strcmp(fmt, "NHWC") != 0) return nn_fail(c->g, "%s %s: data_format %s unsupported", op, name, fmt);
+    return 0;
+}
+
+static int geometry(tf_ctx *c, json_t *node, const char *op, const char *name, int x, int kh, int kw, nn_conv_params *p)
+{
+    int st[4] = {1, 1, 1, 1}, dl[4] = {1, 1, 1, 1};
+    attr_ints(node, "strides", st, 4);
+    attr_ints(node, "dilations", dl, 4);
+    const nn_shape *s = &c->g->tensors[x].shape;
+    if (s->rank != 4) return nn_fail(c->g, "%s %s: input is not 4-D", op, name);
+    p->kh = kh; p->kw = kw; p->sh = st[1]; p->sw = st[2]; p->dh = dl[1]; p->dw = dl[2];
+    if (tf_pads(node, s->dims[1], kh, p->sh, p->dh, 1, &p->pad_top, &p->pad_bottom) ||
+        tf_pads(node, s->dims[2], kw, p->sw, p->dw, 2, &p->pad_left, &p->pad_right))
+        return nn_fail(c->g, "%s %s: unsupported padding", op, name);
+    return 0;
+}
+
+/* Applies the fused_ops list after a conv or matmul that produced `id`. */
+static int fused_tail(tf_ctx *c, json_t *node, const char *op, const char *name, int id, float *bias, int cout, int first_extra)
+{
+    json_t *l = json_object_get(json_object_get(attr(node, "fused_ops"), "list"), "s");
+    int extra = first_extra;
+    for (size_t i = 0; i < json_array_size(l) && id >= 0; i++) {
+        char f[32];
+        b64_decode(json_string_value(json_array_get(l, i)), f, sizeof f);
+        char tn[512];
+        snprintf(tn, sizeof tn, "%s/%s", name, f);
+        int last = i + 1 == json_array_size(l);
+        const char *out = last ? name : tn;
+        if (!strcmp(f, "BiasAdd")) {
+            const float *b = const_of(c, in(c, node, extra++), op, name);
+            if (!b) return -1;
+            if (nn_shape_size(&c->g->tensors[in(c, node, extra - 1)].shape) != (size_t)cout)
+                return nn_fail(c->g, "%s %s: bias size mismatch", op, name);
+            for (int o = 0; o < cout; o++) bias[o] += b[o];
+            if (last) id = nn_add_reshape(c->g, op, out, id, c->g->tensors[id].shape);
+        } else if (!strcmp(f, "Relu")) id = nn_add_unary(c->g, op, out, id, NN_UN_RELU, 0, INFINITY);
+        else if (!strcmp(f, "Relu6")) id = nn_add_unary(c->g, op, out, id, NN_UN_CLAMP, 0, 6);
+        else if (!strcmp(f, "Prelu")) {
+            int a = in(c, node, extra++);
+            if (a < 0) return -1;
+            size_t n = nn_shape_size(&c->g->tensors[a].shape);
+            int len = (int)n, flat = a;
+            if (c->g->tensors[a].shape.rank != 1) flat = nn_add_reshape(c->g, op, tn, a, nn_shape_make(1, &len));
+            id = nn_add_prelu(c->g, op, out, id, flat);
+        } else return nn_fail(c->g, "%s %s: fused op %s unsupported", op, name, f);
+    }
+    return id;
+}
+
+static int op_conv(tf_ctx *c, json_t *node, const char *op, const char *name)
+{
+    int depthwise = strstr(op, "Depthwise") != NULL;
+    int x = in(c, node, 0), f = x < 0 ? -1 : in(c, node, 1);
+    const float *fd = const_of(c, f, op, name);
+    if (!fd || check_nhwc(c, node, op, name)) return -1;
+    const nn_shape *fs = &c->g->tensors[f].shape, *xs = &c->g->tensors[x].shape;
+    if (fs->rank != 4 || xs->rank != 4 || fs->dims[2] != xs->dims[3])
+        return nn_fail(c->g, "%s %s: filter %s does not match input channels", op, name, c->g->tensors[f].name);
+    int kh = fs->dims[0], kw = fs->dims[1], ci = fs->dims[2], co = fs->dims[3];
+    nn_conv_params p = {0};
+    if (geometry(c, node, op, name, x, kh, kw, &p)) return -1;
+    p.out_min = -INFINITY;
+    p.out_max = INFINITY;
+    p.cin = ci;
+    p.groups = depthwise ? ci : 1;
+    p.cout = depthwise ? ci * co : co;
+    size_t per = (size_t)kh * kw * (depthwise ? 1 : ci);
+    p.weights = malloc((size_t)p.cout * per * sizeof(float));
+    p.bias = calloc((size_t)p.cout, sizeof(float));
+    if (!p.weights || !p.bias) { free(p.weights); free(p.bias); return nn_fail(c->g, "out of memory"); }
+    for (int y = 0; y < kh; y++)
+        for (int xx = 0; xx < kw; xx++)
+            for (int i = 0; i < ci; i++)
+                for (int o = 0; o < co; o++) {
+                    float v = fd[(((size_t)y * kw + xx) * ci + i) * co + o];
+                    if (depthwise) p.weights[((size_t)(i * co + o)) * per + (size_t)y * kw + xx] = v;
+                    else p.weights[(size_t)o * per + ((size_t)y * kw + xx) * ci + i] = v;
+                }
+    /* Biases are folded into p.bias before the node is built. */
+    float *bias = p.bias;
+    json_t *l = json_object_get(json_object_get(attr(node, "fused_ops"), "list"), "s");
+    char tn[512];
+    snprintf(tn, sizeof tn, "%s/conv", name);
+    int id = nn_add_conv(c->g, op, json_array_size(l) ? tn : name, x, &p);
+    if (id < 0) { free(p.weights); free(bias); return -1; }
+    return fused_tail(c, node, op, name, id, bias, p.cout, 2);
+}
+
+static int op_matmul(tf_ctx *c, json_t *node, const char *op, const char *name)
+{
+    int x = in(c, node, 0), w = x < 0 ? -1 : in(c, node, 1);
+    const float *wd = const_of(c, w, op, name);
+    if (!wd) return -1;
+    if (attr_bool(node, "transpose_a")) return nn_fail(c->g, "%s %s: transpose_a unsupported", op, name);
+    int tb = attr_bool(node, "transpose_b");
+    const nn_shape *ws = &c->g->tensors[w].shape;
+    if (ws->rank != 2) return nn_fail(c->g, "%s %s: weight is not 2-D", op, name);
+    nn_fc_params p = {0};
+    p.k = tb ? ws->dims[1] : ws->dims[0];
+    p.m = tb ? ws->dims[0] : ws->dims[1];
+    p.out_min = -INFINITY;
+    p.out_max = INFINITY;
+    p.weights = malloc((size_t)p.k * p.m * sizeof(float));
+    p.bias = calloc((size_t)p.m, sizeof(float));
+    if (!p.weights || !p.bias) { free(p.weights); free(p.bias); return nn_fail(c->g, "out of memory"); }
+    for (int o = 0; o < p.m; o++)
+        for (int i = 0; i < p.k; i++)
+            p.weights[(size_t)o * p.k + i] = tb ? wd[(size_t)o * p.k + i] : wd[(size_t)i * p.m + o];
+    float *bias = p.bias;
+    json_t *l = json_object_get(json_object_get(attr(node, "fused_ops"), "list"), "s");
+    char tn[512];
+    snprintf(tn, sizeof tn, "%s/matmul", name);
+    int id = nn_add_fc(c->g, op, json_array_size(l) ? tn : name, x, &p);
+    if (id < 0) { free(p.weights); free(bias); return -1; }
+    return fused_tail(c, node, op, name, id, bias, p.m, 2);
+}
+
+static int op_pool(tf_ctx *c, json_t *node, const char *op, const char *name)
+{
+    int x = in(c, node, 0), ks[4] = {1, 1, 1, 1};
+    if (x < 0 || check_nhwc(c, node, op, name)) return -1;
+    attr_ints(node, "ksize", ks, 4);
+    nn_conv_params p = {0};
+    if (geometry(c, node, op, name, x, ks[1], ks[2], &p)) return -1;
+    return nn_add_pool(c->g, op, name, !strcmp(op, "MaxPool") ? NN_OP_MAXPOOL : NN_OP_AVGPOOL, x, &p);
+}
+
+static int axes_mask_of(tf_ctx *c, int id, int rank, const char *op, const char *name)
+{
+    const float *d = const_of(c, id, op, name);
+    if (!d) return -1;
+    int mask = 0;
+    size_t n = nn_shape_size(&c->g->tensors[id].shape);
+    for (size_t i = 0; i < n; i++) {
+        int a = (int)d[i];
+        if (a < 0) a += rank;
+        if (a < 0 || a >= rank) return nn_fail(c->g, "%s %s: bad axis", op, name);
+        mask |= 1 << a;
+    }
+    return mask;
+}
+
+static int op_reduce(tf_ctx *c, json_t *node, const char *op, const char *name)
+{
+    int x = in(c, node, 0), a = x < 0 ? -1 : in(c, node, 1);
+    if (a < 0) return -1;
+    int mask = axes_mask_of(c, a, c->g->tensors[x].shape.rank, op, name);
+    if (mask < 0) return -1;
+    nn_reduce_kind k = !strcmp(op, "Mean") ? NN_RED_MEAN : !strcmp(op, "Sum") ? NN_RED_SUM : NN_RED_MAX;
+    return nn_add_reduce(c->g, op, name, x, k, mask, attr_bool(node, "keep_dims"));
+}
+
+static int op_pad(tf_ctx *c, json_t *node, const char *op, const char *name)
+{
+    int x = in(c, node, 0), p = x < 0 ? -1 : in(c, node, 1);
+    const float *pd = const_of(c, p, op, name);
+    if (!pd) return -1;
+    int r = c->g->tensors[x].shape.rank, before[NN_MAX_RANK], after[NN_MAX_RANK];
+    if (nn_shape_size(&c->g->tensors[p].shape) != (size_t)(2 * r)) return nn_fail(c->g, "%s %s: paddings shape", op, name);
+    for (int i = 0; i < r; i++) { before[i] = (int)pd[2 * i]; after[i] = (int)pd[2 * i + 1]; }
+    float value = 0;
+    if (!strcmp(op, "PadV2")) {
+        const float *v = const_of(c, in(c, node, 2), op, name);
+        if (!v) return -1;
+        value = v[0];
+    }
+    return nn_add_pad(c->g, op, name, x, before, after, value);
+}
+
+static int op_reshape(tf_ctx *c, json_t *node, const char *op, const char *name)
+{
+    int x = in(c, node, 0), s = x < 0 ? -1 : in(c, node, 1);
+    const float *sd = const_of(c, s, op, name);
+    if (!sd) return -1;
+    size_t n = nn_shape_size(&c->g->tensors[s].shape), known = 1, total = nn_shape_size(&c->g->tensors[x].shape);
+    if (n > NN_MAX_RANK) return nn_fail(c->g, "%s %s: rank too large", op, name);
+    nn_shape to = {.rank = (int)n};
+    int minus = -1;
+    for (size_t i = 0; i < n; i++) {
+        int v = (int)sd[i];
+        if (v == -1) { minus = (int)i; v = 1; }
+        else if (v < 0) return nn_fail(c->g, "%s %s: bad dimension", op, name);
+        to.dims[i] = v;
+        known *= (size_t)v;
+    }
+    if (minus >= 0 && known) to.dims[minus] = (int)(total / known);
+    return nn_add_reshape(c->g, op, name, x, to);
+}
+
+static int op_squeeze(tf_ctx *c, json_t *node, const char *op, const char *name)
+{
+    int x = in(c, node, 0), axes[NN_MAX_RANK];
+    if (x < 0) return -1;
+    int na = attr_ints(node, "squeeze_dims", axes, NN_MAX_RANK), mask = 0;
+    const nn_shape *s = &c->g->tensors[x].shape;
+    for (int i = 0; i < na; i++) mask |= 1 << (axes[i] < 0 ? axes[i] + s->rank : axes[i]);
+    nn_shape to = {0};
+    for (int i = 0; i < s->rank; i++)
+        if (!(na ? (mask >> i) & 1 : s->dims[i] == 1)) to.dims[to.rank++] = s->dims[i];
+    return nn_add_reshape(c->g, op, name, x, to);
+}
+
+static int op_concat(tf_ctx *c, json_t *node, const char *op, const char *name)
+{
+    int n = n_inputs(node) - 1, ids[64];
+    if (n < 1 || n > 64) return nn_fail(c->g, "%s %s: bad input count", op, name);
+    for (int i = 0; i < n; i++) if ((ids[i] = in(c, node, i)) < 0) return -1;
+    const float *a = const_of(c, in(c, node, n), op, name);
+    return a ? nn_add_concat(c->g, op, name, ids, n, (int)a[0]) : -1;
+}
+
+static int op_transpose(tf_ctx *c, json_t *node, const char *op, const char *name)
+{
+    int x = in(c, node, 0), p = x < 0 ? -1 : in(c, node, 1), perm[NN_MAX_RANK];
+    const float *pd = const_of(c, p, op, name);
+    if (!pd) return -1;
+    int r = c->g->tensors[x].shape.rank;
+    if (nn_shape_size(&c->g->tensors[p].shape) != (size_t)r) return nn_fail(c->g, "%s %s: bad perm", op, name);
+    for (int i = 0; i < r; i++) perm[i] = (int)pd[i];
+    return nn_add_transpose(c->g, op, name, x, perm);
+}
+
+static const struct { const char *op; nn_unary_kind k; float lo, hi; } UNARY[] = {
+    {"Relu", NN_UN_RELU, 0, INFINITY}, {"Relu6", NN_UN_CLAMP, 0, 6}, {"Sigmoid", NN_UN_SIGMOID, 0, 0},
+    {"Tanh", NN_UN_TANH, 0, 0}, {"Exp", NN_UN_EXP, 0, 0}, {"Abs", NN_UN_ABS, 0, 0}, {"Neg", NN_UN_NEG, 0, 0},
+    {"Square", NN_UN_SQUARE, 0, 0}, {"Sqrt", NN_UN_SQRT, 0, 0}, {"Rsqrt", NN_UN_RSQRT, 0, 0},
+};
+
+static const struct { const char *op; nn_binary_kind k; } BINARY[] = {
+    {"Add", NN_BIN_ADD}, {"AddV2", NN_BIN_ADD}, {"BiasAdd", NN_BIN_ADD}, {"Sub", NN_BIN_SUB},
+    {"Mul", NN_BIN_MUL}, {"RealDiv", NN_BIN_DIV}, {"Div", NN_BIN_DIV}, {"Maximum", NN_BIN_MAX},
+    {"Minimum", NN_BIN_MIN},
+};
+
+static int translate(tf_ctx *c, json_t *node)
+{
+    const char *op = json_string_value(json_object_get(node, "op"));
+    const char *name = json_string_value(json_object_get(node, "name"));
+    if (!op || !name) return nn_fail(c->g, "model.json: node without op or name");
+    for (size_t i = 0; i < sizeof UNARY / sizeof UNARY[0]; i++)
+        if (!strcmp(op, UNARY[i].op)) {
+            int x = in(c, node, 0);
+            return x < 0 ? -1 : nn_add_unary(c->g, op, name, x, UNARY[i].k, UNARY[i].lo, UNARY[i].hi);
+        }
+    for (size_t i = 0; i < sizeof BINARY / sizeof BINARY[0]; i++)
+        if (!strcmp(op, BINARY[i].op)) {
+            int a = in(c, node, 0), b = a < 0 ? -1 : in(c, node, 1);
+            return b < 0 ? -1 : nn_add_binary(c->g, op, name, BINARY[i].k, a, b);
+        }
+    if (strstr(op, "Conv2D") || strstr(op, "DepthwiseConv2dNative")) return op_conv(c, node, op, name);
+    if (!strcmp(op, "MatMul") || !strcmp(op, "_FusedMatMul")) return op_matmul(c, node, op, name);
+    if (!strcmp(op, "MaxPool") || !strcmp(op, "AvgPool")) return op_pool(c, node, op, name);
+    if (!strcmp(op, "Mean") || !strcmp(op, "Sum") || !strcmp(op, "Max")) return op_reduce(c, node, op, name);
+    if (!strcmp(op, "Pad") || !strcmp(op, "PadV2")) return op_pad(c, node, op, name);
+    if (!strcmp(op, "Reshape")) return op_reshape(c, node, op, name);
+    if (!strcmp(op, "Squeeze")) return op_squeeze(c, node, op, name);
+    if (!strcmp(op, "ConcatV2")) return op_concat(c, node, op, name);
+    if (!strcmp(op, "Transpose")) return op_transpose(c, node, op, name);
+    if (!strcmp(op, "Identity") || !strcmp(op, "StopGradient")) return in(c, node, 0);
+    if (!strcmp(op, "Softmax")) {
+        int x = in(c, node, 0);
+        return x < 0 ? -1 : nn_add_softmax(c->g, op, name, x, -1);
+    }
+    if (!strcmp(op, "Prelu")) {
+        int x = in(c, node, 0), a = x < 0 ? -1 : in(c, node, 1);
+        if (a < 0) return -1;
+        int len = (int)nn_shape_size(&c->g->tensors[a].shape);
+        int flat = nn_add_reshape(c->g, op, "", a, nn_shape_make(1, &len));
+        return nn_add_prelu(c->g, op, name, x, flat);
+    }
+    if (!strcmp(op, "Const")) return nn_fail(c->g, "Const %s: no weights in the manifest", name);
+    return nn_fail(c->g, "unsupported operator %s (node %s)", op, name);
+}
+
+/* Tensor id for an input reference "name", "name:0" (other output indices unsupported). */
+static int resolve(tf_ctx *c, const char *ref)
+{
+    char name[1024];
+    snprintf(name, sizeof name, "%s", ref);
+    char *colon = strrchr(name, ':');
+    if (colon) {
+        if (strcmp(colon, ":0") != 0) return nn_fail(c->g, "tensor %s: only the first output of a node is supported", ref);
+        *colon = 0;
+    }
+    tf_entry *e = find(c, name);
+    if (!e) return nn_fail(c->g, "unknown tensor %s", ref);
+    if (e->id >= 0) return e->id;
+    if (e->id == -2) return nn_fail(c->g, "cycle at node %s", name);
+    if (!e->node) return nn_fail(c->g, "unknown tensor %s", ref);
+    if (++c->depth > 4000) return nn_fail(c->g, "graph too deep at %s", name);
+    e->id = -2;
+    int id = translate(c, e->node);
+    c->depth--;
+    e = find(c, name);   /* the table does not move, but stay safe */
+    e->id = id < 0 ? -1 : id;
+    return id;
+}
+
+/* ---- model ---------------------------------------------------------- */
+
+static int add_input(tf_ctx *c, json_t *node)
+{
+    const char *name = json_string_value(json_object_get(node, "name"));
+    json_t *dims = json_object_get(json_object_get(attr(node, "shape"), "shape"), "dim");
+    nn_shape s = {.rank = (int)json_array_size(dims)};
+    if (s.rank < 1 || s.rank > NN_MAX_RANK) return nn_fail(c->g, "input %s: no usable shape", name);
+    for (int i = 0; i < s.rank; i++) {
+        json_t *v = json_object_get(json_array_get(dims, (size_t)i), "size");
+        long d = json_is_string(v) ? atol(json_string_value(v)) : (long)json_integer_value(v);
+        if (d == -1) d = 1;   /* batch */
+        if (d < 1 || d > (1 << 24)) return nn_fail(c->g, "input %s: dimension %d is not fixed", name, i);
+        s.dims[i] = (int)d;
+    }
+    int id = nn_tensor_add(c->g, name, s, NULL);
+    int *ins = realloc(c->g->inputs, (size_t)(c->g->n_inputs + 1) * sizeof *ins);
+    if (id < 0 || !ins) return nn_fail(c->g, "out of memory");
+    c->g->inputs = ins;
+    ins[c->g->n_inputs++] = id;
+    find(c, name)->id = id;
+    return 0;
+}
+
+static int add_output(tf_ctx *c, const char *public_name, const char *ref)
+{
+    int id = resolve(c, ref);
+    if (id < 0) return -1;
+    int n = c->g->n_outputs;
+    int *o = realloc(c->g->outputs, (size_t)(n + 1) * sizeof *o);
+    if (o) c->g->outputs = o;
+    char **names = realloc(c->g->output_names, (size_t)(n + 1) * sizeof *names);
+    if (names) c->g->output_names = names;
+    if (!o || !names) return nn_fail(c->g, "out of memory");
+    o[n] = id;
+    names[n] = strdup(public_name);
+    c->g->n_outputs++;
+    return 0;
+}
+
+/* Outputs: the signature if there is one, else every node nobody reads. */
+static int add_outputs(tf_ctx *c, json_t *root, json_t *nodes)
+{
+    json_t *sig = json_object_get(root, "signature");
+    if (!sig) sig = json_object_get(json_object_get(root, "userDefinedMetadata"), "signature");
+    json_t *outs = json_object_get(sig, "outputs");
+    const char *key;
+    json_t *v;
+    if (json_object_size(outs)) {
+        json_object_foreach(outs, key, v) {
+            const char *ref = json_string_value(json_object_get(v, "name"));
+            if (add_output(c, key, ref ? ref : key)) return -1;
+        }
+        return 0;
+    }
+    for (size_t i = 0; i < json_array_size(nodes); i++) {
+        json_t *nd = json_array_get(nodes, i);
+        const char *name = json_string_value(json_object_get(nd, "name"));
+        const char *op = json_string_value(json_object_get(nd, "op"));
+        if (!name || !op || !strcmp(op, "Const") || !strcmp(op, "Placeholder")) continue;
+        int used = 0;
+        for (size_t j = 0; j < json_array_size(nodes) && !used; j++) {
+            json_t *ins = json_object_get(json_array_get(nodes, j), "input");
+            for (size_t k = 0; k < json_array_size(ins) && !used; k++) {
+                const char *r = json_string_value(json_array_get(ins, k));
+                size_t len = strlen(name);
+                if (r && !strncmp(r, name, len) && (r[len] == 0 || r[len] == ':')) used = 1;
+            }
+        }
+        if (!used && add_output(c, name, name)) return -1;
+    }
+    return c->g->n_outputs ? 0 : nn_fail(c->g, "model has no output");
+}
+
+static int build(tf_ctx *c, json_t *root, const char *dir)
+{
+    json_t *nodes = json_object_get(json_object_get(root, "modelTopology"), "node");
+    json_t *manifest = json_object_get(root, "weightsManifest");
+    if (!json_is_array(nodes) || !json_is_array(manifest))
+        return nn_fail(c->g, "model.json: no modelTopology.node or weightsManifest (not a graph model?)");
+    c->n = (int)json_array_size(nodes);
+    c->e = calloc((size_t)c->n + 1, sizeof *c->e);
+    if (!c->e) return nn_fail(c->g, "out of memory");
+    for (int i = 0; i < c->n; i++) {
+        json_t *nd = json_array_get(nodes, (size_t)i);
+        const char *name = json_string_value(json_object_get(nd, "name"));
+        c->e[i] = (tf_entry){name ? name : "", nd, -1};
+    }
+    if (load_weights(c, manifest, dir)) return -1;
+    for (int i = 0; i < c->n; i++) {
+        const char *op = json_string_value(json_object_get(c->e[i].node, "op"));
+        if (op && !strcmp(op, "Placeholder") && add_input(c, c->e[i].node)) return -1;
+    }
+    if (c->g->n_inputs < 1) return nn_fail(c->g, "model has no input");
+    return add_outputs(c, root, nodes);
+}
+
+int nn_tfjs_load(nn_graph *g, const char *path)
+{
+    json_error_t jerr;
+    json_t *root = json_load_file(path, 0, &jerr);
+    if (!root) return nn_fail(g, "%s: invalid JSON at line %d: %s", path, jerr.line, jerr.text);
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = 0;
+    else snprintf(dir, sizeof dir, ".");
+    tf_ctx c = {.g = g};
+    int rc = build(&c, root, dir);
+    free(c.e);
+    json_decref(root);
+    return rc;
+}
