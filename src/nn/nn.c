@@ -156,7 +156,6 @@ static size_t plan_memory(const nn_graph *g, size_t *offset_of_root, int *is_roo
     size_t arena = 0;
     if (!first || !last || !slots) goto out;
     for (int t = 0; t < n; t++) { first[t] = INT32_MAX; last[t] = -2; is_root[t] = 0; }
-    for (int i = 0; i < g->n_inputs; i++) { int r = root_of(g, g->inputs[i]); first[r] = -1; last[r] = last[r] > -1 ? last[r] : -1; }
     for (int i = 0; i < g->n_nodes; i++) {
         const nn_node *nd = &g->nodes[i];
         int r = root_of(g, nd->out);
@@ -168,6 +167,8 @@ static size_t plan_memory(const nn_graph *g, size_t *offset_of_root, int *is_roo
         }
     }
     for (int i = 0; i < g->n_outputs; i++) last[root_of(g, g->outputs[i])] = g->n_nodes;
+    /* Inputs live throughout, so a caller may run again without rewriting them. */
+    for (int i = 0; i < g->n_inputs; i++) { int r = root_of(g, g->inputs[i]); first[r] = -1; last[r] = g->n_nodes; }
     int ns = 0;
     for (int t = 0; t < n; t++) {
         if (g->tensors[t].data || g->tensors[t].alias >= 0 || last[t] < -1) continue;

@@ -1,0 +1,396 @@
+/*
+ * test_nn.c - the nn runtime against reference outputs and bad inputs.
+ *
+ * Fixtures (tests/fixtures/nn/, made by scripts/make_nn_fixtures.py) hold an
+ * input image, the recipe turning its pixels into the model input, and the
+ * outputs OpenCV DNN (ONNX) or a float64 numpy interpreter (TF.js) computed.
+ * Run from the repository root: models are read from models/.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <png.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "nn/nn.h"
+#include "onnx/onnx.pb-c.h"
+
+#define FIXTURES "tests/fixtures/nn/"
+
+typedef struct {
+    char model[256], image[256], layout[8];
+    double scale, offset;
+    int n_out;
+    size_t out_len[16];
+    double tol[16];
+} recipe;
+
+static int read_recipe(const char *name, recipe *r)
+{
+    char path[512], key[32];
+    snprintf(path, sizeof path, FIXTURES "%s.txt", name);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    memset(r, 0, sizeof *r);
+    while (fscanf(f, "%31s", key) == 1) {
+        if (!strcmp(key, "model") && fscanf(f, "%255s", r->model) != 1) break;
+        if (!strcmp(key, "image") && fscanf(f, "%255s", r->image) != 1) break;
+        if (!strcmp(key, "layout") && fscanf(f, "%7s", r->layout) != 1) break;
+        if (!strcmp(key, "scale") && fscanf(f, "%lf", &r->scale) != 1) break;
+        if (!strcmp(key, "offset") && fscanf(f, "%lf", &r->offset) != 1) break;
+        if (!strcmp(key, "output") && r->n_out < 16) {
+            if (fscanf(f, "%zu %lf", &r->out_len[r->n_out], &r->tol[r->n_out]) != 2) break;
+            r->n_out++;
+        }
+    }
+    fclose(f);
+    return r->model[0] && r->image[0] && r->n_out ? 0 : -1;
+}
+
+/* Decodes the fixture PNG with `channels` channels (1 grey, 3 RGB). */
+static unsigned char *read_png(const char *file, int channels, int *w, int *h)
+{
+    char path[512];
+    snprintf(path, sizeof path, FIXTURES "%s", file);
+    png_image img;
+    memset(&img, 0, sizeof img);
+    img.version = PNG_IMAGE_VERSION;
+    if (!png_image_begin_read_from_file(&img, path)) return NULL;
+    img.format = channels == 1 ? PNG_FORMAT_GRAY : PNG_FORMAT_RGB;
+    unsigned char *buf = malloc(PNG_IMAGE_SIZE(img));
+    if (!buf || !png_image_finish_read(&img, NULL, buf, 0, NULL)) { free(buf); png_image_free(&img); return NULL; }
+    *w = (int)img.width;
+    *h = (int)img.height;
+    return buf;
+}
+
+static size_t shape_size(nn_shape s)
+{
+    size_t n = 1;
+    for (int i = 0; i < s.rank; i++) n *= (size_t)s.dims[i];
+    return n;
+}
+
+static void fill_input(nn_session *s, const nn_model *m, const recipe *r)
+{
+    nn_shape in = nn_model_input_shape(m, 0);
+    assert_int_equal(in.rank, 4);
+    int nchw = !strcmp(r->layout, "nchw");
+    int c = nchw ? in.dims[1] : in.dims[3], h = nchw ? in.dims[2] : in.dims[1], w = nchw ? in.dims[3] : in.dims[2];
+    int iw, ih;
+    unsigned char *px = read_png(r->image, c, &iw, &ih);
+    assert_non_null(px);
+    assert_int_equal(iw, w);
+    assert_int_equal(ih, h);
+    float *x = nn_session_input(s, 0);
+    for (int y = 0; y < h; y++)
+        for (int xx = 0; xx < w; xx++)
+            for (int k = 0; k < c; k++) {
+                float v = (float)(px[((size_t)y * w + xx) * c + k] * r->scale + r->offset);
+                if (nchw) x[((size_t)k * h + y) * w + xx] = v;
+                else x[((size_t)y * w + xx) * c + k] = v;
+            }
+    free(px);
+}
+
+/* Loads, runs and compares one fixture; prints the error figures. */
+static void check_fixture(const char *name)
+{
+    recipe r;
+    assert_int_equal(read_recipe(name, &r), 0);
+    char err[512], path[512];
+    nn_model *m = nn_model_load(r.model, err, sizeof err);
+    if (!m) fail_msg("%s: %s", name, err);
+    assert_int_equal(nn_model_output_count(m), r.n_out);
+    nn_session *s = nn_session_create(m, err, sizeof err);
+    if (!s) fail_msg("%s: %s", name, err);
+    fill_input(s, m, &r);
+    assert_int_equal(nn_run(s), 0);
+
+    snprintf(path, sizeof path, FIXTURES "%s.out", name);
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    for (int o = 0; o < r.n_out; o++) {
+        assert_int_equal(shape_size(nn_model_output_shape(m, o)), r.out_len[o]);
+        float *want = malloc(r.out_len[o] * sizeof *want);
+        assert_non_null(want);
+        assert_int_equal(fread(want, sizeof *want, r.out_len[o], f), r.out_len[o]);
+        const float *got = nn_session_output(s, o);
+        double maxabs = 0, dot = 0, ng = 0, nw = 0;
+        for (size_t i = 0; i < r.out_len[o]; i++) {
+            double d = fabs((double)got[i] - want[i]);
+            if (!(d <= maxabs)) maxabs = d;   /* NaN counts as a failure */
+            dot += (double)got[i] * want[i];
+            ng += (double)got[i] * got[i];
+            nw += (double)want[i] * want[i];
+        }
+        double cosine = ng > 0 && nw > 0 ? dot / sqrt(ng * nw) : (ng == nw ? 1.0 : 0.0);
+        print_message("  %-15s output %d (%zu values): max abs err %.3g (tol %.3g), cosine %.7f\n",
+                      name, o, r.out_len[o], maxabs, r.tol[o], cosine);
+        if (!(maxabs <= r.tol[o])) fail_msg("%s output %d: max abs error %g > %g", name, o, maxabs, r.tol[o]);
+        if (r.out_len[o] >= 4 && !(cosine >= 0.9999)) fail_msg("%s output %d: cosine %f", name, o, cosine);
+        free(want);
+    }
+    fclose(f);
+    nn_session_free(s);
+    nn_model_free(m);
+}
+
+#define FIXTURE_TEST(fn, name) static void fn(void **state) { (void)state; check_fixture(name); }
+FIXTURE_TEST(test_fr_detect, "fr_detect")
+FIXTURE_TEST(test_fr_landmark, "fr_landmark")
+FIXTURE_TEST(test_fr_feature, "fr_feature")
+FIXTURE_TEST(test_fr_liveness, "fr_liveness")
+FIXTURE_TEST(test_fr_age, "fr_age")
+FIXTURE_TEST(test_blazeface_back, "blazeface-back")
+FIXTURE_TEST(test_facemesh, "facemesh")
+FIXTURE_TEST(test_faceres_deep, "faceres-deep")
+FIXTURE_TEST(test_mobilefacenet, "mobilefacenet")
+
+/* ---- API behaviour ---------------------------------------------------- */
+
+static void test_api_shapes_and_names(void **state)
+{
+    (void)state;
+    char err[256];
+    nn_model *m = nn_model_load("models/faceplugin/fr_detect.onnx", err, sizeof err);
+    assert_non_null(m);
+    assert_int_equal(nn_model_input_count(m), 1);
+    nn_shape in = nn_model_input_shape(m, 0);
+    assert_int_equal(in.rank, 4);
+    assert_int_equal(in.dims[1], 3);
+    assert_int_equal(in.dims[2], 240);
+    assert_int_equal(in.dims[3], 320);
+    assert_int_equal(nn_model_output_index(m, "boxes"), 1);
+    assert_int_equal(nn_model_output_index(m, "scores"), 0);
+    assert_int_equal(nn_model_output_index(m, "nope"), -1);
+    nn_shape b = nn_model_output_shape(m, 1);
+    assert_int_equal(b.rank, 3);
+    assert_int_equal(b.dims[1], 4420);
+    assert_int_equal(b.dims[2], 4);
+    assert_null(nn_session_input(NULL, 0));
+    assert_true(nn_run(NULL) < 0);
+    nn_model_free(m);
+}
+
+/* Two sessions of one model are independent and agree. */
+static void test_two_sessions_agree(void **state)
+{
+    (void)state;
+    char err[256];
+    nn_model *m = nn_model_load("models/faceplugin/fr_landmark.onnx", err, sizeof err);
+    assert_non_null(m);
+    nn_session *a = nn_session_create(m, err, sizeof err), *b = nn_session_create(m, err, sizeof err);
+    assert_non_null(a);
+    assert_non_null(b);
+    size_t n = shape_size(nn_model_input_shape(m, 0));
+    for (size_t i = 0; i < n; i++) nn_session_input(a, 0)[i] = nn_session_input(b, 0)[i] = (float)(i % 97) / 97.0f;
+    assert_int_equal(nn_run(a), 0);
+    assert_int_equal(nn_run(b), 0);
+    assert_int_equal(nn_run(a), 0);   /* running twice gives the same answer */
+    assert_memory_equal(nn_session_output(a, 0), nn_session_output(b, 0), 136 * sizeof(float));
+    nn_session_free(a);
+    nn_session_free(b);
+    nn_model_free(m);
+}
+
+/* ---- failures --------------------------------------------------------- */
+
+static void expect_load_error(const char *path, const char *needle)
+{
+    char err[512] = "";
+    nn_model *m = nn_model_load(path, err, sizeof err);
+    assert_null(m);
+    print_message("  %s -> %s\n", path, err);
+    if (!strstr(err, needle)) fail_msg("error for %s is \"%s\", expected it to mention \"%s\"", path, err, needle);
+}
+
+static void copy_prefix(const char *from, const char *to, double fraction)
+{
+    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+    assert_non_null(in);
+    assert_non_null(out);
+    fseek(in, 0, SEEK_END);
+    long n = ftell(in);
+    fseek(in, 0, SEEK_SET);
+    long keep = (long)(n * fraction);
+    char *buf = malloc((size_t)n);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t)n, in), (size_t)n);
+    assert_int_equal(fwrite(buf, 1, (size_t)keep, out), (size_t)keep);
+    free(buf);
+    fclose(in);
+    fclose(out);
+}
+
+static void test_missing_file(void **state)
+{
+    (void)state;
+    expect_load_error("/tmp/nn-test-does-not-exist.onnx", "nn-test-does-not-exist.onnx");
+    expect_load_error("/tmp/nn-test-does-not-exist.json", "nn-test-does-not-exist.json");
+    char err[8];
+    assert_null(nn_model_load(NULL, err, sizeof err));
+}
+
+static void test_truncated_onnx(void **state)
+{
+    (void)state;
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/nn-test-trunc-%d.onnx", (int)getpid());
+    copy_prefix("models/faceplugin/fr_landmark.onnx", path, 0.6);
+    expect_load_error(path, "truncated");
+    unlink(path);
+}
+
+static void test_truncated_tfjs_weights(void **state)
+{
+    (void)state;
+    char dir[64], cmd[256], json[128];
+    snprintf(dir, sizeof dir, "/tmp/nn-test-tfjs-%d", (int)getpid());
+    snprintf(cmd, sizeof cmd, "mkdir -p %s && cp models/human/facemesh.json %s/", dir, dir);
+    assert_int_equal(system(cmd), 0);
+    snprintf(json, sizeof json, "%s/facemesh.bin", dir);
+    copy_prefix("models/human/facemesh.bin", json, 0.5);
+    snprintf(json, sizeof json, "%s/facemesh.json", dir);
+    expect_load_error(json, "truncated");
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* Writes a one-node ONNX model: input [1,a] (op) initializer [1,b] -> y. */
+static void write_tiny_onnx(const char *path, const char *op_type, int a, int b)
+{
+    Onnx__TensorShapeProto__Dimension d0 = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__INIT, d1 = d0;
+    d0.value_case = d1.value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+    d0.dim_value = 1;
+    d1.dim_value = a;
+    Onnx__TensorShapeProto__Dimension *dims[2] = {&d0, &d1};
+    Onnx__TensorShapeProto shape = ONNX__TENSOR_SHAPE_PROTO__INIT;
+    shape.n_dim = 2;
+    shape.dim = dims;
+    Onnx__TypeProto__Tensor tt = ONNX__TYPE_PROTO__TENSOR__INIT;
+    tt.has_elem_type = 1;
+    tt.elem_type = 1;
+    tt.shape = &shape;
+    Onnx__TypeProto type = ONNX__TYPE_PROTO__INIT;
+    type.value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
+    type.tensor_type = &tt;
+    Onnx__ValueInfoProto x = ONNX__VALUE_INFO_PROTO__INIT, y = ONNX__VALUE_INFO_PROTO__INIT;
+    x.name = "x";
+    x.type = &type;
+    y.name = "y";
+    Onnx__ValueInfoProto *ins[1] = {&x}, *outs[1] = {&y};
+
+    float wdata[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    int64_t wdims[2] = {1, b};
+    Onnx__TensorProto w = ONNX__TENSOR_PROTO__INIT;
+    w.name = "w";
+    w.n_dims = 2;
+    w.dims = wdims;
+    w.has_data_type = 1;
+    w.data_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
+    w.n_float_data = (size_t)b;
+    w.float_data = wdata;
+    Onnx__TensorProto *inits[1] = {&w};
+
+    char *node_in[2] = {"x", "w"}, *node_out[1] = {"y"};
+    Onnx__NodeProto node = ONNX__NODE_PROTO__INIT;
+    node.op_type = (char *)op_type;
+    node.n_input = 2;
+    node.input = node_in;
+    node.n_output = 1;
+    node.output = node_out;
+    Onnx__NodeProto *nodes[1] = {&node};
+
+    Onnx__GraphProto g = ONNX__GRAPH_PROTO__INIT;
+    g.name = "tiny";
+    g.n_node = 1;
+    g.node = nodes;
+    g.n_initializer = 1;
+    g.initializer = inits;
+    g.n_input = 1;
+    g.input = ins;
+    g.n_output = 1;
+    g.output = outs;
+    Onnx__ModelProto m = ONNX__MODEL_PROTO__INIT;
+    m.graph = &g;
+
+    size_t len = onnx__model_proto__get_packed_size(&m);
+    uint8_t *buf = malloc(len);
+    assert_non_null(buf);
+    onnx__model_proto__pack(&m, buf);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(buf, 1, len, f), len);
+    fclose(f);
+    free(buf);
+}
+
+static void test_tiny_onnx_runs(void **state)
+{
+    (void)state;
+    char path[64], err[256];
+    snprintf(path, sizeof path, "/tmp/nn-test-ok-%d.onnx", (int)getpid());
+    write_tiny_onnx(path, "Mul", 4, 4);
+    nn_model *m = nn_model_load(path, err, sizeof err);
+    if (!m) fail_msg("%s", err);
+    nn_session *s = nn_session_create(m, err, sizeof err);
+    assert_non_null(s);
+    for (int i = 0; i < 4; i++) nn_session_input(s, 0)[i] = 0.5f;
+    assert_int_equal(nn_run(s), 0);
+    assert_float_equal(nn_session_output(s, 0)[3], 2.0f, 1e-6);
+    nn_session_free(s);
+    nn_model_free(m);
+    unlink(path);
+}
+
+static void test_unknown_op(void **state)
+{
+    (void)state;
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/nn-test-op-%d.onnx", (int)getpid());
+    write_tiny_onnx(path, "FrobnicateV7", 4, 4);
+    expect_load_error(path, "FrobnicateV7");
+    unlink(path);
+}
+
+static void test_mismatched_shapes(void **state)
+{
+    (void)state;
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/nn-test-shape-%d.onnx", (int)getpid());
+    write_tiny_onnx(path, "Add", 3, 4);
+    expect_load_error(path, "Add");
+    unlink(path);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fr_detect),
+        cmocka_unit_test(test_fr_landmark),
+        cmocka_unit_test(test_fr_feature),
+        cmocka_unit_test(test_fr_liveness),
+        cmocka_unit_test(test_fr_age),
+        cmocka_unit_test(test_blazeface_back),
+        cmocka_unit_test(test_facemesh),
+        cmocka_unit_test(test_faceres_deep),
+        cmocka_unit_test(test_mobilefacenet),
+        cmocka_unit_test(test_api_shapes_and_names),
+        cmocka_unit_test(test_two_sessions_agree),
+        cmocka_unit_test(test_missing_file),
+        cmocka_unit_test(test_truncated_onnx),
+        cmocka_unit_test(test_truncated_tfjs_weights),
+        cmocka_unit_test(test_tiny_onnx_runs),
+        cmocka_unit_test(test_unknown_op),
+        cmocka_unit_test(test_mismatched_shapes),
+    };
+    return cmocka_run_group_tests_name("nn", tests, NULL, NULL);
+}
