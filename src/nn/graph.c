@@ -537,7 +537,10 @@ static float binary_apply(int kind, float a, float b)
 
 /* Innermost loop of a broadcast binary op, specialised by kind so it vectorises. */
 #define BIN_LOOP(OP) \
-    for (size_t i = 0; i < n; i++) { float x = a[i * sa], y = b[i * sb]; o[i] = (OP); }
+    if (sa == 1 && sb == 1) { for (size_t i = 0; i < n; i++) { float x = a[i], y = b[i]; o[i] = (OP); } } \
+    else if (sa == 1 && sb == 0) { float y = b[0]; for (size_t i = 0; i < n; i++) { float x = a[i]; o[i] = (OP); } } \
+    else if (sa == 0 && sb == 1) { float x = a[0]; for (size_t i = 0; i < n; i++) { float y = b[i]; o[i] = (OP); } } \
+    else { for (size_t i = 0; i < n; i++) { float x = a[i * sa], y = b[i * sb]; o[i] = (OP); } }
 static void binary_row(int kind, const float *a, size_t sa, const float *b, size_t sb, float *o, size_t n)
 {
     switch (kind) {
@@ -569,7 +572,7 @@ static void run_binary(const nn_graph *g, const nn_node *n, const float *a, cons
         sb[i] = b4.dims[i] == 1 ? 0 : tb[i];
     }
     size_t total = nn_shape_size(so);
-    if (r == 0) { o[0] = binary_apply(n->kind, a[0], b[0]); return; }
+    if (r == 0) { o[0] = binary_apply(n->kind, a[0], b[0]); total = 1; goto clamp; }
     size_t inner = (size_t)so->dims[r - 1];
     if (inner == 0) return;
     int idx[NN_MAX_RANK] = {0};
@@ -582,10 +585,33 @@ static void run_binary(const nn_graph *g, const nn_node *n, const float *a, cons
             idx[i] = 0;
         }
     }
+clamp:   /* activation fused from a following Relu/Clamp */
+    if (!isinf(n->fmin) || !isinf(n->fmax))
+        for (size_t i = 0; i < total; i++) {
+            float v = o[i] < n->fmin ? n->fmin : o[i];   /* plain compares vectorise; fmaxf is a call */
+            o[i] = v > n->fmax ? n->fmax : v;
+        }
+}
+
+/* out[b][j][i] = in[b][i][j] for rows x cols matrices, in cache-sized tiles. */
+static void transpose_2d(const float *x, float *o, size_t batch, size_t rows, size_t cols)
+{
+    for (size_t b = 0; b < batch; b++, x += rows * cols, o += rows * cols)
+        for (size_t i0 = 0; i0 < rows; i0 += 32)
+            for (size_t j0 = 0; j0 < cols; j0 += 32)
+                for (size_t i = i0; i < rows && i < i0 + 32; i++)
+                    for (size_t j = j0; j < cols && j < j0 + 32; j++)
+                        o[j * rows + i] = x[i * cols + j];
 }
 
 static void run_transpose(const nn_graph *g, const nn_node *n, const float *x, float *o)
 {
+    const nn_shape *s4 = &g->tensors[n->in[0]].shape;
+    if (s4->rank == 4 && n->perm[0] == 0) {
+        size_t N = (size_t)s4->dims[0], a = (size_t)s4->dims[1], b = (size_t)s4->dims[2], c = (size_t)s4->dims[3];
+        if (n->perm[1] == 2 && n->perm[2] == 3 && n->perm[3] == 1) { transpose_2d(x, o, N, a, b * c); return; }
+        if (n->perm[1] == 3 && n->perm[2] == 1 && n->perm[3] == 2) { transpose_2d(x, o, N, a * b, c); return; }
+    }
     const nn_shape *si = &g->tensors[n->in[0]].shape, *so = &g->tensors[n->out].shape;
     size_t st[NN_MAX_RANK], ps[NN_MAX_RANK];
     strides_of(si, st);
@@ -671,24 +697,24 @@ static void run_gather(const nn_graph *g, const nn_node *n, const float *x, cons
         }
 }
 
+/* Fills with the pad value, then copies the input one innermost row at a time. */
 static void run_pad(const nn_graph *g, const nn_node *n, const float *x, float *o)
 {
     const nn_shape *si = &g->tensors[n->in[0]].shape, *so = &g->tensors[n->out].shape;
-    size_t st[NN_MAX_RANK];
-    strides_of(si, st);
-    size_t total = nn_shape_size(so);
-    int r = so->rank, idx[NN_MAX_RANK] = {0};
-    for (size_t k = 0; k < total; k++) {
-        size_t off = 0;
-        int inside = 1;
-        for (int i = 0; i < r; i++) {
-            int j = idx[i] - n->pads[i];
-            if (j < 0 || j >= si->dims[i]) { inside = 0; break; }
-            off += (size_t)j * st[i];
-        }
-        o[k] = inside ? x[off] : n->fmin;
-        for (int i = r - 1; i >= 0; i--) {
-            if (++idx[i] < so->dims[i]) break;
+    size_t st[NN_MAX_RANK], total = nn_shape_size(so), rows = 1;
+    strides_of(so, st);
+    int r = si->rank;
+    for (size_t k = 0; k < total; k++) o[k] = n->fmin;
+    if (r == 0 || nn_shape_size(si) == 0) return;
+    size_t row = (size_t)si->dims[r - 1];
+    for (int i = 0; i < r - 1; i++) rows *= (size_t)si->dims[i];
+    int idx[NN_MAX_RANK] = {0};
+    for (size_t k = 0; k < rows; k++, x += row) {
+        size_t off = (size_t)n->pads[r - 1];
+        for (int i = 0; i < r - 1; i++) off += (size_t)(idx[i] + n->pads[i]) * st[i];
+        memcpy(o + off, x, row * sizeof *o);
+        for (int i = r - 2; i >= 0; i--) {
+            if (++idx[i] < si->dims[i]) break;
             idx[i] = 0;
         }
     }
@@ -735,7 +761,7 @@ void nn_glue_run(const nn_graph *g, const nn_node *n, const float *const *in, fl
         for (size_t i = 0; i < total; i += c)
             for (size_t j = 0; j < c; j++) {
                 float v = in[0][i + j];   /* branch-free: signs are unpredictable */
-                out[i + j] = fmaxf(v, 0.0f) + in[1][j] * fminf(v, 0.0f);
+                out[i + j] = (v > 0 ? v : 0.0f) + in[1][j] * (v < 0 ? v : 0.0f);
             }
         break;
     }
@@ -847,6 +873,25 @@ static void fuse_into_heavy(nn_graph *g, int hi)
     }
 }
 
+/* A Relu/Clamp reading only a binary op's output becomes that op's clamp. */
+static void fuse_activation_into_binary(nn_graph *g, int bi)
+{
+    nn_node *b = &g->nodes[bi];
+    int ci = sole_consumer(g, b->out);
+    if (ci < 0) return;
+    nn_node *c = &g->nodes[ci];
+    if (c->op != NN_OP_UNARY || (c->kind != NN_UN_RELU && c->kind != NN_UN_CLAMP)) return;
+    float lo = c->kind == NN_UN_RELU ? 0.0f : c->fmin, hi = c->kind == NN_UN_RELU ? INFINITY : c->fmax;
+    b->fmin = fmaxf(b->fmin, lo);
+    b->fmax = fminf(b->fmax, hi);
+    g->tensors[b->out].consumers--;
+    g->tensors[b->out].producer = -1;
+    b->out = c->out;
+    g->tensors[c->out].producer = bi;
+    c->n_in = 0;
+    c->out = -1;
+}
+
 static void remove_dead_nodes(nn_graph *g)
 {
     /* live = reaches an output; walk backwards since nodes are topological. */
@@ -881,6 +926,8 @@ int nn_graph_finish(nn_graph *g)
     for (int i = 0; i < g->n_nodes; i++)
         if ((g->nodes[i].op == NN_OP_CONV || g->nodes[i].op == NN_OP_FC) && g->nodes[i].out >= 0)
             fuse_into_heavy(g, i);
+    for (int i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i].op == NN_OP_BINARY && g->nodes[i].out >= 0) fuse_activation_into_binary(g, i);
     remove_dead_nodes(g);
     /* Constants nobody reads any more (weights copied into conv params). */
     for (int i = 0; i < g->n_tensors; i++)
