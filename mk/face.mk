@@ -1,0 +1,8 @@
+# Face pipeline benchmarks (included by the Makefile).
+#   make bench-accuracy  LFW 10-fold / TAR@FAR and age MAE with the real face_analyze
+#   make bench           face_analyze latency vs an OpenCV-DNN reference, same inputs
+bench-accuracy: build/tools/bench_accuracy
+	./build/tools/bench_accuracy ../shared/data models
+
+bench: build/tools/bench_face
+	python3 bench/bench_face.py

@@ -1,0 +1,366 @@
+/* bench_accuracy - biometric accuracy of the real face pipeline (face_analyze):
+ *
+ *  - LFW verification on pairs_lfw/pairs.txt: 10-fold accuracy (threshold chosen on
+ *    9 folds, tested on the 10th), TAR at FAR 1e-3 / 1e-4 with the genuine pairs of
+ *    pairs.txt against every impostor pair that the embedded images can form. An
+ *    image without a usable face is a failure to enrol: its pairs always count as
+ *    wrong (genuine rejected, impostor accepted), never skipped.
+ *  - Age on data/age: the MANIFEST rows are split by index (even = calibration half,
+ *    odd = evaluation half); prints the MAE on the evaluation half, the share of
+ *    under-18s called >= 18, and the least-squares refit of the calibration on the
+ *    even half (compose it with AGE_CAL_A/B in src/face/pipeline.c to refit).
+ *
+ * Every image is analysed once, by two threads each owning a face_worker. The LFW
+ * embeddings go to build/lfw_embeddings.{tsv,f32} for the matching/calibration work.
+ *
+ *   bench_accuracy [DATA_DIR [MODELS_DIR]]   (defaults ../shared/data, models) */
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "face/pipeline.h"
+
+#define MAX_IMAGES 20000
+#define MAX_PAIRS 6000
+#define MAX_PATH 512
+#define THREADS 2
+
+typedef struct {
+    char path[MAX_PATH];
+    char person[128];
+    int ok;          /* 1 = a face was embedded */
+    float age;       /* age tasks: reported age, truth below */
+    int has_age;
+    float truth;
+    float *emb;
+} item;
+
+typedef struct {
+    int a, b;        /* item indices */
+    int same;
+    int fold;
+    float sim;
+} pair;
+
+typedef struct {
+    item *items;
+    int n, next, want_age;
+    int dim;
+    const face_engine *engine;
+    pthread_mutex_t lock;
+} job_queue;
+
+static uint8_t *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *buf = n > 0 && n < (64L << 20) ? malloc((size_t)n) : NULL;
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    *len = (size_t)n;
+    return buf;
+}
+
+static void analyse_item(face_worker *w, job_queue *q, item *it, face_result *r)
+{
+    char err[256];
+    size_t len;
+    uint8_t *data = read_file(it->path, &len);
+    face_options opt = {.want_embedding = !q->want_age, .want_age = q->want_age};
+    if (data && face_analyze(w, data, len, &opt, r, err, sizeof err) == FACE_OK &&
+        r->faces_found > 0) {
+        it->ok = 1;
+        if (it->emb) memcpy(it->emb, r->embedding, sizeof(float) * (size_t)q->dim);
+        it->has_age = r->has_age;
+        it->age = r->age;
+    }
+    free(data);
+}
+
+static void *worker_main(void *arg)
+{
+    job_queue *q = arg;
+    char err[256];
+    face_worker *w = face_worker_create(q->engine, err, sizeof err);
+    face_result *r = malloc(sizeof *r);
+    if (!w || !r) {
+        fprintf(stderr, "worker: %s\n", err);
+        exit(1);
+    }
+    for (;;) {
+        pthread_mutex_lock(&q->lock);
+        int i = q->next++;
+        pthread_mutex_unlock(&q->lock);
+        if (i >= q->n) break;
+        analyse_item(w, q, &q->items[i], r);
+    }
+    free(r);
+    face_worker_free(w);
+    return NULL;
+}
+
+static void run_all(job_queue *q)
+{
+    pthread_t t[THREADS];
+    pthread_mutex_init(&q->lock, NULL);
+    for (int i = 0; i < THREADS; i++) pthread_create(&t[i], NULL, worker_main, q);
+    for (int i = 0; i < THREADS; i++) pthread_join(t[i], NULL);
+    pthread_mutex_destroy(&q->lock);
+}
+
+/* ---- LFW -------------------------------------------------------------------------- */
+
+static int find_or_add(item *items, int *n, const char *dir, const char *name, int idx)
+{
+    char path[MAX_PATH];
+    snprintf(path, sizeof path, "%s/lfw/lfw_deepfunneled/%s/%s_%04d.jpg", dir, name, name, idx);
+    for (int i = *n - 1; i >= 0 && i >= *n - 4000; i--)
+        if (strcmp(items[i].path, path) == 0) return i;
+    for (int i = 0; i < *n; i++)   /* slow path, only for repeats far apart */
+        if (strcmp(items[i].path, path) == 0) return i;
+    if (*n >= MAX_IMAGES) return -1;
+    snprintf(items[*n].path, MAX_PATH, "%s", path);
+    snprintf(items[*n].person, sizeof items[*n].person, "%s", name);
+    return (*n)++;
+}
+
+static int load_pairs(const char *dir, item *items, int *n_items, pair *pairs)
+{
+    char path[MAX_PATH], line[512];
+    snprintf(path, sizeof path, "%s/lfw/pairs_lfw/pairs.txt", dir);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    int folds = 0, per = 0, n = 0;
+    if (!fgets(line, sizeof line, f) || sscanf(line, "%d %d", &folds, &per) != 2) folds = 0;
+    while (n < MAX_PAIRS && fgets(line, sizeof line, f)) {
+        char a[128], b[128];
+        int i, j;
+        pair *p = &pairs[n];
+        if (sscanf(line, "%127s %d %127s %d", a, &i, b, &j) == 4) {
+            p->same = 0;
+        } else if (sscanf(line, "%127s %d %d", a, &i, &j) == 3) {
+            snprintf(b, sizeof b, "%s", a);
+            p->same = 1;
+        } else {
+            continue;
+        }
+        p->a = find_or_add(items, n_items, dir, a, i);
+        p->b = find_or_add(items, n_items, dir, b, j);
+        if (p->a < 0 || p->b < 0) break;
+        p->fold = per > 0 ? n / (2 * per) : 0;
+        n++;
+    }
+    fclose(f);
+    return n;
+}
+
+/* Accuracy of "sim >= t means same" over the pairs of the selected folds. A pair
+ * with a failed enrolment has sim = NaN, which no comparison accepts: genuine pairs
+ * are rejected (wrong) and impostor pairs are counted wrong explicitly. */
+static double fold_accuracy(const pair *p, int n, int fold, int in_fold, float t)
+{
+    int right = 0, total = 0;
+    for (int i = 0; i < n; i++) {
+        if ((p[i].fold == fold) != in_fold) continue;
+        total++;
+        if (isnan(p[i].sim)) continue;
+        right += (p[i].sim >= t) == p[i].same;
+    }
+    return total ? (double)right / total : 0;
+}
+
+static void ten_fold(const pair *p, int n)
+{
+    double sum = 0, acc[10];
+    for (int fold = 0; fold < 10; fold++) {
+        float best_t = 0;
+        double best = -1;
+        for (int i = 0; i < n; i++) {   /* candidate thresholds: training similarities */
+            if (p[i].fold == fold || isnan(p[i].sim)) continue;
+            double a = fold_accuracy(p, n, fold, 0, p[i].sim);
+            if (a > best) best = a, best_t = p[i].sim;
+        }
+        acc[fold] = fold_accuracy(p, n, fold, 1, best_t);
+        sum += acc[fold];
+    }
+    double mean = sum / 10, var = 0;
+    for (int i = 0; i < 10; i++) var += (acc[i] - mean) * (acc[i] - mean);
+    printf("LFW 10-fold accuracy: %.2f%% (std %.2f)\n", 100 * mean, 100 * sqrt(var / 10));
+}
+
+static int cmp_float_desc(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x < y) - (x > y);
+}
+
+/* TAR at FAR: the threshold is the impostor score ranked at FAR * count; impostors
+ * are all pairs of embedded images of different people (failed enrolments would
+ * be accepted impostors; they are added as such at the top). */
+static void tar_at_far(const item *items, int n_items, const pair *p, int n, int dim, int failed)
+{
+    size_t cap = (size_t)n_items * (n_items - 1) / 2, k = 0;
+    float *imp = malloc(cap * sizeof *imp);
+    if (!imp) return;
+    for (int i = 0; i < n_items; i++) {
+        if (!items[i].ok) continue;
+        for (int j = i + 1; j < n_items; j++) {
+            if (!items[j].ok || strcmp(items[i].person, items[j].person) == 0) continue;
+            imp[k++] = face_similarity(items[i].emb, items[j].emb, dim);
+        }
+    }
+    size_t fail_pairs = (size_t)failed * (size_t)(n_items - 1);
+    qsort(imp, k, sizeof *imp, cmp_float_desc);
+    const double fars[2] = {1e-3, 1e-4};
+    for (int f = 0; f < 2; f++) {
+        size_t total = k + fail_pairs, rank = (size_t)(fars[f] * (double)total);
+        float t = rank < fail_pairs ? INFINITY : imp[rank - fail_pairs < k ? rank - fail_pairs : k - 1];
+        int acc = 0, gen = 0;
+        for (int i = 0; i < n; i++) {
+            if (!p[i].same) continue;
+            gen++;
+            acc += !isnan(p[i].sim) && p[i].sim > t;
+        }
+        printf("TAR at FAR %.0e: %.2f%% (threshold %.4f, %zu impostor pairs, %d genuine)\n",
+               fars[f], 100.0 * acc / gen, t, total, gen);
+    }
+    free(imp);
+}
+
+static void write_embeddings(const item *items, int n, int dim)
+{
+    FILE *tsv = fopen("build/lfw_embeddings.tsv", "w");
+    FILE *bin = fopen("build/lfw_embeddings.f32", "wb");
+    if (!tsv || !bin) {
+        if (tsv) fclose(tsv);
+        if (bin) fclose(bin);
+        return;
+    }
+    fprintf(tsv, "# row\tok\tperson\tpath (row r = floats [r*%d, (r+1)*%d) of the .f32)\n", dim, dim);
+    for (int i = 0; i < n; i++) {
+        fprintf(tsv, "%d\t%d\t%s\t%s\n", i, items[i].ok, items[i].person, items[i].path);
+        fwrite(items[i].emb, sizeof(float), (size_t)dim, bin);
+    }
+    fclose(tsv);
+    fclose(bin);
+    printf("embeddings: build/lfw_embeddings.tsv + .f32 (%d x %d float32)\n", n, dim);
+}
+
+static void bench_lfw(const char *dir, const face_engine *e)
+{
+    item *items = calloc(MAX_IMAGES, sizeof *items);
+    pair *pairs = calloc(MAX_PAIRS, sizeof *pairs);
+    int n_items = 0, dim = face_engine_embedding_dim(e);
+    int n = load_pairs(dir, items, &n_items, pairs);
+    if (n <= 0) {
+        fprintf(stderr, "cannot read %s/lfw/pairs_lfw/pairs.txt\n", dir);
+        exit(1);
+    }
+    float *embs = calloc((size_t)n_items * dim, sizeof *embs);
+    for (int i = 0; i < n_items; i++) items[i].emb = embs + (size_t)i * dim;
+    job_queue q = {.items = items, .n = n_items, .dim = dim, .engine = e};
+    run_all(&q);
+    int failed = 0;
+    for (int i = 0; i < n_items; i++) failed += !items[i].ok;
+    for (int i = 0; i < n; i++) {
+        const item *a = &items[pairs[i].a], *b = &items[pairs[i].b];
+        pairs[i].sim = a->ok && b->ok ? face_similarity(a->emb, b->emb, dim) : NAN;
+    }
+    printf("LFW: %d pairs, %d images, %d failures to enrol\n", n, n_items, failed);
+    ten_fold(pairs, n);
+    tar_at_far(items, n_items, pairs, n, dim, failed);
+    write_embeddings(items, n_items, dim);
+    free(embs);
+    free(items);
+    free(pairs);
+}
+
+/* ---- age ---------------------------------------------------------------------------- */
+
+static int load_age_manifest(const char *dir, item *items)
+{
+    char path[MAX_PATH], line[1024];
+    snprintf(path, sizeof path, "%s/age/MANIFEST.tsv", dir);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    int n = 0;
+    if (!fgets(line, sizeof line, f)) n = 0; /* header */
+    while (n < MAX_IMAGES && fgets(line, sizeof line, f)) {
+        char file[256];
+        float age;
+        if (sscanf(line, "%255[^\t]\t%f", file, &age) != 2) continue;
+        snprintf(items[n].path, MAX_PATH, "%s/age/%s", dir, file);
+        items[n].truth = age;
+        n++;
+    }
+    fclose(f);
+    return n;
+}
+
+static void bench_age(const char *dir, const face_engine *e)
+{
+    item *items = calloc(MAX_IMAGES, sizeof *items);
+    int n = load_age_manifest(dir, items);
+    if (n <= 0) {
+        fprintf(stderr, "cannot read %s/age/MANIFEST.tsv\n", dir);
+        free(items);
+        return;
+    }
+    job_queue q = {.items = items, .n = n, .want_age = 1, .engine = e};
+    run_all(&q);
+    /* Fit truth = a * reported + b on the even rows. */
+    double sx = 0, sy = 0, sxx = 0, sxy = 0, m = 0;
+    for (int i = 0; i < n; i += 2) {
+        if (!items[i].has_age) continue;
+        double x = items[i].age, y = items[i].truth;
+        sx += x, sy += y, sxx += x * x, sxy += x * y, m++;
+    }
+    double den = m * sxx - sx * sx;
+    double a = den != 0 ? (m * sxy - sx * sy) / den : 1, b = m > 0 ? (sy - a * sx) / m : 0;
+    /* Evaluate on the odd rows; a failure to estimate counts as age 30 (error). */
+    double abs_err = 0;
+    int count = 0, minors = 0, minors_adult = 0, missing = 0;
+    for (int i = 1; i < n; i += 2) {
+        float est = items[i].has_age ? items[i].age : 30.0f;
+        missing += !items[i].has_age;
+        abs_err += fabs(est - items[i].truth);
+        count++;
+        if (items[i].truth < 18) minors++, minors_adult += est >= 18;
+    }
+    if (m == 0) {
+        printf("age: no estimates (engine without an age model)\n");
+    } else {
+        printf("age: MAE %.2f years on the evaluation half (%d images, %d without estimate)\n",
+               abs_err / count, count, missing);
+        printf("age: under-18s called >= 18: %.1f%% (%d of %d)\n",
+               minors ? 100.0 * minors_adult / minors : 0.0, minors_adult, minors);
+        printf("age: refit on the calibration half: truth = %.4f * reported %+.3f\n", a, b);
+    }
+    free(items);
+}
+
+int main(int argc, char **argv)
+{
+    const char *dir = argc > 1 ? argv[1] : "../shared/data";
+    const char *models = argc > 2 ? argv[2] : "models";
+    const char *only = getenv("BENCH_ONLY"); /* "lfw" or "age" to run one part */
+    char err[512];
+    face_engine *e = face_engine_load(models, err, sizeof err);
+    if (!e) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    printf("engine: %s\n", face_engine_describe(e));
+    if (!only || strcmp(only, "lfw") == 0) bench_lfw(dir, e);
+    if (!only || strcmp(only, "age") == 0) bench_age(dir, e);
+    face_engine_free(e);
+    return 0;
+}
