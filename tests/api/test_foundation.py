@@ -310,6 +310,53 @@ def test_wrong_content_type_is_415(server, ctype):
     assert_error(r, 415, "Content-Type must be application/json")
 
 
+def test_string_limits_count_characters(server):
+    assert server.post_json("/v2/bio-sessions", {"correlationId": "x" * 256}, key=KEY_A).status_code == 201
+    # 200 characters (400 UTF-8 bytes): within a limit stated in characters.
+    r = server.post_json("/v2/bio-sessions", {"correlationId": "\u00e9" * 200}, key=KEY_A)
+    if r.status_code == 400:
+        assert "characters" not in r.json()["message"], \
+            "a 200-character value is refused as 'longer than 256 characters': " + r.json()["message"]
+    else:
+        assert r.status_code == 201 and r.json()["correlationId"] == "\u00e9" * 200
+
+
+def test_deeply_nested_json_is_400(server):
+    for raw in ("[" * 100000, "[" * 5000 + "]" * 5000, '{"a":' * 5000 + "1" + "}" * 5000):
+        assert_error(server.post_json("/v2/bio-sessions", raw, key=KEY_A), 400)
+    assert server.get("/v2/monitor").status_code == 200
+
+
+def test_control_characters_do_not_break_log_lines(server):
+    corr = 'line1\nline2\r{"event":"forged"}\u2028\u0001'
+    r = server.post_json("/v2/bio-sessions", {"correlationId": corr}, key=KEY_A)
+    assert r.status_code == 201 and r.json()["correlationId"] == corr
+    server.wait_for_log(lambda l: l.get("correlationId") == corr and l.get("status") == 201)
+    assert not any(l.get("event") == "forged" for l in server.log_lines())
+
+
+def test_concurrent_sessions(server):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def work(i):
+        key = (KEY_A, KEY_B)[i % 2]
+        with requests.Session() as http:
+            r = http.post(server.url("/v2/bio-sessions"), json={"correlationId": f"c{i}"},
+                          headers={"apikey": key}, timeout=30)
+            assert r.status_code == 201, r.text
+            sid = r.json()["id"]
+            g = http.get(server.url(f"/v2/bio-sessions/{sid}"), headers={"apikey": key}, timeout=30)
+            assert g.status_code == 200 and g.json()["correlationId"] == f"c{i}"
+            other = (KEY_B, KEY_A)[i % 2]
+            assert http.get(server.url(f"/v2/bio-sessions/{sid}"), headers={"apikey": other},
+                            timeout=30).status_code == 404
+            return sid
+
+    with ThreadPoolExecutor(16) as pool:
+        ids = list(pool.map(work, range(96)))
+    assert len(set(ids)) == 96
+
+
 # ---- request size limit ---------------------------------------------------------------
 
 def padded_json(size):
@@ -345,6 +392,37 @@ def test_body_size_limit_413(start_server):
     assert r.status_code == 201, r.text
     line = srv.wait_for_log(lambda l: l.get("status") == 413)
     assert UUID4_RE.match(line["errorId"])
+
+
+def raw_exchange(port, data, wait=3.0):
+    """Sends raw bytes, returns everything received until the server closes or goes quiet."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=wait)
+    s.sendall(data)
+    out = b""
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+    except socket.timeout:
+        pass
+    s.close()
+    return out
+
+
+def test_early_error_does_not_treat_body_as_next_request(start_server):
+    """A response decided from the headers (401/413) must not let the unread body be
+    parsed as a second request on the same connection."""
+    srv = start_server("--max-body-bytes", "4096")
+    smuggled = b"GET /bioserver-app/v2/monitor HTTP/1.1\r\nHost: x\r\n\r\n"
+    for headers, size, status in ((b"apikey: " + KEY_A.encode() + b"\r\n", 5000, b"413"), (b"", len(smuggled), b"401")):
+        body = smuggled + b" " * (size - len(smuggled))
+        req = (b"POST /bioserver-app/v2/bio-sessions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" +
+               headers + b"Content-Length: " + str(size).encode() + b"\r\n\r\n" + body)
+        reply = raw_exchange(srv.port, req)
+        assert reply.startswith(b"HTTP/1.1 " + status), reply[:200]
+        assert reply.count(b"HTTP/1.1 ") == 1, reply
 
 
 # ---- signatures -------------------------------------------------------------------------
