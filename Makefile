@@ -25,8 +25,7 @@ UNIT_ASAN  := $(patsubst tests/unit/%.c,build/asan/tests/%,$(UNIT_SRC))
 TOOL_SRC   := $(wildcard tools/*.c)
 TOOL_BIN   := $(patsubst tools/%.c,build/tools/%,$(TOOL_SRC))
 
-.PHONY: all setup deps models run test test-unit test-api test-asan bench bench-nn \
-        bench-accuracy calibrate clean
+.PHONY: all setup deps models run test test-unit test-api calibrate bench-nn clean
 .DEFAULT_GOAL := all
 
 all: build/bioserver build/asan/bioserver $(UNIT_BIN) $(TOOL_BIN)
@@ -76,7 +75,7 @@ build/tools/%: tools/%.c build/libbio.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< build/libbio.a -o $@ $(LDLIBS)
 
--include $(OBJ:.o=.d) $(ASAN_OBJ:.o=.d)
+-include $(OBJ:.o=.d) $(ASAN_OBJ:.o=.d) build/obj/src/main.d build/asan/obj/src/main.d
 # Per-layer extra targets (e.g. mk/nn.mk) live beside the main rules.
 -include $(wildcard mk/*.mk)
 
@@ -99,6 +98,13 @@ test-api: build/bioserver build/asan/bioserver
 
 bench-nn: setup build/tools/bench_nn
 	python3 bench/bench_nn.py
+
+# Labelled evaluation data lives beside the repository, never inside it.
+DATA ?= ../shared/data
+
+# Measures the similarity -> FAR table with the server's own pipeline (docs/calibration.md).
+calibrate: setup build/tools/calibrate
+	./build/tools/calibrate $(DATA)/lfw models calibration/far-v1.txt
 
 clean:
 	rm -rf build

@@ -10,9 +10,13 @@ void handle_monitor(http_request *req) {
     app *a = req->app;
     const char *store_status = a->store->ops->status(a->store);
     bool up = !strcmp(store_status, "UP");
-    json_t *out = json_pack("{s:s,s:s,s:{s:s,s:s},s:{s:i,s:i,s:i},s:I}", "status", up ? "UP" : "DEGRADED",
+    json_t *models = a->faces ? json_pack("{s:s,s:s}", "status", "UP", "pipeline", face_engine_describe(a->faces))
+                              : json_pack("{s:s,s:s}", "status", "DOWN", "error", a->faces_error);
+    json_t *calibration = a->far_loaded ? json_pack("{s:s,s:s}", "status", "UP", "file", a->config.calibration_file)
+                                        : json_pack("{s:s,s:s}", "status", "DOWN", "error", a->far_error);
+    json_t *out = json_pack("{s:s,s:s,s:{s:s,s:s},s:o,s:o,s:{s:i,s:i,s:i},s:I}", "status", up ? "UP" : "DEGRADED",
                             "version", a->config.version, "store", "type", a->store->ops->name,
-                            "status", store_status, "workers", "count", a->config.workers, "busy",
+                            "status", store_status, "models", models, "calibration", calibration, "workers", "count", a->config.workers, "busy",
                             worker_pool_busy(a->workers), "queued", worker_pool_queued(a->workers),
                             "uptimeSeconds", (json_int_t)((time_now_ms() - a->started_ms) / 1000));
     http_reply_json(req, up ? 200 : 503, out);

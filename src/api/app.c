@@ -5,7 +5,21 @@
 #include <string.h>
 
 #include "api/handlers.h"
+#include "core/log.h"
 #include "core/util.h"
+#include "sign/secret.h"
+
+/* Each worker thread owns its inference sessions. */
+static void *worker_init(void *shared, int index) {
+    (void)index;
+    if (!shared) return NULL;
+    char err[256];
+    face_worker *w = face_worker_create(shared, err, sizeof err);
+    if (!w) log_event("error", "worker %d has no face sessions: %s", index, err);
+    return w;
+}
+
+static void worker_destroy(void *ctx) { face_worker_free(ctx); }
 
 int app_init(app *a, const server_config *cfg, char *err, size_t err_len) {
     memset(a, 0, sizeof(*a));
@@ -19,7 +33,18 @@ int app_init(app *a, const server_config *cfg, char *err, size_t err_len) {
     if (!a->metrics || !a->signer) goto fail;
     a->store = store_open(a->config.store_url, APP_MAX_ITEMS_PER_SESSION, err, err_len);
     if (!a->store) goto fail;
-    worker_hooks hooks = {0};
+    if (secret_load_or_create(a->config.data_dir, "template-key.bin", a->template_key,
+                              sizeof a->template_key, err, err_len))
+        goto fail;
+    /* Without a calibration, scores would be guesses: match routes answer 503. */
+    a->far_loaded = far_table_load(&a->far, a->config.calibration_file, a->far_error, sizeof a->far_error) == 0;
+    if (!a->far_loaded) log_event("error", "%s", a->far_error);
+    /* Missing models degrade the service (503 on face routes, /monitor says why)
+     * instead of refusing to start: sessions and certificates still work. */
+    a->faces = face_engine_load(a->config.models_dir, a->faces_error, sizeof a->faces_error);
+    if (!a->faces) log_event("error", "face models not loaded: %s", a->faces_error);
+    else log_event("info", "face models loaded: %s", face_engine_describe(a->faces));
+    worker_hooks hooks = {.init = worker_init, .destroy = worker_destroy, .shared = a->faces};
     a->workers = worker_pool_create(a->config.workers, a->config.queue_depth, &hooks);
     if (!a->workers) {
         snprintf(err, err_len, "cannot start %d worker threads", a->config.workers);
@@ -33,6 +58,7 @@ fail:
 
 void app_cleanup(app *a) {
     worker_pool_free(a->workers);
+    face_engine_free(a->faces);
     store_close(a->store);
     signer_free(a->signer);
     metrics_free(a->metrics);

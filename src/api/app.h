@@ -6,7 +6,10 @@
 
 #include "core/config.h"
 #include "core/worker_pool.h"
+#include "face/pipeline.h"
+#include "face/template.h"
 #include "http/metrics.h"
+#include "match/far.h"
 #include "sign/signer.h"
 #include "store/store.h"
 
@@ -18,6 +21,12 @@ typedef struct app {
     signer *signer;
     worker_pool *workers;
     metrics *metrics;
+    face_engine *faces; /* NULL when the models could not be loaded: face routes answer 503 */
+    char faces_error[256];
+    uint8_t template_key[TEMPLATE_KEY_LEN];
+    far_table far; /* similarity -> false acceptance rate, measured by `make calibrate` */
+    bool far_loaded;
+    char far_error[256];
     const char *key_names[CONFIG_MAX_KEYS];
     int64_t started_ms;
 } app;

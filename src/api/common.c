@@ -90,20 +90,23 @@ json_t *api_parse_json_object(http_request *req, bool allow_array) {
     return root;
 }
 
+bool api_sign_object(http_request *req, json_t *obj, bool detached) {
+    json_object_del(obj, "signature");
+    char *payload = json_dumps(obj, HTTP_JSON_FLAGS);
+    char *jws = payload ? signer_sign(req->app->signer, (const uint8_t *)payload, strlen(payload), detached) : NULL;
+    free(payload);
+    if (!jws) return false;
+    /* Last member, so the payload is the body with this member cut out. */
+    json_object_set_new(obj, "signature", json_string(jws));
+    free(jws);
+    return true;
+}
+
 void api_reply_signed(http_request *req, int status, json_t *body, bool signature_disabled, bool detached) {
-    if (!signature_disabled) {
-        json_object_del(body, "signature");
-        char *payload = json_dumps(body, JSON_COMPACT);
-        char *jws = payload ? signer_sign(req->app->signer, (const uint8_t *)payload, strlen(payload), detached) : NULL;
-        free(payload);
-        if (!jws) {
-            json_decref(body);
-            http_reply_error(req, 500, "internal error while signing the response");
-            return;
-        }
-        /* Last member, so the payload is the body with this member cut out. */
-        json_object_set_new(body, "signature", json_string(jws));
-        free(jws);
+    if (!signature_disabled && !api_sign_object(req, body, detached)) {
+        json_decref(body);
+        http_reply_error(req, 500, "internal error while signing the response");
+        return;
     }
     http_reply_json(req, status, body);
 }

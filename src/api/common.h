@@ -26,6 +26,10 @@ bool api_check_fields(http_request *req, json_t *obj, const field_spec *fields, 
 json_t *api_parse_json_object(http_request *req, bool allow_array);
 json_t *api_parse_json_text(http_request *req, const char *text, size_t len, const char *what);
 
+/* Adds "signature" to obj (compact JWS over its serialisation without it) as its
+ * last member; false on failure. */
+bool api_sign_object(http_request *req, json_t *obj, bool detached);
+
 /* Adds "signature" (compact JWS over the compact JSON of body without it) unless
  * disabled, then replies. detached: the JWS carries no payload (large bodies). */
 void api_reply_signed(http_request *req, int status, json_t *body, bool signature_disabled, bool detached);

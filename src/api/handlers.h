@@ -1,6 +1,9 @@
 /* Every route handler, grouped by resource file. */
 #ifndef API_HANDLERS_H
 #define API_HANDLERS_H
+#include <stdbool.h>
+
+#include "face/template.h"
 #include "http/request.h"
 #include "http/router.h"
 
@@ -10,10 +13,26 @@ void handle_capabilities(http_request *req);
 void handle_create_session(http_request *req);
 void handle_get_session(http_request *req);
 void handle_delete_session(http_request *req);
+void handle_create_face(http_request *req);
+void handle_get_face(http_request *req);
+void handle_get_faces(http_request *req);
+void handle_delete_face(http_request *req);
+void handle_delete_faces(http_request *req);
+void handle_get_face_image(http_request *req);
+void handle_create_direct_face(http_request *req);
+void handle_create_age(http_request *req);
+void handle_get_matches(http_request *req);
+void handle_match(http_request *req);
+void handle_match_images(http_request *req);
 void handle_monitor(http_request *req);
 void handle_certificate(http_request *req);
 void handle_jwks(http_request *req);
 void handle_metrics(http_request *req);
 void handle_usage(http_request *req);
+
+/* Shared between faces.c and matches.c. */
+json_t *api_load_face(http_request *req, const char *sid, const char *fid);
+json_t *api_load_faces(http_request *req, const char *sid);
+bool api_check_face_json(http_request *req, json_t *face, face_template *tpl);
 
 #endif

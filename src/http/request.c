@@ -34,7 +34,7 @@ void http_reply_empty(http_request *req, int status) {
 }
 
 void http_reply_json(http_request *req, int status, json_t *body) {
-    char *text = json_dumps(body, JSON_COMPACT);
+    char *text = json_dumps(body, HTTP_JSON_FLAGS);
     json_decref(body);
     if (!text) {
         http_reply_error(req, 500, "internal error while encoding the response");

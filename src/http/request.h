@@ -48,6 +48,10 @@ const char *http_query(const http_request *req, const char *name);
 const char *http_header_value(const http_request *req, const char *name);
 void http_add_header(http_request *req, const char *name, const char *value);
 
+/* How every JSON response is serialised, also for signing: compact, and reals
+ * with 10 significant digits so 108.561 does not print as 108.56100000000001. */
+#define HTTP_JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(10))
+
 /* Serialises body (and drops the reference). */
 void http_reply_json(http_request *req, int status, json_t *body);
 void http_reply_bytes(http_request *req, int status, const char *type, const void *data, size_t len);

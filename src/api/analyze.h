@@ -1,0 +1,20 @@
+/* Runs the face pipeline for a request on the worker pool and maps every failure
+ * to its HTTP answer (429 busy, 400/413 bad image, 503 no models, 500). */
+#ifndef API_ANALYZE_H
+#define API_ANALYZE_H
+#include <stdbool.h>
+
+#include "face/pipeline.h"
+#include "http/request.h"
+
+/* Returns a result in the request arena, or NULL after replying with an error. */
+face_result *api_analyze_image(http_request *req, const uint8_t *data, size_t len,
+                               bool rotation_enabled, bool want_age);
+
+/* "SELFIE" | "ID_DOCUMENT" | "VIDEO_FRAME" */
+bool api_image_type_valid(const char *type);
+
+/* SHA-256 of the image bytes, lower-case hex. */
+void api_digest(const uint8_t *data, size_t len, char out[65]);
+
+#endif

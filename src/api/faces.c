@@ -1,0 +1,295 @@
+/* Faces: created from an image (in a session or direct) or from a template JSON,
+ * read, listed, deleted, and their stored image. A face record in the store is
+ * its public JSON including template and expiry. */
+#include <stdio.h>
+#include <string.h>
+
+#include "api/analyze.h"
+#include "api/common.h"
+#include "api/face_input.h"
+#include "api/handlers.h"
+#include "api/modes.h"
+#include "face/image.h"
+
+#define KIND_FACE "face"
+#define KIND_IMAGE "image"
+
+/* Analyses the image and renders the face JSON with a fresh template. */
+static json_t *face_from_image(http_request *req, const face_input *in, const char *id, int64_t expires_ms) {
+    face_result *r = api_analyze_image(req, in->image, in->image_len, in->rotation, false);
+    if (!r) return NULL;
+    if (r->faces_found == 0) {
+        http_reply_error(req, 400, "no face detected in the image (quality %d): send another image", (int)r->quality);
+        return NULL;
+    }
+    char *tpl = template_encode(req->app->template_key, in->mode, r->embedding, r->embedding_dim);
+    if (!tpl) {
+        http_reply_error(req, 500, "internal error: out of memory");
+        return NULL;
+    }
+    json_t *face = api_face_json(in, r, id, in->mode, tpl, time_now_ms(), expires_ms);
+    free(tpl);
+    return face;
+}
+
+static bool store_face(http_request *req, const char *sid, const char *fid, json_t *face) {
+    char *text = json_dumps(face, HTTP_JSON_FLAGS);
+    store_value v = {(uint8_t *)text, text ? strlen(text) : 0};
+    int rc = text ? req->app->store->ops->item_put(req->app->store, req->key->tenant, sid, KIND_FACE, fid, &v) : STORE_NOMEM;
+    free(text);
+    if (rc) api_reply_store_error(req, rc, "bio-session");
+    return rc == 0;
+}
+
+static void reply_created(http_request *req, const char *sid, const char *fid, json_t *face) {
+    char location[128];
+    snprintf(location, sizeof location, "/v2/bio-sessions/%s/faces/%s", sid, fid);
+    http_add_header(req, "Location", location);
+    api_reply_signed(req, 201, face, false, false);
+}
+
+static void create_face_from_image(http_request *req, json_t *session, int64_t expires_ms) {
+    face_input in;
+    if (!api_parse_face_input(req, &in)) return;
+    char fid[UUID_STR_LEN];
+    uuid_generate(fid);
+    json_t *face = face_from_image(req, &in, fid, expires_ms);
+    if (!face) return;
+    const char *sid = req->params[0];
+    if (json_is_true(json_object_get(session, "imageStorageEnabled"))) {
+        store_value img = {(uint8_t *)in.image, in.image_len};
+        int rc = req->app->store->ops->item_put(req->app->store, req->key->tenant, sid, KIND_IMAGE, fid, &img);
+        if (rc) {
+            json_decref(face);
+            api_reply_store_error(req, rc, "bio-session");
+            return;
+        }
+    }
+    if (!store_face(req, sid, fid, face)) {
+        json_decref(face);
+        return;
+    }
+    reply_created(req, sid, fid, face);
+}
+
+static const field_spec face_json_fields[] = {
+    {"id", FIELD_STRING, 64},          {"friendlyName", FIELD_STRING, 256}, {"digest", FIELD_STRING, 64},
+    {"mode", FIELD_STRING, 32},        {"imageType", FIELD_STRING, 32},     {"quality", FIELD_NUMBER, 0},
+    {"landmarks", FIELD_OBJECT, 0},    {"template", FIELD_STRING, 16384},   {"templateVersion", FIELD_INT, 0},
+    {"imageRotationEnabled", FIELD_BOOL, 0}, {"created", FIELD_STRING, 64}, {"expires", FIELD_STRING, 64},
+    {"signature", FIELD_STRING, 8192}, {NULL, 0, 0},
+};
+
+/* Validates a client-held face JSON (template MAC, version, mode); fills tpl. */
+bool api_check_face_json(http_request *req, json_t *face, face_template *tpl) {
+    if (!api_check_fields(req, face, face_json_fields, "the face")) return false;
+    const char *b64 = api_json_string(face, "template");
+    if (!b64) {
+        http_reply_error(req, 400, "the face has no 'template'");
+        return false;
+    }
+    char err[200];
+    if (template_decode(req->app->template_key, b64, tpl, err, sizeof err)) {
+        http_reply_error(req, 400, "%s", err);
+        return false;
+    }
+    json_t *ver = json_object_get(face, "templateVersion");
+    if (json_is_number(ver) && (int)json_number_value(ver) != tpl->version) {
+        http_reply_error(req, 400, "templateVersion %d does not match the template (version %d)",
+                         (int)json_number_value(ver), tpl->version);
+        return false;
+    }
+    const char *type = api_json_string(face, "imageType");
+    if (type && !api_image_type_valid(type)) {
+        http_reply_error(req, 400, "imageType '%s' is not one of SELFIE, ID_DOCUMENT, VIDEO_FRAME", type);
+        return false;
+    }
+    const char *mode = api_json_string(face, "mode");
+    if (mode && strcmp(mode, tpl->mode)) {
+        http_reply_error(req, 400, "mode '%s' does not match the template's mode '%s'", mode, tpl->mode);
+        return false;
+    }
+    return true;
+}
+
+static void create_face_from_json(http_request *req, int64_t expires_ms) {
+    json_t *in = api_parse_json_object(req, true);
+    if (!in) return;
+    face_template *tpl = arena_alloc(req->arena, sizeof(*tpl));
+    if (!tpl || !api_check_face_json(req, in, tpl)) {
+        if (!tpl) http_reply_error(req, 500, "internal error: out of memory");
+        json_decref(in);
+        return;
+    }
+    char fid[UUID_STR_LEN], created[ISO_TIME_LEN], expires[ISO_TIME_LEN];
+    uuid_generate(fid);
+    time_format_iso(time_now_ms(), created);
+    time_format_iso(expires_ms, expires);
+    /* Keep what the client sent about the face, but ids and times are ours. */
+    json_t *face = json_pack("{s:s}", "id", fid);
+    static const char *const copied[] = {"friendlyName", "digest", "mode", "imageType", "quality", "landmarks",
+                                         "imageRotationEnabled", "template", NULL};
+    for (int i = 0; copied[i]; i++) {
+        json_t *v = json_object_get(in, copied[i]);
+        if (v && !json_is_null(v)) json_object_set(face, copied[i], v);
+    }
+    if (!json_object_get(face, "mode")) json_object_set_new(face, "mode", json_string(tpl->mode));
+    if (!json_object_get(face, "imageType")) json_object_set_new(face, "imageType", json_string("SELFIE"));
+    json_object_set_new(face, "templateVersion", json_integer(tpl->version));
+    json_object_set_new(face, "created", json_string(created));
+    json_object_set_new(face, "expires", json_string(expires));
+    json_decref(in);
+    if (!store_face(req, req->params[0], fid, face)) {
+        json_decref(face);
+        return;
+    }
+    reply_created(req, req->params[0], fid, face);
+}
+
+void handle_create_face(http_request *req) {
+    int64_t expires_ms = 0;
+    json_t *session = api_load_session(req, req->params[0], &expires_ms);
+    if (!session) return;
+    const char *type = http_media_type(req);
+    if (type && !strcmp(type, "application/json")) create_face_from_json(req, expires_ms);
+    else create_face_from_image(req, session, expires_ms);
+    json_decref(session);
+}
+
+/* Loads one stored face (NULL after replying 404). */
+json_t *api_load_face(http_request *req, const char *sid, const char *fid) {
+    store_value v = {0};
+    int rc = req->app->store->ops->item_get(req->app->store, req->key->tenant, sid, KIND_FACE, fid, &v);
+    if (rc) {
+        api_reply_store_error(req, rc, rc == STORE_NOT_FOUND ? "bio-session or face" : "face");
+        return NULL;
+    }
+    json_t *face = json_loadb((const char *)v.data, v.len, 0, NULL);
+    store_value_free(&v);
+    if (!face) http_reply_error(req, 500, "internal error: unreadable face record");
+    return face;
+}
+
+void handle_get_face(http_request *req) {
+    json_t *face = api_load_face(req, req->params[0], req->params[1]);
+    if (face) api_reply_signed(req, 200, face, false, false);
+}
+
+/* Every face of the session, oldest first; NULL after replying. */
+json_t *api_load_faces(http_request *req, const char *sid) {
+    store_value *values = NULL;
+    size_t count = 0;
+    int rc = req->app->store->ops->item_list(req->app->store, req->key->tenant, sid, KIND_FACE, &values, &count);
+    if (rc) {
+        api_reply_store_error(req, rc, "bio-session");
+        return NULL;
+    }
+    json_t *list = json_array();
+    for (size_t i = 0; i < count; i++) {
+        json_t *face = json_loadb((const char *)values[i].data, values[i].len, 0, NULL);
+        if (face) json_array_append_new(list, face);
+    }
+    store_values_free(values, count);
+    return list;
+}
+
+void handle_get_faces(http_request *req) {
+    json_t *list = api_load_faces(req, req->params[0]);
+    if (!list) return;
+    size_t i;
+    json_t *face;
+    json_array_foreach(list, i, face) {
+        if (!api_sign_object(req, face, false)) {
+            json_decref(list);
+            http_reply_error(req, 500, "internal error while signing the response");
+            return;
+        }
+    }
+    http_reply_json(req, 200, list);
+}
+
+void handle_delete_face(http_request *req) {
+    store *s = req->app->store;
+    int rc = s->ops->item_delete(s, req->key->tenant, req->params[0], KIND_FACE, req->params[1]);
+    if (rc) {
+        api_reply_store_error(req, rc, "bio-session or face");
+        return;
+    }
+    s->ops->item_delete(s, req->key->tenant, req->params[0], KIND_IMAGE, req->params[1]);
+    http_reply_empty(req, 204);
+}
+
+void handle_delete_faces(http_request *req) {
+    store *s = req->app->store;
+    int rc = s->ops->item_delete_all(s, req->key->tenant, req->params[0], KIND_FACE);
+    if (rc) {
+        api_reply_store_error(req, rc, "bio-session");
+        return;
+    }
+    s->ops->item_delete_all(s, req->key->tenant, req->params[0], KIND_IMAGE);
+    http_reply_empty(req, 204);
+}
+
+static const char *image_mime(const store_value *img) {
+    switch (image_sniff(img->data, img->len)) {
+    case IMAGE_FORMAT_JPEG: return "image/jpeg";
+    case IMAGE_FORMAT_PNG: return "image/png";
+    case IMAGE_FORMAT_WEBP: return "image/webp";
+    default: return "application/octet-stream";
+    }
+}
+
+/* Re-encodes any stored image as JPEG (quality 90). */
+static void reply_compressed(http_request *req, const store_value *img) {
+    image_limits lim = {.max_bytes = req->app->config.max_body_bytes, .max_pixels = req->app->config.max_image_pixels};
+    image_rgb rgb = {0};
+    char err[160];
+    uint8_t *jpeg = NULL;
+    size_t jpeg_len = 0;
+    if (image_decode(img->data, img->len, &lim, 1, &rgb, err, sizeof err) ||
+        image_encode_jpeg(&rgb, 90, &jpeg, &jpeg_len)) {
+        http_reply_error(req, 500, "internal error while compressing the stored image");
+    } else {
+        http_reply_bytes(req, 200, "image/jpeg", jpeg, jpeg_len);
+    }
+    free(jpeg);
+    image_rgb_free(&rgb);
+}
+
+void handle_get_face_image(http_request *req) {
+    const char *compression = http_query(req, "compression");
+    if (compression && strcmp(compression, "true") && strcmp(compression, "false")) {
+        http_reply_error(req, 400, "query parameter 'compression' must be true or false");
+        return;
+    }
+    json_t *session = api_load_session(req, req->params[0], NULL);
+    if (!session) return;
+    bool stored = json_is_true(json_object_get(session, "imageStorageEnabled"));
+    json_decref(session);
+    json_t *face = api_load_face(req, req->params[0], req->params[1]);
+    if (!face) return;
+    json_decref(face);
+    if (!stored) {
+        http_reply_empty(req, 204);
+        return;
+    }
+    store_value img = {0};
+    int rc = req->app->store->ops->item_get(req->app->store, req->key->tenant, req->params[0], KIND_IMAGE, req->params[1], &img);
+    if (rc) {
+        api_reply_store_error(req, rc, "face image");
+        return;
+    }
+    if (compression && !strcmp(compression, "true")) reply_compressed(req, &img);
+    else http_reply_bytes(req, 200, image_mime(&img), img.data, img.len);
+    store_value_free(&img);
+}
+
+void handle_create_direct_face(http_request *req) {
+    face_input in;
+    if (!api_parse_face_input(req, &in)) return;
+    char fid[UUID_STR_LEN];
+    uuid_generate(fid);
+    json_t *face = face_from_image(req, &in, fid, 0);
+    if (!face) return;
+    api_reply_signed(req, 200, face, in.signature_disabled, false);
+}

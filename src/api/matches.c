@@ -1,0 +1,217 @@
+/* Matches: a session's reference face against every other face (GetMatches), a
+ * client-held face JSON against an image (Match), and image against image
+ * (Images Match). Each match carries the score on the spec's scale and the
+ * measured false acceptance rate, and is signed. */
+#include <math.h>
+#include <string.h>
+
+#include "api/analyze.h"
+#include "api/common.h"
+#include "api/face_input.h"
+#include "api/handlers.h"
+#include "match/far.h"
+
+/* Adds score and falseAcceptanceRate (percent) for a similarity. */
+static void set_score(app *a, json_t *match, float similarity) {
+    double far = far_from_similarity(&a->far, similarity);
+    json_object_set_new(match, "score", json_real(far_to_score(far)));
+    json_object_set_new(match, "falseAcceptanceRate", json_real(100.0 * far));
+}
+
+static json_t *match_json(app *a, json_t *reference, json_t *candidate, float similarity, const char *corr,
+                          const char *evid, int64_t expires_ms) {
+    char created[ISO_TIME_LEN];
+    time_format_iso(time_now_ms(), created);
+    json_t *m = json_pack("{s:o,s:o}", "reference", reference, "candidate", candidate);
+    set_score(a, m, similarity);
+    if (corr) json_object_set_new(m, "correlationId", json_string(corr));
+    if (evid) json_object_set_new(m, "evidenceId", json_string(evid));
+    json_object_set_new(m, "created", json_string(created));
+    if (expires_ms) {
+        char expires[ISO_TIME_LEN];
+        time_format_iso(expires_ms, expires);
+        json_object_set_new(m, "expires", json_string(expires));
+    }
+    return m;
+}
+
+static bool decode_stored(http_request *req, json_t *face, face_template *tpl) {
+    char err[200];
+    const char *b64 = api_json_string(face, "template");
+    if (!b64 || template_decode(req->app->template_key, b64, tpl, err, sizeof err)) {
+        http_reply_error(req, 500, "internal error: a stored face has an unreadable template");
+        return false;
+    }
+    return true;
+}
+
+typedef struct {
+    json_t *match;
+    double score;
+} scored_match;
+
+static int by_score_desc(const void *a, const void *b) {
+    double d = ((const scored_match *)b)->score - ((const scored_match *)a)->score;
+    return (d > 0) - (d < 0);
+}
+
+static json_t *sign_each(http_request *req, scored_match *list, size_t n) {
+    json_t *out = json_array();
+    for (size_t i = 0; i < n; i++) {
+        api_sign_object(req, list[i].match, false);
+        json_array_append_new(out, list[i].match);
+    }
+    return out;
+}
+
+/* Scores need the measured calibration; without it answer 503, never a guess. */
+static bool calibrated(http_request *req) {
+    if (!req->app->far_loaded)
+        http_reply_error(req, 503, "matching is unavailable: no FAR calibration loaded (%s)", req->app->far_error);
+    return req->app->far_loaded;
+}
+
+void handle_get_matches(http_request *req) {
+    if (!calibrated(req)) return;
+    int64_t expires_ms = 0;
+    json_t *session = api_load_session(req, req->params[0], &expires_ms);
+    if (!session) return;
+    json_t *faces = api_load_faces(req, req->params[0]);
+    json_t *reference = NULL;
+    size_t i, n = faces ? json_array_size(faces) : 0;
+    json_t *f;
+    json_array_foreach(faces, i, f) if (!strcmp(api_json_string(f, "id"), req->params[1])) reference = f;
+    if (faces && !reference) http_reply_error(req, 404, "bio-session or face not found");
+    face_template *ref = arena_alloc(req->arena, sizeof(*ref)), *cand = arena_alloc(req->arena, sizeof(*cand));
+    scored_match *list = arena_alloc(req->arena, (n ? n : 1) * sizeof(*list));
+    size_t count = 0;
+    if (reference && ref && cand && list && decode_stored(req, reference, ref)) {
+        const char *corr = api_json_string(session, "correlationId"), *evid = api_json_string(session, "evidenceId");
+        req->correlation_id = corr ? arena_strdup(req->arena, corr) : NULL;
+        bool ok = true;
+        json_array_foreach(faces, i, f) {
+            if (f == reference) continue;
+            if (!(ok = decode_stored(req, f, cand))) break;
+            float sim = cand->dim == ref->dim ? face_similarity(ref->embedding, cand->embedding, ref->dim) : -1.0f;
+            json_t *m = match_json(req->app, api_face_summary(reference), api_face_summary(f), sim, corr, evid, expires_ms);
+            list[count++] = (scored_match){m, json_real_value(json_object_get(m, "score"))};
+        }
+        if (ok) {
+            qsort(list, count, sizeof(*list), by_score_desc);
+            http_reply_json(req, 200, sign_each(req, list, count));
+        } else {
+            for (size_t k = 0; k < count; k++) json_decref(list[k].match);
+        }
+    }
+    json_decref(faces);
+    json_decref(session);
+}
+
+/* A face made from one image of a direct match: summary JSON plus its embedding. */
+static json_t *analyse_for_match(http_request *req, const uint8_t *img, size_t len, const char *type,
+                                 bool rotation, const char *part, face_result **out) {
+    face_result *r = api_analyze_image(req, img, len, rotation, false);
+    if (!r) return NULL;
+    if (r->faces_found == 0) {
+        http_reply_error(req, 400, "no face detected in '%s': send another image", part);
+        return NULL;
+    }
+    face_input in = {.image_type = type, .image = img, .image_len = len, .rotation = rotation};
+    char id[UUID_STR_LEN];
+    uuid_generate(id);
+    json_t *face = api_face_json(&in, r, id, req->app->config.default_mode, NULL, time_now_ms(), 0);
+    json_t *summary = api_face_summary(face);
+    json_object_del(summary, "digest");
+    json_decref(face);
+    *out = r;
+    return summary;
+}
+
+static const char *image_type_part(http_request *req, const multipart_body *body, const char *name) {
+    const char *t = api_part_text(req, body, name);
+    if (!t) http_reply_error(req, 400, "the '%s' part is missing (SELFIE, ID_DOCUMENT or VIDEO_FRAME)", name);
+    else if (!api_image_type_valid(t)) http_reply_error(req, 400, "%s '%s' is not one of SELFIE, ID_DOCUMENT, VIDEO_FRAME", name, t);
+    else return t;
+    return NULL;
+}
+
+static bool only_parts(http_request *req, const multipart_body *body, const char *const *allowed) {
+    for (int i = 0; i < body->count; i++) {
+        bool ok = false;
+        for (int k = 0; body->parts[i].name && allowed[k]; k++) ok |= !strcmp(body->parts[i].name, allowed[k]);
+        if (!ok) {
+            http_reply_error(req, 400, "unexpected part '%s'", body->parts[i].name ? body->parts[i].name : "(unnamed)");
+            return false;
+        }
+    }
+    return true;
+}
+
+static const multipart_part *image_part(http_request *req, const multipart_body *body, const char *name) {
+    const multipart_part *p = multipart_find(body, name);
+    if (!p || !p->len) http_reply_error(req, 400, "the '%s' part is missing or empty", name);
+    return p && p->len ? p : NULL;
+}
+
+void handle_match_images(http_request *req) {
+    if (!calibrated(req)) return;
+    static const char *const allowed[] = {"referenceImage", "candidateImage", "referenceImageType", "candidateImageType",
+                                          "correlationId", "evidenceId", "imageRotationEnabled", NULL};
+    multipart_body body;
+    if (!api_parse_multipart(req, &body) || !only_parts(req, &body, allowed)) return;
+    const multipart_part *ri = image_part(req, &body, "referenceImage");
+    const multipart_part *ci = ri ? image_part(req, &body, "candidateImage") : NULL;
+    const char *rt = ci ? image_type_part(req, &body, "referenceImageType") : NULL;
+    const char *ct = rt ? image_type_part(req, &body, "candidateImageType") : NULL;
+    bool rotation = false;
+    if (!ct || !api_part_bool(req, &body, "imageRotationEnabled", &rotation)) return;
+    req->correlation_id = api_part_text(req, &body, "correlationId");
+    face_result *rr, *cr;
+    json_t *ref = analyse_for_match(req, ri->data, ri->len, rt, rotation, "referenceImage", &rr);
+    if (!ref) return;
+    json_t *cand = analyse_for_match(req, ci->data, ci->len, ct, rotation, "candidateImage", &cr);
+    if (!cand) {
+        json_decref(ref);
+        return;
+    }
+    float sim = face_similarity(rr->embedding, cr->embedding, rr->embedding_dim);
+    json_t *m = match_json(req->app, ref, cand, sim, req->correlation_id, api_part_text(req, &body, "evidenceId"), 0);
+    api_reply_signed(req, 200, m, false, false);
+}
+
+void handle_match(http_request *req) {
+    if (!calibrated(req)) return;
+    static const char *const allowed[] = {"referenceFace", "candidateImage", "candidateImageType", "correlationId",
+                                          "evidenceId", "imageRotationEnabled", NULL};
+    multipart_body body;
+    if (!api_parse_multipart(req, &body) || !only_parts(req, &body, allowed)) return;
+    const multipart_part *rf = multipart_find(&body, "referenceFace");
+    if (!rf) {
+        http_reply_error(req, 400, "the 'referenceFace' part (face JSON with template) is missing");
+        return;
+    }
+    const multipart_part *ci = image_part(req, &body, "candidateImage");
+    const char *ct = ci ? image_type_part(req, &body, "candidateImageType") : NULL;
+    bool rotation = false;
+    if (!ct || !api_part_bool(req, &body, "imageRotationEnabled", &rotation)) return;
+    json_t *face = api_parse_json_text(req, (const char *)rf->data, rf->len, "the 'referenceFace' part");
+    if (!face) return;
+    face_template *tpl = arena_alloc(req->arena, sizeof(*tpl));
+    if (!json_is_object(face)) {
+        http_reply_error(req, 400, "the 'referenceFace' part must be a JSON object");
+    } else if (tpl && api_check_face_json(req, face, tpl)) {
+        req->correlation_id = api_part_text(req, &body, "correlationId");
+        face_result *cr;
+        json_t *cand = analyse_for_match(req, ci->data, ci->len, ct, rotation, "candidateImage", &cr);
+        if (cand) {
+            float sim = tpl->dim == cr->embedding_dim ? face_similarity(tpl->embedding, cr->embedding, tpl->dim) : -1.0f;
+            json_t *ref = api_face_summary(face);
+            json_object_del(ref, "landmarks");
+            json_object_del(ref, "quality");
+            json_object_del(ref, "digest");
+            json_t *m = match_json(req->app, ref, cand, sim, req->correlation_id, api_part_text(req, &body, "evidenceId"), 0);
+            api_reply_signed(req, 200, m, false, false);
+        }
+    }
+    json_decref(face);
+}
