@@ -29,6 +29,13 @@ static bool type_ok(json_t *v, field_type t) {
     }
 }
 
+/* Characters (code points), not bytes: jansson guarantees valid UTF-8. */
+static size_t utf8_length(const char *s, size_t bytes) {
+    size_t n = 0;
+    for (size_t i = 0; i < bytes; i++) n += ((unsigned char)s[i] & 0xc0) != 0x80;
+    return n;
+}
+
 bool api_check_fields(http_request *req, json_t *obj, const field_spec *fields, const char *what) {
     const char *key;
     json_t *value;
@@ -45,7 +52,7 @@ bool api_check_fields(http_request *req, json_t *obj, const field_spec *fields, 
             return false;
         }
         size_t max = f->max_len ? f->max_len : 256;
-        if (f->type == FIELD_STRING && json_string_length(value) > max) {
+        if (f->type == FIELD_STRING && utf8_length(json_string_value(value), json_string_length(value)) > max) {
             http_reply_error(req, 400, "field '%s' in %s is longer than %zu characters", key, what, max);
             return false;
         }

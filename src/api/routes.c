@@ -22,7 +22,7 @@ const route api_routes[] = {
     {"GET", "/v2/monitor", 0, "monitor", handle_monitor},
     {"GET", "/v2/certificate", 0, "getCertificate", handle_certificate},
     {"GET", "/v2/jwks", 0, "getJwks", handle_jwks},
-    {"GET", "/v2/usage", PERM_ALL, "getUsage", handle_usage},
+    {"GET", "/v2/usage", PERM_ALL | PERM_ADMIN, "getUsage", handle_usage},
     {"GET", "/v2/metrics", PERM_ADMIN, "metrics", handle_metrics},
     {"GET", "/metrics", PERM_ADMIN, "metrics", handle_metrics},
     {NULL, NULL, 0, NULL, NULL},

@@ -39,13 +39,14 @@ void handle_create_session(http_request *req) {
     json_int_t ttl = cfg->session_ttl_default;
     json_t *ttl_v = json_object_get(in, "ttlSeconds");
     if (ttl_v && !json_is_null(ttl_v)) {
-        ttl = (json_int_t)json_number_value(ttl_v);
-        if (ttl < 1 || ttl > cfg->session_ttl_max) {
+        double requested = json_number_value(ttl_v); /* compare before converting: 1e30 fits no integer */
+        if (requested < 1 || requested > cfg->session_ttl_max) {
             http_reply_error(req, 400, "ttlSeconds must be between 1 and %d (the configured maximum)",
                              cfg->session_ttl_max);
             json_decref(in);
             return;
         }
+        ttl = (json_int_t)requested;
     }
     const char *callback = api_json_string(in, "callbackURL");
     if (callback && !callback_url_ok(callback)) {

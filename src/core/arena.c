@@ -53,7 +53,10 @@ void *arena_alloc(arena *a, size_t size) {
     if (!b || b->size - b->used < need) {
         /* Grow geometrically so a request with many small allocations stays cheap. */
         size_t bs = a->block_size;
-        while (bs < need) bs *= 2;
+        while (bs < need) {
+            if (bs > (SIZE_MAX - sizeof(arena_block)) / 2) return NULL; /* would overflow */
+            bs *= 2;
+        }
         a->block_size = bs < (1u << 20) ? bs * 2 : bs;
         b = block_new(bs);
         if (!b) return NULL;

@@ -111,7 +111,7 @@ int config_add_key(server_config *cfg, const char *spec, char *err, size_t err_l
     memcpy(k->key, spec, key_len);
     key_digest_name(k->key, k->name, sizeof k->name);
     memcpy(k->tenant, k->name, sizeof k->tenant);
-    k->permissions = PERM_ALL;
+    k->permissions = PERM_ALL | PERM_ADMIN;
     if (c1) {
         const char *c2 = strchr(c1 + 1, ':');
         size_t tlen = c2 ? (size_t)(c2 - c1 - 1) : strlen(c1 + 1);
@@ -119,6 +119,7 @@ int config_add_key(server_config *cfg, const char *spec, char *err, size_t err_l
             return fail(err, err_len, "API key tenant must be 1 to 63 characters%s%s", "", "");
         memcpy(k->tenant, c1 + 1, tlen);
         k->tenant[tlen] = '\0';
+        k->permissions = PERM_ALL; /* a tenant's key: admin only when listed */
         if (c2 && config_parse_permissions(c2 + 1, &k->permissions) != 0)
             return fail(err, err_len, "unknown permission in '%s'%s", c2 + 1, "");
     }

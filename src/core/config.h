@@ -13,8 +13,8 @@ enum permission {
     PERM_MATCHES = 1 << 3,
     PERM_LIVENESS = 1 << 4,
     PERM_AGES = 1 << 5,
-    PERM_ADMIN = 1 << 6, /* usage of every key, metrics */
-    PERM_ALL = (1 << 7) - 1,
+    PERM_ADMIN = 1 << 6, /* usage of every key, metrics: never implied by "all" */
+    PERM_ALL = (1 << 6) - 1, /* every API permission */
 };
 
 #define CONFIG_MAX_KEYS 64
@@ -55,7 +55,10 @@ int config_load_file(server_config *cfg, const char *path, char *err, size_t err
 int config_set(server_config *cfg, const char *name, const char *value, char *err, size_t err_len);
 /* argv: `--name value` pairs (and `--name=value`); --config is applied first. */
 int config_parse_args(server_config *cfg, int argc, char **argv, char *err, size_t err_len);
-/* "KEY[:tenant[:perm,perm...]]" */
+/* "KEY[:tenant[:perm,perm...]]". A bare key (e.g. --api-key KEY, or the
+ * development key) is its own tenant with every permission including admin. A key
+ * of a named tenant without a list gets "all", which never includes admin: in a
+ * multi-tenant setup admin (every key's usage, metrics) must be granted by name. */
 int config_add_key(server_config *cfg, const char *spec, char *err, size_t err_len);
 int config_parse_permissions(const char *list, unsigned *out);
 int config_validate(const server_config *cfg, char *err, size_t err_len);

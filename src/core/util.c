@@ -111,6 +111,11 @@ static uint8_t *b64_decode_any(const char *text, size_t n, size_t *out_len) {
             out[o++] = (uint8_t)(acc >> bits);
         }
     }
+    /* Leftover bits must be zero, or two texts would decode to the same bytes. */
+    if (bits && (acc & ((1u << bits) - 1))) {
+        free(out);
+        return NULL;
+    }
     *out_len = o;
     return out;
 }

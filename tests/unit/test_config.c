@@ -97,7 +97,7 @@ static void test_file_parsing(void **state) {
     assert_string_equal(c.keys[0].tenant, "acme");
     assert_int_equal(c.keys[0].permissions, PERM_SESSIONS | PERM_FACES);
     assert_string_equal(c.keys[1].key, KEY2);
-    assert_int_equal(c.keys[1].permissions, PERM_ALL);
+    assert_int_equal(c.keys[1].permissions, PERM_ALL | PERM_ADMIN);
     assert_int_equal(config_validate(&c, err, sizeof err), 0);
     remove_temp(path);
 }
@@ -218,15 +218,15 @@ static void test_key_specs(void **state) {
     server_config c;
     config_defaults(&c);
     char err[256] = "";
-    /* Key alone: all permissions, its own tenant named by a digest, never the secret. */
+    /* Key alone: every permission incl. admin, its own tenant named by a digest, never the secret. */
     assert_int_equal(config_add_key(&c, KEY1, err, sizeof err), 0);
     assert_string_equal(c.keys[0].key, KEY1);
-    assert_int_equal(c.keys[0].permissions, PERM_ALL);
+    assert_int_equal(c.keys[0].permissions, PERM_ALL | PERM_ADMIN);
     assert_int_equal(strlen(c.keys[0].name), 4 + 16);
     assert_memory_equal(c.keys[0].name, "key-", 4);
     assert_null(strstr(c.keys[0].name, KEY1));
     assert_string_equal(c.keys[0].tenant, c.keys[0].name);
-    /* Key with a tenant: all permissions. */
+    /* Key with a tenant: all API permissions, admin only when named. */
     assert_int_equal(config_add_key(&c, KEY2 ":tenant-b", err, sizeof err), 0);
     assert_string_equal(c.keys[1].key, KEY2);
     assert_string_equal(c.keys[1].tenant, "tenant-b");
