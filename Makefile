@@ -93,14 +93,16 @@ test-unit: $(UNIT_BIN) $(UNIT_ASAN)
 
 # API tests run against the real binary, once plain and once under ASan/UBSan.
 test-api: build/bioserver build/asan/bioserver
-	BIOSERVER=build/bioserver python3 -m pytest -q tests/api
-	BIOSERVER=build/asan/bioserver BIOSERVER_SANITIZED=1 python3 -m pytest -q tests/api
+	BIOSERVER=build/bioserver $(PYTHON) -m pytest -q tests/api
+	BIOSERVER=build/asan/bioserver BIOSERVER_SANITIZED=1 $(PYTHON) -m pytest -q tests/api
 
 bench-nn: setup build/tools/bench_nn
-	python3 bench/bench_nn.py
+	$(PYTHON) bench/bench_nn.py
 
 # Labelled evaluation data lives beside the repository, never inside it.
 DATA ?= ../shared/data
+# Debian's interpreter: its python3-* packages (pytest, cv2) are what the set-up installs.
+PYTHON := /usr/bin/python3
 
 # Measures the similarity -> FAR table with the server's own pipeline (docs/calibration.md).
 calibrate: setup build/tools/calibrate
