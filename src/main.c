@@ -14,7 +14,8 @@
 static void usage(void) {
     fprintf(stderr,
             "usage: bioserver [--config FILE] [--listen HOST:PORT] [--api-key KEY[:TENANT[:PERMS]]]...\n"
-            "                 [--store memory|redis://HOST:PORT[/DB]] [--models DIR] [--data DIR]\n"
+            "                 [--store memory|redis://HOST:PORT[/DB]] [--redis-password P]\n"
+            "                 [--models DIR] [--data DIR]\n"
             "                 [--workers N] [--queue-depth N] [--http-threads N] [--max-body-bytes N]\n"
             "                 [--max-image-pixels N] [--session-ttl-default S] [--session-ttl-max S]\n"
             "                 [--tls-cert PEM --tls-key PEM] [--retry-after S]\n"

@@ -31,7 +31,7 @@ int app_init(app *a, const server_config *cfg, char *err, size_t err_len) {
     a->metrics = metrics_create(ops, a->config.key_count);
     a->signer = signer_load_or_create(a->config.data_dir, err, err_len);
     if (!a->metrics || !a->signer) goto fail;
-    a->store = store_open(a->config.store_url, APP_MAX_ITEMS_PER_SESSION, err, err_len);
+    a->store = store_open_auth(a->config.store_url, a->config.redis_password, APP_MAX_ITEMS_PER_SESSION, err, err_len);
     if (!a->store) goto fail;
     if (secret_load_or_create(a->config.data_dir, "template-key.bin", a->template_key,
                               sizeof a->template_key, err, err_len))

@@ -152,6 +152,9 @@ int config_set(server_config *cfg, const char *name, const char *v, char *err, s
     else if (!strcmp(name, "store")) {
         bad = copy_string(cfg->store_url, sizeof cfg->store_url, v) ||
               (strcmp(v, "memory") && strncmp(v, "redis://", 8));
+    } else if (!strcmp(name, "redis-password") || !strcmp(name, "redis_password")) {
+        if (copy_string(cfg->redis_password, sizeof cfg->redis_password, v))
+            return fail(err, err_len, "redis_password is too long%s%s", "", ""); /* never echo it */
     } else if (!strcmp(name, "models")) bad = copy_string(cfg->models_dir, sizeof cfg->models_dir, v);
     else if (!strcmp(name, "calibration")) bad = copy_string(cfg->calibration_file, sizeof cfg->calibration_file, v);
     else if (!strcmp(name, "data")) bad = copy_string(cfg->data_dir, sizeof cfg->data_dir, v);

@@ -31,6 +31,7 @@ typedef struct {
     char listen_host[64];
     int listen_port;
     char store_url[256]; /* "memory" or "redis://host:port[/db]" */
+    char redis_password[256]; /* Redis AUTH; never logged */
     char models_dir[512];
     char data_dir[512];
     char calibration_file[512]; /* similarity -> FAR table */

@@ -55,11 +55,19 @@ struct store {
     const store_ops *ops;
 };
 
-/* "memory" or "redis://..." */
+/* "memory" or "redis://HOST[:PORT][/DB]" */
 store *store_open(const char *url, size_t max_items_per_session, char *err, size_t err_len);
+/* The same, with the Redis AUTH password (NULL or "" = none; ignored for "memory"). */
+store *store_open_auth(const char *url, const char *redis_password, size_t max_items_per_session, char *err,
+                       size_t err_len);
 void store_close(store *s);
 void store_values_free(store_value *values, size_t count);
 
 store *store_memory_create(size_t max_items_per_session);
+/* Shared store in Redis (redis_store.c). Starts even when Redis is unreachable
+ * (operations then fail with STORE_UNAVAILABLE until it is back); NULL with err on
+ * a bad URL or a password/database that Redis refuses. */
+store *store_redis_create(const char *url, const char *password, size_t max_items_per_session, char *err,
+                          size_t err_len);
 
 #endif
