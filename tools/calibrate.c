@@ -22,6 +22,7 @@
 
 #include "face/pipeline.h"
 #include "match/far.h"
+#include "match/similarity.h"
 
 #define BINS 40000
 #define MIN_TAIL_COUNT 100
@@ -140,7 +141,7 @@ static void pair_histograms(const sample_set *set, long *impostor, long *genuine
                 if (same) (*gen_not_enrolled)++;
                 continue;
             }
-            float s = face_similarity(a->emb, b->emb, set->dim);
+            float s = embedding_similarity(a->emb, b->emb, set->dim);
             if (same) {
                 genuine[bin_of(s)]++;
                 (*n_gen)++;

@@ -1,21 +1,20 @@
 /* Faces: created from an image (in a session or direct) or from a template JSON,
- * read, listed, deleted, and their stored image. A face record in the store is
- * its public JSON including template and expiry. */
+ * read, listed, deleted, and their stored image (records: see face_store.h). */
 #include <stdio.h>
 #include <string.h>
 
 #include "api/analyze.h"
 #include "api/common.h"
 #include "api/face_input.h"
+#include "api/face_store.h"
 #include "api/handlers.h"
 #include "api/modes.h"
 #include "face/image.h"
 
-#define KIND_FACE "face"
-#define KIND_IMAGE "image"
 
 /* Analyses the image and renders the face JSON with a fresh template. */
-static json_t *face_from_image(http_request *req, const face_input *in, const char *id, int64_t expires_ms) {
+static json_t *face_from_image(http_request *req, const face_input *in, const char *id, int64_t expires_ms,
+                               face_result **result) {
     face_result *r = api_analyze_image(req, in->image, in->image_len, in->rotation, false);
     if (!r) return NULL;
     if (r->faces_found == 0) {
@@ -29,16 +28,8 @@ static json_t *face_from_image(http_request *req, const face_input *in, const ch
     }
     json_t *face = api_face_json(in, r, id, in->mode, tpl, time_now_ms(), expires_ms);
     free(tpl);
+    if (result) *result = r;
     return face;
-}
-
-static bool store_face(http_request *req, const char *sid, const char *fid, json_t *face) {
-    char *text = json_dumps(face, HTTP_JSON_FLAGS);
-    store_value v = {(uint8_t *)text, text ? strlen(text) : 0};
-    int rc = text ? req->app->store->ops->item_put(req->app->store, req->key->tenant, sid, KIND_FACE, fid, &v) : STORE_NOMEM;
-    free(text);
-    if (rc) api_reply_store_error(req, rc, "bio-session");
-    return rc == 0;
 }
 
 static void reply_created(http_request *req, const char *sid, const char *fid, json_t *face) {
@@ -53,7 +44,8 @@ static void create_face_from_image(http_request *req, json_t *session, int64_t e
     if (!api_parse_face_input(req, &in)) return;
     char fid[UUID_STR_LEN];
     uuid_generate(fid);
-    json_t *face = face_from_image(req, &in, fid, expires_ms);
+    face_result *r = NULL;
+    json_t *face = face_from_image(req, &in, fid, expires_ms, &r);
     if (!face) return;
     const char *sid = req->params[0];
     if (json_is_true(json_object_get(session, "imageStorageEnabled"))) {
@@ -65,7 +57,7 @@ static void create_face_from_image(http_request *req, json_t *session, int64_t e
             return;
         }
     }
-    if (!store_face(req, sid, fid, face)) {
+    if (!face_store_put(req, sid, fid, face, in.mode, r->embedding, r->embedding_dim)) {
         json_decref(face);
         return;
     }
@@ -139,7 +131,7 @@ static void create_face_from_json(http_request *req, int64_t expires_ms) {
     json_object_set_new(face, "created", json_string(created));
     json_object_set_new(face, "expires", json_string(expires));
     json_decref(in);
-    if (!store_face(req, req->params[0], fid, face)) {
+    if (!face_store_put(req, req->params[0], fid, face, tpl->mode, tpl->embedding, tpl->dim)) {
         json_decref(face);
         return;
     }
@@ -156,45 +148,13 @@ void handle_create_face(http_request *req) {
     json_decref(session);
 }
 
-/* Loads one stored face (NULL after replying 404). */
-json_t *api_load_face(http_request *req, const char *sid, const char *fid) {
-    store_value v = {0};
-    int rc = req->app->store->ops->item_get(req->app->store, req->key->tenant, sid, KIND_FACE, fid, &v);
-    if (rc) {
-        api_reply_store_error(req, rc, rc == STORE_NOT_FOUND ? "bio-session or face" : "face");
-        return NULL;
-    }
-    json_t *face = json_loadb((const char *)v.data, v.len, 0, NULL);
-    store_value_free(&v);
-    if (!face) http_reply_error(req, 500, "internal error: unreadable face record");
-    return face;
-}
-
 void handle_get_face(http_request *req) {
-    json_t *face = api_load_face(req, req->params[0], req->params[1]);
+    json_t *face = face_store_get(req, req->params[0], req->params[1]);
     if (face) api_reply_signed(req, 200, face, false, false);
 }
 
-/* Every face of the session, oldest first; NULL after replying. */
-json_t *api_load_faces(http_request *req, const char *sid) {
-    store_value *values = NULL;
-    size_t count = 0;
-    int rc = req->app->store->ops->item_list(req->app->store, req->key->tenant, sid, KIND_FACE, &values, &count);
-    if (rc) {
-        api_reply_store_error(req, rc, "bio-session");
-        return NULL;
-    }
-    json_t *list = json_array();
-    for (size_t i = 0; i < count; i++) {
-        json_t *face = json_loadb((const char *)values[i].data, values[i].len, 0, NULL);
-        if (face) json_array_append_new(list, face);
-    }
-    store_values_free(values, count);
-    return list;
-}
-
 void handle_get_faces(http_request *req) {
-    json_t *list = api_load_faces(req, req->params[0]);
+    json_t *list = face_store_list(req, req->params[0]);
     if (!list) return;
     size_t i;
     json_t *face;
@@ -266,7 +226,7 @@ void handle_get_face_image(http_request *req) {
     if (!session) return;
     bool stored = json_is_true(json_object_get(session, "imageStorageEnabled"));
     json_decref(session);
-    json_t *face = api_load_face(req, req->params[0], req->params[1]);
+    json_t *face = face_store_get(req, req->params[0], req->params[1]);
     if (!face) return;
     json_decref(face);
     if (!stored) {
@@ -289,7 +249,7 @@ void handle_create_direct_face(http_request *req) {
     if (!api_parse_face_input(req, &in)) return;
     char fid[UUID_STR_LEN];
     uuid_generate(fid);
-    json_t *face = face_from_image(req, &in, fid, 0);
+    json_t *face = face_from_image(req, &in, fid, 0, NULL);
     if (!face) return;
     api_reply_signed(req, 200, face, in.signature_disabled, false);
 }

@@ -31,8 +31,6 @@ void handle_metrics(http_request *req);
 void handle_usage(http_request *req);
 
 /* Shared between faces.c and matches.c. */
-json_t *api_load_face(http_request *req, const char *sid, const char *fid);
-json_t *api_load_faces(http_request *req, const char *sid);
 bool api_check_face_json(http_request *req, json_t *face, face_template *tpl);
 
 #endif

@@ -8,8 +8,10 @@
 #include "api/analyze.h"
 #include "api/common.h"
 #include "api/face_input.h"
+#include "api/face_store.h"
 #include "api/handlers.h"
 #include "match/far.h"
+#include "match/similarity.h"
 
 /* Adds score and falseAcceptanceRate (percent) for a similarity. */
 static void set_score(app *a, json_t *match, float similarity) {
@@ -35,16 +37,6 @@ static json_t *match_json(app *a, json_t *reference, json_t *candidate, float si
     return m;
 }
 
-static bool decode_stored(http_request *req, json_t *face, face_template *tpl) {
-    char err[200];
-    const char *b64 = api_json_string(face, "template");
-    if (!b64 || template_decode(req->app->template_key, b64, tpl, err, sizeof err)) {
-        http_reply_error(req, 500, "internal error: a stored face has an unreadable template");
-        return false;
-    }
-    return true;
-}
-
 typedef struct {
     json_t *match;
     double score;
@@ -64,6 +56,28 @@ static json_t *sign_each(http_request *req, scored_match *list, size_t n) {
     return out;
 }
 
+static void reply_matches(http_request *req, json_t *session, const face_record *faces, size_t n,
+                          const face_record *ref, int64_t expires_ms) {
+    scored_match *list = arena_alloc(req->arena, (n ? n : 1) * sizeof(*list));
+    if (!list) {
+        http_reply_error(req, 500, "internal error: out of memory");
+        return;
+    }
+    const char *corr = api_json_string(session, "correlationId"), *evid = api_json_string(session, "evidenceId");
+    req->correlation_id = corr ? arena_strdup(req->arena, corr) : NULL;
+    size_t count = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (&faces[i] == ref) continue;
+        const face_template *c = &faces[i].tpl;
+        float sim = c->dim == ref->tpl.dim ? embedding_similarity(ref->tpl.embedding, c->embedding, c->dim) : -1.0f;
+        json_t *m = match_json(req->app, api_face_summary(ref->meta), api_face_summary(faces[i].meta), sim, corr,
+                               evid, expires_ms);
+        list[count++] = (scored_match){m, json_real_value(json_object_get(m, "score"))};
+    }
+    qsort(list, count, sizeof(*list), by_score_desc);
+    http_reply_json(req, 200, sign_each(req, list, count));
+}
+
 /* Scores need the measured calibration; without it answer 503, never a guess. */
 static bool calibrated(http_request *req) {
     if (!req->app->far_loaded)
@@ -76,34 +90,16 @@ void handle_get_matches(http_request *req) {
     int64_t expires_ms = 0;
     json_t *session = api_load_session(req, req->params[0], &expires_ms);
     if (!session) return;
-    json_t *faces = api_load_faces(req, req->params[0]);
-    json_t *reference = NULL;
-    size_t i, n = faces ? json_array_size(faces) : 0;
-    json_t *f;
-    json_array_foreach(faces, i, f) if (!strcmp(api_json_string(f, "id"), req->params[1])) reference = f;
-    if (faces && !reference) http_reply_error(req, 404, "bio-session or face not found");
-    face_template *ref = arena_alloc(req->arena, sizeof(*ref)), *cand = arena_alloc(req->arena, sizeof(*cand));
-    scored_match *list = arena_alloc(req->arena, (n ? n : 1) * sizeof(*list));
-    size_t count = 0;
-    if (reference && ref && cand && list && decode_stored(req, reference, ref)) {
-        const char *corr = api_json_string(session, "correlationId"), *evid = api_json_string(session, "evidenceId");
-        req->correlation_id = corr ? arena_strdup(req->arena, corr) : NULL;
-        bool ok = true;
-        json_array_foreach(faces, i, f) {
-            if (f == reference) continue;
-            if (!(ok = decode_stored(req, f, cand))) break;
-            float sim = cand->dim == ref->dim ? face_similarity(ref->embedding, cand->embedding, ref->dim) : -1.0f;
-            json_t *m = match_json(req->app, api_face_summary(reference), api_face_summary(f), sim, corr, evid, expires_ms);
-            list[count++] = (scored_match){m, json_real_value(json_object_get(m, "score"))};
-        }
-        if (ok) {
-            qsort(list, count, sizeof(*list), by_score_desc);
-            http_reply_json(req, 200, sign_each(req, list, count));
-        } else {
-            for (size_t k = 0; k < count; k++) json_decref(list[k].match);
-        }
+    face_record *faces = NULL;
+    size_t n = 0;
+    if (face_store_records(req, req->params[0], &faces, &n)) {
+        const face_record *ref = NULL;
+        for (size_t i = 0; i < n; i++)
+            if (!strcmp(api_json_string(faces[i].meta, "id"), req->params[1])) ref = &faces[i];
+        if (!ref) http_reply_error(req, 404, "bio-session or face not found");
+        else reply_matches(req, session, faces, n, ref, expires_ms);
     }
-    json_decref(faces);
+    face_records_free(faces, n);
     json_decref(session);
 }
 
@@ -174,7 +170,7 @@ void handle_match_images(http_request *req) {
         json_decref(ref);
         return;
     }
-    float sim = face_similarity(rr->embedding, cr->embedding, rr->embedding_dim);
+    float sim = embedding_similarity(rr->embedding, cr->embedding, rr->embedding_dim);
     json_t *m = match_json(req->app, ref, cand, sim, req->correlation_id, api_part_text(req, &body, "evidenceId"), 0);
     api_reply_signed(req, 200, m, false, false);
 }
@@ -204,7 +200,7 @@ void handle_match(http_request *req) {
         face_result *cr;
         json_t *cand = analyse_for_match(req, ci->data, ci->len, ct, rotation, "candidateImage", &cr);
         if (cand) {
-            float sim = tpl->dim == cr->embedding_dim ? face_similarity(tpl->embedding, cr->embedding, tpl->dim) : -1.0f;
+            float sim = tpl->dim == cr->embedding_dim ? embedding_similarity(tpl->embedding, cr->embedding, tpl->dim) : -1.0f;
             json_t *ref = api_face_summary(face);
             json_object_del(ref, "landmarks");
             json_object_del(ref, "quality");

@@ -1,0 +1,32 @@
+/* Session faces in the store. A record is the face's JSON without its template
+ * plus the raw embedding, so matching reads floats instead of parsing and
+ * authenticating kilobytes of base64 per face; the template text is rebuilt
+ * (deterministically, same bytes) only when a client reads the face. */
+#ifndef API_FACE_STORE_H
+#define API_FACE_STORE_H
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "face/template.h"
+#include "http/request.h"
+
+#define KIND_FACE "face"
+#define KIND_IMAGE "image"
+
+typedef struct {
+    json_t *meta; /* the face JSON without "template" */
+    face_template tpl;
+} face_record;
+
+/* Stores face (its "template" member is dropped) with the embedding. */
+bool face_store_put(http_request *req, const char *sid, const char *fid, json_t *face, const char *mode,
+                    const float *embedding, int dim);
+/* The face JSON as clients see it, template included; NULL after replying. */
+json_t *face_store_get(http_request *req, const char *sid, const char *fid);
+/* Every face, oldest first, as clients see them; NULL after replying. */
+json_t *face_store_list(http_request *req, const char *sid);
+/* Records for matching (malloc'd array, release with face_records_free); false after replying. */
+bool face_store_records(http_request *req, const char *sid, face_record **out, size_t *count);
+void face_records_free(face_record *records, size_t count);
+
+#endif
