@@ -231,10 +231,39 @@ def launch(workdir, *flags, keys=DEFAULT_KEYS, listen=True, data=True, tls=None,
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
-    """The shared server: default limits, the four keys of DEFAULT_KEYS."""
+    """The shared server: default limits, the four keys of DEFAULT_KEYS. With
+    BIOSERVER_STORE=redis-pair it is two instances on one Redis, requests alternating
+    between them (tests/api/redis_support.py)."""
+    if os.environ.get("BIOSERVER_STORE") == "redis-pair":
+        yield from redis_pair(str(tmp_path_factory.mktemp("redis-pair")))
+        return
     srv = launch(str(tmp_path_factory.mktemp("bioserver")))
     yield srv
     srv.check_clean_exit()
+
+
+def redis_pair(root, *flags, redis=None):
+    """Generator: a redis-server (unless given) and two servers sharing it and one
+    --data dir (same signing and template keys); yields the ServerPair, then checks
+    both exit cleanly and stops Redis."""
+    from redis_support import RedisServer, ServerPair
+    own_redis = redis is None
+    redis = redis or RedisServer(root)
+    servers = []
+    try:
+        for name in ("a", "b"):
+            workdir = os.path.join(root, name)
+            os.makedirs(workdir, exist_ok=True)
+            servers.append(launch(workdir, "--store", redis.url, "--data", os.path.join(root, "data"), *flags,
+                                  data=False))
+        pair = ServerPair(servers)
+        yield pair
+        pair.check_clean_exit()
+    finally:
+        for srv in servers:
+            srv.stop()
+        if own_redis:
+            redis.stop()
 
 
 @pytest.fixture

@@ -1,0 +1,284 @@
+"""Distributed deployment: two bioserver instances sharing one Redis store.
+
+A session created on instance A is readable, matchable and deletable on B; tenants
+stay isolated across instances; Redis's own expiry carries the session TTL (every
+key of a session goes with it); and when Redis is killed during traffic, requests
+fail with 503 (JSON error), /v2/monitor says DEGRADED / store DOWN, no server
+crashes, and service resumes once Redis is back on the same port — without
+restarting the servers. Each test starts its own redis-server on a free loopback
+port (tests/api/redis_support.py) and stops it afterwards.
+"""
+import json
+import os
+import subprocess
+import tempfile
+import threading
+import time
+
+import pytest
+import requests
+
+from conftest import KEY_A, KEY_B, REPO_ROOT, assert_error, redis_pair
+from redis_support import REDIS_SERVER, RedisServer
+
+pytestmark = pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed")
+
+LFW = os.path.normpath(os.path.join(REPO_ROOT, "..", "shared", "data", "lfw", "lfw_deepfunneled"))
+SAME = ("George_W_Bush", 1), ("George_W_Bush", 2)
+OTHER = ("Colin_Powell", 1)
+STORE_DOWN = "state store is unavailable"
+
+
+def lfw_image(name, i):
+    with open(os.path.join(LFW, name, f"{name}_{i:04d}.jpg"), "rb") as f:
+        return f.read()
+
+
+def redis_cli(redis, *args):
+    out = subprocess.run(["redis-cli", "-p", str(redis.port), "--raw", *args], capture_output=True, text=True,
+                         timeout=10, check=True)
+    return out.stdout.split()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """(redis, pair): module-wide, the tests below do not kill Redis."""
+    root = str(tmp_path_factory.mktemp("redis-cluster"))
+    redis = RedisServer(root)
+    gen = redis_pair(root, redis=redis)
+    pair = next(gen)
+    yield redis, pair
+    try:
+        next(gen)
+    except StopIteration:
+        pass
+    redis.stop()
+
+
+@pytest.fixture
+def a_b(cluster):
+    return cluster[1].servers
+
+
+def faces_ready(srv):
+    body = srv.get("/v2/monitor").json()
+    return body["models"]["status"] == "UP" and body["calibration"]["status"] == "UP" and os.path.isdir(LFW)
+
+
+# ---- cross-instance behaviour ---------------------------------------------------------------
+
+def test_monitor_reports_redis_up(a_b):
+    for srv in a_b:
+        r = srv.get("/v2/monitor")
+        assert r.status_code == 200, r.text
+        assert r.json()["store"] == {"type": "redis", "status": "UP"}
+
+
+def test_session_created_on_a_is_read_and_deleted_on_b(a_b):
+    a, b = a_b
+    r = a.post_json("/v2/bio-sessions", {"correlationId": "cross", "ttlSeconds": 120}, key=KEY_A)
+    assert r.status_code == 201, r.text
+    created = r.json()
+    g = b.get(f"/v2/bio-sessions/{created['id']}", key=KEY_A)
+    assert g.status_code == 200, g.text
+    got = g.json()
+    for field in ("id", "correlationId", "ttlSeconds", "created", "expires", "imageStorageEnabled"):
+        assert got[field] == created[field], field
+    assert b.delete(f"/v2/bio-sessions/{created['id']}", key=KEY_A).status_code == 204
+    assert_error(a.get(f"/v2/bio-sessions/{created['id']}", key=KEY_A), 404)
+    assert_error(a.delete(f"/v2/bio-sessions/{created['id']}", key=KEY_A), 404)
+
+
+def test_tenant_isolation_across_instances(a_b):
+    a, b = a_b
+    sid = a.create_session(KEY_A)
+    assert_error(b.get(f"/v2/bio-sessions/{sid}", key=KEY_B), 404)
+    assert_error(b.delete(f"/v2/bio-sessions/{sid}", key=KEY_B), 404)
+    assert_error(a.get(f"/v2/bio-sessions/{sid}/faces", key=KEY_B), 404)
+    assert b.get(f"/v2/bio-sessions/{sid}", key=KEY_A).status_code == 200
+    assert a.delete(f"/v2/bio-sessions/{sid}", key=KEY_A).status_code == 204
+
+
+def test_expiry_is_redis_expiry(cluster):
+    redis, pair = cluster
+    a, b = pair.servers
+    sid = a.create_session(KEY_A, ttlSeconds=1)
+    keys = [k for k in redis_cli(redis, "--scan", "--pattern", "bio:*") if sid in k]
+    assert len(keys) == 1, keys  # the hash; the order set appears with the first item
+    pttl = int(redis_cli(redis, "PTTL", keys[0])[0])
+    assert 0 < pttl <= 1000, pttl
+    assert b.get(f"/v2/bio-sessions/{sid}", key=KEY_A).status_code == 200
+    time.sleep(1.3)
+    assert_error(b.get(f"/v2/bio-sessions/{sid}", key=KEY_A), 404)
+    assert_error(a.get(f"/v2/bio-sessions/{sid}", key=KEY_A), 404)
+    assert [k for k in redis_cli(redis, "--scan", "--pattern", "bio:*") if sid in k] == []
+
+
+def test_faces_and_matches_across_instances(cluster):
+    redis, pair = cluster
+    a, b = pair.servers
+    if not faces_ready(a):
+        pytest.skip("face models, calibration or LFW images are not available")
+    sid = a.create_session(KEY_A, imageStorageEnabled=True, ttlSeconds=60)
+    fids = []
+    for i, (name, n) in enumerate(SAME + (OTHER,)):
+        srv = (a, b)[i % 2]
+        r = srv.post(f"/v2/bio-sessions/{sid}/faces", key=KEY_A,
+                     files=[("face", (None, json.dumps({"imageType": "SELFIE"}), "application/json")),
+                            ("image", ("i.jpg", lfw_image(name, n), "image/jpeg"))])
+        assert r.status_code == 201, r.text
+        fids.append(r.json()["id"])
+    # Every key of the session (hash + order set) expires with it.
+    keys = [k for k in redis_cli(redis, "--scan", "--pattern", "bio:*") if sid in k]
+    assert len(keys) == 2, keys
+    for k in keys:
+        assert 0 < int(redis_cli(redis, "PTTL", k)[0]) <= 60_000
+    listed = b.get(f"/v2/bio-sessions/{sid}/faces", key=KEY_A)
+    assert listed.status_code == 200 and [f["id"] for f in listed.json()] == fids  # oldest first
+    img = a.get(f"/v2/bio-sessions/{sid}/faces/{fids[1]}/image", key=KEY_A)
+    assert img.status_code == 200 and img.content == lfw_image(*SAME[1])
+    m = b.get(f"/v2/bio-sessions/{sid}/faces/{fids[0]}/matches", key=KEY_A)
+    assert m.status_code == 200, m.text
+    matches = m.json()
+    assert [x["candidate"]["id"] for x in matches][0] == fids[1]  # same person ranks first
+    assert len(matches) == 2
+    assert_error(a.get(f"/v2/bio-sessions/{sid}/faces/{fids[0]}/matches", key=KEY_B), 404)
+    assert a.delete(f"/v2/bio-sessions/{sid}/faces/{fids[2]}", key=KEY_A).status_code == 204
+    assert len(b.get(f"/v2/bio-sessions/{sid}/faces", key=KEY_A).json()) == 2
+    assert b.delete(f"/v2/bio-sessions/{sid}", key=KEY_A).status_code == 204
+    assert [k for k in redis_cli(redis, "--scan", "--pattern", "bio:*") if sid in k] == []
+
+
+def test_direct_face_template_is_portable(a_b):
+    """A template made on A verifies on B: both share the --data dir's template key."""
+    a, b = a_b
+    if not faces_ready(a):
+        pytest.skip("face models, calibration or LFW images are not available")
+    files = [("face", (None, json.dumps({"imageType": "SELFIE"}), "application/json")),
+             ("image", ("i.jpg", lfw_image(*SAME[0]), "image/jpeg"))]
+    r = a.post("/v2/faces", key=KEY_A, files=files)
+    assert r.status_code == 200, r.text
+    face = r.json()
+    sid = b.create_session(KEY_A)
+    r = b.post_json(f"/v2/bio-sessions/{sid}/faces", face, key=KEY_A)
+    assert r.status_code == 201, r.text
+
+
+# ---- Redis failure during traffic ------------------------------------------------------------
+
+def test_redis_killed_during_traffic_then_back(tmp_path):
+    root = tempfile.mkdtemp(prefix="kill", dir=str(tmp_path))
+    redis = RedisServer(root)
+    gen = redis_pair(root, redis=redis)
+    pair = next(gen)
+    a, b = pair.servers
+    statuses, errors, stop = [], [], threading.Event()
+
+    def traffic(i):
+        """Create then read (on the other instance) until told to stop."""
+        http = requests.Session()
+        n = 0
+        while not stop.is_set():
+            src, dst = (a, b) if n % 2 == 0 else (b, a)
+            n += 1
+            try:
+                r = http.post(src.url("/v2/bio-sessions"), json={"correlationId": f"t{i}"},
+                              headers={"apikey": KEY_A}, timeout=10)
+                statuses.append((time.monotonic(), r.status_code))
+                if r.status_code == 201:
+                    g = http.get(dst.url(f"/v2/bio-sessions/{r.json()['id']}"), headers={"apikey": KEY_A},
+                                 timeout=10)
+                    statuses.append((time.monotonic(), g.status_code))
+                    if g.status_code not in (200, 503):  # 404 would mean a lost or half-written session
+                        errors.append(f"GET after 201: {g.status_code} {g.text}")
+                elif r.status_code == 503:
+                    body = r.json()
+                    if STORE_DOWN not in body.get("message", "") or set(body) != {"id", "message"}:
+                        errors.append(f"503 body: {r.text}")
+                else:
+                    errors.append(f"POST: {r.status_code} {r.text}")
+            except requests.RequestException as e:  # a crashed or hung server
+                errors.append(repr(e))
+            time.sleep(0.005)
+
+    threads = [threading.Thread(target=traffic, args=(i,)) for i in range(4)]
+    try:
+        for t in threads:
+            t.start()
+        time.sleep(0.5)
+        redis.kill()
+        killed = time.monotonic()
+        time.sleep(1.0)
+        # While Redis is down: 503 everywhere, /monitor says why, servers alive.
+        for srv in (a, b):
+            assert srv.proc.poll() is None
+            assert_error(srv.post_json("/v2/bio-sessions", {}, key=KEY_A), 503, STORE_DOWN)
+            mon = srv.get("/v2/monitor")
+            assert mon.status_code == 503, mon.text
+            body = mon.json()
+            assert body["status"] == "DEGRADED"
+            assert body["store"]["type"] == "redis" and body["store"]["status"].startswith("DOWN"), body
+        restarting = time.monotonic()  # requests may succeed from here on
+        redis.start()
+        restarted = time.monotonic()
+        deadline = restarted + 5
+        while time.monotonic() < deadline:
+            if all(srv.get("/v2/monitor").status_code == 200 for srv in (a, b)):
+                break
+            time.sleep(0.05)
+        recovered = time.monotonic()
+        assert recovered - restarted < 5, "service did not resume within 5 s"
+        time.sleep(1.0)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+    assert errors == [], errors[:5]
+    during = [s for t, s in statuses if killed + 0.2 < t < restarting]
+    after = [s for t, s in statuses if t > recovered + 0.2]
+    assert during and set(during) == {503}, set(during)
+    assert after and set(after) <= {200, 201}, set(after)
+    # The same processes serve again, across instances.
+    for srv in (a, b):
+        assert srv.proc.poll() is None
+        assert srv.get("/v2/monitor").json()["store"] == {"type": "redis", "status": "UP"}
+    sid = a.create_session(KEY_A)
+    assert b.get(f"/v2/bio-sessions/{sid}", key=KEY_A).status_code == 200
+    try:
+        next(gen)  # both servers must exit 0 (and sanitizer-clean)
+    except StopIteration:
+        pass
+    redis.stop()
+
+
+def test_server_starts_while_redis_is_down(start_server, tmp_path):
+    """A stateless instance may come up before Redis: 503 until it is there."""
+    redis = RedisServer(str(tmp_path))
+    port = redis.port
+    redis.kill()
+    # conftest's launch waits for /monitor 200, which needs Redis: start it meanwhile.
+    starter = threading.Timer(1.0, redis.start)
+    starter.start()
+    try:
+        srv = start_server("--store", f"redis://127.0.0.1:{port}")
+        starter.join()
+        assert srv.get("/v2/monitor").json()["store"]["status"] == "UP"
+        assert srv.create_session(KEY_A)
+        assert "retrying on each request" in srv.stderr_text()
+    finally:
+        starter.join()
+        redis.stop()
+
+
+def test_bad_redis_password_refuses_to_start(tmp_path):
+    redis = RedisServer(str(tmp_path))
+    try:
+        from conftest import BIOSERVER
+        out = subprocess.run([BIOSERVER, "--listen", "127.0.0.1:0", "--data", str(tmp_path / "data"),
+                              "--api-key", KEY_A, "--store", redis.url, "--redis-password", "not-the-password"],
+                             capture_output=True, text=True, timeout=60, cwd=REPO_ROOT)
+        assert out.returncode != 0
+        assert "AUTH" in out.stderr
+        assert "not-the-password" not in out.stderr
+    finally:
+        redis.stop()
