@@ -1,5 +1,6 @@
 /* Faces: created from an image (in a session or direct) or from a template JSON,
  * read, listed, deleted, and their stored image (records: see face_store.h). */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -72,9 +73,52 @@ static const field_spec face_json_fields[] = {
     {"signature", FIELD_STRING, 8192}, {NULL, 0, 0},
 };
 
+static const field_spec eyes_fields[] = {
+    {"x1", FIELD_NUMBER, 0}, {"y1", FIELD_NUMBER, 0}, {"x2", FIELD_NUMBER, 0}, {"y2", FIELD_NUMBER, 0}, {NULL, 0, 0},
+};
+static const field_spec box_fields[] = {
+    {"x", FIELD_NUMBER, 0}, {"y", FIELD_NUMBER, 0}, {"width", FIELD_NUMBER, 0}, {"height", FIELD_NUMBER, 0}, {NULL, 0, 0},
+};
+static const field_spec landmark_fields[] = {{"eyes", FIELD_OBJECT, 0}, {"box", FIELD_OBJECT, 0}, {NULL, 0, 0}};
+
+/* Every member of obj present and a number within +-limit. */
+static bool all_numbers(http_request *req, json_t *obj, const field_spec *fields, const char *what) {
+    if (!obj) return true;
+    if (!api_check_fields(req, obj, fields, what)) return false;
+    for (const field_spec *f = fields; f->name; f++) {
+        json_t *v = json_object_get(obj, f->name);
+        if (!json_is_number(v) || fabs(json_number_value(v)) > 1e6) {
+            http_reply_error(req, 400, "'%s' in %s must be a number between -1e6 and 1e6", f->name, what);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The server signs what it stores, so client-sent metadata must be well formed. */
+static bool check_face_metadata(http_request *req, json_t *face) {
+    json_t *lm = json_object_get(face, "landmarks");
+    if (lm && !json_is_null(lm) &&
+        (!api_check_fields(req, lm, landmark_fields, "landmarks") ||
+         !all_numbers(req, json_object_get(lm, "eyes"), eyes_fields, "landmarks.eyes") ||
+         !all_numbers(req, json_object_get(lm, "box"), box_fields, "landmarks.box")))
+        return false;
+    const char *digest = api_json_string(face, "digest");
+    if (digest && (strlen(digest) != 64 || strspn(digest, "0123456789abcdef") != 64)) {
+        http_reply_error(req, 400, "digest must be 64 lower-case hex characters (SHA-256)");
+        return false;
+    }
+    json_t *q = json_object_get(face, "quality");
+    if (json_is_number(q) && fabs(json_number_value(q)) > 10000) {
+        http_reply_error(req, 400, "quality must be between -10000 and 10000");
+        return false;
+    }
+    return true;
+}
+
 /* Validates a client-held face JSON (template MAC, version, mode); fills tpl. */
 bool api_check_face_json(http_request *req, json_t *face, face_template *tpl) {
-    if (!api_check_fields(req, face, face_json_fields, "the face")) return false;
+    if (!api_check_fields(req, face, face_json_fields, "the face") || !check_face_metadata(req, face)) return false;
     const char *b64 = api_json_string(face, "template");
     if (!b64) {
         http_reply_error(req, 400, "the face has no 'template'");
