@@ -7,6 +7,9 @@
 #include "api/handlers.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "liveness/envelope.h"
+#include "liveness/evaluate.h"
+#include "liveness/notifier.h"
 #include "sign/secret.h"
 
 /* Each worker thread owns its inference sessions. */
@@ -20,6 +23,17 @@ static void *worker_init(void *shared, int index) {
 }
 
 static void worker_destroy(void *ctx) { face_worker_free(ctx); }
+
+/* Replay liveness: its own encryption key (never the signing key), the PAD model
+ * with one session set per worker, and the callback/timeout thread. A failure here
+ * degrades only the liveness routes (503). */
+static void liveness_init(app *a) {
+    a->envelope = envelope_key_load_or_create(a->config.data_dir, a->liveness_error, sizeof a->liveness_error);
+    if (a->envelope) a->notifier = liveness_notifier_create(a->config.callback_allow_private, liveness_timeout_hook, a);
+    if (a->faces) a->liveness = liveness_engine_load(a->config.models_dir, a->config.workers, a->liveness_error,
+                                                     sizeof a->liveness_error);
+    if (!a->liveness || !a->notifier) log_event("error", "replay liveness degraded: %s", a->liveness_error);
+}
 
 int app_init(app *a, const server_config *cfg, char *err, size_t err_len) {
     memset(a, 0, sizeof(*a));
@@ -50,6 +64,7 @@ int app_init(app *a, const server_config *cfg, char *err, size_t err_len) {
         snprintf(err, err_len, "cannot start %d worker threads", a->config.workers);
         goto fail;
     }
+    liveness_init(a);
     return 0;
 fail:
     app_cleanup(a);
@@ -57,7 +72,10 @@ fail:
 }
 
 void app_cleanup(app *a) {
-    worker_pool_free(a->workers);
+    worker_pool_free(a->workers); /* first: finishing jobs still queue callbacks */
+    liveness_notifier_free(a->notifier);
+    liveness_engine_free(a->liveness);
+    envelope_key_free(a->envelope);
     face_engine_free(a->faces);
     store_close(a->store);
     signer_free(a->signer);

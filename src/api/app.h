@@ -29,6 +29,11 @@ typedef struct app {
     char far_error[256];
     const char *key_names[CONFIG_MAX_KEYS];
     int64_t started_ms;
+    /* Replay liveness (src/liveness): NULL members answer 503, liveness_error says why. */
+    struct liveness_engine *liveness;
+    struct envelope_key *envelope;
+    struct liveness_notifier *notifier;
+    char liveness_error[256];
 } app;
 
 int app_init(app *a, const server_config *cfg, char *err, size_t err_len);

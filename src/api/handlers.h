@@ -29,6 +29,13 @@ void handle_certificate(http_request *req);
 void handle_jwks(http_request *req);
 void handle_metrics(http_request *req);
 void handle_usage(http_request *req);
+void handle_init_liveness(http_request *req);
+void handle_get_liveness_params(http_request *req);
+void handle_liveness_capture(http_request *req);
+void handle_replay_metadata(http_request *req);
+void handle_web_capture(http_request *req);
+/* The notifier's TIMEOUT hook (ctx = app). */
+bool liveness_timeout_hook(void *ctx, const char *tenant, const char *session_id);
 
 /* Shared between faces.c and matches.c. */
 bool api_check_face_json(http_request *req, json_t *face, face_template *tpl);

@@ -32,6 +32,9 @@ void config_defaults(server_config *cfg) {
     cfg->retry_after_seconds = 2;
     snprintf(cfg->version, sizeof cfg->version, "1.0.0");
     snprintf(cfg->default_mode, sizeof cfg->default_mode, "F5_1_VID60");
+    cfg->liveness_timeout_seconds = 120;
+    cfg->liveness_max_upload_bytes = 12u << 20;
+    snprintf(cfg->web_dir, sizeof cfg->web_dir, "web");
 }
 
 static int fail(char *err, size_t len, const char *fmt, const char *a, const char *b) {
@@ -169,6 +172,10 @@ int config_set(server_config *cfg, const char *name, const char *v, char *err, s
     else if (!strcmp(name, "session-ttl-max") || !strcmp(name, "session_ttl_max")) { bad = parse_long(v, 1, 30L * 86400, &n); cfg->session_ttl_max = (int)n; }
     else if (!strcmp(name, "retry-after") || !strcmp(name, "retry_after")) { bad = parse_long(v, 1, 3600, &n); cfg->retry_after_seconds = (int)n; }
     else if (!strcmp(name, "generate-dev-key") || !strcmp(name, "generate_dev_key")) { bad = parse_bool(v, &b); cfg->generate_dev_key = b; }
+    else if (!strcmp(name, "liveness-timeout") || !strcmp(name, "liveness_timeout")) { bad = parse_long(v, 1, 3600, &n); cfg->liveness_timeout_seconds = (int)n; }
+    else if (!strcmp(name, "liveness-max-upload-bytes") || !strcmp(name, "liveness_max_upload_bytes")) { bad = parse_long(v, 1024, 1L << 30, &n); cfg->liveness_max_upload_bytes = (size_t)n; }
+    else if (!strcmp(name, "callback-allow-private") || !strcmp(name, "callback_allow_private")) { bad = parse_bool(v, &b); cfg->callback_allow_private = b; }
+    else if (!strcmp(name, "web")) bad = copy_string(cfg->web_dir, sizeof cfg->web_dir, v);
     else return fail(err, err_len, "unknown setting '%s'%s", name, "");
     if (bad) return fail(err, err_len, "invalid value '%s' for '%s'", v, name);
     return 0;

@@ -46,6 +46,10 @@ typedef struct {
     char version[32];
     char default_mode[32];
     bool generate_dev_key; /* print a fresh key when none is configured */
+    int liveness_timeout_seconds;     /* init-liveness-parameters -> upload, else TIMEOUT */
+    size_t liveness_max_upload_bytes; /* encrypted capture upload, 413 beyond */
+    bool callback_allow_private;      /* callbacks to loopback/private addresses (SSRF guard off) */
+    char web_dir[512];                /* static capture page: web_dir/capture/ */
     api_key_config keys[CONFIG_MAX_KEYS];
     int key_count;
 } server_config;

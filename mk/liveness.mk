@@ -1,0 +1,5 @@
+# Replay-liveness targets (included by the Makefile).
+#   make bench-pad   APCER/BPCER per security level on ../shared/data/spoof
+.PHONY: bench-pad
+bench-pad: build/tools/bench_pad
+	./build/tools/bench_pad ../shared/data models
