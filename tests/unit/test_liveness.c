@@ -1,0 +1,330 @@
+/* Unit tests of src/liveness: challenge derivation, the upload envelope (round trip,
+ * tampering, wrong session/serverRandom, wrong key, malformed input), the SSRF
+ * address filter and the verdict logic on synthetic frame measurements. */
+#include <arpa/inet.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "liveness/challenge.h"
+#include "liveness/envelope.h"
+#include "liveness/evaluate.h"
+#include "liveness/notifier.h"
+
+/* ---- challenges ---- */
+
+static void test_challenge_deterministic(void **state) {
+    (void)state;
+    challenge_direction a[CHALLENGE_MAX], b[CHALLENGE_MAX];
+    assert_int_equal(challenge_derive(1150867590u, CHALLENGE_MAX, a), 0);
+    assert_int_equal(challenge_derive(1150867590u, CHALLENGE_MAX, b), 0);
+    assert_memory_equal(a, b, sizeof a);
+    /* A prefix does not depend on the count. */
+    assert_int_equal(challenge_derive(1150867590u, 2, b), 0);
+    assert_memory_equal(a, b, 2 * sizeof a[0]);
+    /* Seeds give different sequences (not all equal over 64 seeds). */
+    int lefts = 0;
+    for (uint32_t s = 0; s < 64; s++) {
+        challenge_derive(s, 1, b);
+        lefts += b[0] == CHALLENGE_LEFT;
+    }
+    assert_true(lefts > 16 && lefts < 48);
+    assert_string_equal(challenge_name(CHALLENGE_LEFT), "LEFT");
+}
+
+static void test_challenge_bounds(void **state) {
+    (void)state;
+    challenge_direction d[CHALLENGE_MAX + 1];
+    assert_int_equal(challenge_derive(1, 0, d), -1);
+    assert_int_equal(challenge_derive(1, CHALLENGE_MAX + 1, d), -1);
+}
+
+/* ---- envelope ---- */
+
+typedef struct {
+    char dir[64];
+    envelope_key *key;
+} env_fixture;
+
+static int env_setup(void **state) {
+    env_fixture *f = calloc(1, sizeof(*f));
+    snprintf(f->dir, sizeof f->dir, "/tmp/test_liveness_XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    char err[256];
+    f->key = envelope_key_load_or_create(f->dir, err, sizeof err);
+    assert_non_null(f->key);
+    *state = f;
+    return 0;
+}
+
+static int env_teardown(void **state) {
+    env_fixture *f = *state;
+    envelope_key_free(f->key);
+    char path[128];
+    snprintf(path, sizeof path, "%s/liveness-enc-key.pem", f->dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/liveness-enc-cert.pem", f->dir);
+    unlink(path);
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+typedef struct {
+    uint8_t *wrapped, *ct, *aad;
+    size_t wrapped_len, ct_len, aad_len;
+    uint8_t iv[ENVELOPE_IV_BYTES];
+} sealed;
+
+static void seal_for(const envelope_key *k, const char *sid, const char *rnd, const char *text, sealed *s) {
+    uint8_t key[ENVELOPE_KEY_BYTES];
+    memset(key, 7, sizeof key);
+    memset(s->iv, 3, sizeof s->iv);
+    size_t cert_len;
+    const uint8_t *cert = envelope_certificate_der(k, &cert_len);
+    s->aad = envelope_aad(sid, rnd, &s->aad_len);
+    assert_int_equal(envelope_seal(cert, cert_len, key, s->iv, (const uint8_t *)text, strlen(text), s->aad, s->aad_len,
+                                   &s->wrapped, &s->wrapped_len, &s->ct, &s->ct_len),
+                     ENVELOPE_OK);
+}
+
+static void sealed_free(sealed *s) {
+    free(s->wrapped);
+    free(s->ct);
+    free(s->aad);
+}
+
+static int open_with(const envelope_key *k, const sealed *s, const uint8_t *aad, size_t aad_len, char **out) {
+    uint8_t *plain = NULL;
+    size_t n = 0;
+    int rc = envelope_open(k, s->wrapped, s->wrapped_len, s->iv, sizeof s->iv, s->ct, s->ct_len, aad, aad_len, &plain, &n);
+    *out = (char *)plain;
+    return rc;
+}
+
+static void test_envelope_round_trip(void **state) {
+    env_fixture *f = *state;
+    sealed s;
+    seal_for(f->key, "sid-1", "rnd-1", "{\"frames\":[]}", &s);
+    char *plain;
+    assert_int_equal(open_with(f->key, &s, s.aad, s.aad_len, &plain), ENVELOPE_OK);
+    assert_string_equal(plain, "{\"frames\":[]}");
+    free(plain);
+    /* The key reloads from the data folder unchanged. */
+    char err[256];
+    envelope_key *again = envelope_key_load_or_create(f->dir, err, sizeof err);
+    assert_non_null(again);
+    assert_string_equal(envelope_certificate_b64(again), envelope_certificate_b64(f->key));
+    assert_int_equal(open_with(again, &s, s.aad, s.aad_len, &plain), ENVELOPE_OK);
+    free(plain);
+    envelope_key_free(again);
+    sealed_free(&s);
+}
+
+static void test_envelope_tampering(void **state) {
+    env_fixture *f = *state;
+    sealed s;
+    seal_for(f->key, "sid-1", "rnd-1", "capture", &s);
+    char *plain;
+    for (size_t i = 0; i < s.ct_len; i += 3) { /* every part, tag included */
+        s.ct[i] ^= 0x01;
+        assert_int_equal(open_with(f->key, &s, s.aad, s.aad_len, &plain), ENVELOPE_ERR_AUTH);
+        assert_null(plain);
+        s.ct[i] ^= 0x01;
+    }
+    s.iv[0] ^= 1;
+    assert_int_equal(open_with(f->key, &s, s.aad, s.aad_len, &plain), ENVELOPE_ERR_AUTH);
+    s.iv[0] ^= 1;
+    s.wrapped[10] ^= 1;
+    assert_int_equal(open_with(f->key, &s, s.aad, s.aad_len, &plain), ENVELOPE_ERR_KEY);
+    s.wrapped[10] ^= 1;
+    assert_int_equal(open_with(f->key, &s, s.aad, s.aad_len, &plain), ENVELOPE_OK);
+    free(plain);
+    sealed_free(&s);
+}
+
+/* A capture replayed into another session or with another serverRandom fails. */
+static void test_envelope_binding(void **state) {
+    env_fixture *f = *state;
+    sealed s;
+    seal_for(f->key, "sid-1", "rnd-1", "capture", &s);
+    char *plain;
+    size_t len;
+    uint8_t *other = envelope_aad("sid-2", "rnd-1", &len);
+    assert_int_equal(open_with(f->key, &s, other, len, &plain), ENVELOPE_ERR_AUTH);
+    free(other);
+    other = envelope_aad("sid-1", "rnd-2", &len);
+    assert_int_equal(open_with(f->key, &s, other, len, &plain), ENVELOPE_ERR_AUTH);
+    free(other);
+    assert_int_equal(open_with(f->key, &s, NULL, 0, &plain), ENVELOPE_ERR_AUTH);
+    sealed_free(&s);
+}
+
+static void test_envelope_malformed(void **state) {
+    env_fixture *f = *state;
+    sealed s;
+    seal_for(f->key, "sid-1", "rnd-1", "capture", &s);
+    uint8_t *plain;
+    size_t n;
+    assert_int_equal(envelope_open(f->key, s.wrapped, s.wrapped_len, s.iv, 11, s.ct, s.ct_len, s.aad, s.aad_len, &plain, &n),
+                     ENVELOPE_ERR_FORMAT);
+    assert_int_equal(envelope_open(f->key, s.wrapped, s.wrapped_len, s.iv, 12, s.ct, 15, s.aad, s.aad_len, &plain, &n),
+                     ENVELOPE_ERR_FORMAT);
+    assert_int_equal(envelope_open(f->key, s.wrapped, 5, s.iv, 12, s.ct, s.ct_len, s.aad, s.aad_len, &plain, &n),
+                     ENVELOPE_ERR_KEY);
+    assert_int_equal(envelope_open(f->key, s.wrapped, 0, s.iv, 12, s.ct, s.ct_len, s.aad, s.aad_len, &plain, &n),
+                     ENVELOPE_ERR_KEY);
+    assert_non_null(strstr(envelope_strerror(ENVELOPE_ERR_AUTH), "authentication"));
+    sealed_free(&s);
+}
+
+static void test_envelope_bad_data_dir(void **state) {
+    (void)state;
+    char err[256] = "";
+    assert_null(envelope_key_load_or_create("/proc/no/such/dir", err, sizeof err));
+    assert_true(strlen(err) > 0);
+}
+
+/* ---- SSRF filter ---- */
+
+static bool allowed4(const char *ip, bool allow_private) {
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    inet_pton(AF_INET, ip, &a.sin_addr);
+    return notifier_address_allowed((struct sockaddr *)&a, allow_private);
+}
+
+static bool allowed6(const char *ip) {
+    struct sockaddr_in6 a = {.sin6_family = AF_INET6};
+    inet_pton(AF_INET6, ip, &a.sin6_addr);
+    return notifier_address_allowed((struct sockaddr *)&a, false);
+}
+
+static void test_ssrf_filter(void **state) {
+    (void)state;
+    const char *refused[] = {"127.0.0.1", "10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.1", "169.254.169.254",
+                             "0.0.0.0", "100.64.0.1", "224.0.0.1", "255.255.255.255", NULL};
+    for (int i = 0; refused[i]; i++) assert_false(allowed4(refused[i], false));
+    assert_true(allowed4("127.0.0.1", true));
+    assert_true(allowed4("8.8.8.8", false));
+    assert_true(allowed4("172.32.0.1", false));
+    assert_false(allowed6("::1"));
+    assert_false(allowed6("fe80::1"));
+    assert_false(allowed6("fd00::1"));
+    assert_false(allowed6("::ffff:127.0.0.1"));
+    assert_false(allowed6("::"));
+    assert_true(allowed6("2001:4860:4860::8888"));
+    char err[128];
+    assert_int_equal(notifier_post("ftp://example.com/x", "s", false, err, sizeof err), -1);
+    assert_int_equal(notifier_post("http://127.0.0.1:9/x", "s", false, err, sizeof err), -1);
+    assert_non_null(strstr(err, "refused"));
+}
+
+/* ---- verdicts on synthetic measurements ---- */
+
+static liveness_frame_info frame(float live, float yaw, float x, float thumb) {
+    liveness_frame_info f = {.face = true, .live = live, .yaw = yaw, .quality = 200, .embedding_dim = 4};
+    float box[4] = {x, 100, 100, 120}, eyes[4] = {x + 30, 140, x + 70, 140};
+    memcpy(f.box, box, sizeof box);
+    memcpy(f.eyes, eyes, sizeof eyes);
+    f.embedding[0] = 1;
+    for (int i = 0; i < 256; i++) f.thumb[i] = thumb + (float)(i % 7);
+    return f;
+}
+
+static void test_decide_passive(void **state) {
+    (void)state;
+    liveness_request rq = {.type = LIVENESS_PASSIVE, .level = LEVEL_HIGH};
+    liveness_frame_info f[1] = {frame(0.99f, 0, 100, 0)};
+    liveness_outcome o;
+    liveness_decide(&rq, NULL, f, 1, &o);
+    assert_int_equal(o.verdict, VERDICT_SUCCESS);
+    f[0].live = 0.9f;
+    liveness_decide(&rq, NULL, f, 1, &o);
+    assert_int_equal(o.verdict, VERDICT_SPOOF);
+    rq.level = LEVEL_LOW; /* the level moves the threshold */
+    liveness_decide(&rq, NULL, f, 1, &o);
+    assert_int_equal(o.verdict, VERDICT_SUCCESS);
+    f[0].face = false;
+    liveness_decide(&rq, NULL, f, 1, &o);
+    assert_int_equal(o.verdict, VERDICT_FAILED);
+    assert_int_equal(o.best_frame, -1);
+}
+
+static void test_decide_video(void **state) {
+    (void)state;
+    liveness_request rq = {.type = LIVENESS_PASSIVE_VIDEO, .level = LEVEL_HIGH};
+    liveness_frame_info f[4] = {frame(0.99f, 0, 100, 0), frame(0.99f, 0, 102, 20), frame(0.99f, 0, 101, 40),
+                                frame(0.99f, 0, 103, 60)};
+    liveness_outcome o;
+    liveness_decide(&rq, NULL, f, 4, &o);
+    assert_int_equal(o.verdict, VERDICT_SUCCESS);
+    f[3] = f[1]; /* a looped frame */
+    liveness_decide(&rq, NULL, f, 4, &o);
+    assert_int_equal(o.verdict, VERDICT_SPOOF);
+    assert_non_null(strstr(o.reason, "identical"));
+    f[3] = frame(0.99f, 0, 400, 60); /* a jump of 7 eye distances */
+    liveness_decide(&rq, NULL, f, 4, &o);
+    assert_int_equal(o.verdict, VERDICT_SPOOF);
+    f[3] = frame(0.99f, 0, 103, 60);
+    f[3].embedding[0] = 0, f[3].embedding[1] = 1; /* someone else */
+    liveness_decide(&rq, NULL, f, 4, &o);
+    assert_int_equal(o.verdict, VERDICT_SPOOF);
+    for (int i = 0; i < 4; i++) f[i] = frame(0.99f, 0, 100, 20.0f * (float)i); /* no motion at all */
+    liveness_decide(&rq, NULL, f, 4, &o);
+    assert_int_equal(o.verdict, VERDICT_SPOOF);
+    assert_non_null(strstr(o.reason, "motion"));
+    liveness_decide(&rq, NULL, f, 2, &o); /* too few frames */
+    assert_int_equal(o.verdict, VERDICT_FAILED);
+}
+
+static void test_decide_active(void **state) {
+    (void)state;
+    liveness_request rq = {.type = LIVENESS_ACTIVE, .level = LEVEL_HIGH, .seed = 42, .nb_challenge = 3};
+    challenge_direction want[3];
+    challenge_derive(42, 3, want);
+    liveness_frame_info f[7];
+    int n = 0;
+    for (int i = 0; i < 3; i++) {
+        f[n] = frame(0.99f, 0.01f, 100 + (float)n, 10.0f * (float)n), n++;
+        f[n] = frame(0.5f, want[i] == CHALLENGE_LEFT ? 0.3f : -0.3f, 100 + (float)n, 10.0f * (float)n), n++;
+    }
+    f[n] = frame(0.99f, 0, 100 + (float)n, 10.0f * (float)n), n++;
+    liveness_outcome o;
+    liveness_decide(&rq, NULL, f, n, &o);
+    assert_int_equal(o.verdict, VERDICT_SUCCESS); /* turned frames do not count for the live score */
+    assert_int_equal(o.challenges_done, 3);
+    f[3].yaw = -f[3].yaw; /* the second turn goes the wrong way */
+    liveness_decide(&rq, NULL, f, n, &o);
+    assert_int_equal(o.verdict, VERDICT_FAILED);
+    assert_int_equal(o.challenges_done, 1);
+    f[3].yaw = 0.05f; /* not far enough */
+    liveness_decide(&rq, NULL, f, n, &o);
+    assert_int_equal(o.verdict, VERDICT_FAILED);
+    rq.nb_challenge = 0;
+    liveness_decide(&rq, NULL, f, n, &o);
+    assert_int_equal(o.verdict, VERDICT_ERROR);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_challenge_deterministic),
+        cmocka_unit_test(test_challenge_bounds),
+        cmocka_unit_test_setup_teardown(test_envelope_round_trip, env_setup, env_teardown),
+        cmocka_unit_test_setup_teardown(test_envelope_tampering, env_setup, env_teardown),
+        cmocka_unit_test_setup_teardown(test_envelope_binding, env_setup, env_teardown),
+        cmocka_unit_test_setup_teardown(test_envelope_malformed, env_setup, env_teardown),
+        cmocka_unit_test(test_envelope_bad_data_dir),
+        cmocka_unit_test(test_ssrf_filter),
+        cmocka_unit_test(test_decide_passive),
+        cmocka_unit_test(test_decide_video),
+        cmocka_unit_test(test_decide_active),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
