@@ -5,4 +5,4 @@ bench-accuracy: build/tools/bench_accuracy
 	./build/tools/bench_accuracy ../shared/data models
 
 bench: build/tools/bench_face
-	python3 bench/bench_face.py
+	/usr/bin/python3 bench/bench_face.py

@@ -276,7 +276,7 @@ static void bench_lfw(const char *dir, const face_engine *e)
     }
     printf("LFW: %d pairs, %d images, %d failures to enrol\n", n, n_items, failed);
     ten_fold(pairs, n);
-    tar_at_far(items, n_items, pairs, n, dim, failed);
+    if (!getenv("BENCH_NO_TAR")) tar_at_far(items, n_items, pairs, n, dim, failed);
     write_embeddings(items, n_items, dim);
     free(embs);
     free(items);
@@ -316,6 +316,11 @@ static void bench_age(const char *dir, const face_engine *e)
     }
     job_queue q = {.items = items, .n = n, .want_age = 1, .engine = e};
     run_all(&q);
+    const char *dump = getenv("AGE_DUMP"); /* file for tools/fit_age.py: row truth reported */
+    FILE *df = dump ? fopen(dump, "w") : NULL;
+    for (int i = 0; df && i < n; i++)
+        fprintf(df, "%d\t%.1f\t%.4f\t%d\n", i, items[i].truth, items[i].age, items[i].has_age);
+    if (df) fclose(df);
     /* Fit truth = a * reported + b on the even rows. */
     double sx = 0, sy = 0, sxx = 0, sxy = 0, m = 0;
     for (int i = 0; i < n; i += 2) {
@@ -342,7 +347,11 @@ static void bench_age(const char *dir, const face_engine *e)
                abs_err / count, count, missing);
         printf("age: under-18s called >= 18: %.1f%% (%d of %d)\n",
                minors ? 100.0 * minors_adult / minors : 0.0, minors_adult, minors);
-        printf("age: refit on the calibration half: truth = %.4f * reported %+.3f\n", a, b);
+        float ca, cb;
+        face_age_calibration(&ca, &cb);
+        printf("age: refit on the calibration half: truth = %.4f * reported %+.3f, i.e. "
+               "AGE_CAL_A %.4f, AGE_CAL_B %.4f (now %.4f, %.4f)\n",
+               a, b, a * ca, a * cb + b, ca, cb);
     }
     free(items);
 }

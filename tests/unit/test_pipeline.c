@@ -1,0 +1,208 @@
+/* Unit tests for the face pipeline (src/face/pipeline.c) on real images read from
+ * ../shared/data (tests run from the repository root): verification ordering on an
+ * LFW pair, no face / several faces, landmark sanity, rotation search, and the
+ * error paths (corrupt data, pixel limit, missing model). One engine is loaded for
+ * the whole group; each test uses its own worker. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "face/geometry.h"
+#include "face/image.h"
+#include "face/pipeline.h"
+
+#define DATA "../shared/data/"
+#define LFW DATA "lfw/lfw_deepfunneled/"
+#define SAME_A LFW "Abel_Pacheco/Abel_Pacheco_0001.jpg"
+#define SAME_B LFW "Abel_Pacheco/Abel_Pacheco_0004.jpg"
+#define OTHER LFW "AJ_Cook/AJ_Cook_0001.jpg"
+#define NO_FACE DATA "negatives/no_face/skimage__brick.png"
+#define MULTI_FACE DATA "photos/sample1.jpg"
+
+typedef struct {
+    face_engine *engine;
+    face_worker *worker;
+    face_result result;
+} fixture;
+
+typedef struct {
+    uint8_t *data;
+    size_t len;
+} blob;
+
+static blob read_blob(const char *path)
+{
+    blob b = {NULL, 0};
+    FILE *f = fopen(path, "rb");
+    if (!f) return b;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    b.data = n > 0 ? malloc((size_t)n) : NULL;
+    if (b.data && fread(b.data, 1, (size_t)n, f) == (size_t)n) b.len = (size_t)n;
+    fclose(f);
+    return b;
+}
+
+static int group_setup(void **state)
+{
+    char err[512];
+    fixture *fx = calloc(1, sizeof *fx);
+    if (!fx) return -1;
+    *state = fx;
+    fx->engine = face_engine_load("models", err, sizeof err);
+    if (!fx->engine) {
+        fprintf(stderr, "face_engine_load: %s\n", err);
+        return -1;
+    }
+    fx->worker = face_worker_create(fx->engine, err, sizeof err);
+    return fx->worker ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+    fixture *fx = *state;
+    face_worker_free(fx->worker);
+    face_engine_free(fx->engine);
+    free(fx);
+    return 0;
+}
+
+/* Analyses a blob with embedding on; returns face_analyze's code. */
+static int analyse_blob(fixture *fx, blob b, bool rotation, face_result *r)
+{
+    char err[256] = "";
+    face_options opt = {.want_embedding = true, .rotation_enabled = rotation};
+    return face_analyze(fx->worker, b.data, b.len, &opt, r, err, sizeof err);
+}
+
+static int analyse_file(fixture *fx, const char *path, face_result *r)
+{
+    blob b = read_blob(path);
+    assert_non_null(b.data);
+    int rc = analyse_blob(fx, b, false, r);
+    free(b.data);
+    return rc;
+}
+
+static void test_same_person_scores_above_different(void **state)
+{
+    fixture *fx = *state;
+    static face_result a, b, c;
+    assert_int_equal(analyse_file(fx, SAME_A, &a), FACE_OK);
+    assert_int_equal(analyse_file(fx, SAME_B, &b), FACE_OK);
+    assert_int_equal(analyse_file(fx, OTHER, &c), FACE_OK);
+    assert_true(a.faces_found >= 1 && b.faces_found >= 1 && c.faces_found >= 1);
+    assert_int_equal(a.embedding_dim, face_engine_embedding_dim(fx->engine));
+    float same = face_similarity(a.embedding, b.embedding, a.embedding_dim);
+    float diff = face_similarity(a.embedding, c.embedding, a.embedding_dim);
+    assert_true(same > diff + 0.2f);
+    assert_true(fabsf(face_similarity(a.embedding, a.embedding, a.embedding_dim) - 1) < 1e-4f);
+}
+
+static void test_no_face(void **state)
+{
+    fixture *fx = *state;
+    face_result *r = &fx->result;
+    assert_int_equal(analyse_file(fx, NO_FACE, r), FACE_OK);
+    assert_int_equal(r->faces_found, 0);
+    assert_true(r->quality < 0);
+}
+
+static void test_multi_face_and_landmarks(void **state)
+{
+    fixture *fx = *state;
+    face_result *r = &fx->result;
+    assert_int_equal(analyse_file(fx, MULTI_FACE, r), FACE_OK);
+    assert_true(r->faces_found > 1);
+    assert_true(r->image_width > 1000 && r->image_height > 1000);
+    const float *bx = r->box, *e = r->eyes;
+    for (int i = 0; i < 2; i++) {
+        assert_true(e[2 * i] > bx[0] && e[2 * i] < bx[0] + bx[2]);
+        assert_true(e[2 * i + 1] > bx[1] && e[2 * i + 1] < bx[1] + bx[3]);
+    }
+    assert_true(e[0] < e[2]); /* x1 is the eye on the image left */
+    assert_true(r->detection_score > 0.5f && r->detection_score <= 1.0f);
+}
+
+/* A 90-degree clockwise copy must be found at rotation 270, with the eyes mapped
+ * back to the rotated image's own pixels: upright (x, y) is (H - 1 - y, x) there. */
+static void test_rotation_search(void **state)
+{
+    fixture *fx = *state;
+    static face_result up, rot;
+    blob b = read_blob(SAME_A);
+    assert_int_equal(analyse_blob(fx, b, false, &up), FACE_OK);
+    image_rgb img = {0}, turned = {0};
+    assert_int_equal(image_decode(b.data, b.len, NULL, 1, &img, NULL, 0), 0);
+    assert_int_equal(image_rgb_rotate(&img, 90, &turned), 0);
+    blob t = {NULL, 0};
+    assert_int_equal(image_encode_jpeg(&turned, 95, &t.data, &t.len), 0);
+    assert_int_equal(analyse_blob(fx, t, true, &rot), FACE_OK);
+    assert_true(rot.faces_found >= 1);
+    assert_int_equal(rot.rotation, 270);
+    int H = img.height;
+    assert_true(fabsf(rot.eyes[0] - (H - 1 - up.eyes[1])) < 6);
+    assert_true(fabsf(rot.eyes[1] - up.eyes[0]) < 6);
+    assert_true(face_similarity(up.embedding, rot.embedding, up.embedding_dim) > 0.8f);
+    free(t.data);
+    free(b.data);
+    image_rgb_free(&img);
+    image_rgb_free(&turned);
+}
+
+static void test_corrupt_image(void **state)
+{
+    fixture *fx = *state;
+    blob b = read_blob(SAME_A);
+    char err[256] = "";
+    face_options opt = {.want_embedding = true};
+    assert_int_equal(face_analyze(fx->worker, b.data, b.len / 2, &opt, &fx->result, err, sizeof err),
+                     FACE_ERR_IMAGE);
+    assert_true(strlen(err) > 0);
+    uint8_t junk[64] = "definitely not an image";
+    assert_int_equal(face_analyze(fx->worker, junk, sizeof junk, &opt, &fx->result, err, sizeof err),
+                     FACE_ERR_IMAGE);
+    free(b.data);
+}
+
+static void test_pixel_limit(void **state)
+{
+    fixture *fx = *state;
+    blob b = read_blob(SAME_A);
+    char err[256] = "";
+    face_options opt = {.want_embedding = true, .max_pixels = 10000};
+    assert_int_equal(face_analyze(fx->worker, b.data, b.len, &opt, &fx->result, err, sizeof err),
+                     FACE_ERR_TOO_LARGE);
+    free(b.data);
+}
+
+static void test_missing_model(void **state)
+{
+    (void)state;
+    char err[512] = "";
+    assert_null(face_engine_load("/nonexistent-models", err, sizeof err));
+    assert_non_null(strstr(err, "missing"));
+    assert_non_null(strstr(err, "fr_detect.onnx"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_same_person_scores_above_different),
+        cmocka_unit_test(test_no_face),
+        cmocka_unit_test(test_multi_face_and_landmarks),
+        cmocka_unit_test(test_rotation_search),
+        cmocka_unit_test(test_corrupt_image),
+        cmocka_unit_test(test_pixel_limit),
+        cmocka_unit_test(test_missing_model),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
