@@ -11,6 +11,7 @@ packages=(
   libhiredis-dev redis-server libcurl4-openssl-dev
   libcmocka-dev python3-pytest python3-requests python3-numpy python3-opencv
   python3-cryptography openssl curl wrk
+  chromium chromium-driver python3-selenium
 )
 
 missing=()

@@ -119,6 +119,7 @@
       stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "user", width: 640, height: 480 }, audio: false });
       const video = $("preview");
       video.srcObject = stream; $("stage").hidden = false;
+      $("stage").scrollIntoView({ block: "start" }); /* the preview and the prompt, on a phone too */
       await new Promise((r) => { if (video.readyState >= 2) r(); else video.onloadeddata = r; });
       say("Capturing…");
       const frames = await captureFrames(video, params);
@@ -138,6 +139,7 @@
       say("Error: " + e.message);
     } finally {
       if (stream) stream.getTracks().forEach((t) => t.stop());
+      $("stage").hidden = true; /* the camera is off: no empty black preview above the verdict */
       $("start").disabled = false;
     }
   }

@@ -1,0 +1,147 @@
+"""The web capture page (/bioserver-app/capture/) in headless Chromium, end to end.
+
+Chromium's fake camera plays a YUV4MPEG2 video made here from NUAA frames
+(../shared/data/spoof/nuaa, never copied; the same subject-0001 samples as
+test_liveness.py): the page creates a session, asks for PASSIVE parameters, grabs a
+frame from getUserMedia, seals it with WebCrypto, uploads it and shows the verdict.
+The live sequence must end in SUCCESS, the printed-photo sequence in SPOOF, and the
+verdict the page shows must be the one the API reports for that session.
+
+Driven by Debian's chromium + chromium-driver through python3-selenium (make deps
+installs them; without them the test is skipped and says so). Screenshots of each
+run (form, capturing, verdict) land in build/artifacts/capture-page/.
+"""
+import glob
+import os
+import shutil
+
+import pytest
+
+from conftest import KEY_A, REPO_ROOT, SANITIZED
+
+NUAA = os.path.join(REPO_ROOT, "..", "shared", "data", "spoof", "nuaa")
+LIVE = sorted(glob.glob(os.path.join(NUAA, "live", "0001", "*.jpg")))
+SPOOF = sorted(glob.glob(os.path.join(NUAA, "spoof", "0001", "*.jpg")))
+ARTIFACTS = os.path.join(REPO_ROOT, "build", "artifacts", "capture-page")
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+W, H, FPS, REPEAT = 640, 480, 15, 4   # each source frame shown 4/15 s; the file loops
+VERDICT_WAIT = 150 if SANITIZED else 60
+
+try:
+    from selenium import webdriver
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+    HAVE_SELENIUM = True
+except ImportError:
+    HAVE_SELENIUM = False
+
+pytestmark = [
+    pytest.mark.skipif(not LIVE or not SPOOF, reason="../shared/data/spoof/nuaa is missing"),
+    pytest.mark.skipif(not HAVE_SELENIUM or not os.access(CHROMIUM, os.X_OK) or not os.access(CHROMEDRIVER, os.X_OK),
+                       reason="chromium, chromium-driver or python3-selenium not installed (make deps)"),
+]
+
+
+def write_y4m(path, frames):
+    """YUV4MPEG2, 4:2:0 (planar I420 per frame), every frame REPEAT times."""
+    import cv2
+    with open(path, "wb") as f:
+        f.write(f"YUV4MPEG2 W{W} H{H} F{FPS}:1 Ip A1:1 C420jpeg\n".encode())
+        for name in frames:
+            img = cv2.imread(name, cv2.IMREAD_COLOR)
+            assert img is not None, name
+            if img.shape[:2] != (H, W):
+                img = cv2.resize(img, (W, H), interpolation=cv2.INTER_AREA)
+            i420 = cv2.cvtColor(img, cv2.COLOR_BGR2YUV_I420).tobytes()  # Y, then U, then V
+            assert len(i420) == W * H * 3 // 2
+            for _ in range(REPEAT):
+                f.write(b"FRAME\n")
+                f.write(i420)
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    d = tmp_path_factory.mktemp("fake-camera")
+    out = {}
+    for name, frames in (("live", LIVE), ("spoof", SPOOF)):
+        out[name] = str(d / f"{name}.y4m")
+        write_y4m(out[name], frames)
+    return out
+
+
+def chromium(video, profile_dir, log_path):
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-video-capture={video}",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--disable-default-apps", "--disable-extensions", "--no-first-run",
+                "--no-default-browser-check", "--mute-audio", "--window-size=480,1000",
+                f"--user-data-dir={profile_dir}"):
+        opts.add_argument(arg)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(CHROMEDRIVER, log_path=log_path), options=opts)
+
+
+def shoot(drv, name):
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    path = os.path.join(ARTIFACTS, name + ("-asan" if SANITIZED else "") + ".png")
+    drv.save_screenshot(path)
+    return path
+
+
+@pytest.mark.parametrize("sample,expected", [("live", "SUCCESS"), ("spoof", "SPOOF")])
+def test_capture_page_passive(server, videos, tmp_path, sample, expected):
+    drv = chromium(videos[sample], str(tmp_path / "profile"), str(tmp_path / "chromedriver.log"))
+    try:
+        text = lambda el_id: drv.find_element(By.ID, el_id).text  # noqa: E731
+        drv.get(server.base + f"/bioserver-app/capture/#apikey={KEY_A}&type=LIVENESS_PASSIVE&level=HIGH")
+        assert drv.title == "Face liveness check"
+        # The fragment filled the form (the key never goes into the URL that is sent).
+        assert drv.find_element(By.ID, "apikey").get_attribute("value") == KEY_A
+        assert drv.find_element(By.ID, "type").get_attribute("value") == "LIVENESS_PASSIVE"
+        shoot(drv, f"{sample}-1-form")
+
+        drv.find_element(By.ID, "start").click()
+        WebDriverWait(drv, 30, poll_frequency=0.1).until(
+            lambda d: d.find_element(By.ID, "stage").is_displayed() and text("status").startswith("Capturing")
+            or text("status").startswith("Error"))
+        assert not text("status").startswith("Error"), text("status")
+        # The camera shows the fake video (the <video> has decoded frames of the file's size).
+        WebDriverWait(drv, 10).until(lambda d: d.execute_script(
+            "const v = document.getElementById('preview'); return v.readyState >= 2 && v.videoWidth;"))
+        assert drv.execute_script("return document.getElementById('preview').videoWidth") == W
+        shoot(drv, f"{sample}-2-capturing")
+
+        try:
+            WebDriverWait(drv, VERDICT_WAIT).until(
+                lambda d: d.find_element(By.ID, "verdict").get_attribute("data-status")
+                or text("status").startswith("Error"))
+        except TimeoutException:
+            pass
+        drv.execute_script("document.getElementById('verdict').scrollIntoView({block: 'center'})")
+        shoot(drv, f"{sample}-3-verdict")
+        status = drv.find_element(By.ID, "verdict").get_attribute("data-status")
+        console = [e["message"] for e in drv.get_log("browser")]
+        assert status, f"no verdict; status line {text('status')!r}; console: {console}"
+        assert status == expected, f"{sample}: page shows {status} ({text('verdict')!r}), expected {expected}"
+        assert text("status") == "Done."
+        assert text("verdict") == ("Liveness confirmed." if expected == "SUCCESS" else f"Result: {expected}") \
+            or text("verdict").startswith(f"Result: {expected} — ")
+
+        # The page's verdict is the server's: same session, same status, and the best
+        # image is a frame the browser captured (imageRetrievalDisabled=false).
+        sid = drv.find_element(By.ID, "session").get_attribute("value")
+        r = server.get(f"/v3/bio-sessions/{sid}/replay-liveness-metadata", key=KEY_A)
+        assert r.status_code == 200, r.text
+        m = r.json()
+        assert m["status"] == expected, m
+        assert m["sdkInfo"]["name"] == "bioserver-web-capture"
+        assert "HeadlessChrome" in m["deviceInfo"]["userAgent"] or "Chrome" in m["deviceInfo"]["userAgent"]
+        assert m.get("image"), "the best image should be retrievable"
+    finally:
+        drv.quit()
