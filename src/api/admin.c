@@ -1,5 +1,6 @@
 /* Operational endpoints: health, the signing certificate (PEM and JWKS),
- * Prometheus metrics and per-key usage counts (billing). */
+ * Prometheus metrics (this instance) and per-key usage counts (billing, read from
+ * the state store so that every instance reports the same totals). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,24 +49,34 @@ void handle_metrics(http_request *req) {
     free(text);
 }
 
-static json_t *usage_of_key(app *a, int k) {
+/* One key's entry, from the store's counts (every instance's calls); NULL with
+ * *rc set when the store cannot answer. */
+static json_t *usage_of_key(app *a, int k, int *rc) {
+    store_usage counts[STORE_USAGE_MAX_OPS];
+    size_t n = 0;
+    *rc = a->store->ops->usage_get(a->store, a->config.keys[k].name, counts, STORE_USAGE_MAX_OPS, &n);
+    if (*rc) return NULL;
     json_t *ops = json_object();
-    for (int i = 0; i < metrics_operation_count(a->metrics); i++) {
-        const char *op = metrics_operation_name(a->metrics, i);
-        long n = metrics_key_usage(a->metrics, k, op);
-        if (n) json_object_set_new(ops, op, json_integer(n));
-    }
+    for (size_t i = 0; i < n; i++)
+        if (counts[i].calls) json_object_set_new(ops, counts[i].operation, json_integer(counts[i].calls));
     return json_pack("{s:s,s:s,s:o}", "key", a->config.keys[k].name, "tenant", a->config.keys[k].tenant,
                      "calls", ops);
 }
 
-/* A key sees its own counts; an admin key sees every key's. */
+/* A key sees its own counts; an admin key sees every configured key's. */
 void handle_usage(http_request *req) {
     app *a = req->app;
     json_t *keys = json_array();
     for (int k = 0; k < a->config.key_count; k++) {
-        if (&a->config.keys[k] == req->key || (req->key->permissions & PERM_ADMIN))
-            json_array_append_new(keys, usage_of_key(a, k));
+        if (&a->config.keys[k] != req->key && !(req->key->permissions & PERM_ADMIN)) continue;
+        int rc = STORE_OK;
+        json_t *entry = usage_of_key(a, k, &rc);
+        if (!entry) {
+            json_decref(keys);
+            api_reply_store_error(req, rc, "usage of this key");
+            return;
+        }
+        json_array_append_new(keys, entry);
     }
     http_reply_json(req, 200, json_pack("{s:o}", "keys", keys));
 }

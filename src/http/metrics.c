@@ -26,6 +26,7 @@ struct metrics {
     int op_count;
     int key_count;
     long usage[METRICS_MAX_KEYS][METRICS_MAX_OPERATIONS + 1];
+    long usage_store_errors;
 };
 
 metrics *metrics_create(const char *const *operations, int key_count) {
@@ -77,6 +78,12 @@ long metrics_key_usage(metrics *m, int key_index, const char *operation) {
     long n = m->usage[key_index][op_index(m, operation)];
     pthread_mutex_unlock(&m->lock);
     return n;
+}
+
+void metrics_usage_store_error(metrics *m) {
+    pthread_mutex_lock(&m->lock);
+    m->usage_store_errors++;
+    pthread_mutex_unlock(&m->lock);
 }
 
 int metrics_operation_count(const metrics *m) { return m->op_count; }
@@ -139,6 +146,9 @@ char *metrics_render(metrics *m, const char *const *key_names, int queue_depth, 
             if (m->usage[k][i])
                 tb_printf(&t, "bioserver_key_calls_total{key=\"%s\",operation=\"%s\"} %ld\n",
                           key_names[k], m->ops[i].name, m->usage[k][i]);
+    tb_printf(&t, "# HELP bioserver_usage_store_errors_total Billing counts lost: the store refused them.\n"
+                  "# TYPE bioserver_usage_store_errors_total counter\nbioserver_usage_store_errors_total %ld\n",
+              m->usage_store_errors);
     pthread_mutex_unlock(&m->lock);
     tb_printf(&t, "# HELP bioserver_queue_depth Heavy jobs waiting for a worker.\n"
                   "# TYPE bioserver_queue_depth gauge\nbioserver_queue_depth %d\n"

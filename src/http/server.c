@@ -21,7 +21,10 @@ struct http_server {
     const route *routes;
     atomic_int in_flight;
     char *tls_cert, *tls_key;
+    atomic_llong usage_warned_ms; /* last "usage not stored" log line (monotonic ms; 0 = never) */
 };
+
+#define USAGE_WARN_INTERVAL_MS 60000
 
 typedef struct {
     http_request req;
@@ -197,6 +200,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return queue(ctx);
 }
 
+/* Adds the request to its key's billing count in the store, shared by every
+ * instance. The response is already sent, so a store failure must not change it;
+ * it is counted in a metric and logged at most once a minute, because when Redis is
+ * down it happens on every request. */
+static void count_usage(http_server *s, const http_request *req) {
+    store *st = s->app->store;
+    int rc = st->ops->usage_add(st, req->key->name, req->operation, 1);
+    if (rc == STORE_OK) return;
+    metrics_usage_store_error(s->app->metrics);
+    long long now = time_monotonic_ms(), last = atomic_load(&s->usage_warned_ms);
+    if (last && now - last < USAGE_WARN_INTERVAL_MS) return;
+    if (atomic_compare_exchange_strong(&s->usage_warned_ms, &last, now))
+        log_event("warn", "usage counts cannot be written to the state store (code %d); "
+                          "calls are being lost from /v2/usage (see bioserver_usage_store_errors_total)", rc);
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
     (void)conn;
@@ -210,6 +229,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                 req->key ? req->key->name : NULL, req->correlation_id,
                 req->error_id[0] ? req->error_id : NULL, req->error_message);
     metrics_record(s->app->metrics, req->operation, ctx->key_index, status, seconds);
+    if (req->key && req->operation) count_usage(s, req);
     arena_free(req->arena);
     free(ctx->body);
     free(ctx);

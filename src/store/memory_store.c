@@ -1,7 +1,9 @@
 /* In-process store: one hash table of sessions, each holding its items in
  * insertion order. A sweeper thread drops expired sessions; reads also check the
  * expiry, so an expired session is gone the moment its time is up, not when the
- * sweeper next runs. One mutex guards everything: operations are short copies. */
+ * sweeper next runs. One mutex guards everything: operations are short copies.
+ * The usage counters (billing) are a separate small list under their own mutex:
+ * they are touched on every request and must not wait behind the sweeper. */
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -29,8 +31,18 @@ typedef struct mem_session {
     size_t item_count;
 } mem_session;
 
+/* The counters of one API key; a handful of keys, so a list is enough. */
+typedef struct mem_usage {
+    struct mem_usage *next;
+    char key_name[STORE_USAGE_NAME_MAX + 1];
+    size_t count;
+    store_usage ops[STORE_USAGE_MAX_OPS];
+} mem_usage;
+
 typedef struct {
     store base;
+    pthread_mutex_t usage_lock; /* guards usage only */
+    mem_usage *usage;
     pthread_mutex_t lock;
     pthread_cond_t stop_cond;
     bool stopping;
@@ -277,6 +289,57 @@ static int mem_item_delete_all(store *st, const char *tenant, const char *sid, c
     return s ? STORE_OK : STORE_NOT_FOUND;
 }
 
+/* The counters of key_name, created empty when `create` (NULL when absent or out
+ * of memory). Called with usage_lock held. */
+static mem_usage *usage_find_locked(memory_store *m, const char *key_name, bool create) {
+    for (mem_usage *u = m->usage; u; u = u->next)
+        if (!strcmp(u->key_name, key_name)) return u;
+    if (!create) return NULL;
+    mem_usage *u = calloc(1, sizeof(*u));
+    if (!u) return NULL;
+    strcpy(u->key_name, key_name);
+    u->next = m->usage;
+    m->usage = u;
+    return u;
+}
+
+static int usage_bump(mem_usage *u, const char *operation, long delta) {
+    for (size_t i = 0; i < u->count; i++) {
+        if (!strcmp(u->ops[i].operation, operation)) {
+            u->ops[i].calls += delta;
+            return STORE_OK;
+        }
+    }
+    if (u->count == STORE_USAGE_MAX_OPS) return STORE_FULL;
+    strcpy(u->ops[u->count].operation, operation);
+    u->ops[u->count++].calls = delta;
+    return STORE_OK;
+}
+
+static int mem_usage_add(store *st, const char *key_name, const char *operation, long delta) {
+    memory_store *m = (memory_store *)st;
+    if (strlen(key_name) > STORE_USAGE_NAME_MAX || strlen(operation) > STORE_USAGE_NAME_MAX)
+        return STORE_NOT_FOUND;
+    pthread_mutex_lock(&m->usage_lock);
+    mem_usage *u = usage_find_locked(m, key_name, true);
+    int rc = u ? usage_bump(u, operation, delta) : STORE_NOMEM;
+    pthread_mutex_unlock(&m->usage_lock);
+    return rc;
+}
+
+static int mem_usage_get(store *st, const char *key_name, store_usage *out, size_t max, size_t *count) {
+    memory_store *m = (memory_store *)st;
+    *count = 0;
+    if (strlen(key_name) > STORE_USAGE_NAME_MAX) return STORE_NOT_FOUND;
+    pthread_mutex_lock(&m->usage_lock);
+    mem_usage *u = usage_find_locked(m, key_name, false);
+    size_t n = u ? (u->count < max ? u->count : max) : 0;
+    if (n) memcpy(out, u->ops, n * sizeof(*out));
+    *count = n;
+    pthread_mutex_unlock(&m->usage_lock);
+    return STORE_OK;
+}
+
 static const char *mem_status(store *st) {
     (void)st;
     return "UP";
@@ -324,6 +387,12 @@ static void mem_destroy(store *st) {
             s = next;
         }
     }
+    while (m->usage) {
+        mem_usage *next = m->usage->next;
+        free(m->usage);
+        m->usage = next;
+    }
+    pthread_mutex_destroy(&m->usage_lock);
     pthread_mutex_destroy(&m->lock);
     pthread_cond_destroy(&m->stop_cond);
     free(m);
@@ -340,6 +409,8 @@ static const store_ops memory_ops = {
     .item_list = mem_item_list,
     .item_delete = mem_item_delete,
     .item_delete_all = mem_item_delete_all,
+    .usage_add = mem_usage_add,
+    .usage_get = mem_usage_get,
     .status = mem_status,
     .destroy = mem_destroy,
 };
@@ -349,9 +420,11 @@ store *store_memory_create(size_t max_items_per_session) {
     if (!m) return NULL;
     m->base.ops = &memory_ops;
     m->max_items = max_items_per_session;
+    pthread_mutex_init(&m->usage_lock, NULL);
     pthread_mutex_init(&m->lock, NULL);
     pthread_cond_init(&m->stop_cond, NULL);
     if (pthread_create(&m->sweeper, NULL, sweeper_main, m)) {
+        pthread_mutex_destroy(&m->usage_lock);
         pthread_mutex_destroy(&m->lock);
         pthread_cond_destroy(&m->stop_cond);
         free(m);

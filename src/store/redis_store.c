@@ -6,7 +6,10 @@
  *                       i:KIND:ID = item value
  *   bio:{T:S}:o   sorted set: i:KIND:ID scored by sequence (insertion order)
  *
- * Both keys carry PEXPIREAT = the session's expiry, so Redis's own expiry is the TTL
+ *   usage:{K}     hash: OPERATION = calls, for API key name K (escaped); no expiry:
+ *                 these are the billing counts, shared by every instance
+ *
+ * Both session keys carry PEXPIREAT = the session's expiry, so Redis's own expiry is the TTL
  * and every item dies with its session. The hash tag {T:S} puts both keys in one
  * Cluster slot, so each Lua script below touches a single slot and is atomic: a
  * session and its items are never half-written. Every failure (connection refused,
@@ -151,6 +154,13 @@ static int key_escape(const char *in, char *out, size_t out_len) {
         }
     }
     out[o] = '\0';
+    return 0;
+}
+
+static int make_usage_key(const char *key_name, char out[KEY_MAX]) {
+    char k[3 * STORE_USAGE_NAME_MAX + 1];
+    if (strlen(key_name) > STORE_USAGE_NAME_MAX || key_escape(key_name, k, sizeof k)) return -1;
+    snprintf(out, KEY_MAX, "usage:{%s}", k);
     return 0;
 }
 
@@ -489,6 +499,47 @@ static int rs_item_delete_all(store *st, const char *tenant, const char *sid, co
     return reply_code(run_script((redis_store *)st, SCRIPT_DEL_ALL, 2, 3, args, NULL));
 }
 
+/* One HINCRBY: atomic in Redis, so concurrent instances never lose a call. The
+ * operation is a hash field (binary-safe), stored as is to stay readable. */
+static int rs_usage_add(store *st, const char *key_name, const char *operation, long delta) {
+    char key[KEY_MAX], by[24];
+    if (make_usage_key(key_name, key) || strlen(operation) > STORE_USAGE_NAME_MAX) return STORE_NOT_FOUND;
+    snprintf(by, sizeof by, "%ld", delta);
+    const char *argv[] = {"HINCRBY", key, operation, by};
+    redisReply *reply = run((redis_store *)st, 4, argv, NULL);
+    int rc = reply && reply->type == REDIS_REPLY_INTEGER ? STORE_OK : STORE_UNAVAILABLE;
+    if (reply) freeReplyObject(reply);
+    return rc;
+}
+
+/* HGETALL answers field, value, field, value...; fields too long for store_usage
+ * were never written by usage_add and are skipped. */
+static size_t usage_from_reply(const redisReply *reply, store_usage *out, size_t max) {
+    size_t n = 0;
+    for (size_t i = 0; i + 1 < reply->elements && n < max; i += 2) {
+        const redisReply *f = reply->element[i], *v = reply->element[i + 1];
+        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING || f->len > STORE_USAGE_NAME_MAX)
+            continue;
+        memcpy(out[n].operation, f->str, f->len);
+        out[n].operation[f->len] = '\0';
+        out[n].calls = strtol(v->str, NULL, 10);
+        n++;
+    }
+    return n;
+}
+
+static int rs_usage_get(store *st, const char *key_name, store_usage *out, size_t max, size_t *count) {
+    *count = 0;
+    char key[KEY_MAX];
+    if (make_usage_key(key_name, key)) return STORE_NOT_FOUND;
+    const char *argv[] = {"HGETALL", key};
+    redisReply *reply = run((redis_store *)st, 2, argv, NULL);
+    int rc = reply && reply->type == REDIS_REPLY_ARRAY ? STORE_OK : STORE_UNAVAILABLE;
+    if (rc == STORE_OK) *count = usage_from_reply(reply, out, max);
+    if (reply) freeReplyObject(reply);
+    return rc;
+}
+
 /* PINGs Redis, so /monitor reports the state now, not the last request's. */
 static const char *rs_status(store *st) {
     redis_store *r = (redis_store *)st;
@@ -524,6 +575,8 @@ static const store_ops redis_ops = {
     .item_list = rs_item_list,
     .item_delete = rs_item_delete,
     .item_delete_all = rs_item_delete_all,
+    .usage_add = rs_usage_add,
+    .usage_get = rs_usage_get,
     .status = rs_status,
     .destroy = rs_destroy,
 };

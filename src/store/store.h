@@ -1,8 +1,9 @@
 /* The state store: bio-sessions and the items inside them (faces, liveness state),
  * every one scoped to a tenant and expiring with its session. Values are opaque
  * byte strings (the api layer serialises them), so the same interface maps onto an
- * in-process hash table or onto Redis hashes with Redis's own expiry. Handlers only
- * ever see this header. */
+ * in-process hash table or onto Redis hashes with Redis's own expiry. It also holds
+ * the per-API-key usage counters (billing), which never expire, so that several
+ * instances on one Redis count together. Handlers only ever see this header. */
 #ifndef STORE_STORE_H
 #define STORE_STORE_H
 #include <stddef.h>
@@ -24,6 +25,15 @@ typedef struct {
 } store_value; /* malloc'd; release with store_value_free */
 
 void store_value_free(store_value *v);
+
+/* Usage counters: per API key name, per operation name. */
+#define STORE_USAGE_NAME_MAX 63 /* longest key name or operation name counted */
+#define STORE_USAGE_MAX_OPS 64  /* operations per key; the route table has fewer */
+
+typedef struct {
+    char operation[STORE_USAGE_NAME_MAX + 1];
+    long calls;
+} store_usage;
 
 typedef struct store store;
 
@@ -47,6 +57,13 @@ typedef struct store_ops {
     int (*item_delete)(store *s, const char *tenant, const char *sid, const char *kind,
                        const char *item_id);
     int (*item_delete_all)(store *s, const char *tenant, const char *sid, const char *kind);
+    /* Adds delta to the count of (key_name, operation), starting from 0. Names longer
+     * than STORE_USAGE_NAME_MAX are STORE_NOT_FOUND; the memory store answers
+     * STORE_FULL past STORE_USAGE_MAX_OPS operations of one key. */
+    int (*usage_add)(store *s, const char *key_name, const char *operation, long delta);
+    /* Every operation counted for key_name (at most max, in no particular order);
+     * a key never counted is STORE_OK with *count = 0. */
+    int (*usage_get)(store *s, const char *key_name, store_usage *out, size_t max, size_t *count);
     const char *(*status)(store *s); /* "UP" or a reason */
     void (*destroy)(store *s);
 } store_ops;

@@ -10,6 +10,7 @@ port (tests/api/redis_support.py) and stops it afterwards.
 """
 import json
 import os
+import re
 import subprocess
 import tempfile
 import threading
@@ -18,7 +19,7 @@ import time
 import pytest
 import requests
 
-from conftest import KEY_A, KEY_B, REPO_ROOT, assert_error, redis_pair
+from conftest import KEY_A, KEY_ADMIN, KEY_B, REPO_ROOT, assert_error, redis_pair
 from redis_support import REDIS_SERVER, RedisServer
 
 pytestmark = pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed")
@@ -162,6 +163,66 @@ def test_direct_face_template_is_portable(a_b):
     sid = b.create_session(KEY_A)
     r = b.post_json(f"/v2/bio-sessions/{sid}/faces", face, key=KEY_A)
     assert r.status_code == 201, r.text
+
+
+def usage_calls(srv, key, op, owner=None):
+    """owner's (default: key's own) count of op as srv reports it in /v2/usage."""
+    r = srv.get("/v2/usage", key=key)
+    assert r.status_code == 200, r.text
+    entries = r.json()["keys"]
+    entry = entries[0] if owner is None else next(e for e in entries if e["key"] == owner)
+    return entry["calls"].get(op, 0)
+
+
+def wait_calls(srv, key, op, expected, owner=None, timeout=5):
+    """Counts are written when a request completes, after its response: poll."""
+    deadline = time.monotonic() + timeout
+    while True:
+        n = usage_calls(srv, key, op, owner)
+        if n >= expected or time.monotonic() > deadline:
+            return n
+        time.sleep(0.05)
+
+
+def test_usage_counted_on_a_is_visible_on_b_and_after_restart(cluster, start_server):
+    """Billing counts live in Redis: the calls made on A are in B's /v2/usage, in the
+    admin's view of every key, and in a freshly started instance's."""
+    redis, pair = cluster
+    a, b = pair.servers
+    before = usage_calls(b, KEY_B, "createBioSession")
+    for _ in range(3):
+        a.create_session(KEY_B)
+    assert wait_calls(b, KEY_B, "createBioSession", before + 3) == before + 3
+    assert usage_calls(a, KEY_B, "createBioSession") == before + 3
+    me = b.get("/v2/usage", key=KEY_B).json()["keys"][0]["key"]
+    assert usage_calls(b, KEY_ADMIN, "createBioSession", owner=me) == before + 3
+    assert any(k.startswith(f"usage:{{{me}}}") for k in redis_cli(redis, "--scan", "--pattern", "usage:*"))
+    fresh = start_server("--store", redis.url)  # same key secrets, so the same key names
+    assert usage_calls(fresh, KEY_B, "createBioSession") == before + 3
+
+
+def test_usage_while_redis_is_down(start_server, tmp_path):
+    """/v2/usage cannot answer without the store: 503. Requests themselves are not
+    failed by a lost count; the loss is counted in /metrics and logged once."""
+    redis = RedisServer(str(tmp_path))
+    try:
+        srv = start_server("--store", redis.url)
+        assert srv.get("/v2/usage", key=KEY_A).status_code == 200
+        redis.kill()
+        assert_error(srv.get("/v2/usage", key=KEY_A), 503, STORE_DOWN)
+        for _ in range(3):
+            assert srv.get("/v2/capabilities", key=KEY_A).status_code == 200
+        deadline = time.monotonic() + 5
+        lost = 0
+        while time.monotonic() < deadline and lost < 4:
+            text = srv.get("/metrics", key=KEY_ADMIN).text
+            lost = int(re.search(r"^bioserver_usage_store_errors_total (\d+)$", text, re.M).group(1))
+            time.sleep(0.05)
+        assert lost >= 4, lost  # the 503 usage call and the three capabilities calls
+        warned = [l for l in srv.log_lines() if "usage counts cannot be written" in l.get("message", "")]
+        assert len(warned) == 1, warned
+    finally:
+        redis.stop()
 
 
 # ---- Redis failure during traffic ------------------------------------------------------------

@@ -2,7 +2,8 @@
  * redis-server that this test starts on a free loopback port and stops at the end.
  * The same behaviour checks as the memory store (tenant isolation, item order,
  * delete_all, expiry, item limit, compare-and-set), plus: escaping of crafted ids,
- * binary values, Redis down -> STORE_UNAVAILABLE, Redis back -> works again with
+ * binary values, the per-key usage counters (shared by two store objects, escaped
+ * names, kept across a reconnect), Redis down -> STORE_UNAVAILABLE, Redis back -> works again with
  * the same store object. Skipped (exit 0 with a note) when redis-server is absent. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -407,6 +408,77 @@ static void test_concurrent_compare_and_set(void **state) {
     assert_int_equal(s->ops->session_delete(s, "T", "counter"), STORE_OK);
 }
 
+static long calls_of(const store_usage *u, size_t n, const char *operation) {
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(u[i].operation, operation)) return u[i].calls;
+    return 0;
+}
+
+/* Two store objects stand for two server instances: each one's counts are the sum. */
+static void test_usage(void **state) {
+    store *s = *state;
+    char err[256];
+    store *other = store_redis_create(g_redis.url, NULL, MAX_ITEMS, err, sizeof err);
+    assert_non_null(other);
+    store_usage u[STORE_USAGE_MAX_OPS];
+    size_t n = 99;
+    assert_int_equal(s->ops->usage_get(s, "key-never", u, STORE_USAGE_MAX_OPS, &n), STORE_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(s->ops->usage_add(s, "key-u1", "createBioSession", 1), STORE_OK);
+    assert_int_equal(other->ops->usage_add(other, "key-u1", "createBioSession", 2), STORE_OK);
+    assert_int_equal(other->ops->usage_add(other, "key-u1", "getBioSession", 1), STORE_OK);
+    assert_int_equal(s->ops->usage_add(s, "key-u2", "createBioSession", 7), STORE_OK);
+    for (store *st = s; st; st = st == s ? other : NULL) {
+        assert_int_equal(st->ops->usage_get(st, "key-u1", u, STORE_USAGE_MAX_OPS, &n), STORE_OK);
+        assert_int_equal(n, 2);
+        assert_int_equal(calls_of(u, n, "createBioSession"), 3);
+        assert_int_equal(calls_of(u, n, "getBioSession"), 1);
+    }
+    assert_int_equal(s->ops->usage_get(s, "key-u1", u, 1, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    /* Crafted key names are data: "u2}" is not "u2", "{key-u2}" not "key-u2". */
+    assert_int_equal(s->ops->usage_add(s, "key-u2}", "createBioSession", 1), STORE_OK);
+    assert_int_equal(s->ops->usage_add(s, "{key-u2}", "createBioSession", 1), STORE_OK);
+    assert_int_equal(s->ops->usage_get(s, "key-u2", u, STORE_USAGE_MAX_OPS, &n), STORE_OK);
+    assert_int_equal(calls_of(u, n, "createBioSession"), 7);
+    /* Too long names are refused, not truncated. */
+    char long_name[STORE_USAGE_NAME_MAX + 2];
+    memset(long_name, 'x', sizeof long_name - 1);
+    long_name[sizeof long_name - 1] = '\0';
+    assert_int_equal(s->ops->usage_add(s, long_name, "op", 1), STORE_NOT_FOUND);
+    assert_int_equal(s->ops->usage_add(s, "key-u1", long_name, 1), STORE_NOT_FOUND);
+    assert_int_equal(s->ops->usage_get(s, long_name, u, STORE_USAGE_MAX_OPS, &n), STORE_NOT_FOUND);
+    store_close(other);
+    /* A new store object (an instance restart) still sees the counts. */
+    other = store_redis_create(g_redis.url, NULL, MAX_ITEMS, err, sizeof err);
+    assert_int_equal(other->ops->usage_get(other, "key-u1", u, STORE_USAGE_MAX_OPS, &n), STORE_OK);
+    assert_int_equal(calls_of(u, n, "createBioSession"), 3);
+    store_close(other);
+}
+
+#define USAGE_THREADS 4
+#define USAGE_ROUNDS 200
+
+static void *usage_worker(void *p) {
+    store *s = p;
+    for (int i = 0; i < USAGE_ROUNDS; i++)
+        if (s->ops->usage_add(s, "key-conc", "op", 1) != STORE_OK) abort();
+    return NULL;
+}
+
+/* Many threads on the connection pool: HINCRBY loses no count. */
+static void test_concurrent_usage(void **state) {
+    store *s = *state;
+    pthread_t t[USAGE_THREADS];
+    for (int i = 0; i < USAGE_THREADS; i++) assert_int_equal(pthread_create(&t[i], NULL, usage_worker, s), 0);
+    for (int i = 0; i < USAGE_THREADS; i++) pthread_join(t[i], NULL);
+    store_usage u[4];
+    size_t n = 0;
+    assert_int_equal(s->ops->usage_get(s, "key-conc", u, 4, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(u[0].calls, USAGE_THREADS * USAGE_ROUNDS);
+}
+
 /* Kill Redis: every operation fails with STORE_UNAVAILABLE (no crash, no hang);
  * restart it on the same port: the same store object works again. */
 static void test_redis_down_and_back(void **state) {
@@ -429,6 +501,11 @@ static void test_redis_down_and_back(void **state) {
     assert_null(list);
     assert_int_equal(s->ops->item_delete(s, "T", "before", "face", "f"), STORE_UNAVAILABLE);
     assert_int_equal(s->ops->item_delete_all(s, "T", "before", "face"), STORE_UNAVAILABLE);
+    store_usage u[4];
+    size_t un = 99;
+    assert_int_equal(s->ops->usage_add(s, "key-down", "op", 1), STORE_UNAVAILABLE);
+    assert_int_equal(s->ops->usage_get(s, "key-down", u, 4, &un), STORE_UNAVAILABLE);
+    assert_int_equal(un, 0);
     const char *st = s->ops->status(s);
     assert_true(!strncmp(st, "DOWN: ", 6));
     assert_int_equal(redis_start(&g_redis), 0);
@@ -440,6 +517,7 @@ static void test_redis_down_and_back(void **state) {
     assert_int_equal(s->ops->item_put(s, "T", "after", "face", "f", &v), STORE_OK);
     expect_item(s, "T", "after", "face", "f", "v");
     assert_int_equal(s->ops->session_delete(s, "T", "after"), STORE_OK);
+    assert_int_equal(s->ops->usage_add(s, "key-down", "op", 1), STORE_OK);
 }
 
 int main(void) {
@@ -466,6 +544,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compare_and_set, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_compare_and_set, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_usage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_usage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_down_and_back, setup, teardown),
     };
     rc = cmocka_run_group_tests(tests, NULL, NULL);

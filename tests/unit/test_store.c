@@ -1,6 +1,7 @@
 /* Unit tests for the in-memory store (src/store/memory_store.c) through the store
  * interface: tenant isolation, items (put/get/list order/delete/delete_all), expiry,
- * the per-session item limit and compare-and-set updates. */
+ * the per-session item limit, compare-and-set updates and the per-key usage
+ * counters (billing). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -313,6 +314,79 @@ static void test_concurrent_compare_and_set(void **state) {
     expect_session(s, "T", "counter", expect);
 }
 
+/* The count of one operation in a usage_get answer (0 when absent). */
+static long calls_of(const store_usage *u, size_t n, const char *operation) {
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(u[i].operation, operation)) return u[i].calls;
+    return 0;
+}
+
+static void test_usage(void **state) {
+    store *s = *state;
+    store_usage u[STORE_USAGE_MAX_OPS + 1];
+    size_t n = 99;
+    assert_int_equal(s->ops->usage_get(s, "key-never", u, STORE_USAGE_MAX_OPS, &n), STORE_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(s->ops->usage_add(s, "key-a", "createBioSession", 1), STORE_OK);
+    assert_int_equal(s->ops->usage_add(s, "key-a", "createBioSession", 2), STORE_OK);
+    assert_int_equal(s->ops->usage_add(s, "key-a", "getBioSession", 1), STORE_OK);
+    assert_int_equal(s->ops->usage_add(s, "key-b", "createBioSession", 5), STORE_OK);
+    assert_int_equal(s->ops->usage_get(s, "key-a", u, STORE_USAGE_MAX_OPS, &n), STORE_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(calls_of(u, n, "createBioSession"), 3);
+    assert_int_equal(calls_of(u, n, "getBioSession"), 1);
+    assert_int_equal(s->ops->usage_get(s, "key-b", u, STORE_USAGE_MAX_OPS, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(calls_of(u, n, "createBioSession"), 5);
+    /* At most max entries are written. */
+    assert_int_equal(s->ops->usage_get(s, "key-a", u, 1, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    /* Too long names are refused, not truncated onto another name. */
+    char long_name[STORE_USAGE_NAME_MAX + 2];
+    memset(long_name, 'x', sizeof long_name - 1);
+    long_name[sizeof long_name - 1] = '\0';
+    assert_int_equal(s->ops->usage_add(s, long_name, "op", 1), STORE_NOT_FOUND);
+    assert_int_equal(s->ops->usage_add(s, "key-a", long_name, 1), STORE_NOT_FOUND);
+    assert_int_equal(s->ops->usage_get(s, long_name, u, STORE_USAGE_MAX_OPS, &n), STORE_NOT_FOUND);
+    long_name[STORE_USAGE_NAME_MAX] = '\0'; /* exactly the limit is fine */
+    assert_int_equal(s->ops->usage_add(s, "key-c", long_name, 1), STORE_OK);
+    /* The table of one key is bounded. */
+    for (int i = 1; i < STORE_USAGE_MAX_OPS; i++) {
+        char op[16];
+        snprintf(op, sizeof op, "op%d", i);
+        assert_int_equal(s->ops->usage_add(s, "key-c", op, i), STORE_OK);
+    }
+    assert_int_equal(s->ops->usage_add(s, "key-c", "one-too-many", 1), STORE_FULL);
+    assert_int_equal(s->ops->usage_add(s, "key-c", "op7", 1), STORE_OK);
+    assert_int_equal(s->ops->usage_get(s, "key-c", u, STORE_USAGE_MAX_OPS + 1, &n), STORE_OK);
+    assert_int_equal(n, STORE_USAGE_MAX_OPS);
+    assert_int_equal(calls_of(u, n, "op7"), 8);
+    assert_int_equal(calls_of(u, n, long_name), 1);
+}
+
+#define USAGE_THREADS 4
+#define USAGE_ROUNDS 1000
+
+static void *usage_worker(void *p) {
+    store *s = p;
+    for (int i = 0; i < USAGE_ROUNDS; i++)
+        if (s->ops->usage_add(s, "key-t", "op", 1) != STORE_OK) abort();
+    return NULL;
+}
+
+/* Concurrent requests lose no count. */
+static void test_concurrent_usage(void **state) {
+    store *s = *state;
+    pthread_t t[USAGE_THREADS];
+    for (int i = 0; i < USAGE_THREADS; i++) assert_int_equal(pthread_create(&t[i], NULL, usage_worker, s), 0);
+    for (int i = 0; i < USAGE_THREADS; i++) pthread_join(t[i], NULL);
+    store_usage u[4];
+    size_t n = 0;
+    assert_int_equal(s->ops->usage_get(s, "key-t", u, 4, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(u[0].calls, USAGE_THREADS * USAGE_ROUNDS);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_open),
@@ -322,6 +396,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compare_and_set, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_compare_and_set, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_usage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_usage, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
