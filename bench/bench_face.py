@@ -111,9 +111,9 @@ def time_ours(path, mirror):
 
 
 def report(name, ours, theirs):
-    print(f"{name:<34}{ours['p50_ms']:>7.1f}/{ours['p99_ms']:<6.1f}{ours['cpu_p50_ms']:>7.1f}"
+    print(f"{name:<42}{ours['p50_ms']:>7.1f}/{ours['p99_ms']:<6.1f}{ours['cpu_p50_ms']:>7.1f}"
           f"{theirs['p50_ms']:>9.1f}/{theirs['p99_ms']:<6.1f}{theirs['cpu_p50_ms']:>7.1f}"
-          f"{ours['faces_per_s']:>8.1f}{theirs['faces_per_s']:>8.1f}"
+          f"{ours['faces_per_s']:>9.1f}{theirs['faces_per_s']:>8.1f}"
           f"{theirs['p50_ms'] / ours['p50_ms']:>7.2f}x"
           f"{theirs['cpu_p50_ms'] / ours['cpu_p50_ms']:>7.2f}x")
     sys.stdout.flush()
@@ -126,8 +126,8 @@ def main():
           f"{os.getloadavg()[0]:.1f}; one worker thread each; {ITERS} iterations")
     print("wall = p50/p99 latency (ms); cpu = p50 CPU time of the thread (ms), i.e. without "
           "waiting for a core on a shared machine; ratio = opencv / ours")
-    print(f"{'image':<34}{'ours wall':>13}{'cpu':>7}{'opencv wall':>15}{'cpu':>7}"
-          f"{'ours f/s':>8}{'cv f/s':>8}{'wall':>8}{'cpu':>8}")
+    print(f"{'image':<42}{'ours wall':>14}{'cpu':>7}{'opencv wall':>16}{'cpu':>7}"
+          f"{'ours f/s':>9}{'cv f/s':>8}{'ratio':>8}{'ratio':>7}")
     for path in (PHOTO, BIG):
         for mirror in (True, False):
             ours, theirs = time_ours(path, mirror), time_reference(ref, path, mirror)

@@ -13,7 +13,10 @@
  * Every image is analysed once, by two threads each owning a face_worker. The LFW
  * embeddings go to build/lfw_embeddings.{tsv,f32} for the matching/calibration work.
  *
- *   bench_accuracy [DATA_DIR [MODELS_DIR]]   (defaults ../shared/data, models) */
+ *   bench_accuracy [DATA_DIR [MODELS_DIR]]   (defaults ../shared/data, models)
+ *   environment: BENCH_ONLY=lfw|age, BENCH_NO_TAR=1 (skip the 30M impostor pairs),
+ *   BENCH_NO_MIRROR=1 (embed without the mirrored face), AGE_DUMP=FILE (per-image
+ *   truth and estimate, to try other calibrations) */
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -46,7 +49,7 @@ typedef struct {
 
 typedef struct {
     item *items;
-    int n, next, want_age;
+    int n, next, want_age, no_mirror;
     int dim;
     const face_engine *engine;
     pthread_mutex_t lock;
@@ -74,7 +77,8 @@ static void analyse_item(face_worker *w, job_queue *q, item *it, face_result *r)
     char err[256];
     size_t len;
     uint8_t *data = read_file(it->path, &len);
-    face_options opt = {.want_embedding = !q->want_age, .want_age = q->want_age};
+    face_options opt = {.want_embedding = !q->want_age, .want_age = q->want_age,
+                        .no_mirror = q->no_mirror};
     if (data && face_analyze(w, data, len, &opt, r, err, sizeof err) == FACE_OK &&
         r->faces_found > 0) {
         it->ok = 1;
@@ -266,7 +270,9 @@ static void bench_lfw(const char *dir, const face_engine *e)
     }
     float *embs = calloc((size_t)n_items * dim, sizeof *embs);
     for (int i = 0; i < n_items; i++) items[i].emb = embs + (size_t)i * dim;
-    job_queue q = {.items = items, .n = n_items, .dim = dim, .engine = e};
+    /* BENCH_NO_MIRROR=1 measures the faster single-embedding variant. */
+    job_queue q = {.items = items, .n = n_items, .dim = dim, .engine = e,
+                   .no_mirror = getenv("BENCH_NO_MIRROR") != NULL};
     run_all(&q);
     int failed = 0;
     for (int i = 0; i < n_items; i++) failed += !items[i].ok;
@@ -277,7 +283,7 @@ static void bench_lfw(const char *dir, const face_engine *e)
     printf("LFW: %d pairs, %d images, %d failures to enrol\n", n, n_items, failed);
     ten_fold(pairs, n);
     if (!getenv("BENCH_NO_TAR")) tar_at_far(items, n_items, pairs, n, dim, failed);
-    write_embeddings(items, n_items, dim);
+    if (!q.no_mirror) write_embeddings(items, n_items, dim); /* only the default variant */
     free(embs);
     free(items);
     free(pairs);
