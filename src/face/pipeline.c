@@ -658,7 +658,9 @@ static int detect_all_rotations(face_worker *w, const image_rgb *det, bool rotat
 }
 
 /* The raster to align on: the detection raster when the face is large enough in it,
- * else a finer DCT-scaled decode (rotated the same way). */
+ * else a finer DCT-scaled decode (rotated the same way). *box gets the face box in
+ * the chosen raster. Returns 1 to reuse det as is, 0 when out->img was made (the
+ * caller frees it), or a negative FACE_ERR_*. */
 static int alignment_view(const uint8_t *data, size_t len, const image_limits *lim,
                           const view *det, const detection *d, view *out, det_box *box,
                           char *err, size_t err_len)
