@@ -105,7 +105,7 @@ def time_reference(ref, path, mirror):
 
 
 def time_ours(path, mirror):
-    cmd = ["build/tools/bench_face", path, str(ITERS), "models"] + ([] if mirror else ["no-mirror"])
+    cmd = ["build/tools/bench_face", path, str(ITERS), "models"] + (["mirror"] if mirror else [])
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out)
 
@@ -132,7 +132,7 @@ def main():
         for mirror in (True, False):
             ours, theirs = time_ours(path, mirror), time_reference(ref, path, mirror)
             name = (f"{os.path.basename(path)} {ours['width']}x{ours['height']}"
-                    f"{'' if mirror else ' no-mirror'}")
+                    f"{' mirror' if mirror else ''}")
             report(name, ours, theirs)
 
 

@@ -15,7 +15,7 @@
  *
  *   bench_accuracy [DATA_DIR [MODELS_DIR]]   (defaults ../shared/data, models)
  *   environment: BENCH_ONLY=lfw|age, BENCH_NO_TAR=1 (skip the 30M impostor pairs),
- *   BENCH_NO_MIRROR=1 (embed without the mirrored face), AGE_DUMP=FILE (per-image
+ *   BENCH_MIRROR=1 (also embed the mirrored face), AGE_DUMP=FILE (per-image
  *   truth and estimate, to try other calibrations) */
 #include <math.h>
 #include <pthread.h>
@@ -23,7 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/file.h"
 #include "face/pipeline.h"
+#include "match/similarity.h"
 
 #define MAX_IMAGES 20000
 #define MAX_PAIRS 6000
@@ -49,36 +51,19 @@ typedef struct {
 
 typedef struct {
     item *items;
-    int n, next, want_age, no_mirror;
+    int n, next, want_age, mirror;
     int dim;
     const face_engine *engine;
     pthread_mutex_t lock;
 } job_queue;
 
-static uint8_t *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *buf = n > 0 && n < (64L << 20) ? malloc((size_t)n) : NULL;
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
-
 static void analyse_item(face_worker *w, job_queue *q, item *it, face_result *r)
 {
     char err[256];
     size_t len;
-    uint8_t *data = read_file(it->path, &len);
+    uint8_t *data = file_read_all(it->path, (size_t)1 << 28, &len);
     face_options opt = {.want_embedding = !q->want_age, .want_age = q->want_age,
-                        .no_mirror = q->no_mirror};
+                        .mirror_embedding = q->mirror};
     if (data && face_analyze(w, data, len, &opt, r, err, sizeof err) == FACE_OK &&
         r->faces_found > 0) {
         it->ok = 1;
@@ -218,7 +203,7 @@ static void tar_at_far(const item *items, int n_items, const pair *p, int n, int
         if (!items[i].ok) continue;
         for (int j = i + 1; j < n_items; j++) {
             if (!items[j].ok || strcmp(items[i].person, items[j].person) == 0) continue;
-            imp[k++] = face_similarity(items[i].emb, items[j].emb, dim);
+            imp[k++] = embedding_similarity(items[i].emb, items[j].emb, dim);
         }
     }
     size_t fail_pairs = (size_t)failed * (size_t)(n_items - 1);
@@ -270,20 +255,20 @@ static void bench_lfw(const char *dir, const face_engine *e)
     }
     float *embs = calloc((size_t)n_items * dim, sizeof *embs);
     for (int i = 0; i < n_items; i++) items[i].emb = embs + (size_t)i * dim;
-    /* BENCH_NO_MIRROR=1 measures the faster single-embedding variant. */
+    /* BENCH_MIRROR=1 measures the slower mirrored-embedding variant. */
     job_queue q = {.items = items, .n = n_items, .dim = dim, .engine = e,
-                   .no_mirror = getenv("BENCH_NO_MIRROR") != NULL};
+                   .mirror = getenv("BENCH_MIRROR") != NULL};
     run_all(&q);
     int failed = 0;
     for (int i = 0; i < n_items; i++) failed += !items[i].ok;
     for (int i = 0; i < n; i++) {
         const item *a = &items[pairs[i].a], *b = &items[pairs[i].b];
-        pairs[i].sim = a->ok && b->ok ? face_similarity(a->emb, b->emb, dim) : NAN;
+        pairs[i].sim = a->ok && b->ok ? embedding_similarity(a->emb, b->emb, dim) : NAN;
     }
     printf("LFW: %d pairs, %d images, %d failures to enrol\n", n, n_items, failed);
     ten_fold(pairs, n);
     if (!getenv("BENCH_NO_TAR")) tar_at_far(items, n_items, pairs, n, dim, failed);
-    if (!q.no_mirror) write_embeddings(items, n_items, dim); /* only the default variant */
+    if (!q.mirror) write_embeddings(items, n_items, dim); /* only the default variant */
     free(embs);
     free(items);
     free(pairs);

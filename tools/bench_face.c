@@ -2,12 +2,13 @@
  * alignment + mirrored embedding, i.e. the work of CreateDirectFace) on one image,
  * one worker thread. bench/bench_face.py runs it next to the OpenCV-DNN reference.
  *
- *   bench_face IMAGE [ITERS [MODELS_DIR [no-mirror]]]   prints one JSON line */
+ *   bench_face IMAGE [ITERS [MODELS_DIR [mirror]]]   prints one JSON line */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "core/file.h"
 #include "face/pipeline.h"
 
 #define MAX_ITERS 100000
@@ -34,23 +35,6 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static uint8_t *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *buf = n > 0 && n < (64L << 20) ? malloc((size_t)n) : NULL;
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
-
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -61,7 +45,7 @@ int main(int argc, char **argv)
     if (iters < 1 || iters > MAX_ITERS) iters = 100;
     char err[512];
     size_t len = 0;
-    uint8_t *data = read_file(argv[1], &len);
+    uint8_t *data = file_read_all(argv[1], (size_t)1 << 28, &len);
     face_engine *e = face_engine_load(argc > 3 ? argv[3] : "models", err, sizeof err);
     face_worker *w = e ? face_worker_create(e, err, sizeof err) : NULL;
     face_result *r = malloc(sizeof *r);
@@ -71,7 +55,7 @@ int main(int argc, char **argv)
         return 1;
     }
     face_options opt = {.want_embedding = true,
-                        .no_mirror = argc > 4 && strcmp(argv[4], "no-mirror") == 0};
+                        .mirror_embedding = argc > 4 && strcmp(argv[4], "mirror") == 0};
     for (int i = 0; i < 3; i++) face_analyze(w, data, len, &opt, r, err, sizeof err); /* warm-up */
     for (int i = 0; i < iters; i++) {
         double t0 = now_ms(), c0 = cpu_ms();

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/file.h"
 #include "liveness/evaluate.h"
 
 #define MAX_ITEMS 2000
@@ -26,22 +27,6 @@ typedef struct {
     size_t len;
     liveness_frame_info info;
 } item;
-
-static uint8_t *read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *d = n > 0 && n < (64L << 20) ? malloc((size_t)n) : NULL;
-    if (d && fread(d, 1, (size_t)n, f) != (size_t)n) {
-        free(d);
-        d = NULL;
-    }
-    fclose(f);
-    *len = (size_t)n;
-    return d;
-}
 
 static int by_recording(const void *pa, const void *pb) {
     const item *a = pa, *b = pb;
@@ -119,7 +104,7 @@ int main(int argc, char **argv) {
     }
     int no_face = 0;
     for (int i = 0; i < n; i++) {
-        items[i].data = read_file(items[i].path, &items[i].len);
+        items[i].data = file_read_all(items[i].path, (size_t)1 << 28, &items[i].len);
         liveness_frame f = {.data = items[i].data, .len = items[i].len};
         if (!items[i].data || liveness_analyze_frame(le, fw, &f, 0, &items[i].info, err, sizeof err)) {
             fprintf(stderr, "bench_pad: %s: %s\n", items[i].path, items[i].data ? err : "unreadable");

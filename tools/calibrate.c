@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/file.h"
 #include "face/pipeline.h"
 #include "match/far.h"
 #include "match/similarity.h"
@@ -47,22 +48,6 @@ typedef struct {
     int begin, end;
 } embed_job;
 
-static uint8_t *read_all(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = n > 0 ? malloc((size_t)n) : NULL;
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    *len = (size_t)n;
-    return b;
-}
-
 static void *embed_range(void *p) {
     embed_job *job = p;
     char err[256];
@@ -71,7 +56,7 @@ static void *embed_range(void *p) {
     face_options opt = {.want_embedding = true, .max_pixels = 50000000};
     for (int i = job->begin; w && r && i < job->end; i++) {
         size_t len;
-        uint8_t *data = read_all(job->samples[i].path, &len);
+        uint8_t *data = file_read_all(job->samples[i].path, (size_t)1 << 28, &len);
         if (data && face_analyze(w, data, len, &opt, r, err, sizeof err) == FACE_OK && r->faces_found > 0) {
             memcpy(job->samples[i].emb, r->embedding, sizeof(float) * (size_t)r->embedding_dim);
             job->samples[i].enrolled = true;

@@ -222,12 +222,6 @@ void face_worker_free(face_worker *w)
     free(w);
 }
 
-float face_similarity(const float *a, const float *b, int dim)
-{
-    double s = 0;
-    for (int i = 0; i < dim; i++) s += (double)a[i] * b[i];
-    return (float)s;
-}
 
 /* ---- detection ------------------------------------------------------------------- */
 
@@ -400,7 +394,8 @@ static int align_face(face_worker *w, const image_rgb *img, const float *five)
 
 /* Embedding of the aligned face plus that of its mirror image, summed then
  * normalised: LFW 10-fold +0.1 points for one extra fr_feature run (guide §3);
- * opt->no_mirror skips the second run (about 5 ms) for latency-bound callers. */
+ * it costs a second fr_feature run (about 5 ms), so the server leaves it off
+ * (opt->mirror_embedding) to stay within its latency target. */
 static int embed(face_worker *w, bool mirror, face_result *out)
 {
     int dim = w->e->embedding_dim;
@@ -624,12 +619,34 @@ static int make_rotated(const image_rgb *src, int rot, image_rgb *out)
 
 typedef struct {
     int faces, rot;
-    float top_score; /* the best score of the chosen rotation (decides rotation) */
-    det_box best;    /* its most prominent face */
+    float evidence; /* what decided the rotation (see orientation_evidence) */
+    det_box best;   /* its most prominent face */
 } detection;
 
+/* How strongly the recognition network sees a face in this orientation: the norm of
+ * its raw (unnormalised) embedding of the aligned face. The detector scores a face
+ * turned upside down almost as high as an upright one, and the landmark model then
+ * places upright-looking points on it; the embedding norm of such an alignment
+ * collapses, so it tells the orientations apart where detection scores cannot. */
+static int orientation_evidence(face_worker *w, const image_rgb *img, const det_box *b, float *out)
+{
+    float pts[2 * LMK_POINTS], five[10];
+    int rc = landmarks_68(w, img, b, pts);
+    if (rc) return rc;
+    five_points(pts, five);
+    *out = 0;
+    if (align_face(w, img, five) != 0) return FACE_OK;
+    memcpy(nn_session_input(w->feature, 0), w->aligned, sizeof w->aligned);
+    if (nn_run(w->feature) != NN_OK) return FACE_ERR_MODEL;
+    const float *o = nn_session_output(w->feature, 0);
+    double sum = 0;
+    for (int i = 0; i < w->e->embedding_dim; i++) sum += (double)o[i] * o[i];
+    *out = (float)sqrt(sum) * b->score;
+    return FACE_OK;
+}
+
 /* Detects on det (upright) and, when asked, on its 90/180/270 rotations; keeps the
- * rotation whose best face scores highest. */
+ * rotation with the strongest orientation evidence. */
 static int detect_all_rotations(face_worker *w, const image_rgb *det, bool rotations,
                                 detection *out)
 {
@@ -642,15 +659,22 @@ static int detect_all_rotations(face_worker *w, const image_rgb *det, bool rotat
             if (rc) return image_error_to_face(rc);
             src = &rotated;
         }
-        int n = detect_with_retry(w, src);
+        int n = detect_with_retry(w, src), rc = FACE_OK;
+        float evidence = 0;
+        det_box best = {0};
+        if (n > 0) {
+            best = w->cand[most_prominent(w->cand, n)];
+            evidence = best.score;
+            if (rotations) rc = orientation_evidence(w, src, &best, &evidence);
+        }
         image_rgb_free(&rotated);
         if (n < 0) return n;
-        /* w->cand is sorted by score, so cand[0] is this rotation's best score. */
-        if (n > 0 && (out->faces == 0 || w->cand[0].score > out->top_score)) {
+        if (rc) return rc;
+        if (n > 0 && (out->faces == 0 || evidence > out->evidence)) {
             out->faces = n;
             out->rot = rot;
-            out->top_score = w->cand[0].score;
-            out->best = w->cand[most_prominent(w->cand, n)];
+            out->evidence = evidence;
+            out->best = best;
         }
         if (!rotations) break;
     }
@@ -705,7 +729,7 @@ static int analyse_face(face_worker *w, const view *v, const det_box *box,
     point_to_original(five[2], five[3], v->denom, v->rot, W, H, out->eyes + 2);
     float dx = out->eyes[2] - out->eyes[0], dy = out->eyes[3] - out->eyes[1];
     out->quality = face_quality(w, box->score, sqrtf(dx * dx + dy * dy), five);
-    if (opt->want_embedding && (rc = embed(w, !opt->no_mirror, out)) != FACE_OK) return rc;
+    if (opt->want_embedding && (rc = embed(w, opt->mirror_embedding, out)) != FACE_OK) return rc;
     if (opt->want_age && w->age) {
         if ((rc = estimate_age(w, &v->img, five, &out->age)) != FACE_OK) return rc;
         out->has_age = true;
@@ -722,8 +746,11 @@ int face_analyze(face_worker *w, const uint8_t *data, size_t len, const face_opt
     out->has_age = false, out->age = 0;
     out->quality = -10000.0f;
     int W, H;
-    if (image_probe(data, len, &W, &H, NULL) != 0) {
-        snprintf(err, err_len, "not a decodable JPEG, PNG or WebP image");
+    int probe = image_probe(data, len, &W, &H, NULL);
+    if (probe != 0) {
+        snprintf(err, err_len, "%s", probe == IMAGE_ERR_FORMAT
+                                         ? "unsupported image format (expected JPEG, PNG or WebP)"
+                                         : "corrupt or truncated image header");
         return FACE_ERR_IMAGE;
     }
     out->image_width = W, out->image_height = H;

@@ -20,7 +20,8 @@ typedef struct {
     bool want_embedding;
     bool want_age;
     long max_pixels;       /* decompression-bomb guard */
-    bool no_mirror;        /* skip the mirrored-face embedding: ~5 ms faster, LFW -0.1 pt */
+    bool mirror_embedding; /* add the mirrored face's embedding: LFW 99.08% vs 99.02%, +5 ms;
+                            * off in the server, which must meet its latency target */
 } face_options;
 
 typedef struct {
@@ -63,7 +64,5 @@ bool face_engine_has_age(const face_engine *e);
 /* The linear age calibration in use (age = a * raw + b), for the refit tool. */
 void face_age_calibration(float *a, float *b);
 
-/* Cosine similarity of two L2-normalised embeddings. */
-float face_similarity(const float *a, const float *b, int dim);
 
 #endif

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "api/app.h"
+#include "core/file.h"
 #include "core/log.h"
 
 struct http_server {
@@ -237,22 +238,6 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     atomic_fetch_sub(&s->in_flight, 1);
 }
 
-static char *read_file(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = n >= 0 && n < (1 << 20) ? malloc((size_t)n + 1) : NULL;
-    if (buf && fread(buf, 1, (size_t)n, f) == (size_t)n) buf[n] = '\0';
-    else {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    return buf;
-}
-
 http_server *http_server_start(app *a, const route *routes, char *err, size_t err_len) {
     http_server *s = calloc(1, sizeof(*s));
     if (!s) return NULL;
@@ -270,8 +255,9 @@ http_server *http_server_start(app *a, const route *routes, char *err, size_t er
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
     if (a->config.tls_cert[0]) {
-        s->tls_cert = read_file(a->config.tls_cert);
-        s->tls_key = read_file(a->config.tls_key);
+        size_t len;
+        s->tls_cert = (char *)file_read_all(a->config.tls_cert, 1 << 20, &len);
+        s->tls_key = (char *)file_read_all(a->config.tls_key, 1 << 20, &len);
         if (!s->tls_cert || !s->tls_key) {
             snprintf(err, err_len, "cannot read TLS certificate/key %s / %s", a->config.tls_cert, a->config.tls_key);
             freeaddrinfo(ai);

@@ -15,105 +15,26 @@
 #include <sys/stat.h>
 
 #include "core/util.h"
+#include "sign/keypair.h"
 
-#define ENVELOPE_RSA_BITS 2048
 #define ENVELOPE_MAX_PLAIN ((size_t)256 << 20) /* far above any upload limit */
 
 struct envelope_key {
-    EVP_PKEY *key;
-    uint8_t *cert_der;
-    size_t cert_der_len;
+    keypair pair; /* RSA-2048, separate from the signing key */
     char *cert_b64;
 };
 
-static X509 *self_signed(EVP_PKEY *key) {
-    X509 *x = X509_new();
-    uint8_t serial[16];
-    if (!x || RAND_bytes(serial, sizeof serial) != 1) {
-        X509_free(x);
-        return NULL;
-    }
-    BIGNUM *bn = BN_bin2bn(serial, sizeof serial, NULL);
-    BN_clear_bit(bn, 127); /* a positive serial of at most 16 bytes */
-    BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x));
-    BN_free(bn);
-    X509_set_version(x, 2);
-    X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-    X509_gmtime_adj(X509_getm_notAfter(x), 10L * 365 * 24 * 3600);
-    X509_set_pubkey(x, key);
-    X509_NAME *name = X509_get_subject_name(x);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"bioserver liveness capture encryption", -1, -1, 0);
-    X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, (const unsigned char *)"bioserver", -1, -1, 0);
-    X509_set_issuer_name(x, name);
-    if (!X509_sign(x, key, EVP_sha256())) {
-        X509_free(x);
-        return NULL;
-    }
-    return x;
-}
-
-/* O_EXCL-style create for the key, so two processes starting together never
- * overwrite each other's key: the loser reloads the winner's pair. */
-static int create_pair(const char *key_path, const char *cert_path) {
-    EVP_PKEY *key = EVP_RSA_gen(ENVELOPE_RSA_BITS);
-    X509 *cert = key ? self_signed(key) : NULL;
-    int rc = -1;
-    FILE *f = cert ? fopen(key_path, "wx") : NULL;
-    if (f) {
-        chmod(key_path, 0600);
-        int ok = PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL);
-        fclose(f);
-        FILE *c = ok ? fopen(cert_path, "w") : NULL;
-        if (c) {
-            rc = PEM_write_X509(c, cert) ? 0 : -1;
-            fclose(c);
-        }
-    }
-    X509_free(cert);
-    EVP_PKEY_free(key);
-    return rc;
-}
-
-static int load_pair(envelope_key *k, const char *key_path, const char *cert_path) {
-    FILE *f = fopen(key_path, "r");
-    if (!f) return -1;
-    k->key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
-    fclose(f);
-    f = fopen(cert_path, "r");
-    X509 *cert = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
-    if (f) fclose(f);
-    if (!k->key || !cert || EVP_PKEY_get_base_id(k->key) != EVP_PKEY_RSA || X509_check_private_key(cert, k->key) != 1) {
-        X509_free(cert);
-        return -2;
-    }
-    int n = i2d_X509(cert, NULL);
-    k->cert_der = n > 0 ? malloc((size_t)n) : NULL;
-    uint8_t *p = k->cert_der;
-    if (k->cert_der) i2d_X509(cert, &p);
-    X509_free(cert);
-    if (!k->cert_der) return -2;
-    k->cert_der_len = (size_t)n;
-    k->cert_b64 = base64_encode(k->cert_der, k->cert_der_len);
-    return k->cert_b64 ? 0 : -2;
-}
-
 envelope_key *envelope_key_load_or_create(const char *data_dir, char *err, size_t err_len) {
-    char key_path[1024], cert_path[1024];
-    snprintf(key_path, sizeof key_path, "%s/liveness-enc-key.pem", data_dir);
-    snprintf(cert_path, sizeof cert_path, "%s/liveness-enc-cert.pem", data_dir);
-    if (mkdir(data_dir, 0700) && errno != EEXIST) {
-        snprintf(err, err_len, "cannot create data folder %s: %s", data_dir, strerror(errno));
-        return NULL;
-    }
     envelope_key *k = calloc(1, sizeof(*k));
     if (!k) return NULL;
-    int rc = load_pair(k, key_path, cert_path);
-    if (rc == -1) {
-        create_pair(key_path, cert_path); /* may lose a race: then load the winner's */
-        rc = load_pair(k, key_path, cert_path);
+    if (keypair_load_or_create(&k->pair, data_dir, "liveness-enc", KEYPAIR_RSA_2048,
+                               "bioserver liveness capture encryption", err, err_len)) {
+        free(k);
+        return NULL;
     }
-    if (rc) {
-        snprintf(err, err_len, "cannot load or create the liveness encryption key %s / %s", key_path, cert_path);
+    k->cert_b64 = base64_encode(k->pair.cert_der, k->pair.cert_der_len);
+    if (!k->cert_b64) {
+        snprintf(err, err_len, "out of memory");
         envelope_key_free(k);
         return NULL;
     }
@@ -122,15 +43,14 @@ envelope_key *envelope_key_load_or_create(const char *data_dir, char *err, size_
 
 void envelope_key_free(envelope_key *k) {
     if (!k) return;
-    EVP_PKEY_free(k->key);
-    free(k->cert_der);
+    keypair_free(&k->pair);
     free(k->cert_b64);
     free(k);
 }
 
 const uint8_t *envelope_certificate_der(const envelope_key *k, size_t *len) {
-    *len = k->cert_der_len;
-    return k->cert_der;
+    *len = k->pair.cert_der_len;
+    return k->pair.cert_der;
 }
 
 const char *envelope_certificate_b64(const envelope_key *k) { return k->cert_b64; }
@@ -152,7 +72,7 @@ static int oaep_params(EVP_PKEY_CTX *c) {
 
 static int unwrap_key(EVP_PKEY *key, const uint8_t *wrapped, size_t len, uint8_t out[ENVELOPE_KEY_BYTES]) {
     EVP_PKEY_CTX *c = EVP_PKEY_CTX_new(key, NULL);
-    uint8_t buf[ENVELOPE_RSA_BITS / 8 * 2];
+    uint8_t buf[512]; /* a 2048-bit RSA block (256 bytes) with room to spare */
     size_t n = sizeof buf;
     int ok = c && EVP_PKEY_decrypt_init(c) > 0 && oaep_params(c) &&
              EVP_PKEY_decrypt(c, buf, &n, wrapped, len) > 0 && n == ENVELOPE_KEY_BYTES;
@@ -186,7 +106,7 @@ int envelope_open(const envelope_key *k, const uint8_t *wrapped, size_t wrapped_
         aad_len > INT32_MAX)
         return ENVELOPE_ERR_FORMAT;
     uint8_t key[ENVELOPE_KEY_BYTES];
-    if (unwrap_key(k->key, wrapped, wrapped_len, key)) return ENVELOPE_ERR_KEY;
+    if (unwrap_key(k->pair.key, wrapped, wrapped_len, key)) return ENVELOPE_ERR_KEY;
     size_t n = ct_len - ENVELOPE_TAG_BYTES;
     uint8_t *out = malloc(n + 1);
     if (!out) {

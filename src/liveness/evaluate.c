@@ -8,6 +8,7 @@
 
 #include "face/geometry.h"
 #include "face/image.h"
+#include "match/similarity.h"
 #include "nn/nn.h"
 
 #define LIVE_SIZE 128
@@ -239,7 +240,7 @@ static bool temporal_ok(const liveness_frame_info *infos, int n, int best, liven
     int faces = 0, prev = -1;
     for (int i = 0; i < n; i++) {
         if (!infos[i].face) continue;
-        float sim = face_similarity(infos[i].embedding, infos[best].embedding, infos[best].embedding_dim);
+        float sim = embedding_similarity(infos[i].embedding, infos[best].embedding, infos[best].embedding_dim);
         if (sim < SAME_PERSON_MIN) {
             verdict(out, VERDICT_SPOOF, "frame %.0f shows another face (similarity %.2f)", i, sim);
             return false;

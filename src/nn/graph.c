@@ -9,6 +9,8 @@
  */
 #include "nn/graph.h"
 
+#include "core/file.h"
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -82,19 +84,9 @@ int nn_fail(nn_graph *g, const char *fmt, ...)
 
 unsigned char *nn_read_file(nn_graph *g, const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) { nn_fail(g, "cannot open %s", path); return NULL; }
-    unsigned char *buf = NULL;
-    long n = -1;
-    if (fseek(f, 0, SEEK_END) == 0) n = ftell(f);
-    if (n >= 0 && fseek(f, 0, SEEK_SET) == 0) {
-        buf = malloc((size_t)n + 1);
-        if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) { free(buf); buf = NULL; }
-    }
-    fclose(f);
-    if (!buf) { nn_fail(g, "cannot read %s", path); return NULL; }
-    buf[n] = 0;   /* lets JSON parsers treat it as a string */
-    *len = (size_t)n;
+    /* 1 GiB: far above any model here, low enough to refuse a runaway file. */
+    unsigned char *buf = file_read_all(path, (size_t)1 << 30, len);
+    if (!buf) nn_fail(g, "cannot open or read %s", path);
     return buf;
 }
 

@@ -16,79 +16,18 @@
 #include <sys/stat.h>
 
 #include "core/util.h"
+#include "sign/keypair.h"
 
 struct signer {
-    EVP_PKEY *key;
-    X509 *cert;
+    keypair pair;
     char *cert_pem;
-    uint8_t *cert_der;
-    size_t cert_der_len;
     char *kid;
     char *header_b64; /* base64url of the fixed protected header */
 };
 
-static EVP_PKEY *generate_key(void) { return EVP_EC_gen("P-256"); }
-
-static X509 *self_signed_certificate(EVP_PKEY *key) {
-    X509 *x = X509_new();
-    if (!x) return NULL;
-    uint8_t serial[16];
-    if (RAND_bytes(serial, sizeof serial) != 1) {
-        X509_free(x);
-        return NULL;
-    }
-    BIGNUM *bn = BN_bin2bn(serial, sizeof serial, NULL);
-    BN_set_bit(bn, 0);
-    BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x));
-    BN_free(bn);
-    X509_set_version(x, 2);
-    X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-    X509_gmtime_adj(X509_getm_notAfter(x), 10L * 365 * 24 * 3600);
-    X509_set_pubkey(x, key);
-    X509_NAME *name = X509_get_subject_name(x);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"bioserver response signing", -1, -1, 0);
-    X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, (const unsigned char *)"bioserver", -1, -1, 0);
-    X509_set_issuer_name(x, name);
-    if (!X509_sign(x, key, EVP_sha256())) {
-        X509_free(x);
-        return NULL;
-    }
-    return x;
-}
-
-static int write_private(const char *path, EVP_PKEY *key) {
-    FILE *f = fopen(path, "wx");
-    if (!f) return -1;
-    chmod(path, 0600);
-    int ok = PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL);
-    fclose(f);
-    return ok ? 0 : -1;
-}
-
-static int write_certificate(const char *path, X509 *cert) {
-    FILE *f = fopen(path, "w");
-    if (!f) return -1;
-    int ok = PEM_write_X509(f, cert);
-    fclose(f);
-    return ok ? 0 : -1;
-}
-
-static int load_pair(signer *s, const char *key_path, const char *cert_path) {
-    FILE *f = fopen(key_path, "r");
-    if (!f) return -1;
-    s->key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
-    fclose(f);
-    f = fopen(cert_path, "r");
-    if (!f) return -1;
-    s->cert = PEM_read_X509(f, NULL, NULL, NULL);
-    fclose(f);
-    if (!s->key || !s->cert || EVP_PKEY_get_base_id(s->key) != EVP_PKEY_EC) return -1;
-    return X509_check_private_key(s->cert, s->key) == 1 ? 0 : -1;
-}
-
 static int derive_published_forms(signer *s) {
     BIO *mem = BIO_new(BIO_s_mem());
-    if (!mem || !PEM_write_bio_X509(mem, s->cert)) {
+    if (!mem || !PEM_write_bio_X509(mem, s->pair.cert)) {
         BIO_free(mem);
         return -1;
     }
@@ -96,14 +35,8 @@ static int derive_published_forms(signer *s) {
     long n = BIO_get_mem_data(mem, &p);
     s->cert_pem = strndup(p, (size_t)n);
     BIO_free(mem);
-    int len = i2d_X509(s->cert, NULL);
-    if (len <= 0) return -1;
-    s->cert_der = malloc((size_t)len);
-    uint8_t *w = s->cert_der;
-    i2d_X509(s->cert, &w);
-    s->cert_der_len = (size_t)len;
     uint8_t digest[SHA256_DIGEST_LENGTH];
-    SHA256(s->cert_der, s->cert_der_len, digest);
+    SHA256(s->pair.cert_der, s->pair.cert_der_len, digest);
     s->kid = base64url_encode(digest, sizeof digest);
     char header[256];
     snprintf(header, sizeof header, "{\"alg\":\"ES256\",\"kid\":\"%s\",\"x5t#S256\":\"%s\"}", s->kid, s->kid);
@@ -112,31 +45,11 @@ static int derive_published_forms(signer *s) {
 }
 
 signer *signer_load_or_create(const char *dir, char *err, size_t err_len) {
-    char key_path[1024], cert_path[1024];
-    snprintf(key_path, sizeof key_path, "%s/signing-key.pem", dir);
-    snprintf(cert_path, sizeof cert_path, "%s/signing-cert.pem", dir);
     signer *s = calloc(1, sizeof(*s));
     if (!s) return NULL;
-    struct stat st;
-    if (stat(key_path, &st) == 0) {
-        if (load_pair(s, key_path, cert_path)) {
-            snprintf(err, err_len, "cannot load signing key/certificate from %s (not a matching EC pair)", dir);
-            signer_free(s);
-            return NULL;
-        }
-    } else {
-        if (mkdir(dir, 0700) && errno != EEXIST) {
-            snprintf(err, err_len, "cannot create data folder %s: %s", dir, strerror(errno));
-            signer_free(s);
-            return NULL;
-        }
-        s->key = generate_key();
-        s->cert = s->key ? self_signed_certificate(s->key) : NULL;
-        if (!s->cert || write_private(key_path, s->key) || write_certificate(cert_path, s->cert)) {
-            snprintf(err, err_len, "cannot create signing key/certificate in %s", dir);
-            signer_free(s);
-            return NULL;
-        }
+    if (keypair_load_or_create(&s->pair, dir, "signing", KEYPAIR_EC_P256, "bioserver response signing", err, err_len)) {
+        free(s);
+        return NULL;
     }
     if (derive_published_forms(s)) {
         snprintf(err, err_len, "cannot encode the signing certificate");
@@ -148,10 +61,8 @@ signer *signer_load_or_create(const char *dir, char *err, size_t err_len) {
 
 void signer_free(signer *s) {
     if (!s) return;
-    EVP_PKEY_free(s->key);
-    X509_free(s->cert);
+    keypair_free(&s->pair);
     free(s->cert_pem);
-    free(s->cert_der);
     free(s->kid);
     free(s->header_b64);
     free(s);
@@ -199,7 +110,7 @@ char *signer_sign(const signer *s, const uint8_t *payload, size_t len, bool deta
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     uint8_t der[80], raw[64];
     size_t der_len = sizeof der;
-    if (input && ctx && EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, s->key) == 1 &&
+    if (input && ctx && EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, s->pair.key) == 1 &&
         EVP_DigestSign(ctx, der, &der_len, (const uint8_t *)input, strlen(input)) == 1 &&
         der_to_raw(der, der_len, raw) == 0 && (sig_b64 = base64url_encode(raw, sizeof raw))) {
         size_t n = strlen(s->header_b64) + (detached ? 0 : strlen(payload_b64)) + strlen(sig_b64) + 3;
@@ -228,7 +139,7 @@ int signer_verify(const signer *s, const char *jws, const uint8_t *payload, size
     if (*embedded && payload_b64 && strcmp(embedded, payload_b64)) used = NULL;
     char *input = used ? signing_input(header, used) : NULL;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    if (input && der && ctx && EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, s->key) == 1 &&
+    if (input && der && ctx && EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, s->pair.key) == 1 &&
         EVP_DigestVerify(ctx, der, der_len, (const uint8_t *)input, strlen(input)) == 1)
         rc = 0;
     EVP_MD_CTX_free(ctx);
@@ -244,8 +155,8 @@ int signer_verify(const signer *s, const char *jws, const uint8_t *payload, size
 const char *signer_certificate_pem(const signer *s) { return s->cert_pem; }
 
 const uint8_t *signer_certificate_der(const signer *s, size_t *len) {
-    *len = s->cert_der_len;
-    return s->cert_der;
+    *len = s->pair.cert_der_len;
+    return s->pair.cert_der;
 }
 
 const char *signer_key_id(const signer *s) { return s->kid; }
@@ -254,11 +165,11 @@ char *signer_jwks(const signer *s) {
     BIGNUM *x = NULL, *y = NULL;
     uint8_t xb[32], yb[32];
     char *result = NULL;
-    if (EVP_PKEY_get_bn_param(s->key, OSSL_PKEY_PARAM_EC_PUB_X, &x) == 1 &&
-        EVP_PKEY_get_bn_param(s->key, OSSL_PKEY_PARAM_EC_PUB_Y, &y) == 1 &&
+    if (EVP_PKEY_get_bn_param(s->pair.key, OSSL_PKEY_PARAM_EC_PUB_X, &x) == 1 &&
+        EVP_PKEY_get_bn_param(s->pair.key, OSSL_PKEY_PARAM_EC_PUB_Y, &y) == 1 &&
         BN_bn2binpad(x, xb, 32) == 32 && BN_bn2binpad(y, yb, 32) == 32) {
         char *xs = base64url_encode(xb, 32), *ys = base64url_encode(yb, 32);
-        char *x5c = base64_encode(s->cert_der, s->cert_der_len);
+        char *x5c = base64_encode(s->pair.cert_der, s->pair.cert_der_len);
         size_t n = strlen(x5c) + 512;
         result = malloc(n);
         if (result && xs && ys)

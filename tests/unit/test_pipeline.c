@@ -17,6 +17,7 @@
 #include "face/geometry.h"
 #include "face/image.h"
 #include "face/pipeline.h"
+#include "match/similarity.h"
 
 #define DATA "../shared/data/"
 #define LFW DATA "lfw/lfw_deepfunneled/"
@@ -101,10 +102,10 @@ static void test_same_person_scores_above_different(void **state)
     assert_int_equal(analyse_file(fx, OTHER, &c), FACE_OK);
     assert_true(a.faces_found >= 1 && b.faces_found >= 1 && c.faces_found >= 1);
     assert_int_equal(a.embedding_dim, face_engine_embedding_dim(fx->engine));
-    float same = face_similarity(a.embedding, b.embedding, a.embedding_dim);
-    float diff = face_similarity(a.embedding, c.embedding, a.embedding_dim);
+    float same = embedding_similarity(a.embedding, b.embedding, a.embedding_dim);
+    float diff = embedding_similarity(a.embedding, c.embedding, a.embedding_dim);
     assert_true(same > diff + 0.2f);
-    assert_true(fabsf(face_similarity(a.embedding, a.embedding, a.embedding_dim) - 1) < 1e-4f);
+    assert_true(fabsf(embedding_similarity(a.embedding, a.embedding, a.embedding_dim) - 1) < 1e-4f);
 }
 
 static void test_no_face(void **state)
@@ -151,7 +152,7 @@ static void test_rotation_search(void **state)
     int H = img.height;
     assert_true(fabsf(rot.eyes[0] - (H - 1 - up.eyes[1])) < 6);
     assert_true(fabsf(rot.eyes[1] - up.eyes[0]) < 6);
-    assert_true(face_similarity(up.embedding, rot.embedding, up.embedding_dim) > 0.8f);
+    assert_true(embedding_similarity(up.embedding, rot.embedding, up.embedding_dim) > 0.8f);
     free(t.data);
     free(b.data);
     image_rgb_free(&img);

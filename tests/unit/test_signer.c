@@ -334,7 +334,7 @@ static void test_bad_key_material(void **state) {
     fputs("-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n", fp);
     fclose(fp);
     assert_null(signer_load_or_create(bad, err, sizeof err));
-    assert_non_null(strstr(err, "cannot load signing key"));
+    assert_non_null(strstr(err, "cannot load or create the key pair"));
 
     /* A key from one folder with the certificate of another. */
     char d1[128], d2[128], cmd[512];
