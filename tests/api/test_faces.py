@@ -1017,17 +1017,22 @@ def test_queue_saturation_429(start_server, media, depth):
     big = media["big"]
     results = []
     lock = threading.Lock()
-    start = threading.Barrier(8)
+    clients = 12
+    start = threading.Barrier(clients)
+    # Bodies are encoded before the barrier so the requests really arrive together
+    # (encoding 12 large multipart bodies under the GIL would otherwise pace them).
+    prepared = [requests.Request("POST", srv.url("/v2/faces"), headers={"apikey": KEY_A},
+                                 files=face_parts(big, {"imageType": "SELFIE"})).prepare()
+                for _ in range(clients)]
 
-    def fire():
+    def fire(req):
         with requests.Session() as s:
             start.wait()
-            r = s.post(srv.url("/v2/faces"), headers={"apikey": KEY_A}, timeout=120,
-                       files=face_parts(big, {"imageType": "SELFIE"}))
+            r = s.send(req, timeout=120)
             with lock:
                 results.append(r)
 
-    threads = [threading.Thread(target=fire) for _ in range(8)]
+    threads = [threading.Thread(target=fire, args=(req,)) for req in prepared]
     for t in threads:
         t.start()
     for t in threads:
@@ -1036,7 +1041,7 @@ def test_queue_saturation_429(start_server, media, depth):
     assert set(statuses) <= {200, 429}, statuses
     assert 200 in statuses, statuses
     busy = [r for r in results if r.status_code == 429]
-    assert busy, f"8 concurrent 4000x3000 images on 1 worker with no queue: {statuses}"
+    assert busy, f"{clients} concurrent 4000x3000 images on 1 worker, queue depth {depth}: {statuses}"
     for r in busy:
         assert_error(r, 429)
         assert int(r.headers["Retry-After"]) >= 1, r.headers
