@@ -78,7 +78,8 @@ void handle_create_age(http_request *req) {
     bool usable = r->faces_found > 0 && r->has_age && r->quality >= 0;
     if (usable) {
         double age = round(r->age * 10) / 10;
-        json_object_set_new(out, "aboveThreshold", json_boolean(age >= o.threshold));
+        /* Conservative on purpose: see age_margin_years in config.h. */
+        json_object_set_new(out, "aboveThreshold", json_boolean(age >= o.threshold + req->app->config.age_margin_years));
         json_object_set_new(out, "ageEstimated", json_real(age));
     }
     json_object_set_new(out, "threshold", json_real(o.threshold));

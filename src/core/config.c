@@ -30,6 +30,7 @@ void config_defaults(server_config *cfg) {
     cfg->session_ttl_default = 300;
     cfg->session_ttl_max = 86400;
     cfg->retry_after_seconds = 2;
+    cfg->age_margin_years = 8; /* measured: docs/age.md */
     snprintf(cfg->version, sizeof cfg->version, "1.0.0");
     snprintf(cfg->default_mode, sizeof cfg->default_mode, "F5_1_VID60");
     cfg->liveness_timeout_seconds = 120;
@@ -170,6 +171,7 @@ int config_set(server_config *cfg, const char *name, const char *v, char *err, s
     else if (!strcmp(name, "max-image-pixels") || !strcmp(name, "max_image_pixels")) { bad = parse_long(v, 1, 400L * 1000 * 1000, &n); cfg->max_image_pixels = n; }
     else if (!strcmp(name, "session-ttl-default") || !strcmp(name, "session_ttl_default")) { bad = parse_long(v, 1, 30L * 86400, &n); cfg->session_ttl_default = (int)n; }
     else if (!strcmp(name, "session-ttl-max") || !strcmp(name, "session_ttl_max")) { bad = parse_long(v, 1, 30L * 86400, &n); cfg->session_ttl_max = (int)n; }
+    else if (!strcmp(name, "age-margin") || !strcmp(name, "age_margin")) { bad = parse_long(v, 0, 30, &n); cfg->age_margin_years = (double)n; }
     else if (!strcmp(name, "retry-after") || !strcmp(name, "retry_after")) { bad = parse_long(v, 1, 3600, &n); cfg->retry_after_seconds = (int)n; }
     else if (!strcmp(name, "generate-dev-key") || !strcmp(name, "generate_dev_key")) { bad = parse_bool(v, &b); cfg->generate_dev_key = b; }
     else if (!strcmp(name, "liveness-timeout") || !strcmp(name, "liveness_timeout")) { bad = parse_long(v, 1, 3600, &n); cfg->liveness_timeout_seconds = (int)n; }

@@ -43,6 +43,10 @@ typedef struct {
     long max_image_pixels; /* decompression-bomb guard */
     int session_ttl_default, session_ttl_max; /* seconds */
     int retry_after_seconds;
+    /* aboveThreshold needs an estimate of at least threshold + this many years: a
+     * safety buffer against the estimator's error (docs/age.md); 0 = the literal
+     * "estimate >= threshold". */
+    double age_margin_years;
     char version[32];
     char default_mode[32];
     bool generate_dev_key; /* print a fresh key when none is configured */
