@@ -926,6 +926,9 @@ def test_match_routes_503_without_calibration(start_server):
 
 # ---- ages -----------------------------------------------------------------------------------
 
+AGE_MARGIN = 8  # bioserver.conf / config.c default
+
+
 def test_age_adult(server, public_key):
     path, label = AGE_ADULT
     image = read(path)
@@ -941,12 +944,24 @@ def test_age_adult(server, public_key):
     assert a["digest"] == sha256(image) and ISO_RE.match(a["created"])
     assert a["correlationId"] == "corr-age" and a["evidenceId"] == "ev-age"
     verify_response_text(r, public_key)
-    # Thresholds around the estimate.
-    above = post_age(server, image, {"threshold": math.floor(a["ageEstimated"]), "imageType": "VIDEO_FRAME"}).json()
+    # Thresholds around the estimate: aboveThreshold needs estimate >= threshold + the
+    # safety margin (default 8 years, docs/age.md).
+    edge = math.floor(a["ageEstimated"]) - AGE_MARGIN
+    above = post_age(server, image, {"threshold": edge, "imageType": "VIDEO_FRAME"}).json()
     assert above["aboveThreshold"] is True and above["imageType"] == "VIDEO_FRAME"
+    inside_margin = post_age(server, image, {"threshold": edge + 2}).json()
+    assert inside_margin["aboveThreshold"] is False, inside_margin
     below = post_age(server, image, {"threshold": 99.5}).json()
     assert below["aboveThreshold"] is False and below["threshold"] == 99.5
     assert below["ageEstimated"] == a["ageEstimated"]
+
+
+def test_age_margin_zero_is_the_literal_rule(start_server):
+    srv = start_server("--age-margin", "0")
+    image = read(AGE_ADULT[0])
+    a = post_age(srv, image, {"threshold": 18}).json()
+    at = post_age(srv, image, {"threshold": math.floor(a["ageEstimated"])}).json()
+    assert at["aboveThreshold"] is True, at
 
 
 def test_age_child_and_default_threshold(server):
