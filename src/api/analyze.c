@@ -27,6 +27,13 @@ static void analyze_run(void *worker_ctx, void *arg) {
     job->rc = face_analyze(worker_ctx, job->data, job->len, &job->options, job->result, job->err, sizeof job->err);
 }
 
+bool api_run_on_worker(http_request *req, void (*fn)(void *worker_ctx, void *arg), void *arg) {
+    int rc = worker_pool_run(req->app->workers, fn, arg);
+    if (rc == WORKER_POOL_BUSY) http_reply_busy(req);
+    else if (rc != WORKER_POOL_OK) http_reply_error(req, 503, "the server is shutting down");
+    return rc == WORKER_POOL_OK;
+}
+
 face_result *api_analyze_image(http_request *req, const uint8_t *data, size_t len, bool rotation, bool want_age) {
     app *a = req->app;
     if (!a->faces) {
@@ -46,15 +53,7 @@ face_result *api_analyze_image(http_request *req, const uint8_t *data, size_t le
     *job = (analyze_job){.data = data, .len = len, .result = result,
                          .options = {.rotation_enabled = rotation, .want_embedding = true,
                                      .want_age = want_age, .max_pixels = a->config.max_image_pixels}};
-    int rc = worker_pool_run(a->workers, analyze_run, job);
-    if (rc == WORKER_POOL_BUSY) {
-        http_reply_busy(req);
-        return NULL;
-    }
-    if (rc != WORKER_POOL_OK) {
-        http_reply_error(req, 503, "the server is shutting down");
-        return NULL;
-    }
+    if (!api_run_on_worker(req, analyze_run, job)) return NULL;
     switch (job->rc) {
     case FACE_OK: break;
     case FACE_ERR_IMAGE: http_reply_error(req, 400, "invalid image: %s", job->err); return NULL;

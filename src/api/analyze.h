@@ -11,6 +11,10 @@
 face_result *api_analyze_image(http_request *req, const uint8_t *data, size_t len,
                                bool rotation_enabled, bool want_age);
 
+/* Runs fn(worker_ctx, arg) on the bounded worker pool and waits for it. Returns
+ * false after replying 429 (queue full, with Retry-After) or 503 (shutting down). */
+bool api_run_on_worker(http_request *req, void (*fn)(void *worker_ctx, void *arg), void *arg);
+
 /* "SELFIE" | "ID_DOCUMENT" | "VIDEO_FRAME" */
 bool api_image_type_valid(const char *type);
 

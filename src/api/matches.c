@@ -78,6 +78,21 @@ static void reply_matches(http_request *req, json_t *session, const face_record 
     http_reply_json(req, 200, sign_each(req, list, count));
 }
 
+typedef struct {
+    http_request *req;
+    json_t *session;
+    const face_record *faces;
+    size_t n;
+    const face_record *ref;
+    int64_t expires_ms;
+} matches_job;
+
+static void matches_run(void *worker_ctx, void *arg) {
+    (void)worker_ctx;
+    matches_job *j = arg;
+    reply_matches(j->req, j->session, j->faces, j->n, j->ref, j->expires_ms);
+}
+
 /* Scores need the measured calibration; without it answer 503, never a guess. */
 static bool calibrated(http_request *req) {
     if (!req->app->far_loaded)
@@ -96,8 +111,11 @@ void handle_get_matches(http_request *req) {
         const face_record *ref = NULL;
         for (size_t i = 0; i < n; i++)
             if (!strcmp(api_json_string(faces[i].meta, "id"), req->params[1])) ref = &faces[i];
+        matches_job job = {req, session, faces, n, ref, expires_ms};
         if (!ref) http_reply_error(req, 404, "bio-session or face not found");
-        else reply_matches(req, session, faces, n, ref, expires_ms);
+        /* Scoring is cheap but signing every match is not (~30 us each): a large
+         * session is heavy work, so it takes a worker and obeys back-pressure. */
+        else api_run_on_worker(req, matches_run, &job);
     }
     face_records_free(faces, n);
     json_decref(session);
