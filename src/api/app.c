@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "api/dispatcher.h"
 #include "api/handlers.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -24,14 +25,32 @@ static void *worker_init(void *shared, int index) {
 
 static void worker_destroy(void *ctx) { face_worker_free(ctx); }
 
+/* The dispatcher: evaluates captures uploaded to any instance sharing the store
+ * (unless liveness_dispatch is off) and applies their TIMEOUTs. */
+static void dispatcher_init(app *a) {
+    dispatcher_config dc = {
+        .store = a->store,
+        .pool = a->workers,
+        .workers = a->config.workers,
+        .queue = a->config.liveness_dispatch ? LIVENESS_QUEUE : NULL,
+        .deadlines = LIVENESS_DUE,
+        .run = liveness_run_job,
+        .due = liveness_deadline_due,
+        .ctx = a,
+    };
+    a->dispatcher = dispatcher_start(&dc);
+    if (!a->dispatcher) log_event("error", "replay liveness: cannot start the dispatcher thread");
+}
+
 /* Replay liveness: its own encryption key (never the signing key), the PAD model
- * with one session set per worker, and the callback/timeout thread. A failure here
- * degrades only the liveness routes (503). */
+ * with one session set per worker, the callback thread and the dispatcher. A
+ * failure here degrades only the liveness routes (503). */
 static void liveness_init(app *a) {
     a->envelope = envelope_key_load_or_create(a->config.data_dir, a->liveness_error, sizeof a->liveness_error);
     if (a->envelope) a->notifier = liveness_notifier_create(a->config.callback_allow_private, liveness_timeout_hook, a);
     if (a->faces) a->liveness = liveness_engine_load(a->config.models_dir, a->config.workers, a->liveness_error,
                                                      sizeof a->liveness_error);
+    if (a->notifier) dispatcher_init(a);
     if (!a->liveness || !a->notifier) log_event("error", "replay liveness degraded: %s", a->liveness_error);
 }
 
@@ -72,7 +91,8 @@ fail:
 }
 
 void app_cleanup(app *a) {
-    worker_pool_free(a->workers); /* first: finishing jobs still queue callbacks */
+    dispatcher_stop(a->dispatcher); /* first: no new jobs; its popped ones are in the pool */
+    worker_pool_free(a->workers);   /* then: finishing jobs still queue callbacks */
     liveness_notifier_free(a->notifier);
     liveness_engine_free(a->liveness);
     envelope_key_free(a->envelope);

@@ -1,7 +1,17 @@
 /* Replay liveness: init-liveness-parameters (POST/GET), the encrypted capture
- * upload (our addition, see docs/liveness.md), the asynchronous evaluation on the
- * worker pool, getReplayStatus v3 (replay-liveness-metadata) and the TIMEOUT hook
- * of the notifier.
+ * upload (our addition, see docs/liveness.md), the asynchronous evaluation,
+ * getReplayStatus v3 (replay-liveness-metadata) and the TIMEOUT handling.
+ *
+ * Several instances may share one Redis (docs/distributed.md), so the evaluation
+ * and the TIMEOUT go through the store, not through this instance's memory:
+ *  - the upload stores the decrypted capture as item kind "capture" and pushes a
+ *    small job {tenant, session, nonce} on the store queue LIVENESS_QUEUE; the
+ *    dispatcher of whichever instance has an idle worker pops it (liveness_run_job);
+ *  - init files the session under its deadline in the store index LIVENESS_DUE;
+ *    the dispatcher of whichever instance claims it first applies the TIMEOUT
+ *    (liveness_deadline_due).
+ * Callbacks are sent only by the caller whose compare-and-set of the session's
+ * status won, so each status change is reported once, from one instance.
  *
  * State lives in two places, both expiring with the session:
  *  - the store item kind "liveness", id "current": parameters, status, results;
@@ -22,6 +32,7 @@
 #include "liveness/notifier.h"
 
 #define KIND_LIVENESS "liveness"
+#define KIND_CAPTURE "capture" /* the decrypted capture, waiting for a worker */
 #define ITEM_CURRENT "current"
 #define SERVER_RANDOM_BYTES 32
 #define DEFAULT_CHALLENGES 2
@@ -135,6 +146,50 @@ static bool apply_timeout(app *a, const char *tenant, const char *sid) {
 }
 
 bool liveness_timeout_hook(void *ctx, const char *tenant, const char *sid) { return apply_timeout(ctx, tenant, sid); }
+
+/* The session's callbackURL (malloc'd), or NULL. */
+static char *session_callback(store *st, const char *tenant, const char *sid) {
+    session_snapshot s;
+    if (snapshot_load(st, tenant, sid, &s) != STORE_OK) return NULL;
+    const char *cb = api_json_string(s.json, "callbackURL");
+    char *copy = cb ? strdup(cb) : NULL;
+    snapshot_free(&s);
+    return copy;
+}
+
+/* Applies a due TIMEOUT and, when this call made it so, sends the callback. */
+static void timeout_and_notify(app *a, const char *tenant, const char *sid) {
+    if (!apply_timeout(a, tenant, sid)) return;
+    char *cb = session_callback(a->store, tenant, sid);
+    if (cb) liveness_notifier_callback(a->notifier, cb, sid);
+    free(cb);
+}
+
+/* Deadline index members are ["tenant","session id"]: JSON, so no separator can be
+ * forged by an id. */
+static char *deadline_member(const char *tenant, const char *sid) {
+    json_t *m = json_pack("[s,s]", tenant, sid);
+    char *text = m ? json_dumps(m, JSON_COMPACT) : NULL;
+    json_decref(m);
+    return text;
+}
+
+void liveness_deadline_due(void *ctx, const char *member) {
+    app *a = ctx;
+    json_t *m = json_loads(member, 0, NULL);
+    const char *tenant = json_string_value(json_array_get(m, 0)), *sid = json_string_value(json_array_get(m, 1));
+    if (a->notifier && tenant && sid) timeout_and_notify(a, tenant, sid);
+    json_decref(m);
+}
+
+/* Files the TIMEOUT in the shared deadline index, so that any instance applies it
+ * even if this one stops; without the store, this instance's notifier watches. */
+static void watch_deadline(app *a, const char *tenant, const char *sid, const char *callback, int64_t deadline) {
+    char *member = deadline_member(tenant, sid);
+    int rc = member ? a->store->ops->deadline_add(a->store, LIVENESS_DUE, member, deadline) : STORE_NOMEM;
+    free(member);
+    if (rc) liveness_notifier_watch(a->notifier, tenant, sid, callback, deadline);
+}
 
 /* ---- init-liveness-parameters ------------------------------------------------------ */
 
@@ -262,7 +317,7 @@ void handle_init_liveness(http_request *req) {
     } else if (rc) {
         api_reply_store_error(req, rc, "bio-session");
     } else {
-        liveness_notifier_watch(a->notifier, tenant, sid, callback_copy, deadline);
+        watch_deadline(a, tenant, sid, callback_copy, deadline);
         api_reply_signed(req, 200, params_public(a, item), false, false);
     }
     free(callback_copy);
@@ -293,21 +348,20 @@ static const field_spec capture_fields[] = {
     {"frames", FIELD_ANY, 0}, {"deviceInfo", FIELD_OBJECT, 0}, {"sdkInfo", FIELD_OBJECT, 0}, {NULL, 0, 0},
 };
 
-/* A decoded capture, owned by the evaluation job once submitted. */
+/* A decoded capture: built once at upload to validate it, and again by the
+ * evaluating worker (possibly on another instance) from the stored capture. */
 typedef struct {
     app *app;
     char tenant[64], sid[129], nonce[64];
-    char *callback_url;
+    char load_error[160]; /* set when the stored capture cannot be used: ERROR verdict */
     liveness_request request;
     liveness_frame frames[LIVENESS_MAX_FRAMES];
     uint8_t *frame_data[LIVENESS_MAX_FRAMES];
     int frame_count;
 } capture_job;
 
-static void capture_job_free(void *arg) {
-    capture_job *job = arg;
+static void capture_job_free(capture_job *job) {
     for (int i = 0; i < job->frame_count; i++) free(job->frame_data[i]);
-    free(job->callback_url);
     free(job);
 }
 
@@ -328,33 +382,34 @@ static bool info_ok(http_request *req, json_t *capture, const char *name) {
 }
 
 /* Frames: [{"timestamp": ms, "image": base64 JPEG/PNG/WebP}], in strictly
- * increasing time; limits on count, size and duration. */
-static bool parse_frames(http_request *req, json_t *capture, capture_job *job) {
+ * increasing time; limits on count, size and duration. False with err (the 400
+ * message) when they do not hold. */
+static bool parse_frames(json_t *capture, capture_job *job, char *err, size_t err_len) {
     json_t *frames = json_object_get(capture, "frames");
     size_t n = json_array_size(frames);
     int need = job->request.type == LIVENESS_PASSIVE ? 1 : 3;
     if (!json_is_array(frames) || n < (size_t)need || n > LIVENESS_MAX_FRAMES) {
-        http_reply_error(req, 400, "the capture must hold %d to %d frames for %s", need, LIVENESS_MAX_FRAMES,
-                         liveness_type_name(job->request.type));
+        snprintf(err, err_len, "the capture must hold %d to %d frames for %s", need, LIVENESS_MAX_FRAMES,
+                 liveness_type_name(job->request.type));
         return false;
     }
     for (size_t i = 0; i < n; i++) {
         json_t *f = json_array_get(frames, i), *ts = json_object_get(f, "timestamp");
         const char *img = api_json_string(f, "image");
         if (!json_is_object(f) || json_object_size(f) != 2 || !json_is_number(ts) || !img) {
-            http_reply_error(req, 400, "frame %zu must be {\"timestamp\": milliseconds, \"image\": base64}", i);
+            snprintf(err, err_len, "frame %zu must be {\"timestamp\": milliseconds, \"image\": base64}", i);
             return false;
         }
         double t = json_number_value(ts);
         if (t < 0 || t > 9e15 || (i > 0 && t <= (double)job->frames[i - 1].timestamp_ms)) {
-            http_reply_error(req, 400, "frame %zu: timestamps must be non-negative and strictly increasing", i);
+            snprintf(err, err_len, "frame %zu: timestamps must be non-negative and strictly increasing", i);
             return false;
         }
         size_t len = 0;
         uint8_t *data = strlen(img) <= MAX_FRAME_BYTES / 3 * 4 + 4 ? base64_decode(img, strlen(img), &len) : NULL;
         if (!data || len == 0) {
             free(data);
-            http_reply_error(req, 400, "frame %zu: the image must be base64 of at most %zu bytes", i, MAX_FRAME_BYTES);
+            snprintf(err, err_len, "frame %zu: the image must be base64 of at most %zu bytes", i, MAX_FRAME_BYTES);
             return false;
         }
         job->frame_data[i] = data;
@@ -401,8 +456,6 @@ static json_t *open_envelope(http_request *req, json_t *env, const char *expecte
     return capture;
 }
 
-static void evaluate_job(void *worker_ctx, void *arg);
-
 /* Checks the liveness state allows an upload now; replies otherwise. */
 static bool upload_allowed(http_request *req, json_t *item) {
     const char *status = api_json_string(item, "status");
@@ -422,38 +475,75 @@ static bool upload_allowed(http_request *req, json_t *item) {
     return true;
 }
 
-static capture_job *capture_job_create(http_request *req, json_t *item, json_t *capture) {
+/* The evaluation request (type, level, seed...) from the liveness item. */
+static capture_job *capture_job_new(app *a, const char *tenant, const char *sid, json_t *item) {
     capture_job *job = calloc(1, sizeof(*job));
+    if (!job) return NULL;
+    job->app = a;
+    snprintf(job->tenant, sizeof job->tenant, "%s", tenant);
+    snprintf(job->sid, sizeof job->sid, "%s", sid);
+    const char *nonce = api_json_string(item, "serverRandom"), *type = api_json_string(item, "type");
+    const char *level = api_json_string(item, "securityLevel");
+    snprintf(job->nonce, sizeof job->nonce, "%s", nonce ? nonce : "");
+    for (int t = LIVENESS_PASSIVE; t <= LIVENESS_ACTIVE; t++)
+        if (type && !strcmp(type, liveness_type_name(t))) job->request.type = t;
+    for (int l = LEVEL_LOW; l <= LEVEL_HIGH; l++)
+        if (level && !strcmp(level, liveness_level_name(l))) job->request.level = l;
+    job->request.seed = (uint32_t)json_integer_value(json_object_get(item, "seed"));
+    job->request.nb_challenge = (int)json_integer_value(json_object_get(item, "nbChallenge"));
+    job->request.max_pixels = a->config.max_image_pixels;
+    return job;
+}
+
+/* Validates the decrypted capture at upload (400 on the first problem). */
+static capture_job *capture_job_create(http_request *req, json_t *item, json_t *capture) {
+    capture_job *job = capture_job_new(req->app, req->key->tenant, req->params[0], item);
     if (!job) {
         http_reply_error(req, 500, "internal error: out of memory");
         return NULL;
     }
-    job->app = req->app;
-    snprintf(job->tenant, sizeof job->tenant, "%s", req->key->tenant);
-    snprintf(job->sid, sizeof job->sid, "%s", req->params[0]);
-    snprintf(job->nonce, sizeof job->nonce, "%s", api_json_string(item, "serverRandom"));
-    for (int t = LIVENESS_PASSIVE; t <= LIVENESS_ACTIVE; t++)
-        if (!strcmp(api_json_string(item, "type"), liveness_type_name(t))) job->request.type = t;
-    for (int l = LEVEL_LOW; l <= LEVEL_HIGH; l++)
-        if (!strcmp(api_json_string(item, "securityLevel"), liveness_level_name(l))) job->request.level = l;
-    job->request.seed = (uint32_t)json_integer_value(json_object_get(item, "seed"));
-    job->request.nb_challenge = (int)json_integer_value(json_object_get(item, "nbChallenge"));
-    job->request.max_pixels = req->app->config.max_image_pixels;
+    char err[160];
     if (!api_check_fields(req, capture, capture_fields, "the decrypted capture") || !info_ok(req, capture, "deviceInfo") ||
-        !info_ok(req, capture, "sdkInfo") || !parse_frames(req, capture, job)) {
+        !info_ok(req, capture, "sdkInfo")) {
+        capture_job_free(job);
+        return NULL;
+    }
+    if (!parse_frames(capture, job, err, sizeof err)) {
+        http_reply_error(req, 400, "%s", err);
         capture_job_free(job);
         return NULL;
     }
     return job;
 }
 
+/* Stores the frames as the session item "capture" (it expires and is deleted with
+ * the session) and queues only a reference to it: the queue entry stays small, and
+ * biometric data never outlives its session in a queue nobody drains. */
+static int queue_capture(app *a, const capture_job *job, json_t *capture) {
+    json_t *frames = json_pack("{s:O}", "frames", json_object_get(capture, "frames"));
+    char *text = frames ? json_dumps(frames, JSON_COMPACT) : NULL;
+    json_decref(frames);
+    if (!text) return STORE_NOMEM;
+    store_value v = {(uint8_t *)text, strlen(text)};
+    int rc = a->store->ops->item_put(a->store, job->tenant, job->sid, KIND_CAPTURE, ITEM_CURRENT, &v);
+    free(text);
+    if (rc) return rc;
+    json_t *ref = json_pack("{s:s, s:s, s:s}", "tenant", job->tenant, "session", job->sid, "nonce", job->nonce);
+    text = ref ? json_dumps(ref, JSON_COMPACT) : NULL;
+    json_decref(ref);
+    if (!text) return STORE_NOMEM;
+    v = (store_value){(uint8_t *)text, strlen(text)};
+    rc = a->store->ops->job_push(a->store, LIVENESS_QUEUE, &v);
+    free(text);
+    return rc;
+}
+
 /* Marks the capture IN_PROGRESS (session first: the compare-and-set makes a
- * concurrent second upload lose) and queues the evaluation. */
+ * concurrent second upload lose) and queues the evaluation for any instance. */
 static void start_evaluation(http_request *req, json_t *item, json_t *capture, capture_job *job) {
     app *a = req->app;
     int rc = session_transition(a->store, job->tenant, job->sid, "INITIALIZED", job->nonce, "IN_PROGRESS", NULL);
     if (rc) {
-        capture_job_free(job);
         if (rc == STORE_CONFLICT) http_reply_error(req, 409, "a capture was already uploaded for these liveness parameters (replays are refused)");
         else api_reply_store_error(req, rc, "bio-session");
         return;
@@ -462,23 +552,15 @@ static void start_evaluation(http_request *req, json_t *item, json_t *capture, c
     json_t *dev = json_object_get(capture, "deviceInfo"), *sdk = json_object_get(capture, "sdkInfo");
     if (json_is_object(dev)) json_object_set(item, "deviceInfo", dev);
     if (json_is_object(sdk)) json_object_set(item, "sdkInfo", sdk);
-    session_snapshot s;
-    if (snapshot_load(a->store, job->tenant, job->sid, &s) == STORE_OK) {
-        const char *cb = api_json_string(s.json, "callbackURL");
-        job->callback_url = cb ? strdup(cb) : NULL;
-        snapshot_free(&s);
-    }
     rc = item_save(a->store, job->tenant, job->sid, item);
-    int submitted = rc ? rc : worker_pool_submit(a->workers, evaluate_job, job, capture_job_free);
-    if (submitted != WORKER_POOL_OK) {
-        /* Not started: give the capture window back so the client may retry. */
+    if (rc == STORE_OK) rc = queue_capture(a, job, capture);
+    if (rc) {
+        /* Not queued: give the capture window back so the client may retry. */
+        a->store->ops->item_delete(a->store, job->tenant, job->sid, KIND_CAPTURE, ITEM_CURRENT);
         session_transition(a->store, job->tenant, job->sid, "IN_PROGRESS", NULL, "INITIALIZED", NULL);
         json_object_set_new(item, "status", json_string("INITIALIZED"));
         item_save(a->store, job->tenant, job->sid, item);
-        capture_job_free(job);
-        if (submitted == WORKER_POOL_BUSY) http_reply_busy(req);
-        else if (rc) api_reply_store_error(req, rc, "bio-session");
-        else http_reply_error(req, 503, "the server is shutting down");
+        api_reply_store_error(req, rc, "bio-session");
         return;
     }
     json_t *out = json_pack("{s:O, s:s}", "id", json_object_get(item, "id"), "status", "IN_PROGRESS");
@@ -505,12 +587,13 @@ void handle_liveness_capture(http_request *req) {
     json_t *capture = item && upload_allowed(req, item) ? open_envelope(req, env, api_json_string(item, "serverRandom")) : NULL;
     capture_job *job = capture ? capture_job_create(req, item, capture) : NULL;
     if (job) start_evaluation(req, item, capture, job);
+    if (job) capture_job_free(job);
     json_decref(capture);
     json_decref(item);
     json_decref(env);
 }
 
-/* ---- evaluation (worker thread) ------------------------------------------------------ */
+/* ---- evaluation (worker thread, on whichever instance popped the job) ------------------ */
 
 static json_t *landmarks_json(const liveness_outcome *o) {
     return json_pack("{s:{s:f, s:f, s:f, s:f}, s:{s:i, s:i, s:i, s:i}}", "eyes", "x1", o->eyes[0], "y1", o->eyes[1],
@@ -518,13 +601,15 @@ static json_t *landmarks_json(const liveness_outcome *o) {
                      (int)o->box[2], "height", (int)o->box[3]);
 }
 
-static void store_result(capture_job *job, const liveness_outcome *o) {
+/* Saves the verdict; true when this call's compare-and-set IN_PROGRESS -> verdict
+ * won, i.e. when this instance is the one to send the callback. */
+static bool store_result(capture_job *job, const liveness_outcome *o) {
     app *a = job->app;
     int rc;
     json_t *item = item_load(a->store, job->tenant, job->sid, &rc);
     if (!item) {
         log_event("error", "replay liveness of session %s: result lost (store error %d)", job->sid, rc);
-        return;
+        return false;
     }
     const char *status = liveness_verdict_name(o->verdict);
     json_object_set_new(item, "status", json_string(status));
@@ -542,19 +627,63 @@ static void store_result(capture_job *job, const liveness_outcome *o) {
     /* Only now may DeleteBioSession go ahead. */
     int rc2 = session_transition(a->store, job->tenant, job->sid, "IN_PROGRESS", NULL, status, NULL);
     if (rc || rc2) log_event("error", "replay liveness of session %s: cannot store the result (%d/%d)", job->sid, rc, rc2);
+    return rc2 == STORE_OK;
 }
 
-static void evaluate_job(void *worker_ctx, void *arg) {
-    capture_job *job = arg;
+/* Rebuilds the job from the store. NULL when the job is stale (the session is gone,
+ * or no longer waits for this capture): nothing to do. A capture that cannot be
+ * read still gives a job, with load_error, so the session gets an ERROR verdict
+ * instead of staying IN_PROGRESS. */
+static capture_job *job_load(app *a, const char *tenant, const char *sid, const char *nonce) {
+    int rc;
+    json_t *item = item_load(a->store, tenant, sid, &rc);
+    const char *status = item ? api_json_string(item, "status") : NULL, *cur = item ? api_json_string(item, "serverRandom") : NULL;
+    capture_job *job = status && !strcmp(status, "IN_PROGRESS") && cur && !strcmp(cur, nonce)
+                           ? capture_job_new(a, tenant, sid, item) : NULL;
+    json_decref(item);
+    if (!job) {
+        log_event("info", "replay liveness of session %s: queued capture is stale (store %d), skipped", sid, rc);
+        return NULL;
+    }
+    store_value v = {0};
+    rc = a->store->ops->item_get(a->store, tenant, sid, KIND_CAPTURE, ITEM_CURRENT, &v);
+    json_t *capture = rc ? NULL : json_loadb((const char *)v.data, v.len, 0, NULL);
+    store_value_free(&v);
+    if (!capture) snprintf(job->load_error, sizeof job->load_error, "the uploaded capture could not be read back (store %d)", rc);
+    else parse_frames(capture, job, job->load_error, sizeof job->load_error); /* frees with the job */
+    json_decref(capture);
+    return job;
+}
+
+static void evaluate_job(void *worker_ctx, capture_job *job) {
     app *a = job->app;
     liveness_outcome o = {.verdict = VERDICT_ERROR, .best_frame = -1};
-    if (!worker_ctx || !a->liveness)
+    if (job->load_error[0])
+        snprintf(o.reason, sizeof o.reason, "%s", job->load_error);
+    else if (!worker_ctx || !a->liveness)
         snprintf(o.reason, sizeof o.reason, "the face or liveness models are not loaded on this server");
     else
         liveness_evaluate(a->liveness, worker_ctx, &job->request, job->frames, job->frame_count, &o);
     log_event("info", "replay liveness of session %s: %s (%s)", job->sid, liveness_verdict_name(o.verdict), o.reason);
-    store_result(job, &o);
-    if (job->callback_url) liveness_notifier_callback(a->notifier, job->callback_url, job->sid);
+    /* The frames are biometric data: gone as soon as they are evaluated. */
+    a->store->ops->item_delete(a->store, job->tenant, job->sid, KIND_CAPTURE, ITEM_CURRENT);
+    if (!store_result(job, &o) || !a->notifier) return;
+    char *cb = session_callback(a->store, job->tenant, job->sid);
+    if (cb) liveness_notifier_callback(a->notifier, cb, job->sid);
+    free(cb);
+}
+
+void liveness_run_job(void *ctx, void *worker_ctx, const store_value *payload) {
+    app *a = ctx;
+    json_t *ref = json_loadb((const char *)payload->data, payload->len, 0, NULL);
+    const char *tenant = api_json_string(ref, "tenant"), *sid = api_json_string(ref, "session");
+    const char *nonce = api_json_string(ref, "nonce");
+    capture_job *job = tenant && sid && nonce ? job_load(a, tenant, sid, nonce) : NULL;
+    if (job) {
+        evaluate_job(worker_ctx, job);
+        capture_job_free(job);
+    }
+    json_decref(ref);
 }
 
 /* ---- getReplayStatus v3 ------------------------------------------------------------- */
@@ -565,15 +694,7 @@ void handle_replay_metadata(http_request *req) {
     if (!session) return;
     json_decref(session);
     app *a = req->app;
-    if (apply_timeout(a, req->key->tenant, req->params[0])) {
-        const char *cb = NULL; /* the notifier's watch will also see it; send the callback from here */
-        session_snapshot s;
-        if (snapshot_load(a->store, req->key->tenant, req->params[0], &s) == STORE_OK) {
-            cb = api_json_string(s.json, "callbackURL");
-            if (cb) liveness_notifier_callback(a->notifier, cb, req->params[0]);
-            snapshot_free(&s);
-        }
-    }
+    timeout_and_notify(a, req->key->tenant, req->params[0]); /* lazily, should no dispatcher have yet */
     int rc;
     json_t *item = item_load(a->store, req->key->tenant, req->params[0], &rc);
     if (!item) return api_reply_store_error(req, rc, "liveness parameters for this bio-session");

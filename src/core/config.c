@@ -35,6 +35,7 @@ void config_defaults(server_config *cfg) {
     snprintf(cfg->default_mode, sizeof cfg->default_mode, "F5_1_VID60");
     cfg->liveness_timeout_seconds = 120;
     cfg->liveness_max_upload_bytes = 12u << 20;
+    cfg->liveness_dispatch = true;
     snprintf(cfg->web_dir, sizeof cfg->web_dir, "web");
 }
 
@@ -177,6 +178,7 @@ int config_set(server_config *cfg, const char *name, const char *v, char *err, s
     else if (!strcmp(name, "liveness-timeout") || !strcmp(name, "liveness_timeout")) { bad = parse_long(v, 1, 3600, &n); cfg->liveness_timeout_seconds = (int)n; }
     else if (!strcmp(name, "liveness-max-upload-bytes") || !strcmp(name, "liveness_max_upload_bytes")) { bad = parse_long(v, 1024, 1L << 30, &n); cfg->liveness_max_upload_bytes = (size_t)n; }
     else if (!strcmp(name, "callback-allow-private") || !strcmp(name, "callback_allow_private")) { bad = parse_bool(v, &b); cfg->callback_allow_private = b; }
+    else if (!strcmp(name, "liveness-dispatch") || !strcmp(name, "liveness_dispatch")) { bad = parse_bool(v, &b); cfg->liveness_dispatch = b; }
     else if (!strcmp(name, "web")) bad = copy_string(cfg->web_dir, sizeof cfg->web_dir, v);
     else return fail(err, err_len, "unknown setting '%s'%s", name, "");
     if (bad) return fail(err, err_len, "invalid value '%s' for '%s'", v, name);

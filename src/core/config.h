@@ -53,6 +53,7 @@ typedef struct {
     int liveness_timeout_seconds;     /* init-liveness-parameters -> upload, else TIMEOUT */
     size_t liveness_max_upload_bytes; /* encrypted capture upload, 413 beyond */
     bool callback_allow_private;      /* callbacks to loopback/private addresses (SSRF guard off) */
+    bool liveness_dispatch;           /* evaluate queued captures here (false: only other instances do) */
     char web_dir[512];                /* static capture page: web_dir/capture/ */
     api_key_config keys[CONFIG_MAX_KEYS];
     int key_count;

@@ -3,11 +3,14 @@
  * expiry, so an expired session is gone the moment its time is up, not when the
  * sweeper next runs. One mutex guards everything: operations are short copies.
  * The usage counters (billing) are a separate small list under their own mutex:
- * they are touched on every request and must not wait behind the sweeper. */
+ * they are touched on every request and must not wait behind the sweeper.
+ * The job queues and deadline indexes (one process: a plain FIFO list and a plain
+ * list) have their own mutex too, and a condition variable for waiting poppers. */
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/util.h"
 #include "store/store.h"
@@ -39,8 +42,27 @@ typedef struct mem_usage {
     store_usage ops[STORE_USAGE_MAX_OPS];
 } mem_usage;
 
+#define NAME_MAX_LEN 63 /* queue, index and member names */
+
+typedef struct mem_job {
+    struct mem_job *next;
+    char queue[NAME_MAX_LEN + 1];
+    store_value payload;
+} mem_job;
+
+typedef struct mem_deadline {
+    struct mem_deadline *next;
+    char index[NAME_MAX_LEN + 1];
+    char member[NAME_MAX_LEN * 4 + 1];
+    int64_t deadline_ms;
+} mem_deadline;
+
 typedef struct {
     store base;
+    pthread_mutex_t jobs_lock; /* guards jobs and deadlines */
+    pthread_cond_t job_added;
+    mem_job *jobs, *jobs_tail;
+    mem_deadline *deadlines;
     pthread_mutex_t usage_lock; /* guards usage only */
     mem_usage *usage;
     pthread_mutex_t lock;
@@ -340,6 +362,105 @@ static int mem_usage_get(store *st, const char *key_name, store_usage *out, size
     return STORE_OK;
 }
 
+/* --- job queues and deadline indexes ------------------------------------------ */
+
+static int mem_job_push(store *st, const char *queue, const store_value *payload) {
+    memory_store *m = (memory_store *)st;
+    if (strlen(queue) > NAME_MAX_LEN) return STORE_NOT_FOUND;
+    mem_job *j = calloc(1, sizeof(*j));
+    if (!j || value_copy(&j->payload, payload)) {
+        free(j);
+        return STORE_NOMEM;
+    }
+    strcpy(j->queue, queue);
+    pthread_mutex_lock(&m->jobs_lock);
+    if (m->jobs_tail) m->jobs_tail->next = j;
+    else m->jobs = j;
+    m->jobs_tail = j;
+    pthread_cond_broadcast(&m->job_added); /* poppers may wait on other queues */
+    pthread_mutex_unlock(&m->jobs_lock);
+    return STORE_OK;
+}
+
+/* Unlinks the oldest job of `queue`; NULL when there is none. Called locked. */
+static mem_job *job_take_locked(memory_store *m, const char *queue) {
+    mem_job *prev = NULL;
+    for (mem_job *j = m->jobs; j; prev = j, j = j->next) {
+        if (strcmp(j->queue, queue)) continue;
+        if (prev) prev->next = j->next;
+        else m->jobs = j->next;
+        if (m->jobs_tail == j) m->jobs_tail = prev;
+        return j;
+    }
+    return NULL;
+}
+
+static int mem_job_pop(store *st, const char *queue, int timeout_ms, store_value *out) {
+    memory_store *m = (memory_store *)st;
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    int64_t ns = deadline.tv_nsec + (int64_t)(timeout_ms < 500 ? timeout_ms : 500) * 1000000;
+    deadline.tv_sec += (time_t)(ns / 1000000000);
+    deadline.tv_nsec = (long)(ns % 1000000000);
+    pthread_mutex_lock(&m->jobs_lock);
+    mem_job *j;
+    while (!(j = job_take_locked(m, queue)))
+        if (pthread_cond_timedwait(&m->job_added, &m->jobs_lock, &deadline)) break;
+    pthread_mutex_unlock(&m->jobs_lock);
+    if (!j) return STORE_NOT_FOUND;
+    *out = j->payload; /* ownership moves to the caller */
+    free(j);
+    return STORE_OK;
+}
+
+static int mem_deadline_add(store *st, const char *index, const char *member, int64_t deadline_ms) {
+    memory_store *m = (memory_store *)st;
+    if (strlen(index) > NAME_MAX_LEN || strlen(member) > NAME_MAX_LEN * 4) return STORE_NOT_FOUND;
+    pthread_mutex_lock(&m->jobs_lock);
+    mem_deadline *d = m->deadlines;
+    while (d && (strcmp(d->index, index) || strcmp(d->member, member))) d = d->next;
+    if (!d && (d = calloc(1, sizeof(*d)))) {
+        strcpy(d->index, index);
+        strcpy(d->member, member);
+        d->next = m->deadlines;
+        m->deadlines = d;
+    }
+    if (d) d->deadline_ms = deadline_ms;
+    pthread_mutex_unlock(&m->jobs_lock);
+    return d ? STORE_OK : STORE_NOMEM;
+}
+
+static int mem_deadline_claim(store *st, const char *index, int64_t now_ms, store_value *member) {
+    memory_store *m = (memory_store *)st;
+    pthread_mutex_lock(&m->jobs_lock);
+    mem_deadline **pp = &m->deadlines;
+    while (*pp && (strcmp((*pp)->index, index) || (*pp)->deadline_ms > now_ms)) pp = &(*pp)->next;
+    mem_deadline *d = *pp;
+    if (d) *pp = d->next;
+    pthread_mutex_unlock(&m->jobs_lock);
+    if (!d) return STORE_NOT_FOUND;
+    store_value v = {(uint8_t *)d->member, strlen(d->member)};
+    int rc = value_copy(member, &v);
+    free(d);
+    return rc;
+}
+
+static void jobs_free(memory_store *m) {
+    while (m->jobs) {
+        mem_job *next = m->jobs->next;
+        store_value_free(&m->jobs->payload);
+        free(m->jobs);
+        m->jobs = next;
+    }
+    while (m->deadlines) {
+        mem_deadline *next = m->deadlines->next;
+        free(m->deadlines);
+        m->deadlines = next;
+    }
+    pthread_mutex_destroy(&m->jobs_lock);
+    pthread_cond_destroy(&m->job_added);
+}
+
 static const char *mem_status(store *st) {
     (void)st;
     return "UP";
@@ -392,6 +513,7 @@ static void mem_destroy(store *st) {
         free(m->usage);
         m->usage = next;
     }
+    jobs_free(m);
     pthread_mutex_destroy(&m->usage_lock);
     pthread_mutex_destroy(&m->lock);
     pthread_cond_destroy(&m->stop_cond);
@@ -411,6 +533,10 @@ static const store_ops memory_ops = {
     .item_delete_all = mem_item_delete_all,
     .usage_add = mem_usage_add,
     .usage_get = mem_usage_get,
+    .job_push = mem_job_push,
+    .job_pop = mem_job_pop,
+    .deadline_add = mem_deadline_add,
+    .deadline_claim = mem_deadline_claim,
     .status = mem_status,
     .destroy = mem_destroy,
 };
@@ -423,7 +549,10 @@ store *store_memory_create(size_t max_items_per_session) {
     pthread_mutex_init(&m->usage_lock, NULL);
     pthread_mutex_init(&m->lock, NULL);
     pthread_cond_init(&m->stop_cond, NULL);
+    pthread_mutex_init(&m->jobs_lock, NULL);
+    pthread_cond_init(&m->job_added, NULL);
     if (pthread_create(&m->sweeper, NULL, sweeper_main, m)) {
+        jobs_free(m);
         pthread_mutex_destroy(&m->usage_lock);
         pthread_mutex_destroy(&m->lock);
         pthread_cond_destroy(&m->stop_cond);

@@ -8,6 +8,8 @@
  *
  *   usage:{K}     hash: OPERATION = calls, for API key name K (escaped); no expiry:
  *                 these are the billing counts, shared by every instance
+ *   jobs:{Q}      list: job queue Q (LPUSH in, BRPOP out: FIFO, each job popped once)
+ *   due:{I}       sorted set: deadline index I, members scored by deadline (epoch ms)
  *
  * Both session keys carry PEXPIREAT = the session's expiry, so Redis's own expiry is the TTL
  * and every item dies with its session. The hash tag {T:S} puts both keys in one
@@ -48,7 +50,7 @@
 
 /* Lua scripts; results are integers (negative = store error code) or arrays. */
 enum { SCRIPT_CREATE, SCRIPT_UPDATE, SCRIPT_DELETE, SCRIPT_PUT, SCRIPT_LIST, SCRIPT_DEL_ITEM,
-       SCRIPT_DEL_ALL, SCRIPT_COUNT };
+       SCRIPT_DEL_ALL, SCRIPT_CLAIM, SCRIPT_COUNT };
 
 static const char *const scripts[SCRIPT_COUNT] = {
     [SCRIPT_CREATE] = /* KEYS h o; ARGV value expires_ms */
@@ -100,6 +102,11 @@ static const char *const scripts[SCRIPT_COUNT] = {
     "  end\n"
     "end\n"
     "return 0\n",
+    [SCRIPT_CLAIM] = /* KEYS due; ARGV now_ms. Find-and-remove in one step: one claimer wins. */
+    "local m = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 1)\n"
+    "if #m == 0 then return false end\n"
+    "redis.call('ZREM', KEYS[1], m[1])\n"
+    "return m[1]\n",
 };
 
 /* Reasons shown by status(); constant strings so callers on any thread may keep them. */
@@ -161,6 +168,14 @@ static int make_usage_key(const char *key_name, char out[KEY_MAX]) {
     char k[3 * STORE_USAGE_NAME_MAX + 1];
     if (strlen(key_name) > STORE_USAGE_NAME_MAX || key_escape(key_name, k, sizeof k)) return -1;
     snprintf(out, KEY_MAX, "usage:{%s}", k);
+    return 0;
+}
+
+/* "PREFIX:{NAME}" for a job queue or deadline index name. */
+static int make_named_key(const char *prefix, const char *name, char out[KEY_MAX]) {
+    char n[3 * STORE_USAGE_NAME_MAX + 1];
+    if (strlen(name) > STORE_USAGE_NAME_MAX || key_escape(name, n, sizeof n)) return -1;
+    snprintf(out, KEY_MAX, "%s:{%s}", prefix, n);
     return 0;
 }
 
@@ -540,6 +555,61 @@ static int rs_usage_get(store *st, const char *key_name, store_usage *out, size_
     return rc;
 }
 
+/* --- job queues and deadline indexes ---------------------------------------------- */
+
+static int rs_job_push(store *st, const char *queue, const store_value *payload) {
+    char key[KEY_MAX];
+    if (make_named_key("jobs", queue, key)) return STORE_NOT_FOUND;
+    const char *argv[] = {"LPUSH", key, (const char *)payload->data};
+    size_t lens[] = {5, strlen(key), payload->len};
+    redisReply *reply = run((redis_store *)st, 3, argv, lens);
+    int rc = reply && reply->type == REDIS_REPLY_INTEGER ? STORE_OK : STORE_UNAVAILABLE;
+    if (reply) freeReplyObject(reply);
+    return rc;
+}
+
+/* BRPOP on a pooled connection: the wait is capped well below the command timeout
+ * (TIMEOUT_MS), so a quiet queue never looks like a dead connection. */
+static int rs_job_pop(store *st, const char *queue, int timeout_ms, store_value *out) {
+    char key[KEY_MAX], wait[16];
+    if (make_named_key("jobs", queue, key)) return STORE_NOT_FOUND;
+    int ms = timeout_ms < 1 ? 1 : timeout_ms > TIMEOUT_MS / 2 ? TIMEOUT_MS / 2 : timeout_ms;
+    snprintf(wait, sizeof wait, "%d.%03d", ms / 1000, ms % 1000);
+    const char *argv[] = {"BRPOP", key, wait};
+    redisReply *reply = run((redis_store *)st, 3, argv, NULL);
+    int rc = STORE_UNAVAILABLE;
+    if (reply && reply->type == REDIS_REPLY_NIL) rc = STORE_NOT_FOUND;
+    else if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+             reply->element[1]->type == REDIS_REPLY_STRING)
+        rc = value_from_reply(reply->element[1], out);
+    if (reply) freeReplyObject(reply);
+    return rc;
+}
+
+static int rs_deadline_add(store *st, const char *index, const char *member, int64_t deadline_ms) {
+    char key[KEY_MAX], score[24];
+    if (make_named_key("due", index, key)) return STORE_NOT_FOUND;
+    snprintf(score, sizeof score, "%lld", (long long)deadline_ms);
+    const char *argv[] = {"ZADD", key, score, member};
+    redisReply *reply = run((redis_store *)st, 4, argv, NULL);
+    int rc = reply && reply->type == REDIS_REPLY_INTEGER ? STORE_OK : STORE_UNAVAILABLE;
+    if (reply) freeReplyObject(reply);
+    return rc;
+}
+
+static int rs_deadline_claim(store *st, const char *index, int64_t now_ms, store_value *member) {
+    char key[KEY_MAX], now[24];
+    if (make_named_key("due", index, key)) return STORE_NOT_FOUND;
+    snprintf(now, sizeof now, "%lld", (long long)now_ms);
+    const char *args[] = {key, now};
+    redisReply *reply = run_script((redis_store *)st, SCRIPT_CLAIM, 1, 2, args, NULL);
+    int rc = STORE_UNAVAILABLE;
+    if (reply && reply->type == REDIS_REPLY_NIL) rc = STORE_NOT_FOUND;
+    else if (reply && reply->type == REDIS_REPLY_STRING) rc = value_from_reply(reply, member);
+    if (reply) freeReplyObject(reply);
+    return rc;
+}
+
 /* PINGs Redis, so /monitor reports the state now, not the last request's. */
 static const char *rs_status(store *st) {
     redis_store *r = (redis_store *)st;
@@ -577,6 +647,10 @@ static const store_ops redis_ops = {
     .item_delete_all = rs_item_delete_all,
     .usage_add = rs_usage_add,
     .usage_get = rs_usage_get,
+    .job_push = rs_job_push,
+    .job_pop = rs_job_pop,
+    .deadline_add = rs_deadline_add,
+    .deadline_claim = rs_deadline_claim,
     .status = rs_status,
     .destroy = rs_destroy,
 };

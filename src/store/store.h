@@ -3,7 +3,13 @@
  * byte strings (the api layer serialises them), so the same interface maps onto an
  * in-process hash table or onto Redis hashes with Redis's own expiry. It also holds
  * the per-API-key usage counters (billing), which never expire, so that several
- * instances on one Redis count together. Handlers only ever see this header. */
+ * instances on one Redis count together. Handlers only ever see this header.
+ *
+ * It also carries the two pieces of coordination that several instances need
+ * (docs/distributed.md): named job queues (any instance pushes, any instance pops,
+ * each job is handed to exactly one popper: at-most-once delivery) and deadline
+ * indexes (members due at a time; each due member is claimed by exactly one
+ * caller, which is how a TIMEOUT callback is sent once across instances). */
 #ifndef STORE_STORE_H
 #define STORE_STORE_H
 #include <stddef.h>
@@ -64,6 +70,17 @@ typedef struct store_ops {
     /* Every operation counted for key_name (at most max, in no particular order);
      * a key never counted is STORE_OK with *count = 0. */
     int (*usage_get)(store *s, const char *key_name, store_usage *out, size_t max, size_t *count);
+    /* Appends payload to the FIFO queue `queue` (a short name). */
+    int (*job_push)(store *s, const char *queue, const store_value *payload);
+    /* Takes the oldest job, waiting at most timeout_ms (capped at 500) for one;
+     * STORE_NOT_FOUND when none came. A taken job is gone from the queue. */
+    int (*job_pop)(store *s, const char *queue, int timeout_ms, store_value *out);
+    /* Files member (a short string) under deadline_ms in `index`; filing it again
+     * moves its deadline. */
+    int (*deadline_add)(store *s, const char *index, const char *member, int64_t deadline_ms);
+    /* Removes and returns one member whose deadline is <= now_ms, atomically:
+     * concurrent claimers never get the same member. STORE_NOT_FOUND when none. */
+    int (*deadline_claim)(store *s, const char *index, int64_t now_ms, store_value *member);
     const char *(*status)(store *s); /* "UP" or a reason */
     void (*destroy)(store *s);
 } store_ops;

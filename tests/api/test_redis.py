@@ -19,7 +19,7 @@ import time
 import pytest
 import requests
 
-from conftest import KEY_A, KEY_ADMIN, KEY_B, REPO_ROOT, assert_error, redis_pair
+from conftest import KEY_A, KEY_ADMIN, KEY_B, REPO_ROOT, assert_error, launch, redis_pair
 from redis_support import REDIS_SERVER, RedisServer
 
 pytestmark = pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed")
@@ -343,3 +343,93 @@ def test_bad_redis_password_refuses_to_start(tmp_path):
         assert "not-the-password" not in out.stderr
     finally:
         redis.stop()
+
+
+# ---- replay liveness across instances ----------------------------------------------------------
+# An upload accepted by one instance is evaluated by whichever instance's dispatcher pops it
+# from the Redis job queue; TIMEOUTs are claimed from a Redis deadline index by exactly one
+# instance; each status change produces exactly one callback (tests/api/test_liveness.py has
+# the single-instance behaviour).
+
+from test_liveness import LIVE, Receiver, init, metadata, read, upload, wait_result  # noqa: E402
+from liveness_client import capture_json, seal  # noqa: E402  (test_liveness put tools/ on the path)
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver()
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def liveness_pair(tmp_path):
+    """Factory: two instances on a fresh Redis and one --data dir (same envelope key),
+    each with its own extra flags; all are checked for a clean exit at the end."""
+    root = str(tmp_path)
+    redis = RedisServer(root)
+    servers = []
+
+    def start(a_flags=(), b_flags=(), common=()):
+        for name, flags in (("a", a_flags), ("b", b_flags)):
+            workdir = os.path.join(root, name)
+            os.makedirs(workdir, exist_ok=True)
+            servers.append(launch(workdir, "--store", redis.url, "--data", os.path.join(root, "data"),
+                                  "--callback-allow-private", "true", *common, *flags, data=False))
+        return redis, servers[0], servers[1]
+
+    try:
+        yield start
+        for srv in servers:
+            srv.check_clean_exit()
+    finally:
+        for srv in servers:
+            srv.stop()
+        redis.stop()
+
+
+def messages(srv, sid, part):
+    return [l["message"] for l in srv.log_lines() if sid in l.get("message", "") and part in l.get("message", "")]
+
+
+@pytest.mark.skipif(not LIVE, reason="../shared/data/spoof/nuaa is missing")
+def test_liveness_accepted_by_a_is_evaluated_by_b_with_one_callback(liveness_pair, receiver):
+    redis, a, b = liveness_pair(a_flags=("--liveness-dispatch", "false"))
+    if a.get("/v2/monitor").json()["models"]["status"] != "UP":
+        pytest.skip("face models are not available")
+    sid = a.create_session(KEY_A, callbackURL=receiver.url)
+    r = init(a, sid)
+    assert r.status_code == 200, r.text
+    r = upload(a, sid, seal(r.json(), sid, capture_json([read(LIVE[0])])))
+    assert r.status_code == 202, r.text
+    assert wait_result(a, sid)["status"] == "SUCCESS"
+    assert metadata(b, sid).json()["status"] == "SUCCESS"
+    # B evaluated it (A pops no jobs), and nobody left the frames behind in Redis.
+    assert messages(b, sid, ": SUCCESS") and not messages(a, sid, ": SUCCESS")
+    hashes = [k for k in redis_cli(redis, "--scan", "--pattern", "bio:*") if sid in k and not k.endswith(":o")]
+    assert len(hashes) == 1, hashes
+    fields = redis_cli(redis, "HKEYS", hashes[0])
+    assert "i:liveness:current" in fields and not [f for f in fields if f.startswith("i:capture")], fields
+    assert receiver.wait(1, 10) == [("application/json", {"sessionId": sid})]
+    time.sleep(1.0)  # a second callback would arrive now
+    assert receiver.bodies == [("application/json", {"sessionId": sid})]
+
+
+def test_liveness_timeout_claimed_by_one_instance_even_when_the_init_one_stopped(liveness_pair, receiver):
+    redis, a, b = liveness_pair(common=("--liveness-timeout", "1"))
+    # Both instances scan the deadline index: one of them applies the TIMEOUT, once.
+    sid = a.create_session(KEY_A, callbackURL=receiver.url)
+    assert init(a, sid).status_code == 200
+    assert receiver.wait(1, 10) == [("application/json", {"sessionId": sid})]
+    assert metadata(b, sid).json()["status"] == "TIMEOUT"
+    assert len(messages(a, sid, "timed out") + messages(b, sid, "timed out")) == 1
+    # The instance that opened the window stops before its deadline: the other one reports it.
+    sid2 = a.create_session(KEY_A, callbackURL=receiver.url)
+    assert init(a, sid2).status_code == 200
+    a.check_clean_exit()
+    bodies = receiver.wait(2, 10)
+    assert bodies[1:] == [("application/json", {"sessionId": sid2})]
+    assert metadata(b, sid2).json()["status"] == "TIMEOUT"
+    assert messages(b, sid2, "timed out")
+    time.sleep(1.0)
+    assert len(receiver.bodies) == 2

@@ -4,7 +4,8 @@
  * delete_all, expiry, item limit, compare-and-set), plus: escaping of crafted ids,
  * binary values, the per-key usage counters (shared by two store objects, escaped
  * names, kept across a reconnect), Redis down -> STORE_UNAVAILABLE, Redis back -> works again with
- * the same store object. Skipped (exit 0 with a note) when redis-server is absent. */
+ * the same store object, the job queues and deadline indexes. Skipped (exit 0 with
+ * a note) when redis-server is absent. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -520,6 +521,143 @@ static void test_redis_down_and_back(void **state) {
     assert_int_equal(s->ops->usage_add(s, "key-down", "op", 1), STORE_OK);
 }
 
+/* ---- job queues and deadline indexes (shared by every instance) ----------------- */
+
+static void expect_pop(store *s, const char *queue, const char *text) {
+    store_value out = {0};
+    assert_int_equal(s->ops->job_pop(s, queue, 100, &out), text ? STORE_OK : STORE_NOT_FOUND);
+    if (text) check_value(&out, text);
+    store_value_free(&out);
+}
+
+/* FIFO per queue, queues independent, binary-safe payloads, a bounded wait. */
+static void test_job_queue(void **state) {
+    store *s = *state;
+    int64_t t0 = time_monotonic_ms();
+    expect_pop(s, "q-fifo", NULL);
+    assert_true(time_monotonic_ms() - t0 >= 80);
+    store_value a = V("a"), b = V("b"), other = V("other"), bin = {(uint8_t *)"x\0y", 3};
+    assert_int_equal(s->ops->job_push(s, "q-fifo", &a), STORE_OK);
+    assert_int_equal(s->ops->job_push(s, "q-other", &other), STORE_OK);
+    assert_int_equal(s->ops->job_push(s, "q-fifo", &b), STORE_OK);
+    assert_int_equal(s->ops->job_push(s, "q-fifo", &bin), STORE_OK);
+    expect_pop(s, "q-fifo", "a");
+    expect_pop(s, "q-fifo", "b");
+    store_value out = {0};
+    assert_int_equal(s->ops->job_pop(s, "q-fifo", 100, &out), STORE_OK);
+    assert_int_equal(out.len, 3);
+    assert_memory_equal(out.data, "x\0y", 3);
+    store_value_free(&out);
+    expect_pop(s, "q-fifo", NULL);
+    expect_pop(s, "q-other", "other");
+    expect_pop(s, "q-other", NULL);
+}
+
+#define QUEUE_JOBS 200
+#define QUEUE_THREADS 4
+
+typedef struct {
+    store *s;
+    int got[QUEUE_JOBS];
+    pthread_mutex_t lock;
+} pop_race;
+
+static void *popper(void *arg) {
+    pop_race *r = arg;
+    store_value out = {0};
+    while (r->s->ops->job_pop(r->s, "q-race", 100, &out) == STORE_OK) {
+        int i = atoi((const char *)out.data);
+        store_value_free(&out);
+        pthread_mutex_lock(&r->lock);
+        if (i >= 0 && i < QUEUE_JOBS) r->got[i]++;
+        pthread_mutex_unlock(&r->lock);
+    }
+    return NULL;
+}
+
+/* Concurrent poppers (instances' dispatchers): every job is taken exactly once. */
+static void test_job_queue_each_job_once(void **state) {
+    pop_race r = {.s = *state};
+    pthread_mutex_init(&r.lock, NULL);
+    for (int i = 0; i < QUEUE_JOBS; i++) {
+        char text[16];
+        snprintf(text, sizeof text, "%d", i);
+        store_value v = {(uint8_t *)text, strlen(text) + 1};
+        assert_int_equal(r.s->ops->job_push(r.s, "q-race", &v), STORE_OK);
+    }
+    pthread_t t[QUEUE_THREADS];
+    for (int i = 0; i < QUEUE_THREADS; i++) assert_int_equal(pthread_create(&t[i], NULL, popper, &r), 0);
+    for (int i = 0; i < QUEUE_THREADS; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i < QUEUE_JOBS; i++) assert_int_equal(r.got[i], 1);
+    pthread_mutex_destroy(&r.lock);
+}
+
+static void expect_claim(store *s, const char *index, int64_t now, const char *text) {
+    store_value out = {0};
+    assert_int_equal(s->ops->deadline_claim(s, index, now, &out), text ? STORE_OK : STORE_NOT_FOUND);
+    if (text) check_value(&out, text);
+    store_value_free(&out);
+}
+
+/* Only due members are claimed, once each; filing again moves the deadline;
+ * indexes are independent. */
+static void test_deadlines(void **state) {
+    store *s = *state;
+    int64_t now = time_now_ms();
+    assert_int_equal(s->ops->deadline_add(s, "d-test", "[\"T\",\"later\"]", now + HOUR_MS), STORE_OK);
+    assert_int_equal(s->ops->deadline_add(s, "d-test", "due", now - 5), STORE_OK);
+    assert_int_equal(s->ops->deadline_add(s, "d-other", "elsewhere", now - 5), STORE_OK);
+    expect_claim(s, "d-test", now, "due");
+    expect_claim(s, "d-test", now, NULL);
+    assert_int_equal(s->ops->deadline_add(s, "d-test", "[\"T\",\"later\"]", now - 1), STORE_OK);
+    assert_int_equal(s->ops->deadline_add(s, "d-test", "moved-away", now - 1), STORE_OK);
+    assert_int_equal(s->ops->deadline_add(s, "d-test", "moved-away", now + HOUR_MS), STORE_OK);
+    expect_claim(s, "d-test", now, "[\"T\",\"later\"]");
+    expect_claim(s, "d-test", now, NULL);
+    expect_claim(s, "d-test", now + 2 * HOUR_MS, "moved-away");
+    expect_claim(s, "d-other", now, "elsewhere");
+    expect_claim(s, "d-other", now, NULL);
+}
+
+typedef struct {
+    store *s;
+    int64_t now;
+    int got[QUEUE_JOBS];
+    pthread_mutex_t lock;
+} claim_race;
+
+static void *claimer(void *arg) {
+    claim_race *r = arg;
+    store_value out = {0};
+    while (r->s->ops->deadline_claim(r->s, "d-race", r->now, &out) == STORE_OK) {
+        char text[16] = "";
+        memcpy(text, out.data, out.len < sizeof text - 1 ? out.len : sizeof text - 1);
+        int i = atoi(text);
+        store_value_free(&out);
+        pthread_mutex_lock(&r->lock);
+        if (i >= 0 && i < QUEUE_JOBS) r->got[i]++;
+        pthread_mutex_unlock(&r->lock);
+    }
+    return NULL;
+}
+
+/* Concurrent claimers: each due member goes to exactly one (the TIMEOUT callback is
+ * sent once however many instances scan). */
+static void test_deadline_claimed_once(void **state) {
+    claim_race r = {.s = *state, .now = time_now_ms()};
+    pthread_mutex_init(&r.lock, NULL);
+    for (int i = 0; i < QUEUE_JOBS; i++) {
+        char text[16];
+        snprintf(text, sizeof text, "%d", i);
+        assert_int_equal(r.s->ops->deadline_add(r.s, "d-race", text, r.now - i), STORE_OK);
+    }
+    pthread_t t[QUEUE_THREADS];
+    for (int i = 0; i < QUEUE_THREADS; i++) assert_int_equal(pthread_create(&t[i], NULL, claimer, &r), 0);
+    for (int i = 0; i < QUEUE_THREADS; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i < QUEUE_JOBS; i++) assert_int_equal(r.got[i], 1);
+    pthread_mutex_destroy(&r.lock);
+}
+
 int main(void) {
     if (system("command -v redis-server >/dev/null 2>&1") != 0) {
         printf("test_redis_store: SKIPPED (redis-server not installed)\n");
@@ -546,6 +684,10 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_concurrent_compare_and_set, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_usage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_job_queue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_job_queue_each_job_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deadlines, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deadline_claimed_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_down_and_back, setup, teardown),
     };
     rc = cmocka_run_group_tests(tests, NULL, NULL);
