@@ -88,7 +88,13 @@ test: setup
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory test-unit test-api
 
-test-unit: $(UNIT_BIN) $(UNIT_ASAN)
+# Reference outputs for the nn tests, derived from ../shared/data at test time so
+# no evaluation image is ever committed.
+build/fixtures/nn/.done: scripts/make_nn_fixtures.py
+	$(PYTHON) scripts/make_nn_fixtures.py $(DATA)/lfw build/fixtures/nn
+	touch $@
+
+test-unit: $(UNIT_BIN) $(UNIT_ASAN) build/fixtures/nn/.done
 	@set -e; for t in $(UNIT_BIN) $(UNIT_ASAN); do echo "== $$t"; $$t; done
 
 # API tests run against the real binary, once plain and once under ASan/UBSan.

@@ -6,8 +6,10 @@ the recipe turning its pixels into the model input (value = pixel*scale+offset,
 layout), and the expected outputs as float32 little-endian. ONNX references come
 from OpenCV DNN; TF.js references from the float64 numpy interpreter below.
 
-Run from the repo root with Debian's python3 (python3-opencv, python3-numpy):
-    /usr/bin/python3 scripts/make_nn_fixtures.py [/work/shared/data/lfw]
+The inputs are derived from the evaluation data, which never enters the
+repository, so `make test` regenerates the fixtures under build/ (1.5 s) before the
+unit tests run. From the repo root, with Debian's python3 (python3-opencv, numpy):
+    /usr/bin/python3 scripts/make_nn_fixtures.py [LFW_DIR [OUT_DIR]]
 """
 import base64
 import json
@@ -17,8 +19,8 @@ import sys
 import cv2
 import numpy as np
 
-OUT = "tests/fixtures/nn"
-LFW = sys.argv[1] if len(sys.argv) > 1 else "/work/shared/data/lfw"
+LFW = sys.argv[1] if len(sys.argv) > 1 else "../shared/data/lfw"
+OUT = sys.argv[2] if len(sys.argv) > 2 else "build/fixtures/nn"
 
 
 def lfw_image(person):

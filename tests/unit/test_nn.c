@@ -1,7 +1,8 @@
 /*
  * test_nn.c - the nn runtime against reference outputs and bad inputs.
  *
- * Fixtures (tests/fixtures/nn/, made by scripts/make_nn_fixtures.py) hold an
+ * Fixtures (build/fixtures/nn/, made at test time by scripts/make_nn_fixtures.py
+ * from ../shared/data, never committed) hold an
  * input image, the recipe turning its pixels into the model input, and the
  * outputs OpenCV DNN (ONNX) or a float64 numpy interpreter (TF.js) computed.
  * Run from the repository root: models are read from models/.
@@ -22,7 +23,7 @@
 #include "nn/nn.h"
 #include "onnx/onnx.pb-c.h"
 
-#define FIXTURES "tests/fixtures/nn/"
+#define FIXTURES "build/fixtures/nn/" /* made by scripts/make_nn_fixtures.py (make test) */
 
 typedef struct {
     char model[256], image[256], layout[8];
