@@ -67,15 +67,16 @@ build/asan/bioserver: build/asan/obj/src/main.o build/asan/libbio.a
 
 build/tests/%: tests/unit/%.c build/libbio.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $< build/libbio.a -o $@ $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) -MMD -MP -MF $@.d $< build/libbio.a -o $@ $(LDLIBS) -lcmocka
 build/asan/tests/%: tests/unit/%.c build/asan/libbio.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SAN) $< build/asan/libbio.a -o $@ $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) $(SAN) -MMD -MP -MF $@.d $< build/asan/libbio.a -o $@ $(LDLIBS) -lcmocka
 build/tools/%: tools/%.c build/libbio.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< build/libbio.a -o $@ $(LDLIBS)
 
--include $(OBJ:.o=.d) $(ASAN_OBJ:.o=.d) build/obj/src/main.d build/asan/obj/src/main.d
+-include $(OBJ:.o=.d) $(ASAN_OBJ:.o=.d) build/obj/src/main.d build/asan/obj/src/main.d \
+         $(UNIT_BIN:=.d) $(UNIT_ASAN:=.d)
 # Per-layer extra targets (e.g. mk/nn.mk) live beside the main rules.
 -include $(wildcard mk/*.mk)
 
