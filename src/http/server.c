@@ -299,10 +299,12 @@ int http_server_port(const http_server *s) {
 void http_server_stop(http_server *s, int grace_ms) {
     if (!s) return;
     MHD_socket fd = MHD_quiesce_daemon(s->daemon);
-    if (fd != MHD_INVALID_SOCKET) close(fd);
     for (int waited = 0; atomic_load(&s->in_flight) > 0 && waited < grace_ms; waited += 10)
         usleep(10 * 1000);
     MHD_stop_daemon(s->daemon);
+    /* Only now: the pool threads may still be taking the listen socket out of their
+     * epoll sets after quiesce, and a closed fd there makes libmicrohttpd abort. */
+    if (fd != MHD_INVALID_SOCKET) close(fd);
     free(s->tls_cert);
     free(s->tls_key);
     free(s);
