@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "api/app.h"
@@ -299,6 +300,9 @@ int http_server_port(const http_server *s) {
 void http_server_stop(http_server *s, int grace_ms) {
     if (!s) return;
     MHD_socket fd = MHD_quiesce_daemon(s->daemon);
+    /* Refuse new connections now (Linux stops listening on shutdown) but keep the fd
+     * open: see below. */
+    if (fd != MHD_INVALID_SOCKET) shutdown(fd, SHUT_RDWR);
     for (int waited = 0; atomic_load(&s->in_flight) > 0 && waited < grace_ms; waited += 10)
         usleep(10 * 1000);
     MHD_stop_daemon(s->daemon);
