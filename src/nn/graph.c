@@ -90,6 +90,28 @@ unsigned char *nn_read_file(nn_graph *g, const char *path, size_t *len)
     return buf;
 }
 
+int nn_fc_from_matrix(nn_graph *g, const float *w, const nn_shape *ws, int transposed, float alpha,
+                      nn_fc_params *p)
+{
+    memset(p, 0, sizeof *p);
+    p->k = transposed ? ws->dims[1] : ws->dims[0];
+    p->m = transposed ? ws->dims[0] : ws->dims[1];
+    p->out_min = -INFINITY;
+    p->out_max = INFINITY;
+    p->weights = malloc((size_t)p->k * p->m * sizeof(float));
+    p->bias = calloc((size_t)p->m, sizeof(float));
+    if (!p->weights || !p->bias) {
+        free(p->weights);
+        free(p->bias);
+        return nn_fail(g, "out of memory");
+    }
+    for (int o = 0; o < p->m; o++)
+        for (int i = 0; i < p->k; i++)
+            p->weights[(size_t)o * p->k + i] =
+                alpha * (transposed ? w[(size_t)o * p->k + i] : w[(size_t)i * p->m + o]);
+    return 0;
+}
+
 /* ---- tensors ---------------------------------------------------------- */
 
 int nn_tensor_add(nn_graph *g, const char *name, nn_shape shape, float *data_owned)

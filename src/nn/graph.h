@@ -119,6 +119,10 @@ static inline const nn_tensor *nn_t(const nn_graph *g, int id) { return &g->tens
  */
 int nn_add_conv(nn_graph *g, const char *src, const char *out_name, int x, const nn_conv_params *p);
 int nn_add_fc(nn_graph *g, const char *src, const char *out_name, int x, const nn_fc_params *p);
+/* Fills p with weights [m][k] (= alpha * w, transposed from w[k][m] unless
+ * transposed) and a zero bias, no clamp: the shared part of Gemm and MatMul. */
+int nn_fc_from_matrix(nn_graph *g, const float *w, const nn_shape *ws, int transposed, float alpha,
+                      nn_fc_params *p);
 int nn_add_pool(nn_graph *g, const char *src, const char *out_name, nn_op op, int x, const nn_conv_params *geom);
 int nn_add_gap(nn_graph *g, const char *src, const char *out_name, int x);
 int nn_add_unary(nn_graph *g, const char *src, const char *out_name, int x, nn_unary_kind k, float lo, float hi);

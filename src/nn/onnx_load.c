@@ -387,17 +387,8 @@ static int fc_from(onnx_ctx *c, const char *out, onnx_value *a, onnx_value *w, i
     if (ws.rank != 2) return nn_fail(c->g, "%s %s: weight %s is not 2-D", c->node->op_type, out, w->name);
     const float *wd = const_data(c, w, 0);
     if (!wd) return -1;
-    nn_fc_params p = {0};
-    p.k = trans_b ? ws.dims[1] : ws.dims[0];
-    p.m = trans_b ? ws.dims[0] : ws.dims[1];
-    p.out_min = -INFINITY;
-    p.out_max = INFINITY;
-    p.weights = malloc((size_t)p.k * p.m * sizeof(float));
-    p.bias = calloc((size_t)p.m, sizeof(float));
-    if (!p.weights || !p.bias) { free(p.weights); free(p.bias); return nn_fail(c->g, "out of memory"); }
-    for (int o = 0; o < p.m; o++)
-        for (int i = 0; i < p.k; i++)
-            p.weights[(size_t)o * p.k + i] = alpha * (trans_b ? wd[(size_t)o * p.k + i] : wd[(size_t)i * p.m + o]);
+    nn_fc_params p;
+    if (nn_fc_from_matrix(c->g, wd, &ws, trans_b, alpha, &p)) return -1;
     if (bias) {
         const float *bd = const_data(c, bias, 0);
         size_t n = bd ? nn_shape_size(&c->g->tensors[bias->id].shape) : 0;

@@ -367,17 +367,8 @@ static int op_matmul(tf_ctx *c, json_t *node, const char *op, const char *name)
     int tb = attr_bool(node, "transpose_b");
     const nn_shape *ws = &c->g->tensors[w].shape;
     if (ws->rank != 2) return nn_fail(c->g, "%s %s: weight is not 2-D", op, name);
-    nn_fc_params p = {0};
-    p.k = tb ? ws->dims[1] : ws->dims[0];
-    p.m = tb ? ws->dims[0] : ws->dims[1];
-    p.out_min = -INFINITY;
-    p.out_max = INFINITY;
-    p.weights = malloc((size_t)p.k * p.m * sizeof(float));
-    p.bias = calloc((size_t)p.m, sizeof(float));
-    if (!p.weights || !p.bias) { free(p.weights); free(p.bias); return nn_fail(c->g, "out of memory"); }
-    for (int o = 0; o < p.m; o++)
-        for (int i = 0; i < p.k; i++)
-            p.weights[(size_t)o * p.k + i] = tb ? wd[(size_t)o * p.k + i] : wd[(size_t)i * p.m + o];
+    nn_fc_params p;
+    if (nn_fc_from_matrix(c->g, wd, ws, tb, 1.0f, &p)) return -1;
     float *bias = p.bias;
     json_t *l = json_object_get(json_object_get(attr(node, "fused_ops"), "list"), "s");
     char tn[512];

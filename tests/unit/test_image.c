@@ -17,6 +17,7 @@
 #include <webp/encode.h>
 
 #include "face/geometry.h"
+#include "core/file.h"
 #include "face/image.h"
 
 #define LFW_JPEG "../shared/data/lfw/lfw_deepfunneled/AJ_Cook/AJ_Cook_0001.jpg"
@@ -32,14 +33,7 @@ typedef struct {
 static blob read_blob(const char *path)
 {
     blob b = {NULL, 0};
-    FILE *f = fopen(path, "rb");
-    if (!f) return b;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    b.data = malloc((size_t)n);
-    if (b.data && fread(b.data, 1, (size_t)n, f) == (size_t)n) b.len = (size_t)n;
-    fclose(f);
+    b.data = file_read_all(path, (size_t)1 << 28, &b.len);
     return b;
 }
 

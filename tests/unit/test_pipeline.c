@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "face/geometry.h"
+#include "core/file.h"
 #include "face/image.h"
 #include "face/pipeline.h"
 #include "match/similarity.h"
@@ -41,14 +42,7 @@ typedef struct {
 static blob read_blob(const char *path)
 {
     blob b = {NULL, 0};
-    FILE *f = fopen(path, "rb");
-    if (!f) return b;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    b.data = n > 0 ? malloc((size_t)n) : NULL;
-    if (b.data && fread(b.data, 1, (size_t)n, f) == (size_t)n) b.len = (size_t)n;
-    fclose(f);
+    b.data = file_read_all(path, (size_t)1 << 28, &b.len);
     return b;
 }
 
