@@ -70,10 +70,9 @@ void handle_create_age(http_request *req) {
     req->correlation_id = api_part_text(req, &body, "correlationId");
     face_result *r = api_analyze_image(req, image->data, image->len, o.rotation, true);
     if (!r) return;
-    char id[UUID_STR_LEN], digest[65], created[ISO_TIME_LEN];
+    char id[UUID_STR_LEN], digest[65];
     uuid_generate(id);
     api_digest(image->data, image->len, digest);
-    time_format_iso(time_now_ms(), created);
     json_t *out = json_pack("{s:s}", "id", id);
     bool usable = r->faces_found > 0 && r->has_age && r->quality >= 0;
     if (usable) {
@@ -90,6 +89,6 @@ void handle_create_age(http_request *req) {
     const char *corr = req->correlation_id, *evid = api_part_text(req, &body, "evidenceId");
     if (corr) json_object_set_new(out, "correlationId", json_string(corr));
     if (evid) json_object_set_new(out, "evidenceId", json_string(evid));
-    json_object_set_new(out, "created", json_string(created));
+    api_set_times(out, time_now_ms(), 0);
     api_reply_signed(req, 200, out, o.signature_disabled, false);
 }

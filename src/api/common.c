@@ -141,6 +141,16 @@ json_t *api_load_session(http_request *req, const char *session_id, int64_t *exp
     return session;
 }
 
+void api_set_times(json_t *obj, int64_t created_ms, int64_t expires_ms) {
+    char text[ISO_TIME_LEN];
+    time_format_iso(created_ms, text);
+    json_object_set_new(obj, "created", json_string(text));
+    if (expires_ms) {
+        time_format_iso(expires_ms, text);
+        json_object_set_new(obj, "expires", json_string(text));
+    }
+}
+
 const char *api_json_string(json_t *obj, const char *name) {
     json_t *v = json_object_get(obj, name);
     return json_is_string(v) ? json_string_value(v) : NULL;

@@ -42,4 +42,7 @@ json_t *api_load_session(http_request *req, const char *session_id, int64_t *exp
 
 const char *api_json_string(json_t *obj, const char *name); /* NULL if absent/null */
 
+/* Sets "created" and, when expires_ms is not 0, "expires" (ISO 8601, ms, UTC). */
+void api_set_times(json_t *obj, int64_t created_ms, int64_t expires_ms);
+
 #endif

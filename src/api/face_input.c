@@ -142,7 +142,7 @@ static double round_to(double v, double step) { return round(v / step) * step; }
 
 json_t *api_face_json(const face_input *in, const face_result *r, const char *id, const char *mode,
                       const char *template_b64, int64_t created_ms, int64_t expires_ms) {
-    char digest[65], created[ISO_TIME_LEN];
+    char digest[65];
     api_digest(in->image, in->image_len, digest);
     json_t *f = json_pack("{s:s}", "id", id);
     if (in->friendly_name) json_object_set_new(f, "friendlyName", json_string(in->friendly_name));
@@ -162,13 +162,7 @@ json_t *api_face_json(const face_input *in, const face_result *r, const char *id
         json_object_set_new(f, "template", json_string(template_b64));
         json_object_set_new(f, "templateVersion", json_integer(TEMPLATE_VERSION));
     }
-    time_format_iso(created_ms, created);
-    json_object_set_new(f, "created", json_string(created));
-    if (expires_ms) {
-        char expires[ISO_TIME_LEN];
-        time_format_iso(expires_ms, expires);
-        json_object_set_new(f, "expires", json_string(expires));
-    }
+    api_set_times(f, created_ms, expires_ms);
     return f;
 }
 

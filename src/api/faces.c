@@ -157,10 +157,8 @@ static void create_face_from_json(http_request *req, int64_t expires_ms) {
         json_decref(in);
         return;
     }
-    char fid[UUID_STR_LEN], created[ISO_TIME_LEN], expires[ISO_TIME_LEN];
+    char fid[UUID_STR_LEN];
     uuid_generate(fid);
-    time_format_iso(time_now_ms(), created);
-    time_format_iso(expires_ms, expires);
     /* Keep what the client sent about the face, but ids and times are ours. */
     json_t *face = json_pack("{s:s}", "id", fid);
     static const char *const copied[] = {"friendlyName", "digest", "mode", "imageType", "quality", "landmarks",
@@ -172,8 +170,7 @@ static void create_face_from_json(http_request *req, int64_t expires_ms) {
     if (!json_object_get(face, "mode")) json_object_set_new(face, "mode", json_string(tpl->mode));
     if (!json_object_get(face, "imageType")) json_object_set_new(face, "imageType", json_string("SELFIE"));
     json_object_set_new(face, "templateVersion", json_integer(tpl->version));
-    json_object_set_new(face, "created", json_string(created));
-    json_object_set_new(face, "expires", json_string(expires));
+    api_set_times(face, time_now_ms(), expires_ms);
     json_decref(in);
     if (!face_store_put(req, req->params[0], fid, face, tpl->mode, tpl->embedding, tpl->dim)) {
         json_decref(face);

@@ -22,18 +22,11 @@ static void set_score(app *a, json_t *match, float similarity) {
 
 static json_t *match_json(app *a, json_t *reference, json_t *candidate, float similarity, const char *corr,
                           const char *evid, int64_t expires_ms) {
-    char created[ISO_TIME_LEN];
-    time_format_iso(time_now_ms(), created);
     json_t *m = json_pack("{s:o,s:o}", "reference", reference, "candidate", candidate);
     set_score(a, m, similarity);
     if (corr) json_object_set_new(m, "correlationId", json_string(corr));
     if (evid) json_object_set_new(m, "evidenceId", json_string(evid));
-    json_object_set_new(m, "created", json_string(created));
-    if (expires_ms) {
-        char expires[ISO_TIME_LEN];
-        time_format_iso(expires_ms, expires);
-        json_object_set_new(m, "expires", json_string(expires));
-    }
+    api_set_times(m, time_now_ms(), expires_ms);
     return m;
 }
 

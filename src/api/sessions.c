@@ -54,11 +54,9 @@ void handle_create_session(http_request *req) {
         json_decref(in);
         return;
     }
-    char id[UUID_STR_LEN], created[ISO_TIME_LEN], expires[ISO_TIME_LEN];
+    char id[UUID_STR_LEN];
     uuid_generate(id);
     int64_t now = time_now_ms(), expires_ms = now + ttl * 1000;
-    time_format_iso(now, created);
-    time_format_iso(expires_ms, expires);
     json_t *rec = json_pack("{s:s}", "id", id);
     const char *corr = api_json_string(in, "correlationId");
     const char *evid = api_json_string(in, "evidenceId");
@@ -68,8 +66,7 @@ void handle_create_session(http_request *req) {
     json_object_set_new(rec, "imageStorageEnabled", json_boolean(json_is_true(json_object_get(in, "imageStorageEnabled"))));
     json_object_set_new(rec, "ttlSeconds", json_integer(ttl));
     if (callback) json_object_set_new(rec, "callbackURL", json_string(callback));
-    json_object_set_new(rec, "created", json_string(created));
-    json_object_set_new(rec, "expires", json_string(expires));
+    api_set_times(rec, now, expires_ms);
     json_decref(in);
 
     char *text = json_dumps(rec, JSON_COMPACT);
