@@ -25,6 +25,8 @@ import time
 import pytest
 import requests
 
+from http_verbs import HttpVerbs
+
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIOSERVER = os.path.abspath(os.path.join(REPO_ROOT, os.environ.get("BIOSERVER", "build/bioserver")))
 SANITIZED = os.environ.get("BIOSERVER_SANITIZED") == "1"
@@ -68,7 +70,7 @@ class ServerError(Exception):
     pass
 
 
-class Server:
+class Server(HttpVerbs):
     """One running bioserver process and its captured output."""
 
     def __init__(self, args, workdir, scheme="http", verify=True, port=None, env=None):
@@ -179,15 +181,6 @@ class Server:
         kw.setdefault("timeout", 30)
         kw.setdefault("verify", self.verify)
         return self.http.request(method, self.url(path), headers=h, **kw)
-
-    def get(self, path, key=None, **kw):
-        return self.request("GET", path, key, **kw)
-
-    def delete(self, path, key=None, **kw):
-        return self.request("DELETE", path, key, **kw)
-
-    def post(self, path, key=None, **kw):
-        return self.request("POST", path, key, **kw)
 
     def post_json(self, path, body, key=None, headers=None, **kw):
         h = {"Content-Type": "application/json"}

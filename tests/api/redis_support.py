@@ -20,6 +20,8 @@ import subprocess
 import threading
 import time
 
+from http_verbs import HttpVerbs
+
 REDIS_SERVER = shutil.which("redis-server")
 
 
@@ -83,7 +85,7 @@ class RedisServer:
                 self.proc.wait()
 
 
-class ServerPair:
+class ServerPair(HttpVerbs):
     """Two Servers behind one round-robin, with the Server interface tests use."""
 
     def __init__(self, servers):
@@ -109,15 +111,6 @@ class ServerPair:
 
     def request(self, method, path, key=None, headers=None, **kw):
         return self.next().request(method, path, key, headers=headers, **kw)
-
-    def get(self, path, key=None, **kw):
-        return self.request("GET", path, key, **kw)
-
-    def delete(self, path, key=None, **kw):
-        return self.request("DELETE", path, key, **kw)
-
-    def post(self, path, key=None, **kw):
-        return self.request("POST", path, key, **kw)
 
     def post_json(self, path, body, key=None, headers=None, **kw):
         return self.next().post_json(path, body, key=key, headers=headers, **kw)
