@@ -49,6 +49,7 @@ int main(int argc, char **argv) {
         usage();
         return 2;
     }
+    log_enable_debug(cfg.log_debug);
     if (cfg.key_count == 0 && add_development_key(&cfg)) {
         fprintf(stderr, "bioserver: cannot generate a development key\n");
         return 1;

@@ -1,11 +1,13 @@
 /* Operational endpoints: health, the signing certificate (PEM and JWKS),
  * Prometheus metrics (this instance) and per-key usage counts (billing, read from
  * the state store so that every instance reports the same totals). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api/common.h"
 #include "api/handlers.h"
+#include "liveness/notifier.h"
 
 void handle_monitor(http_request *req) {
     app *a = req->app;
@@ -38,9 +40,28 @@ void handle_jwks(http_request *req) {
     free(jwks);
 }
 
+/* Callback delivery, so that lost callbacks are visible (the log names each
+ * session). Appended to the request-level metrics; NULL on allocation failure. */
+static char *with_callback_metrics(app *a, char *text) {
+    notifier_stats st = {0};
+    if (a->notifier) liveness_notifier_stats(a->notifier, &st);
+    char *out = NULL;
+    int n = asprintf(&out,
+                     "%s# HELP bioserver_callbacks_delivered_total Liveness callbacks answered with 2xx.\n"
+                     "# TYPE bioserver_callbacks_delivered_total counter\nbioserver_callbacks_delivered_total %lld\n"
+                     "# HELP bioserver_callback_failures_total Failed liveness callback attempts.\n"
+                     "# TYPE bioserver_callback_failures_total counter\nbioserver_callback_failures_total %lld\n"
+                     "# HELP bioserver_callbacks_abandoned_total Liveness callbacks given up (refused or out of attempts).\n"
+                     "# TYPE bioserver_callbacks_abandoned_total counter\nbioserver_callbacks_abandoned_total %lld\n",
+                     text, st.delivered, st.failed_attempts, st.abandoned);
+    free(text);
+    return n < 0 ? NULL : out;
+}
+
 void handle_metrics(http_request *req) {
     app *a = req->app;
     char *text = metrics_render(a->metrics, a->key_names, worker_pool_queued(a->workers), worker_pool_busy(a->workers));
+    if (text) text = with_callback_metrics(a, text);
     if (!text) {
         http_reply_error(req, 500, "internal error while rendering metrics");
         return;

@@ -10,35 +10,43 @@
 #define NO_PERSON_QUALITY (-10000)
 
 static const field_spec age_fields[] = {
-    {"threshold", FIELD_NUMBER, 0}, {"imageType", FIELD_STRING, 32}, {"signatureDisabled", FIELD_ANY, 0},
+    {"threshold", FIELD_NUMBER, 0}, {"imageType", FIELD_STRING, 32}, {"signatureDisabled", FIELD_BOOL, 0},
     {"imageRotationEnabled", FIELD_BOOL, 0}, {"correlationId", FIELD_STRING, 256},
-    {"evidenceId", FIELD_STRING, 256}, {NULL, 0, 0},
+    {"evidenceId", FIELD_STRING, 256}, {"safetyMarginYears", FIELD_NUMBER, 0}, {NULL, 0, 0},
 };
 
 typedef struct {
     double threshold;
+    double margin; /* years added to the threshold (our extension; docs/age.md) */
     const char *image_type;
     bool signature_disabled, rotation;
 } age_options;
 
 static bool parse_age_part(http_request *req, const multipart_body *body, age_options *o) {
-    o->threshold = 18;
     o->image_type = "SELFIE";
+    o->margin = req->app->config.age_margin_years;
     const multipart_part *part = multipart_find(body, "age");
-    if (!part) return true;
+    if (!part) {
+        http_reply_error(req, 400, "the 'age' part (JSON with the required 'threshold') is missing");
+        return false;
+    }
     json_t *age = api_parse_json_text(req, (const char *)part->data, part->len, "the 'age' part");
     if (!age) return false;
     bool ok = false;
     if (!json_is_object(age)) http_reply_error(req, 400, "the 'age' part must be a JSON object");
     else if (api_check_fields(req, age, age_fields, "the 'age' part")) {
-        json_t *t = json_object_get(age, "threshold");
+        json_t *t = json_object_get(age, "threshold"), *m = json_object_get(age, "safetyMarginYears");
         const char *type = api_json_string(age, "imageType");
-        json_t *sd = json_object_get(age, "signatureDisabled");
         if (json_is_number(t)) o->threshold = json_number_value(t);
+        if (json_is_number(m)) o->margin = json_number_value(m);
         o->rotation = json_is_true(json_object_get(age, "imageRotationEnabled"));
-        if (json_is_true(sd) || (json_is_string(sd) && !strcmp(json_string_value(sd), "true"))) o->signature_disabled = true;
-        if (json_is_number(t) && (o->threshold < 0 || o->threshold > 150))
+        o->signature_disabled = json_is_true(json_object_get(age, "signatureDisabled"));
+        if (!json_is_number(t))
+            http_reply_error(req, 400, "field 'threshold' is required in the 'age' part");
+        else if (o->threshold < 0 || o->threshold > 150)
             http_reply_error(req, 400, "threshold must be between 0 and 150");
+        else if (o->margin < 0 || o->margin > 30)
+            http_reply_error(req, 400, "safetyMarginYears must be between 0 and 30");
         else if (type && strcmp(type, "SELFIE") && strcmp(type, "VIDEO_FRAME"))
             http_reply_error(req, 400, "imageType '%s' is not one of SELFIE, VIDEO_FRAME", type);
         else {
@@ -77,8 +85,8 @@ void handle_create_age(http_request *req) {
     bool usable = r->faces_found > 0 && r->has_age && r->quality >= 0;
     if (usable) {
         double age = round(r->age * 10) / 10;
-        /* Conservative on purpose: see age_margin_years in config.h. */
-        json_object_set_new(out, "aboveThreshold", json_boolean(age >= o.threshold + req->app->config.age_margin_years));
+        /* The reference's rule, plus an optional safety margin (docs/age.md). */
+        json_object_set_new(out, "aboveThreshold", json_boolean(age >= o.threshold + o.margin));
         json_object_set_new(out, "ageEstimated", json_real(age));
     }
     json_object_set_new(out, "threshold", json_real(o.threshold));

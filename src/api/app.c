@@ -6,10 +6,13 @@
 
 #include "api/dispatcher.h"
 #include "api/handlers.h"
+#include "api/liveness_jobs.h"
+#include "api/liveness_state.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "liveness/envelope.h"
 #include "liveness/evaluate.h"
+#include "liveness/callback_policy.h"
 #include "liveness/notifier.h"
 #include "sign/secret.h"
 
@@ -47,7 +50,7 @@ static void dispatcher_init(app *a) {
  * failure here degrades only the liveness routes (503). */
 static void liveness_init(app *a) {
     a->envelope = envelope_key_load_or_create(a->config.data_dir, a->liveness_error, sizeof a->liveness_error);
-    if (a->envelope) a->notifier = liveness_notifier_create(a->config.callback_allow_private, liveness_timeout_hook, a);
+    if (a->envelope) a->notifier = liveness_notifier_create(a->callbacks, liveness_timeout_hook, a);
     if (a->faces) a->liveness = liveness_engine_load(a->config.models_dir, a->config.workers, a->liveness_error,
                                                      sizeof a->liveness_error);
     if (a->notifier) dispatcher_init(a);
@@ -64,6 +67,8 @@ int app_init(app *a, const server_config *cfg, char *err, size_t err_len) {
     a->metrics = metrics_create(ops, a->config.key_count);
     a->signer = signer_load_or_create(a->config.data_dir, err, err_len);
     if (!a->metrics || !a->signer) goto fail;
+    a->callbacks = callback_policy_create(a->config.callback_allow_private, a->config.callback_allow, err, err_len);
+    if (!a->callbacks) goto fail;
     a->store = store_open_auth(a->config.store_url, a->config.redis_password, APP_MAX_ITEMS_PER_SESSION, err, err_len);
     if (!a->store) goto fail;
     if (secret_load_or_create(a->config.data_dir, "template-key.bin", a->template_key,
@@ -94,6 +99,7 @@ void app_cleanup(app *a) {
     dispatcher_stop(a->dispatcher); /* first: no new jobs; its popped ones are in the pool */
     worker_pool_free(a->workers);   /* then: finishing jobs still queue callbacks */
     liveness_notifier_free(a->notifier);
+    callback_policy_free(a->callbacks);
     liveness_engine_free(a->liveness);
     envelope_key_free(a->envelope);
     face_engine_free(a->faces);

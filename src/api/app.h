@@ -33,6 +33,7 @@ typedef struct app {
     struct liveness_engine *liveness;
     struct envelope_key *envelope;
     struct liveness_notifier *notifier;
+    struct callback_policy *callbacks; /* where callbackURLs may point (checked at creation and delivery) */
     struct dispatcher *dispatcher; /* evaluations and TIMEOUTs shared through the store */
     char liveness_error[256];
 } app;

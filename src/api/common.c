@@ -4,7 +4,9 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
+#include "core/log.h"
 #include "core/util.h"
 
 static const char *type_name(field_type t) {
@@ -18,15 +20,38 @@ static const char *type_name(field_type t) {
     }
 }
 
+/* A boolean as the reference's clients send it: true/false, or the strings
+ * "true"/"false" in any case. -1 when v is neither. */
+int api_bool_value(json_t *v) {
+    if (json_is_boolean(v)) return json_is_true(v);
+    if (json_is_string(v) && !strcasecmp(json_string_value(v), "true")) return 1;
+    if (json_is_string(v) && !strcasecmp(json_string_value(v), "false")) return 0;
+    return -1;
+}
+
+/* Integers are exact up to 2^53 in a double; beyond, the value stays a real and
+ * the caller's range check refuses it. */
+#define INT_EXACT_LIMIT 9007199254740992.0
+
 static bool type_ok(json_t *v, field_type t) {
     switch (t) {
     case FIELD_STRING: return json_is_string(v);
-    case FIELD_BOOL: return json_is_boolean(v);
-    case FIELD_INT: return json_is_integer(v) || (json_is_real(v) && json_real_value(v) == floor(json_real_value(v)));
-    case FIELD_NUMBER: return json_is_number(v);
+    case FIELD_BOOL: return api_bool_value(v) >= 0;
+    case FIELD_INT: case FIELD_NUMBER: return json_is_number(v);
     case FIELD_OBJECT: return json_is_object(v);
     default: return true;
     }
+}
+
+/* Rewrites an accepted value into its canonical JSON type, so that handlers read
+ * json_is_true / json_integer_value: "TRUE" becomes true, and a number where an
+ * integer is needed is rounded to the nearest one, halves away from zero
+ * (ttlSeconds 30.5 -> 31). */
+static void normalise(json_t *obj, const char *key, json_t *value, field_type t) {
+    if (t == FIELD_BOOL && json_is_string(value))
+        json_object_set_new(obj, key, json_boolean(api_bool_value(value)));
+    else if (t == FIELD_INT && json_is_real(value) && fabs(json_real_value(value)) < INT_EXACT_LIMIT)
+        json_object_set_new(obj, key, json_integer((json_int_t)llround(json_real_value(value))));
 }
 
 /* Characters (code points), not bytes: jansson guarantees valid UTF-8. */
@@ -39,12 +64,14 @@ static size_t utf8_length(const char *s, size_t bytes) {
 bool api_check_fields(http_request *req, json_t *obj, const field_spec *fields, const char *what) {
     const char *key;
     json_t *value;
-    json_object_foreach(obj, key, value) {
+    void *tmp;
+    json_object_foreach_safe(obj, tmp, key, value) {
         const field_spec *f = fields;
         while (f->name && strcmp(f->name, key)) f++;
         if (!f->name) {
-            http_reply_error(req, 400, "unknown field '%s' in %s", key, what);
-            return false;
+            /* Real clients send fields of other versions or products: ignored. */
+            log_event("debug", "%s %s: ignored unknown field '%s' in %s", req->method, req->path, key, what);
+            continue;
         }
         if (json_is_null(value)) continue;
         if (!type_ok(value, f->type)) {
@@ -56,6 +83,7 @@ bool api_check_fields(http_request *req, json_t *obj, const field_spec *fields, 
             http_reply_error(req, 400, "field '%s' in %s is longer than %zu characters", key, what, max);
             return false;
         }
+        normalise(obj, key, value, f->type);
     }
     return true;
 }

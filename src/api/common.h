@@ -16,8 +16,12 @@ typedef struct {
     size_t max_len; /* strings only; 0 = 256 */
 } field_spec;
 
-/* Checks that obj only has known fields of the right types (null allowed as
- * "absent"). On error replies 400 naming the field and returns false. */
+/* Checks the known fields of obj for their types and lengths (null = absent) and
+ * rewrites them canonically: FIELD_BOOL accepts true/false and the strings
+ * "true"/"false" in any case and becomes a JSON boolean; FIELD_INT accepts any
+ * number and becomes the nearest integer (halves away from zero). Unknown fields
+ * are ignored (logged at debug). On error replies 400 naming the field and
+ * returns false. */
 bool api_check_fields(http_request *req, json_t *obj, const field_spec *fields, const char *what);
 
 /* Parses the JSON body (needs Content-Type application/json → else 415). Accepts
@@ -41,6 +45,8 @@ void api_reply_store_error(http_request *req, int rc, const char *not_found_what
 json_t *api_load_session(http_request *req, const char *session_id, int64_t *expires_ms);
 
 const char *api_json_string(json_t *obj, const char *name); /* NULL if absent/null */
+/* 1 / 0 for a boolean or "true"/"false" (any case), -1 for anything else. */
+int api_bool_value(json_t *v);
 
 /* Sets "created" and, when expires_ms is not 0, "expires" (ISO 8601, ms, UTC). */
 void api_set_times(json_t *obj, int64_t created_ms, int64_t expires_ms);

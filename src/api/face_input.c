@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "api/analyze.h"
 #include "api/common.h"
@@ -41,8 +42,8 @@ const char *api_part_text(http_request *req, const multipart_body *body, const c
 bool api_part_bool(http_request *req, const multipart_body *body, const char *name, bool *value) {
     if (!multipart_find(body, name)) return true;
     const char *v = api_part_text(req, body, name);
-    if (v && !strcmp(v, "true")) *value = true;
-    else if (v && !strcmp(v, "false")) *value = false;
+    if (v && !strcasecmp(v, "true")) *value = true;
+    else if (v && !strcasecmp(v, "false")) *value = false;
     else {
         http_reply_error(req, 400, "part '%s' must be true or false", name);
         return false;
@@ -53,22 +54,9 @@ bool api_part_bool(http_request *req, const multipart_body *body, const char *na
 static const field_spec face_fields[] = {
     {"imageType", FIELD_STRING, 32},      {"friendlyName", FIELD_STRING, 256},
     {"imageRotationEnabled", FIELD_BOOL, 0}, {"mode", FIELD_STRING, 32},
-    {"signatureDisabled", FIELD_ANY, 0},  {"correlationId", FIELD_STRING, 256},
+    {"signatureDisabled", FIELD_BOOL, 0},  {"correlationId", FIELD_STRING, 256},
     {"evidenceId", FIELD_STRING, 256},    {NULL, 0, 0},
 };
-
-/* The spec types signatureDisabled as a string; accept "true"/"false" and booleans. */
-static bool parse_flag(http_request *req, json_t *v, const char *name, bool *out) {
-    if (!v || json_is_null(v)) return true;
-    if (json_is_boolean(v)) *out = json_is_true(v);
-    else if (json_is_string(v) && !strcmp(json_string_value(v), "true")) *out = true;
-    else if (json_is_string(v) && !strcmp(json_string_value(v), "false")) *out = false;
-    else {
-        http_reply_error(req, 400, "field '%s' must be true or false", name);
-        return false;
-    }
-    return true;
-}
 
 static bool parse_face_json(http_request *req, const multipart_part *part, face_input *in) {
     json_t *face = api_parse_json_text(req, (const char *)part->data, part->len, "the 'face' part");
@@ -76,8 +64,8 @@ static bool parse_face_json(http_request *req, const multipart_part *part, face_
     bool ok = false;
     if (!json_is_object(face)) {
         http_reply_error(req, 400, "the 'face' part must be a JSON object");
-    } else if (api_check_fields(req, face, face_fields, "the 'face' part") &&
-               parse_flag(req, json_object_get(face, "signatureDisabled"), "signatureDisabled", &in->signature_disabled)) {
+    } else if (api_check_fields(req, face, face_fields, "the 'face' part")) {
+        in->signature_disabled = json_is_true(json_object_get(face, "signatureDisabled"));
         const char *type = api_json_string(face, "imageType");
         const char *mode = api_json_string(face, "mode");
         const biometric_mode *m = mode ? biometric_mode_find(mode) : NULL;

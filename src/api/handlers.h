@@ -35,16 +35,9 @@ void handle_get_liveness_params(http_request *req);
 void handle_liveness_capture(http_request *req);
 void handle_replay_metadata(http_request *req);
 void handle_web_capture(http_request *req);
-/* The notifier's TIMEOUT hook (ctx = app). */
-bool liveness_timeout_hook(void *ctx, const char *tenant, const char *session_id);
-/* Shared across instances through the store (docs/distributed.md): the queue of
- * uploaded captures waiting for a worker, and the index of capture deadlines. */
-#define LIVENESS_QUEUE "liveness"
-#define LIVENESS_DUE "liveness"
-/* The dispatcher's hooks (ctx = app): evaluate one queued capture on a worker;
- * apply the TIMEOUT of one claimed deadline. */
-void liveness_run_job(void *ctx, void *worker_ctx, const store_value *payload);
-void liveness_deadline_due(void *ctx, const char *member);
+
+/* 400 (and false) when a callbackURL would be refused at delivery. */
+bool api_check_callback_url(http_request *req, const char *url);
 
 /* Shared between faces.c and matches.c. */
 bool api_check_face_json(http_request *req, json_t *face, face_template *tpl);

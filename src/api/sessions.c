@@ -6,6 +6,7 @@
 #include "api/common.h"
 #include "api/handlers.h"
 #include "core/util.h"
+#include "liveness/callback_policy.h"
 
 static const field_spec session_fields[] = {
     {"correlationId", FIELD_STRING, 256}, {"evidenceId", FIELD_STRING, 256},
@@ -13,8 +14,13 @@ static const field_spec session_fields[] = {
     {"callbackURL", FIELD_STRING, 2048},    {NULL, 0, 0},
 };
 
-static bool callback_url_ok(const char *url) {
-    return !strncmp(url, "https://", 8) || !strncmp(url, "http://", 7);
+/* A callbackURL that delivery would refuse is refused now, with the reason, rather
+ * than lost silently when the result is ready. */
+bool api_check_callback_url(http_request *req, const char *url) {
+    char pin[600], why[256];
+    if (callback_policy_check_url(req->app->callbacks, url, pin, sizeof pin, why, sizeof why) == 0) return true;
+    http_reply_error(req, 400, "callbackURL cannot be used: %s", why);
+    return false;
 }
 
 /* Public form of a stored session; internal bookkeeping fields stay inside. */
@@ -49,8 +55,7 @@ void handle_create_session(http_request *req) {
         ttl = (json_int_t)requested;
     }
     const char *callback = api_json_string(in, "callbackURL");
-    if (callback && !callback_url_ok(callback)) {
-        http_reply_error(req, 400, "callbackURL must be an http:// or https:// URL");
+    if (callback && !api_check_callback_url(req, callback)) {
         json_decref(in);
         return;
     }

@@ -30,13 +30,14 @@ void config_defaults(server_config *cfg) {
     cfg->session_ttl_default = 300;
     cfg->session_ttl_max = 86400;
     cfg->retry_after_seconds = 2;
-    cfg->age_margin_years = 8; /* measured: docs/age.md */
+    cfg->age_margin_years = 0; /* the reference's rule; docs/age.md measures a margin */
     snprintf(cfg->version, sizeof cfg->version, "1.0.0");
     snprintf(cfg->default_mode, sizeof cfg->default_mode, "F5_1_VID60");
     cfg->liveness_timeout_seconds = 120;
     cfg->liveness_max_upload_bytes = 12u << 20;
     cfg->liveness_dispatch = true;
     snprintf(cfg->web_dir, sizeof cfg->web_dir, "web");
+    snprintf(cfg->video_server_path, sizeof cfg->video_server_path, "/video-server");
 }
 
 static int fail(char *err, size_t len, const char *fmt, const char *a, const char *b) {
@@ -64,6 +65,14 @@ static int copy_string(char *dst, size_t cap, const char *v) {
     if (strlen(v) >= cap) return -1;
     memcpy(dst, v, strlen(v) + 1);
     return 0;
+}
+
+/* A path prefix: "/" followed by URL-safe segment characters, no trailing "/". */
+static int set_path_prefix(char *dst, size_t cap, const char *v) {
+    size_t n = strlen(v);
+    if (n < 2 || v[0] != '/' || v[n - 1] == '/' || strspn(v, "/abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._") != n)
+        return -1;
+    return copy_string(dst, cap, v);
 }
 
 int config_parse_permissions(const char *list, unsigned *out) {
@@ -180,6 +189,13 @@ int config_set(server_config *cfg, const char *name, const char *v, char *err, s
     else if (!strcmp(name, "callback-allow-private") || !strcmp(name, "callback_allow_private")) { bad = parse_bool(v, &b); cfg->callback_allow_private = b; }
     else if (!strcmp(name, "liveness-dispatch") || !strcmp(name, "liveness_dispatch")) { bad = parse_bool(v, &b); cfg->liveness_dispatch = b; }
     else if (!strcmp(name, "web")) bad = copy_string(cfg->web_dir, sizeof cfg->web_dir, v);
+    else if (!strcmp(name, "callback-allow") || !strcmp(name, "callback_allow")) bad = copy_string(cfg->callback_allow, sizeof cfg->callback_allow, v);
+    else if (!strcmp(name, "cors-origins") || !strcmp(name, "cors_origins")) bad = copy_string(cfg->cors_origins, sizeof cfg->cors_origins, v);
+    else if (!strcmp(name, "video-server-path") || !strcmp(name, "video_server_path")) bad = set_path_prefix(cfg->video_server_path, sizeof cfg->video_server_path, v);
+    else if (!strcmp(name, "log-level") || !strcmp(name, "log_level")) {
+        bad = strcmp(v, "info") && strcmp(v, "debug");
+        cfg->log_debug = !strcmp(v, "debug");
+    }
     else return fail(err, err_len, "unknown setting '%s'%s", name, "");
     if (bad) return fail(err, err_len, "invalid value '%s' for '%s'", v, name);
     return 0;

@@ -53,6 +53,10 @@ typedef struct {
     int liveness_timeout_seconds;     /* init-liveness-parameters -> upload, else TIMEOUT */
     size_t liveness_max_upload_bytes; /* encrypted capture upload, 413 beyond */
     bool callback_allow_private;      /* callbacks to loopback/private addresses (SSRF guard off) */
+    char callback_allow[1024];        /* CIDRs and host names callbacks may reach despite the guard */
+    char cors_origins[1024];          /* allowed browser origins ("*" or a comma list); empty = no CORS */
+    char video_server_path[64];       /* the WebCapture server flow's path prefix (e.g. /video-server) */
+    bool log_debug;                   /* log_level = debug */
     bool liveness_dispatch;           /* evaluate queued captures here (false: only other instances do) */
     char web_dir[512];                /* static capture page: web_dir/capture/ */
     api_key_config keys[CONFIG_MAX_KEYS];

@@ -37,7 +37,13 @@ void log_request(const char *method, const char *path, int status, double ms, co
     emit(line);
 }
 
+/* Written once before the server threads start, read-only afterwards. */
+static bool debug_enabled;
+
+void log_enable_debug(bool on) { debug_enabled = on; }
+
 void log_event(const char *level, const char *fmt, ...) {
+    if (!debug_enabled && !strcmp(level, "debug")) return;
     char msg[1024];
     va_list ap;
     va_start(ap, fmt);

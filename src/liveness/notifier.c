@@ -1,12 +1,10 @@
 /* Callback delivery and capture timeouts; see notifier.h. */
 #include "liveness/notifier.h"
 
-#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <jansson.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +22,9 @@ typedef struct {
 } pending;
 
 struct liveness_notifier {
-    bool allow_private, stopping;
+    const callback_policy *policy;
+    bool stopping;
+    atomic_llong delivered, failed_attempts, abandoned;
     notifier_timeout_fn on_timeout;
     void *ctx;
     pending table[NOTIFIER_MAX_PENDING];
@@ -33,91 +33,14 @@ struct liveness_notifier {
     pthread_t thread;
 };
 
-static bool v4_allowed(uint32_t a) {
-    uint8_t b0 = a >> 24, b1 = (a >> 16) & 0xff;
-    return !(b0 == 0 || b0 == 10 || b0 == 127 || b0 >= 224 || (b0 == 169 && b1 == 254) ||
-             (b0 == 172 && (b1 & 0xf0) == 16) || (b0 == 192 && b1 == 168) || (b0 == 100 && (b1 & 0xc0) == 64) ||
-             (b0 == 192 && b1 == 0 && ((a >> 8) & 0xff) == 0) || (b0 == 198 && (b1 & 0xfe) == 18));
-}
-
-bool notifier_address_allowed(const struct sockaddr *sa, bool allow_private) {
-    if (allow_private) return true;
-    if (sa->sa_family == AF_INET) return v4_allowed(ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr));
-    if (sa->sa_family != AF_INET6) return false;
-    const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-    if (IN6_IS_ADDR_V4MAPPED(a) || IN6_IS_ADDR_V4COMPAT(a)) {
-        uint32_t v4;
-        memcpy(&v4, a->s6_addr + 12, 4);
-        return v4_allowed(ntohl(v4));
-    }
-    uint8_t b0 = a->s6_addr[0];
-    return !(IN6_IS_ADDR_LOOPBACK(a) || IN6_IS_ADDR_UNSPECIFIED(a) || IN6_IS_ADDR_LINKLOCAL(a) ||
-             IN6_IS_ADDR_SITELOCAL(a) || IN6_IS_ADDR_MULTICAST(a) || (b0 & 0xfe) == 0xfc /* ULA */);
-}
-
-/* Host and port of url (http/https only), via libcurl's own parser so that what we
- * check is what curl connects to. */
-static int url_host_port(const char *url, char *host, size_t host_len, char *port, size_t port_len) {
-    CURLU *u = curl_url();
-    char *scheme = NULL, *h = NULL, *p = NULL;
-    int rc = -1;
-    if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
-        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
-        (!strcmp(scheme, "http") || !strcmp(scheme, "https")) &&
-        curl_url_get(u, CURLUPART_HOST, &h, 0) == CURLUE_OK &&
-        curl_url_get(u, CURLUPART_PORT, &p, CURLU_DEFAULT_PORT) == CURLUE_OK) {
-        /* IPv6 literals come bracketed; getaddrinfo and CURLOPT_RESOLVE want them bare. */
-        size_t hl = strlen(h);
-        const char *hs = h;
-        if (hl >= 2 && h[0] == '[') hs = h + 1, hl -= 2;
-        if (hl < host_len && strlen(p) < port_len) {
-            memcpy(host, hs, hl);
-            host[hl] = 0;
-            snprintf(port, port_len, "%s", p);
-            rc = 0;
-        }
-    }
-    curl_free(scheme);
-    curl_free(h);
-    curl_free(p);
-    curl_url_cleanup(u);
-    return rc;
-}
-
-/* Resolves host and returns the first address if every address is allowed. */
-static int resolve_checked(const char *host, const char *port, bool allow_private, char *addr, size_t addr_len,
-                           char *err, size_t err_len) {
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
-    if (getaddrinfo(host, port, &hints, &res) || !res) {
-        snprintf(err, err_len, "cannot resolve %s", host);
-        return -1;
-    }
-    int rc = 0;
-    for (struct addrinfo *r = res; r; r = r->ai_next)
-        if (!notifier_address_allowed(r->ai_addr, allow_private)) rc = -1;
-    const void *a = res->ai_family == AF_INET ? (const void *)&((struct sockaddr_in *)res->ai_addr)->sin_addr
-                                              : (const void *)&((struct sockaddr_in6 *)res->ai_addr)->sin6_addr;
-    char text[INET6_ADDRSTRLEN] = "";
-    inet_ntop(res->ai_family, a, text, sizeof text);
-    if (rc) snprintf(err, err_len, "refused: %s resolves to a private or local address (%s)", host, text);
-    else snprintf(addr, addr_len, res->ai_family == AF_INET6 ? "[%s]" : "%s", text);
-    freeaddrinfo(res);
-    return rc;
-}
-
 static size_t discard(char *ptr, size_t size, size_t nmemb, void *user) {
     (void)ptr, (void)user;
     return size * nmemb;
 }
 
-int notifier_post(const char *url, const char *session_id, bool allow_private, char *err, size_t err_len) {
-    char host[256], port[16], addr[INET6_ADDRSTRLEN + 2], pin[600];
-    if (url_host_port(url, host, sizeof host, port, sizeof port)) {
-        snprintf(err, err_len, "not an http(s) URL");
-        return -1;
-    }
-    if (resolve_checked(host, port, allow_private, addr, sizeof addr, err, err_len)) return -1;
-    snprintf(pin, sizeof pin, "%s:%s:%s", host, port, addr);
+int notifier_post(const char *url, const char *session_id, const callback_policy *policy, char *err, size_t err_len) {
+    char pin[600];
+    if (callback_policy_check_url(policy, url, pin, sizeof pin, err, err_len)) return -1;
     json_t *body = json_pack("{s:s}", "sessionId", session_id);
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
@@ -196,14 +119,20 @@ static bool run_entry(liveness_notifier *n, pending *p) {
         return false;
     }
     char err[256] = "";
-    if (notifier_post(p->url, p->session_id, n->allow_private, err, sizeof err) == 0) {
+    if (notifier_post(p->url, p->session_id, n->policy, err, sizeof err) == 0) {
+        atomic_fetch_add(&n->delivered, 1);
         log_event("info", "liveness callback delivered for session %s", p->session_id);
         return false;
     }
     p->attempts++;
-    bool refused = !strncmp(err, "refused", 7) || !strcmp(err, "not an http(s) URL");
+    atomic_fetch_add(&n->failed_attempts, 1);
+    bool refused = !strncmp(err, "refused", 7) || !strncmp(err, "not an http", 11);
     log_event("error", "liveness callback for session %s, attempt %d: %s", p->session_id, p->attempts, err);
-    if (refused || p->attempts >= NOTIFIER_MAX_ATTEMPTS) return false;
+    if (refused || p->attempts >= NOTIFIER_MAX_ATTEMPTS) {
+        atomic_fetch_add(&n->abandoned, 1);
+        log_event("error", "liveness callback for session %s abandoned after %d attempt(s)", p->session_id, p->attempts);
+        return false;
+    }
     p->due_ms = time_now_ms() + ((int64_t)NOTIFIER_BACKOFF_MS << (p->attempts - 1));
     return true;
 }
@@ -235,10 +164,10 @@ static void *notifier_main(void *arg) {
     return NULL;
 }
 
-liveness_notifier *liveness_notifier_create(bool allow_private, notifier_timeout_fn on_timeout, void *ctx) {
+liveness_notifier *liveness_notifier_create(const callback_policy *policy, notifier_timeout_fn on_timeout, void *ctx) {
     liveness_notifier *n = calloc(1, sizeof(*n));
     if (!n) return NULL;
-    n->allow_private = allow_private;
+    n->policy = policy;
     n->on_timeout = on_timeout;
     n->ctx = ctx;
     pthread_mutex_init(&n->lock, NULL);
@@ -262,4 +191,10 @@ void liveness_notifier_free(liveness_notifier *n) {
     pthread_mutex_destroy(&n->lock);
     pthread_cond_destroy(&n->changed);
     free(n);
+}
+
+void liveness_notifier_stats(liveness_notifier *n, notifier_stats *out) {
+    out->delivered = atomic_load(&n->delivered);
+    out->failed_attempts = atomic_load(&n->failed_attempts);
+    out->abandoned = atomic_load(&n->abandoned);
 }

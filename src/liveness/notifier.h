@@ -4,16 +4,16 @@
  * the server context, with a bounded table of pending entries; when it is full the
  * entry is dropped and logged (a TIMEOUT is still applied lazily on read).
  *
- * SSRF: the callback host is resolved here and every address checked; loopback,
- * private, link-local, CGNAT, multicast and unspecified addresses are refused unless
- * the operator set callback_allow_private. The connection is pinned to the checked
- * address (no second DNS lookup to rebind), redirects are not followed, and only
- * http/https are used. */
+ * SSRF: every delivery checks the URL against the callback policy
+ * (callback_policy.h) and pins the connection to the checked address; redirects
+ * are not followed, and only http/https are used. */
 #ifndef LIVENESS_NOTIFIER_H
 #define LIVENESS_NOTIFIER_H
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
+
+#include "liveness/callback_policy.h"
 
 #define NOTIFIER_MAX_PENDING 1024
 #define NOTIFIER_MAX_ATTEMPTS 4       /* first try + 3 retries */
@@ -26,7 +26,8 @@ typedef struct liveness_notifier liveness_notifier;
  * true when it moved the capture to TIMEOUT (then the callback, if any, is sent). */
 typedef bool (*notifier_timeout_fn)(void *ctx, const char *tenant, const char *session_id);
 
-liveness_notifier *liveness_notifier_create(bool allow_private, notifier_timeout_fn on_timeout, void *ctx);
+/* Borrows policy, which must outlive the notifier. */
+liveness_notifier *liveness_notifier_create(const callback_policy *policy, notifier_timeout_fn on_timeout, void *ctx);
 /* Stops the thread; pending deliveries are abandoned. */
 void liveness_notifier_free(liveness_notifier *n);
 
@@ -36,11 +37,14 @@ int liveness_notifier_callback(liveness_notifier *n, const char *url, const char
 int liveness_notifier_watch(liveness_notifier *n, const char *tenant, const char *session_id, const char *url,
                             int64_t deadline_ms);
 
-/* True when a callback may go to this address (public unicast), or always when
- * allow_private. Exposed for the unit tests. */
-bool notifier_address_allowed(const struct sockaddr *sa, bool allow_private);
-
 /* One delivery attempt: 0 on a 2xx answer, -1 otherwise (why in err). */
-int notifier_post(const char *url, const char *session_id, bool allow_private, char *err, size_t err_len);
+int notifier_post(const char *url, const char *session_id, const callback_policy *policy, char *err, size_t err_len);
+
+/* Counters since start (metrics): delivered callbacks, failed attempts, callbacks
+ * given up (refused by the policy or out of attempts). */
+typedef struct {
+    long long delivered, failed_attempts, abandoned;
+} notifier_stats;
+void liveness_notifier_stats(liveness_notifier *n, notifier_stats *out);
 
 #endif

@@ -194,17 +194,27 @@ static void test_envelope_bad_data_dir(void **state) {
 
 /* ---- SSRF filter ---- */
 
-static bool allowed4(const char *ip, bool allow_private) {
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    inet_pton(AF_INET, ip, &a.sin_addr);
-    return notifier_address_allowed((struct sockaddr *)&a, allow_private);
+static bool allowed_by(const char *allow, bool allow_private, const char *host, const char *ip) {
+    char err[160];
+    callback_policy *p = callback_policy_create(allow_private, allow, err, sizeof err);
+    assert_non_null(p);
+    struct sockaddr_storage ss = {0};
+    if (strchr(ip, ':')) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        a->sin6_family = AF_INET6;
+        assert_int_equal(inet_pton(AF_INET6, ip, &a->sin6_addr), 1);
+    } else {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        a->sin_family = AF_INET;
+        assert_int_equal(inet_pton(AF_INET, ip, &a->sin_addr), 1);
+    }
+    bool ok = callback_policy_allows(p, host, (struct sockaddr *)&ss);
+    callback_policy_free(p);
+    return ok;
 }
 
-static bool allowed6(const char *ip) {
-    struct sockaddr_in6 a = {.sin6_family = AF_INET6};
-    inet_pton(AF_INET6, ip, &a.sin6_addr);
-    return notifier_address_allowed((struct sockaddr *)&a, false);
-}
+static bool allowed4(const char *ip, bool allow_private) { return allowed_by("", allow_private, NULL, ip); }
+static bool allowed6(const char *ip) { return allowed_by("", false, NULL, ip); }
 
 static void test_ssrf_filter(void **state) {
     (void)state;
@@ -220,10 +230,41 @@ static void test_ssrf_filter(void **state) {
     assert_false(allowed6("::ffff:127.0.0.1"));
     assert_false(allowed6("::"));
     assert_true(allowed6("2001:4860:4860::8888"));
-    char err[128];
-    assert_int_equal(notifier_post("ftp://example.com/x", "s", false, err, sizeof err), -1);
-    assert_int_equal(notifier_post("http://127.0.0.1:9/x", "s", false, err, sizeof err), -1);
+    char err[160], pin[600];
+    callback_policy *none = callback_policy_create(false, "", err, sizeof err);
+    assert_int_equal(callback_policy_check_url(none, "ftp://example.com/x", pin, sizeof pin, err, sizeof err), -1);
+    assert_int_equal(notifier_post("http://127.0.0.1:9/x", "s", none, err, sizeof err), -1);
     assert_non_null(strstr(err, "refused"));
+    callback_policy_free(none);
+}
+
+/* callback_allow: CIDRs of either family and host names open the guard for just
+ * those destinations; anything unparsable is a start-up error naming the entry. */
+static void test_callback_allow_list(void **state) {
+    (void)state;
+    const char *allow = "10.1.0.0/16, 127.0.0.1,::1/128,hooks.internal";
+    assert_true(allowed_by(allow, false, NULL, "10.1.200.3"));
+    assert_false(allowed_by(allow, false, NULL, "10.2.0.1"));
+    assert_true(allowed_by(allow, false, NULL, "127.0.0.1"));
+    assert_false(allowed_by(allow, false, NULL, "127.0.0.2"));
+    assert_true(allowed_by(allow, false, NULL, "::1"));
+    assert_true(allowed_by(allow, false, "HOOKS.internal", "192.168.3.4"));
+    assert_false(allowed_by(allow, false, "other.internal", "192.168.3.4"));
+    assert_true(allowed_by("0.0.0.0/0", false, NULL, "192.168.3.4"));
+    char err[160] = "";
+    const char *bad[] = {"10.0.0.0/33", "::1/129", "1.2.3.4/", "bad host!", "1.2.3.4/x", NULL};
+    for (int i = 0; bad[i]; i++) {
+        assert_null(callback_policy_create(false, bad[i], err, sizeof err));
+        assert_non_null(strstr(err, "callback_allow"));
+    }
+    char pin[600];
+    callback_policy *p = callback_policy_create(false, "127.0.0.1", err, sizeof err);
+    assert_int_equal(callback_policy_check_url(p, "http://127.0.0.1:9/cb", pin, sizeof pin, err, sizeof err), 0);
+    assert_string_equal(pin, "127.0.0.1:9:127.0.0.1");
+    assert_int_equal(callback_policy_check_url(p, "http://[::1]:9/cb", pin, sizeof pin, err, sizeof err), -1);
+    assert_int_equal(callback_policy_check_url(p, "http://no-such-host.invalid/cb", pin, sizeof pin, err, sizeof err), -1);
+    assert_non_null(strstr(err, "does not resolve"));
+    callback_policy_free(p);
 }
 
 /* ---- verdicts on synthetic measurements ---- */
@@ -322,6 +363,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_envelope_malformed, env_setup, env_teardown),
         cmocka_unit_test(test_envelope_bad_data_dir),
         cmocka_unit_test(test_ssrf_filter),
+        cmocka_unit_test(test_callback_allow_list),
         cmocka_unit_test(test_decide_passive),
         cmocka_unit_test(test_decide_video),
         cmocka_unit_test(test_decide_active),

@@ -1,0 +1,192 @@
+/* Capture jobs: the queued reference to an uploaded capture, its frames, and the
+ * evaluation on whichever instance's worker pops it; see liveness_jobs.h. */
+#include "api/liveness_jobs.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/common.h"
+#include "api/liveness_state.h"
+#include "core/log.h"
+#include "liveness/notifier.h"
+
+#define MAX_FRAME_BYTES ((size_t)4 << 20)
+
+void liveness_job_free(capture_job *job) {
+    for (int i = 0; i < job->frame_count; i++) free(job->frame_data[i]);
+    free(job);
+}
+
+/* Frames: [{"timestamp": ms, "image": base64 JPEG/PNG/WebP}], in strictly
+ * increasing time; limits on count, size and duration. False with err (the 400
+ * message) when they do not hold. */
+bool liveness_parse_frames(json_t *capture, capture_job *job, char *err, size_t err_len) {
+    json_t *frames = json_object_get(capture, "frames");
+    size_t n = json_array_size(frames);
+    int need = job->request.type == LIVENESS_PASSIVE ? 1 : 3;
+    if (!json_is_array(frames) || n < (size_t)need || n > LIVENESS_MAX_FRAMES) {
+        snprintf(err, err_len, "the capture must hold %d to %d frames for %s", need, LIVENESS_MAX_FRAMES,
+                 liveness_type_name(job->request.type));
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_t *f = json_array_get(frames, i), *ts = json_object_get(f, "timestamp");
+        const char *img = api_json_string(f, "image");
+        if (!json_is_object(f) || json_object_size(f) != 2 || !json_is_number(ts) || !img) {
+            snprintf(err, err_len, "frame %zu must be {\"timestamp\": milliseconds, \"image\": base64}", i);
+            return false;
+        }
+        double t = json_number_value(ts);
+        if (t < 0 || t > 9e15 || (i > 0 && t <= (double)job->frames[i - 1].timestamp_ms)) {
+            snprintf(err, err_len, "frame %zu: timestamps must be non-negative and strictly increasing", i);
+            return false;
+        }
+        size_t len = 0;
+        uint8_t *data = strlen(img) <= MAX_FRAME_BYTES / 3 * 4 + 4 ? base64_decode(img, strlen(img), &len) : NULL;
+        if (!data || len == 0) {
+            free(data);
+            snprintf(err, err_len, "frame %zu: the image must be base64 of at most %zu bytes", i, MAX_FRAME_BYTES);
+            return false;
+        }
+        job->frame_data[i] = data;
+        job->frames[i] = (liveness_frame){.timestamp_ms = (int64_t)t, .data = data, .len = len};
+        job->frame_count = (int)i + 1;
+    }
+    return true;
+}
+
+/* The evaluation request (type, level, seed...) from the liveness item. */
+capture_job *liveness_job_new(app *a, const char *tenant, const char *sid, json_t *item) {
+    capture_job *job = calloc(1, sizeof(*job));
+    if (!job) return NULL;
+    job->app = a;
+    snprintf(job->tenant, sizeof job->tenant, "%s", tenant);
+    snprintf(job->sid, sizeof job->sid, "%s", sid);
+    const char *nonce = api_json_string(item, "serverRandom"), *type = api_json_string(item, "type");
+    const char *level = api_json_string(item, "securityLevel");
+    snprintf(job->nonce, sizeof job->nonce, "%s", nonce ? nonce : "");
+    for (int t = LIVENESS_PASSIVE; t <= LIVENESS_ACTIVE; t++)
+        if (type && !strcmp(type, liveness_type_name(t))) job->request.type = t;
+    for (int l = LEVEL_LOW; l <= LEVEL_HIGH; l++)
+        if (level && !strcmp(level, liveness_level_name(l))) job->request.level = l;
+    job->request.seed = (uint32_t)json_integer_value(json_object_get(item, "seed"));
+    job->request.nb_challenge = (int)json_integer_value(json_object_get(item, "nbChallenge"));
+    job->request.max_pixels = a->config.max_image_pixels;
+    return job;
+}
+
+/* Stores the frames as the session item "capture" (it expires and is deleted with
+ * the session) and queues only a reference to it: the queue entry stays small, and
+ * biometric data never outlives its session in a queue nobody drains. */
+int liveness_queue_capture(app *a, const capture_job *job, json_t *capture) {
+    json_t *frames = json_pack("{s:O}", "frames", json_object_get(capture, "frames"));
+    char *text = frames ? json_dumps(frames, JSON_COMPACT) : NULL;
+    json_decref(frames);
+    if (!text) return STORE_NOMEM;
+    store_value v = {(uint8_t *)text, strlen(text)};
+    int rc = a->store->ops->item_put(a->store, job->tenant, job->sid, LIVENESS_CAPTURE_KIND, LIVENESS_ITEM, &v);
+    free(text);
+    if (rc) return rc;
+    json_t *ref = json_pack("{s:s, s:s, s:s}", "tenant", job->tenant, "session", job->sid, "nonce", job->nonce);
+    text = ref ? json_dumps(ref, JSON_COMPACT) : NULL;
+    json_decref(ref);
+    if (!text) return STORE_NOMEM;
+    v = (store_value){(uint8_t *)text, strlen(text)};
+    rc = a->store->ops->job_push(a->store, LIVENESS_QUEUE, &v);
+    free(text);
+    return rc;
+}
+
+/* ---- evaluation (worker thread, on whichever instance popped the job) ------------------ */
+
+static json_t *landmarks_json(const liveness_outcome *o) {
+    return json_pack("{s:{s:f, s:f, s:f, s:f}, s:{s:i, s:i, s:i, s:i}}", "eyes", "x1", o->eyes[0], "y1", o->eyes[1],
+                     "x2", o->eyes[2], "y2", o->eyes[3], "box", "x", (int)o->box[0], "y", (int)o->box[1], "width",
+                     (int)o->box[2], "height", (int)o->box[3]);
+}
+
+/* Saves the verdict; true when this call's compare-and-set IN_PROGRESS -> verdict
+ * won, i.e. when this instance is the one to send the callback. */
+static bool store_result(capture_job *job, const liveness_outcome *o) {
+    app *a = job->app;
+    int rc;
+    json_t *item = liveness_item_load(a->store, job->tenant, job->sid, &rc);
+    if (!item) {
+        log_event("error", "replay liveness of session %s: result lost (store error %d)", job->sid, rc);
+        return false;
+    }
+    const char *status = liveness_verdict_name(o->verdict);
+    json_object_set_new(item, "status", json_string(status));
+    json_object_set_new(item, "reason", json_string(o->reason));
+    json_object_set_new(item, "livenessScore", json_real(o->live_score));
+    if (o->best_frame >= 0) {
+        const liveness_frame *f = &job->frames[o->best_frame];
+        char *b64 = base64_encode(f->data, f->len);
+        if (b64) json_object_set_new(item, "bestImage", json_string(b64));
+        free(b64);
+        json_object_set_new(item, "landmarks", landmarks_json(o));
+    }
+    rc = liveness_item_save(a->store, job->tenant, job->sid, item);
+    json_decref(item);
+    /* Only now may DeleteBioSession go ahead. */
+    int rc2 = liveness_session_transition(a->store, job->tenant, job->sid, "IN_PROGRESS", NULL, status, NULL);
+    if (rc || rc2) log_event("error", "replay liveness of session %s: cannot store the result (%d/%d)", job->sid, rc, rc2);
+    return rc2 == STORE_OK;
+}
+
+/* Rebuilds the job from the store. NULL when the job is stale (the session is gone,
+ * or no longer waits for this capture): nothing to do. A capture that cannot be
+ * read still gives a job, with load_error, so the session gets an ERROR verdict
+ * instead of staying IN_PROGRESS. */
+static capture_job *job_load(app *a, const char *tenant, const char *sid, const char *nonce) {
+    int rc;
+    json_t *item = liveness_item_load(a->store, tenant, sid, &rc);
+    const char *status = item ? api_json_string(item, "status") : NULL, *cur = item ? api_json_string(item, "serverRandom") : NULL;
+    capture_job *job = status && !strcmp(status, "IN_PROGRESS") && cur && !strcmp(cur, nonce)
+                           ? liveness_job_new(a, tenant, sid, item) : NULL;
+    json_decref(item);
+    if (!job) {
+        log_event("info", "replay liveness of session %s: queued capture is stale (store %d), skipped", sid, rc);
+        return NULL;
+    }
+    store_value v = {0};
+    rc = a->store->ops->item_get(a->store, tenant, sid, LIVENESS_CAPTURE_KIND, LIVENESS_ITEM, &v);
+    json_t *capture = rc ? NULL : json_loadb((const char *)v.data, v.len, 0, NULL);
+    store_value_free(&v);
+    if (!capture) snprintf(job->load_error, sizeof job->load_error, "the uploaded capture could not be read back (store %d)", rc);
+    else liveness_parse_frames(capture, job, job->load_error, sizeof job->load_error); /* frees with the job */
+    json_decref(capture);
+    return job;
+}
+
+static void evaluate_job(void *worker_ctx, capture_job *job) {
+    app *a = job->app;
+    liveness_outcome o = {.verdict = VERDICT_ERROR, .best_frame = -1};
+    if (job->load_error[0])
+        snprintf(o.reason, sizeof o.reason, "%s", job->load_error);
+    else if (!worker_ctx || !a->liveness)
+        snprintf(o.reason, sizeof o.reason, "the face or liveness models are not loaded on this server");
+    else
+        liveness_evaluate(a->liveness, worker_ctx, &job->request, job->frames, job->frame_count, &o);
+    log_event("info", "replay liveness of session %s: %s (%s)", job->sid, liveness_verdict_name(o.verdict), o.reason);
+    /* The frames are biometric data: gone as soon as they are evaluated. */
+    a->store->ops->item_delete(a->store, job->tenant, job->sid, LIVENESS_CAPTURE_KIND, LIVENESS_ITEM);
+    if (!store_result(job, &o) || !a->notifier) return;
+    char *cb = liveness_session_callback(a->store, job->tenant, job->sid);
+    if (cb) liveness_notifier_callback(a->notifier, cb, job->sid);
+    free(cb);
+}
+
+void liveness_run_job(void *ctx, void *worker_ctx, const store_value *payload) {
+    app *a = ctx;
+    json_t *ref = json_loadb((const char *)payload->data, payload->len, 0, NULL);
+    const char *tenant = api_json_string(ref, "tenant"), *sid = api_json_string(ref, "session");
+    const char *nonce = api_json_string(ref, "nonce");
+    capture_job *job = tenant && sid && nonce ? job_load(a, tenant, sid, nonce) : NULL;
+    if (job) {
+        evaluate_job(worker_ctx, job);
+        liveness_job_free(job);
+    }
+    json_decref(ref);
+}

@@ -1,0 +1,42 @@
+/* Capture jobs: the upload stores the decrypted capture as a session item and
+ * queues a small reference {tenant, session, nonce}; the dispatcher of whichever
+ * instance has an idle worker pops it and runs liveness_run_job, which evaluates
+ * the frames, stores the verdict and sends the callback when its compare-and-set
+ * won. */
+#ifndef API_LIVENESS_JOBS_H
+#define API_LIVENESS_JOBS_H
+#include <jansson.h>
+
+#include "api/app.h"
+#include "liveness/evaluate.h"
+#include "store/store.h"
+
+/* A decoded capture: built once at upload to validate it, and again by the
+ * evaluating worker (possibly on another instance) from the stored capture. */
+typedef struct {
+    app *app;
+    char tenant[64], sid[129], nonce[64];
+    char load_error[160]; /* set when the stored capture cannot be used: ERROR verdict */
+    liveness_request request;
+    liveness_frame frames[LIVENESS_MAX_FRAMES];
+    uint8_t *frame_data[LIVENESS_MAX_FRAMES];
+    int frame_count;
+} capture_job;
+
+/* The evaluation request (type, level, seed...) from the liveness item (borrowed);
+ * NULL when out of memory. */
+capture_job *liveness_job_new(app *a, const char *tenant, const char *sid, json_t *item);
+void liveness_job_free(capture_job *job);
+
+/* Frames: [{"timestamp": ms, "image": base64 JPEG/PNG/WebP}], in strictly
+ * increasing time; limits on count, size and duration. False with err (the 400
+ * message) when they do not hold. */
+bool liveness_parse_frames(json_t *capture, capture_job *job, char *err, size_t err_len);
+
+/* Stores the frames (item LIVENESS_CAPTURE_KIND) and queues the reference. */
+int liveness_queue_capture(app *a, const capture_job *job, json_t *capture);
+
+/* The dispatcher's hook (ctx = app): evaluate one queued capture on a worker. */
+void liveness_run_job(void *ctx, void *worker_ctx, const store_value *payload);
+
+#endif
