@@ -48,7 +48,7 @@ static int unpack(const store_value *v, json_t **meta, face_template *tpl) {
     return 0;
 }
 
-bool face_store_put(http_request *req, const char *sid, const char *fid, json_t *face, const char *mode,
+int face_record_put(app *a, const char *tenant, const char *sid, const char *fid, json_t *face, const char *mode,
                     const float *embedding, int dim) {
     json_t *meta = json_copy(face);
     json_object_del(meta, "template");
@@ -59,8 +59,14 @@ bool face_store_put(http_request *req, const char *sid, const char *fid, json_t 
     uint8_t *rec = text ? pack(text, mode, embedding, dim, &len) : NULL;
     free(text);
     store_value v = {rec, len};
-    int rc = rec ? req->app->store->ops->item_put(req->app->store, req->key->tenant, sid, KIND_FACE, fid, &v) : STORE_NOMEM;
+    int rc = rec ? a->store->ops->item_put(a->store, tenant, sid, KIND_FACE, fid, &v) : STORE_NOMEM;
     free(rec);
+    return rc;
+}
+
+bool face_store_put(http_request *req, const char *sid, const char *fid, json_t *face, const char *mode,
+                    const float *embedding, int dim) {
+    int rc = face_record_put(req->app, req->key->tenant, sid, fid, face, mode, embedding, dim);
     if (rc) api_reply_store_error(req, rc, "bio-session");
     return rc == 0;
 }

@@ -18,7 +18,11 @@ typedef struct {
     face_template tpl;
 } face_record;
 
-/* Stores face (its "template" member is dropped) with the embedding. */
+/* Stores face (borrowed; its "template" member is dropped) with the embedding.
+ * face_record_put returns STORE_OK or a store error and replies nothing (for
+ * workers without a request); face_store_put replies on failure. */
+int face_record_put(struct app *a, const char *tenant, const char *sid, const char *fid, json_t *face,
+                    const char *mode, const float *embedding, int dim);
 bool face_store_put(http_request *req, const char *sid, const char *fid, json_t *face, const char *mode,
                     const float *embedding, int dim);
 /* The face JSON as clients see it, template included; NULL after replying. */

@@ -35,7 +35,21 @@ void handle_get_liveness_params(http_request *req);
 void handle_liveness_capture(http_request *req);
 void handle_replay_metadata(http_request *req);
 void handle_web_capture(http_request *req);
+void handle_init_liveness_session(http_request *req);
+void handle_video_capabilities(http_request *req);
+void handle_liveness_challenge_result(http_request *req);
 
+/* Shared by sessions.c, liveness.c and webcapture.c (each NULL/false after replying). */
+/* Validates the session object `in` (borrowed), stores a new session with the
+ * members of `extra` (borrowed, may be NULL) added, and returns its record. */
+json_t *api_session_create(http_request *req, json_t *in, json_t *extra);
+/* The public form of a stored session record (a new object). */
+json_t *api_session_public(json_t *record);
+/* 503 unless replay liveness is available. */
+bool liveness_ready(http_request *req);
+/* Parses liveness parameters `in` (borrowed: type, securityLevel, nbChallenge, ...),
+ * opens a capture window for the session and returns the public parameters. */
+json_t *liveness_start(http_request *req, const char *sid, json_t *in);
 /* 400 (and false) when a callbackURL would be refused at delivery. */
 bool api_check_callback_url(http_request *req, const char *url);
 

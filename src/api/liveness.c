@@ -20,9 +20,10 @@
 
 #define SERVER_RANDOM_BYTES 32
 #define DEFAULT_CHALLENGES 2
+#define SECONDS_PER_CHALLENGE 3 /* one head turn, announced and performed */
 #define MAX_INFO_BYTES 4096   /* deviceInfo / sdkInfo, serialised */
 
-static bool liveness_ready(http_request *req) {
+bool liveness_ready(http_request *req) {
     app *a = req->app;
     if (!a->envelope || !a->notifier) {
         http_reply_error(req, 503, "replay liveness is not available on this server: %s", a->liveness_error);
@@ -72,13 +73,21 @@ static bool parse_level(http_request *req, const char *l, liveness_level *out) {
     return false;
 }
 
+/* The reference only asks for one or more; the bound is what a user can perform
+ * in the capture window (and the derivation's table size). */
 static bool parse_challenges(http_request *req, json_t *in, liveness_type type, int *out) {
     json_t *v = json_object_get(in, "nbChallenge");
     *out = type == LIVENESS_ACTIVE ? DEFAULT_CHALLENGES : 0;
     if (!v || json_is_null(v)) return true;
     double n = json_number_value(v);
-    if (n < 1 || n > CHALLENGE_MAX) {
-        http_reply_error(req, 400, "nbChallenge must be between 1 and %d", CHALLENGE_MAX);
+    int window = req->app->config.liveness_timeout_seconds, fits = window / SECONDS_PER_CHALLENGE;
+    int max = fits < CHALLENGE_MAX ? fits : CHALLENGE_MAX;
+    if (n < 1 || n > max) {
+        if (n > fits)
+            http_reply_error(req, 400, "nbChallenge must be between 1 and %d: %g challenges do not fit in the %d-second "
+                             "capture window (liveness_timeout; about %d seconds each)", max, n, window, SECONDS_PER_CHALLENGE);
+        else
+            http_reply_error(req, 400, "nbChallenge must be between 1 and %d", max);
         return false;
     }
     if (type == LIVENESS_ACTIVE) *out = (int)n; /* "only used with LIVENESS_ACTIVE" */
@@ -114,54 +123,56 @@ static json_t *new_params_item(const char *id, liveness_type type, liveness_leve
     return item;
 }
 
-void handle_init_liveness(http_request *req) {
-    if (!liveness_ready(req)) return;
-    json_t *in = api_parse_json_object(req, true);
-    if (!in || !api_check_fields(req, in, params_fields, "the liveness parameters")) {
-        json_decref(in);
-        return;
-    }
+json_t *liveness_start(http_request *req, const char *sid, json_t *in) {
+    if (!api_check_fields(req, in, params_fields, "the liveness parameters")) return NULL;
     liveness_type type;
     liveness_level level;
     int challenges;
-    bool ok = parse_type(req, api_json_string(in, "type"), &type) &&
-              parse_level(req, api_json_string(in, "securityLevel"), &level) &&
-              parse_challenges(req, in, type, &challenges);
-    json_t *rd = json_object_get(in, "imageRetrievalDisabled");
-    bool retrieval_disabled = !json_is_false(rd); /* the spec's default: true */
+    if (!parse_type(req, api_json_string(in, "type"), &type) || !parse_level(req, api_json_string(in, "securityLevel"), &level) ||
+        !parse_challenges(req, in, type, &challenges))
+        return NULL;
+    bool retrieval_disabled = !json_is_false(json_object_get(in, "imageRetrievalDisabled")); /* the spec's default: true */
     char id[UUID_STR_LEN + 128];
     const char *given = api_json_string(in, "id");
     if (given) snprintf(id, sizeof id, "%s", given);
     else uuid_generate(id);
-    json_decref(in);
-    if (!ok) return;
     app *a = req->app;
-    const char *tenant = req->key->tenant, *sid = req->params[0];
+    const char *tenant = req->key->tenant;
     liveness_snapshot s;
     int rc = liveness_snapshot_load(a->store, tenant, sid, &s);
-    if (rc) { api_reply_store_error(req, rc, "bio-session"); return; }
+    if (rc) {
+        api_reply_store_error(req, rc, "bio-session");
+        return NULL;
+    }
     const char *callback = api_json_string(s.json, "callbackURL");
     char *callback_copy = callback ? strdup(callback) : NULL;
     liveness_snapshot_free(&s);
     int64_t deadline = time_now_ms() + (int64_t)a->config.liveness_timeout_seconds * 1000;
-    json_t *item = new_params_item(id, type, level, challenges, retrieval_disabled, deadline);
-    if (!item) {
-        free(callback_copy);
-        { http_reply_error(req, 500, "internal error: no randomness for the liveness parameters"); return; }
-    }
-    const char *nonce = api_json_string(item, "serverRandom");
-    rc = liveness_session_transition(a->store, tenant, sid, NULL, NULL, "INITIALIZED", nonce);
+    json_t *item = new_params_item(id, type, level, challenges, retrieval_disabled, deadline), *out = NULL;
+    rc = item ? liveness_session_transition(a->store, tenant, sid, NULL, NULL, "INITIALIZED", api_json_string(item, "serverRandom"))
+              : STORE_NOMEM;
     if (rc == STORE_OK) rc = liveness_item_save(a->store, tenant, sid, item);
-    if (rc == STORE_CONFLICT) {
+    if (!item) {
+        http_reply_error(req, 500, "internal error: no randomness for the liveness parameters");
+    } else if (rc == STORE_CONFLICT) {
         http_reply_error(req, 409, "a replay liveness is in progress for this bio-session; wait for its result");
     } else if (rc) {
         api_reply_store_error(req, rc, "bio-session");
     } else {
         liveness_watch_deadline(a, tenant, sid, callback_copy, deadline);
-        api_reply_signed(req, 200, params_public(a, item), false, false);
+        out = params_public(a, item);
     }
     free(callback_copy);
     json_decref(item);
+    return out;
+}
+
+void handle_init_liveness(http_request *req) {
+    if (!liveness_ready(req)) return;
+    json_t *in = api_parse_json_object(req, true);
+    json_t *out = in ? liveness_start(req, req->params[0], in) : NULL;
+    json_decref(in);
+    if (out) api_reply_signed(req, 200, out, false, false);
 }
 
 void handle_get_liveness_params(http_request *req) {

@@ -2,11 +2,14 @@
  * evaluation on whichever instance's worker pops it; see liveness_jobs.h. */
 #include "api/liveness_jobs.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api/common.h"
+#include "api/face_input.h"
+#include "api/face_store.h"
 #include "api/liveness_state.h"
 #include "core/log.h"
 #include "liveness/notifier.h"
@@ -106,9 +109,51 @@ static json_t *landmarks_json(const liveness_outcome *o) {
                      (int)o->box[2], "height", (int)o->box[3]);
 }
 
+/* The best frame as a face of the session (WebCapture's bestImageId): its face,
+ * image and matches are then readable like any other face. */
+typedef struct {
+    char face_id[UUID_STR_LEN]; /* empty when no face was stored */
+    bool has_age;
+    double age;
+} best_face;
+
+static void store_best_face(capture_job *job, void *worker_ctx, const liveness_outcome *o, best_face *best) {
+    app *a = job->app;
+    const liveness_frame *f = &job->frames[o->best_frame];
+    face_result *r = calloc(1, sizeof(*r));
+    face_options opt = {.want_embedding = true, .want_age = true, .max_pixels = a->config.max_image_pixels};
+    char err[160];
+    store_value session = {0};
+    int64_t expires_ms = 0;
+    bool ok = r && face_analyze(worker_ctx, f->data, f->len, &opt, r, err, sizeof err) == FACE_OK && r->faces_found > 0 &&
+              a->store->ops->session_get(a->store, job->tenant, job->sid, &session, &expires_ms) == STORE_OK;
+    json_t *record = ok ? json_loadb((const char *)session.data, session.len, 0, NULL) : NULL;
+    bool keep_image = json_is_true(json_object_get(record, "imageStorageEnabled"));
+    json_decref(record);
+    store_value_free(&session);
+    char *tpl = ok ? template_encode(a->template_key, a->config.default_mode, r->embedding, r->embedding_dim) : NULL;
+    if (tpl) {
+        char fid[UUID_STR_LEN];
+        uuid_generate(fid);
+        face_input in = {.image = f->data, .image_len = f->len, .image_type = "SELFIE", .friendly_name = "bestImage",
+                         .mode = a->config.default_mode};
+        json_t *face = api_face_json(&in, r, fid, in.mode, tpl, time_now_ms(), expires_ms);
+        store_value img = {(uint8_t *)f->data, f->len};
+        int rc = keep_image ? a->store->ops->item_put(a->store, job->tenant, job->sid, KIND_IMAGE, fid, &img) : STORE_OK;
+        if (rc == STORE_OK) rc = face_record_put(a, job->tenant, job->sid, fid, face, in.mode, r->embedding, r->embedding_dim);
+        if (rc == STORE_OK) memcpy(best->face_id, fid, sizeof fid);
+        else log_event("error", "replay liveness of session %s: best image not stored as a face (store %d)", job->sid, rc);
+        json_decref(face);
+        best->has_age = r->has_age;
+        best->age = round(r->age * 10) / 10;
+    }
+    free(tpl);
+    free(r);
+}
+
 /* Saves the verdict; true when this call's compare-and-set IN_PROGRESS -> verdict
  * won, i.e. when this instance is the one to send the callback. */
-static bool store_result(capture_job *job, const liveness_outcome *o) {
+static bool store_result(capture_job *job, const liveness_outcome *o, const best_face *best) {
     app *a = job->app;
     int rc;
     json_t *item = liveness_item_load(a->store, job->tenant, job->sid, &rc);
@@ -127,6 +172,8 @@ static bool store_result(capture_job *job, const liveness_outcome *o) {
         free(b64);
         json_object_set_new(item, "landmarks", landmarks_json(o));
     }
+    if (best->face_id[0]) json_object_set_new(item, "bestImageId", json_string(best->face_id));
+    if (best->has_age) json_object_set_new(item, "ageEstimated", json_real(best->age));
     rc = liveness_item_save(a->store, job->tenant, job->sid, item);
     json_decref(item);
     /* Only now may DeleteBioSession go ahead. */
@@ -170,9 +217,11 @@ static void evaluate_job(void *worker_ctx, capture_job *job) {
     else
         liveness_evaluate(a->liveness, worker_ctx, &job->request, job->frames, job->frame_count, &o);
     log_event("info", "replay liveness of session %s: %s (%s)", job->sid, liveness_verdict_name(o.verdict), o.reason);
+    best_face best = {0};
+    if (o.verdict == VERDICT_SUCCESS && o.best_frame >= 0) store_best_face(job, worker_ctx, &o, &best);
     /* The frames are biometric data: gone as soon as they are evaluated. */
     a->store->ops->item_delete(a->store, job->tenant, job->sid, LIVENESS_CAPTURE_KIND, LIVENESS_ITEM);
-    if (!store_result(job, &o) || !a->notifier) return;
+    if (!store_result(job, &o, &best) || !a->notifier) return;
     char *cb = liveness_session_callback(a->store, job->tenant, job->sid);
     if (cb) liveness_notifier_callback(a->notifier, cb, job->sid);
     free(cb);

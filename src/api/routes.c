@@ -2,6 +2,7 @@
  * Paths are relative to /bioserver-app; "{}" is one path parameter. */
 #include "api/handlers.h"
 #include "core/config.h"
+#include "http/router.h"
 
 const route api_routes[] = {
     {"GET", "/v2/capabilities", PERM_CAPABILITIES, "getCapabilities", handle_capabilities},
@@ -23,6 +24,15 @@ const route api_routes[] = {
     {"GET", "/v2/bio-sessions/{}/init-liveness-parameters", PERM_LIVENESS, "getLivenessParameters", handle_get_liveness_params},
     {"POST", "/v2/bio-sessions/{}/liveness-capture", PERM_LIVENESS, "uploadLivenessCapture", handle_liveness_capture},
     {"GET", "/v3/bio-sessions/{}/replay-liveness-metadata", PERM_LIVENESS, "getReplayStatus", handle_replay_metadata},
+    /* deprecated by the reference, answered as v3 */
+    {"GET", "/v2/bio-sessions/{}/replay-liveness-metadata", PERM_LIVENESS, "getReplayStatus", handle_replay_metadata},
+    /* The WebCapture server flow (api/webcapture.c); /video-server is video_server_path. */
+    {"POST", "/video-server/init-liveness-session", PERM_LIVENESS, "initLivenessSession", handle_init_liveness_session},
+    {"GET", "/video-server/v2/capabilities", PERM_CAPABILITIES, "getVideoCapabilities", handle_video_capabilities},
+    {"GET", "/v2/bio-sessions/{}/liveness-challenge-result", PERM_LIVENESS, "getLivenessChallengeResult",
+     handle_liveness_challenge_result},
+    {"GET", "/v2/bio-sessions/{}/liveness-challenge-result/{}/{}", PERM_LIVENESS, "getLivenessChallengeResult",
+     handle_liveness_challenge_result},
     {"GET", "/capture", 0, "webCapture", handle_web_capture},
     {"GET", "/capture/{}", 0, "webCapture", handle_web_capture},
     {"GET", "/v2/monitor", 0, "monitor", handle_monitor},

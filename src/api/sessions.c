@@ -24,7 +24,7 @@ bool api_check_callback_url(http_request *req, const char *url) {
 }
 
 /* Public form of a stored session; internal bookkeeping fields stay inside. */
-static json_t *session_public(json_t *record) {
+json_t *api_session_public(json_t *record) {
     static const char *const visible[] = {"id", "correlationId", "evidenceId", "imageStorageEnabled",
                                           "ttlSeconds", "callbackURL", "created", "expires", NULL};
     json_t *out = json_object();
@@ -35,30 +35,26 @@ static json_t *session_public(json_t *record) {
     return out;
 }
 
-void handle_create_session(http_request *req) {
-    json_t *in = api_parse_json_object(req, true);
-    if (!in || !api_check_fields(req, in, session_fields, "the bio-session")) {
-        json_decref(in);
-        return;
-    }
+/* ttlSeconds: absent = the configured default; else 1 .. session_ttl_max. */
+static bool parse_ttl(http_request *req, json_t *in, json_int_t *ttl) {
     const server_config *cfg = &req->app->config;
-    json_int_t ttl = cfg->session_ttl_default;
-    json_t *ttl_v = json_object_get(in, "ttlSeconds");
-    if (ttl_v && !json_is_null(ttl_v)) {
-        double requested = json_number_value(ttl_v); /* compare before converting: 1e30 fits no integer */
-        if (requested < 1 || requested > cfg->session_ttl_max) {
-            http_reply_error(req, 400, "ttlSeconds must be between 1 and %d (the configured maximum)",
-                             cfg->session_ttl_max);
-            json_decref(in);
-            return;
-        }
-        ttl = (json_int_t)requested;
+    *ttl = cfg->session_ttl_default;
+    json_t *v = json_object_get(in, "ttlSeconds");
+    if (!v || json_is_null(v)) return true;
+    double requested = json_number_value(v); /* compare before converting: 1e30 fits no integer */
+    if (requested < 1 || requested > cfg->session_ttl_max) {
+        http_reply_error(req, 400, "ttlSeconds must be between 1 and %d (the configured maximum)", cfg->session_ttl_max);
+        return false;
     }
+    *ttl = (json_int_t)requested;
+    return true;
+}
+
+json_t *api_session_create(http_request *req, json_t *in, json_t *extra) {
+    json_int_t ttl;
+    if (!api_check_fields(req, in, session_fields, "the bio-session") || !parse_ttl(req, in, &ttl)) return NULL;
     const char *callback = api_json_string(in, "callbackURL");
-    if (callback && !api_check_callback_url(req, callback)) {
-        json_decref(in);
-        return;
-    }
+    if (callback && !api_check_callback_url(req, callback)) return NULL;
     char id[UUID_STR_LEN];
     uuid_generate(id);
     int64_t now = time_now_ms(), expires_ms = now + ttl * 1000;
@@ -72,7 +68,7 @@ void handle_create_session(http_request *req) {
     json_object_set_new(rec, "ttlSeconds", json_integer(ttl));
     if (callback) json_object_set_new(rec, "callbackURL", json_string(callback));
     api_set_times(rec, now, expires_ms);
-    json_decref(in);
+    if (extra) json_object_update(rec, extra);
 
     char *text = json_dumps(rec, JSON_COMPACT);
     store_value v = {(uint8_t *)text, text ? strlen(text) : 0};
@@ -82,12 +78,20 @@ void handle_create_session(http_request *req) {
     if (rc) {
         json_decref(rec);
         api_reply_store_error(req, rc, "bio-session");
-        return;
+        return NULL;
     }
+    return rec;
+}
+
+void handle_create_session(http_request *req) {
+    json_t *in = api_parse_json_object(req, true);
+    json_t *rec = in ? api_session_create(req, in, NULL) : NULL;
+    json_decref(in);
+    if (!rec) return;
     char location[64];
-    snprintf(location, sizeof location, "/v2/bio-sessions/%s", id);
+    snprintf(location, sizeof location, "/v2/bio-sessions/%s", api_json_string(rec, "id"));
     http_add_header(req, "Location", location);
-    json_t *out = session_public(rec);
+    json_t *out = api_session_public(rec);
     json_decref(rec);
     api_reply_signed(req, 201, out, false, false);
 }
@@ -97,7 +101,7 @@ void handle_get_session(http_request *req) {
     if (!rec) return;
     const char *corr = api_json_string(rec, "correlationId");
     if (corr) req->correlation_id = arena_strdup(req->arena, corr);
-    json_t *out = session_public(rec);
+    json_t *out = api_session_public(rec);
     json_decref(rec);
     api_reply_signed(req, 200, out, false, false);
 }

@@ -30,10 +30,26 @@ static bool match_pattern(const char *pattern, const char *path, http_request *r
     return true;
 }
 
-route_result router_match(const route *routes, const char *method, const char *path,
+/* The path relative to the route table, or NULL when it is outside every prefix. */
+static const char *relative_path(const char *path, const char *video_prefix, http_request *req) {
+    size_t vl = video_prefix ? strlen(video_prefix) : 0;
+    if (vl && !strncmp(path, video_prefix, vl) && (path[vl] == '/' || !path[vl])) {
+        char *rel = arena_alloc(req->arena, strlen(ROUTER_VIDEO_PATTERN) + strlen(path + vl) + 1);
+        if (rel) sprintf(rel, "%s%s", ROUTER_VIDEO_PATTERN, path + vl);
+        return rel;
+    }
+    if (!strncmp(path, PREFIX, strlen(PREFIX))) {
+        const char *rel = path + strlen(PREFIX);
+        /* The video routes are reachable only under their own prefix. */
+        return strncmp(rel, ROUTER_VIDEO_PATTERN "/", strlen(ROUTER_VIDEO_PATTERN) + 1) ? rel : NULL;
+    }
+    return strcmp(path, "/metrics") ? NULL : path;
+}
+
+route_result router_match(const route *routes, const char *method, const char *path, const char *video_prefix,
                           http_request *req, const route **found, char *allow, size_t allow_len) {
-    if (strncmp(path, PREFIX, strlen(PREFIX)) && strcmp(path, "/metrics")) return ROUTE_NO_PATH;
-    const char *rel = strncmp(path, PREFIX, strlen(PREFIX)) ? path : path + strlen(PREFIX);
+    const char *rel = relative_path(path, video_prefix, req);
+    if (!rel) return ROUTE_NO_PATH;
     bool path_known = false;
     allow[0] = '\0';
     for (const route *r = routes; r->pattern; r++) {

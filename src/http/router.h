@@ -1,6 +1,8 @@
 /* Maps method + path to a handler. Patterns are literal segments and "{}" for one
- * path parameter, relative to the "/bioserver-app" prefix. A path that matches a
- * pattern under another method yields 405 with the allowed methods. */
+ * path parameter, relative to the "/bioserver-app" prefix, except those under
+ * ROUTER_VIDEO_PATTERN: the WebCapture server flow, served under a configurable
+ * prefix of its own (video_server_path). A path that matches a pattern under
+ * another method yields 405 with the allowed methods. */
 #ifndef HTTP_ROUTER_H
 #define HTTP_ROUTER_H
 #include <stdbool.h>
@@ -20,8 +22,11 @@ typedef struct {
 
 typedef enum { ROUTE_FOUND, ROUTE_NO_PATH, ROUTE_BAD_METHOD } route_result;
 
-/* On ROUTE_FOUND fills req->params; on ROUTE_BAD_METHOD writes "GET, DELETE" to allow. */
-route_result router_match(const route *routes, const char *method, const char *path,
+#define ROUTER_VIDEO_PATTERN "/video-server"
+
+/* On ROUTE_FOUND fills req->params; on ROUTE_BAD_METHOD writes "GET, DELETE" to allow.
+ * video_prefix: where the ROUTER_VIDEO_PATTERN routes are served (e.g. "/video-server"). */
+route_result router_match(const route *routes, const char *method, const char *path, const char *video_prefix,
                           http_request *req, const route **found, char *allow, size_t allow_len);
 
 #endif

@@ -88,7 +88,8 @@ static bool admit(request_ctx *ctx, const char *method, const char *url) {
     http_request *req = &ctx->req;
     app *a = ctx->server->app;
     char allow[64];
-    route_result rr = router_match(ctx->server->routes, method, url, req, &ctx->route, allow, sizeof allow);
+    route_result rr = router_match(ctx->server->routes, method, url, a->config.video_server_path, req, &ctx->route, allow,
+                                   sizeof allow);
     if (rr == ROUTE_NO_PATH) {
         http_reply_error(req, 404, "no such resource: %s %s", method, url);
         return true;

@@ -6,7 +6,7 @@
 #define LIVENESS_CHALLENGE_H
 #include <stdint.h>
 
-#define CHALLENGE_MAX 8 /* nbChallenge upper bound: more would only tire users */
+#define CHALLENGE_MAX 32 /* nbChallenge upper bound (the capture window bounds it too) */
 
 typedef enum { CHALLENGE_LEFT = 0, CHALLENGE_RIGHT = 1 } challenge_direction;
 

@@ -27,7 +27,7 @@
 #include "face/pipeline.h"
 #include "liveness/challenge.h"
 
-#define LIVENESS_MAX_FRAMES 40
+#define LIVENESS_MAX_FRAMES 100 /* enough for CHALLENGE_MAX turns at a few frames each */
 
 typedef enum { LIVENESS_PASSIVE = 0, LIVENESS_PASSIVE_VIDEO, LIVENESS_ACTIVE } liveness_type;
 typedef enum { LEVEL_LOW = 0, LEVEL_MEDIUM, LEVEL_HIGH } liveness_level;

@@ -151,7 +151,7 @@ def test_init_is_fresh_each_time_and_accepts_the_array_form(server):
     ({"type": 3}, "must be a string"),
     ({"type": "LIVENESS_PASSIVE", "securityLevel": "ULTRA"}, "securityLevel"),
     ({"type": "LIVENESS_ACTIVE", "nbChallenge": 0}, "nbChallenge"),
-    ({"type": "LIVENESS_ACTIVE", "nbChallenge": 9}, "nbChallenge"),
+    ({"type": "LIVENESS_ACTIVE", "nbChallenge": 33}, "nbChallenge must be between 1 and 32"),
     ({"type": "LIVENESS_ACTIVE", "nbChallenge": "two"}, "integer"),
     ({"type": "LIVENESS_PASSIVE", "imageRetrievalDisabled": "no"}, "boolean"),
     ({"type": "LIVENESS_PASSIVE", "id": "x" * 129}, "longer than"),
@@ -304,7 +304,7 @@ def test_capture_plaintext_must_be_json(server):
 def test_video_needs_increasing_timestamps_and_three_frames(server):
     sid, params = new_capture(server, type="LIVENESS_PASSIVE_VIDEO")
     frames = [read(f) for f in LIVE[:3]]
-    assert_error(upload(server, sid, seal(params, sid, capture_json(frames[:2]))), 400, "3 to 40 frames")
+    assert_error(upload(server, sid, seal(params, sid, capture_json(frames[:2]))), 400, "3 to 100 frames")
     assert_error(upload(server, sid, seal(params, sid, capture_json(frames, interval_ms=0))), 400, "increasing")
 
 
