@@ -6,3 +6,8 @@ bench-accuracy: build/tools/bench_accuracy
 
 bench: build/tools/bench_face
 	/usr/bin/python3 bench/bench_face.py
+
+# ?compression=true: bytes saved and match score kept, on real images.
+.PHONY: bench-compression
+bench-compression: build/bioserver
+	/usr/bin/python3 bench/bench_compression.py

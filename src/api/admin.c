@@ -9,20 +9,31 @@
 #include "api/handlers.h"
 #include "liveness/notifier.h"
 
+/* {"status": "UP"} or {"status": "DOWN", "reason": ...}; reasons never name files. */
+static json_t *component(bool up, const char *reason) {
+    return up ? json_pack("{s:s}", "status", "UP") : json_pack("{s:s,s:s}", "status", "DOWN", "reason", reason);
+}
+
+/* UP when everything works (200); DOWN when nothing can be stored; DEGRADED when
+ * some routes answer 503 (models, calibration or liveness missing). Not UP: 503. */
 void handle_monitor(http_request *req) {
     app *a = req->app;
     const char *store_status = a->store->ops->status(a->store);
-    bool up = !strcmp(store_status, "UP");
-    json_t *models = a->faces ? json_pack("{s:s,s:s}", "status", "UP", "pipeline", face_engine_describe(a->faces))
-                              : json_pack("{s:s,s:s}", "status", "DOWN", "error", a->faces_error);
-    json_t *calibration = a->far_loaded ? json_pack("{s:s,s:s}", "status", "UP", "file", a->config.calibration_file)
-                                        : json_pack("{s:s,s:s}", "status", "DOWN", "error", a->far_error);
-    json_t *out = json_pack("{s:s,s:s,s:{s:s,s:s},s:o,s:o,s:{s:i,s:i,s:i},s:I}", "status", up ? "UP" : "DEGRADED",
-                            "version", a->config.version, "store", "type", a->store->ops->name,
-                            "status", store_status, "models", models, "calibration", calibration, "workers", "count", a->config.workers, "busy",
-                            worker_pool_busy(a->workers), "queued", worker_pool_queued(a->workers),
-                            "uptimeSeconds", (json_int_t)((time_now_ms() - a->started_ms) / 1000));
-    http_reply_json(req, up ? 200 : 503, out);
+    bool store_up = !strcmp(store_status, "UP"), liveness_up = a->envelope && a->notifier && a->liveness;
+    json_t *models = component(a->faces, "the face models are not loaded (see the server log)");
+    if (a->faces) json_object_set_new(models, "pipeline", json_string(face_engine_describe(a->faces)));
+    json_t *reasons = json_array();
+    const char *why = app_unavailable_reason(a);
+    if (why) json_array_append_new(reasons, json_string(why));
+    if (!liveness_up) json_array_append_new(reasons, json_string("replay liveness is unavailable (see the server log)"));
+    const char *status = !store_up ? "DOWN" : json_array_size(reasons) ? "DEGRADED" : "UP";
+    json_t *out = json_pack("{s:s,s:o,s:s,s:{s:s,s:s},s:o,s:o,s:o,s:{s:i,s:i,s:i},s:I}", "status", status, "reasons", reasons,
+                            "version", a->config.version, "store", "type", a->store->ops->name, "status", store_status,
+                            "models", models, "calibration", component(a->far_loaded, "no FAR calibration is loaded (see the server log)"),
+                            "liveness", component(liveness_up, "replay liveness is unavailable (see the server log)"),
+                            "workers", "count", a->config.workers, "busy", worker_pool_busy(a->workers), "queued",
+                            worker_pool_queued(a->workers), "uptimeSeconds", (json_int_t)((time_now_ms() - a->started_ms) / 1000));
+    http_reply_json(req, strcmp(status, "UP") ? 503 : 200, out);
 }
 
 void handle_certificate(http_request *req) {

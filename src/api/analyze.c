@@ -37,7 +37,7 @@ bool api_run_on_worker(http_request *req, void (*fn)(void *worker_ctx, void *arg
 face_result *api_analyze_image(http_request *req, const uint8_t *data, size_t len, bool rotation, bool want_age) {
     app *a = req->app;
     if (!a->faces) {
-        http_reply_error(req, 503, "face models are not loaded on this server: %s", a->faces_error);
+        http_reply_error(req, 503, "the face models are not loaded on this server (see the server log)");
         return NULL;
     }
     if (len == 0) {

@@ -95,6 +95,13 @@ fail:
     return -1;
 }
 
+const char *app_unavailable_reason(app *a) {
+    if (strcmp(a->store->ops->status(a->store), "UP")) return "the state store is unavailable";
+    if (!a->faces) return "the face models are not loaded (see the server log)";
+    if (!a->far_loaded) return "no FAR calibration is loaded (see the server log)";
+    return NULL;
+}
+
 void app_cleanup(app *a) {
     dispatcher_stop(a->dispatcher); /* first: no new jobs; its popped ones are in the pool */
     worker_pool_free(a->workers);   /* then: finishing jobs still queue callbacks */

@@ -39,6 +39,10 @@ typedef struct app {
 } app;
 
 int app_init(app *a, const server_config *cfg, char *err, size_t err_len);
+
+/* Why this instance cannot do its core work (store, face models, calibration), in
+ * words fit for clients (no file paths: the log has those); NULL when it can. */
+const char *app_unavailable_reason(app *a);
 void app_cleanup(app *a);
 
 #endif

@@ -71,8 +71,7 @@ static bool parse_face_json(http_request *req, const multipart_part *part, face_
         const biometric_mode *m = mode ? biometric_mode_find(mode) : NULL;
         if (!type) http_reply_error(req, 400, "field 'imageType' is required in the 'face' part (SELFIE, ID_DOCUMENT or VIDEO_FRAME)");
         else if (!api_image_type_valid(type)) http_reply_error(req, 400, "imageType '%s' is not one of SELFIE, ID_DOCUMENT, VIDEO_FRAME", type);
-        else if (mode && !m) http_reply_error(req, 400, "unknown mode '%s'", mode);
-        else if (m && !m->supported) http_reply_error(req, 400, "%s", m->why_not);
+        else if (mode && !m) http_reply_error(req, 400, "unknown mode '%s': use F5_1_VID60, F5_3_VID60, F5_2_VID75 or F5_1_VID0", mode);
         else {
             in->image_type = arena_strdup(req->arena, type);
             in->mode = mode ? arena_strdup(req->arena, mode) : req->app->config.default_mode;

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "api/analyze.h"
 #include "api/common.h"
@@ -240,18 +241,29 @@ static const char *image_mime(const store_value *img) {
     }
 }
 
-/* Re-encodes any stored image as JPEG (quality 90). */
+/* ?compression=true: a JPEG of at most COMPRESS_MAX_SIDE pixels a side (halved by
+ * DCT scaling until it fits) at COMPRESS_QUALITY, or the stored bytes when those
+ * are smaller: compression never returns more than the original. The values are
+ * measured in docs/compression.md (size and match score against the original). */
+#define COMPRESS_MAX_SIDE 1280
+#define COMPRESS_QUALITY 80
+
 static void reply_compressed(http_request *req, const store_value *img) {
     image_limits lim = {.max_bytes = req->app->config.max_body_bytes, .max_pixels = req->app->config.max_image_pixels};
     image_rgb rgb = {0};
     char err[160];
     uint8_t *jpeg = NULL;
     size_t jpeg_len = 0;
-    if (image_decode(img->data, img->len, &lim, 1, &rgb, err, sizeof err) ||
-        image_encode_jpeg(&rgb, 90, &jpeg, &jpeg_len)) {
+    int w = 0, h = 0, scale = 1;
+    if (image_probe(img->data, img->len, &w, &h, NULL) == 0)
+        while (scale < 8 && (w > h ? w : h) > COMPRESS_MAX_SIDE * scale) scale *= 2;
+    if (image_decode(img->data, img->len, &lim, scale, &rgb, err, sizeof err) ||
+        image_encode_jpeg(&rgb, COMPRESS_QUALITY, &jpeg, &jpeg_len)) {
         http_reply_error(req, 500, "internal error while compressing the stored image");
-    } else {
+    } else if (jpeg_len < img->len) {
         http_reply_bytes(req, 200, "image/jpeg", jpeg, jpeg_len);
+    } else {
+        http_reply_bytes(req, 200, image_mime(img), img->data, img->len);
     }
     free(jpeg);
     image_rgb_free(&rgb);
@@ -259,7 +271,7 @@ static void reply_compressed(http_request *req, const store_value *img) {
 
 void handle_get_face_image(http_request *req) {
     const char *compression = http_query(req, "compression");
-    if (compression && strcmp(compression, "true") && strcmp(compression, "false")) {
+    if (compression && strcasecmp(compression, "true") && strcasecmp(compression, "false")) {
         http_reply_error(req, 400, "query parameter 'compression' must be true or false");
         return;
     }
@@ -280,7 +292,7 @@ void handle_get_face_image(http_request *req) {
         api_reply_store_error(req, rc, "face image");
         return;
     }
-    if (compression && !strcmp(compression, "true")) reply_compressed(req, &img);
+    if (compression && !strcasecmp(compression, "true")) reply_compressed(req, &img);
     else http_reply_bytes(req, 200, image_mime(&img), img.data, img.len);
     store_value_free(&img);
 }

@@ -26,7 +26,7 @@
 bool liveness_ready(http_request *req) {
     app *a = req->app;
     if (!a->envelope || !a->notifier) {
-        http_reply_error(req, 503, "replay liveness is not available on this server: %s", a->liveness_error);
+        http_reply_error(req, 503, "replay liveness is not available on this server (see the server log)");
         return false;
     }
     return true;

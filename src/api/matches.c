@@ -10,6 +10,7 @@
 #include "api/face_input.h"
 #include "api/face_store.h"
 #include "api/handlers.h"
+#include "api/modes.h"
 #include "match/far.h"
 #include "match/similarity.h"
 
@@ -89,8 +90,15 @@ static void matches_run(void *worker_ctx, void *arg) {
 /* Scores need the measured calibration; without it answer 503, never a guess. */
 static bool calibrated(http_request *req) {
     if (!req->app->far_loaded)
-        http_reply_error(req, 503, "matching is unavailable: no FAR calibration loaded (%s)", req->app->far_error);
+        http_reply_error(req, 503, "matching is unavailable: no FAR calibration is loaded (see the server log)");
     return req->app->far_loaded;
+}
+
+/* The first face whose template cannot be compared with the reference's. */
+static const face_record *incomparable_face(const face_record *faces, size_t n, const face_record *ref) {
+    for (size_t i = 0; i < n; i++)
+        if (!biometric_modes_comparable(ref->tpl.mode, faces[i].tpl.mode)) return &faces[i];
+    return NULL;
 }
 
 void handle_get_matches(http_request *req) {
@@ -104,8 +112,13 @@ void handle_get_matches(http_request *req) {
         const face_record *ref = NULL;
         for (size_t i = 0; i < n; i++)
             if (!strcmp(api_json_string(faces[i].meta, "id"), req->params[1])) ref = &faces[i];
+        const face_record *other = ref ? incomparable_face(faces, n, ref) : NULL;
         matches_job job = {req, session, faces, n, ref, expires_ms};
         if (!ref) http_reply_error(req, 404, "bio-session or face not found");
+        else if (other)
+            http_reply_error(req, 400, "face %s (mode %s) was made by another algorithm than the reference face (mode %s): "
+                             "faces compare only within one algorithm", api_json_string(other->meta, "id"), other->tpl.mode,
+                             ref->tpl.mode);
         /* Scoring is cheap but signing every match is not (~30 us each): a large
          * session is heavy work, so it takes a worker and obeys back-pressure. */
         else api_run_on_worker(req, matches_run, &job);

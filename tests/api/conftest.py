@@ -105,7 +105,8 @@ class Server(HttpVerbs):
             if self.port is not None:
                 try:
                     r = requests.get(self.url("/v2/monitor"), timeout=2, verify=self.verify)
-                    if r.status_code == 200:
+                    # Listening: 200 when UP, 503 (JSON) when DEGRADED or DOWN.
+                    if r.status_code in (200, 503) and r.json().get("status"):
                         return self
                 except requests.RequestException:
                     pass

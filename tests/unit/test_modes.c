@@ -1,0 +1,42 @@
+/* The biometric mode table (api/modes.h): every mode of the reference is known,
+ * and faces compare only within one algorithm. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "api/modes.h"
+
+static void test_every_reference_mode_is_known(void **state) {
+    (void)state;
+    const char *names[] = {"F5_1_VID60", "F5_3_VID60", "F5_2_VID75", "F5_1_VID0"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const biometric_mode *m = biometric_mode_find(names[i]);
+        assert_non_null(m);
+        assert_non_null(m->algorithm);
+    }
+    assert_null(biometric_mode_find("F9_9_VID99"));
+    assert_null(biometric_mode_find(NULL));
+}
+
+static void test_comparable_within_one_algorithm(void **state) {
+    (void)state;
+    for (int i = 0; biometric_modes[i].name; i++)
+        for (int j = 0; biometric_modes[j].name; j++) {
+            bool same = !strcmp(biometric_modes[i].algorithm, biometric_modes[j].algorithm);
+            assert_int_equal(biometric_modes_comparable(biometric_modes[i].name, biometric_modes[j].name), same);
+        }
+    assert_false(biometric_modes_comparable("F5_1_VID60", "unknown"));
+    assert_false(biometric_modes_comparable("unknown", "unknown"));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_every_reference_mode_is_known),
+        cmocka_unit_test(test_comparable_within_one_algorithm),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
