@@ -2,6 +2,7 @@
 #include "api/common.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -33,11 +34,27 @@ int api_bool_value(json_t *v) {
  * the caller's range check refuses it. */
 #define INT_EXACT_LIMIT 9007199254740992.0
 
+/* A number written as a string, as clients that copy a query parameter send it
+ * ("ageThreshold": "18"): the whole string, finite, decimal. False otherwise. */
+static bool numeric_string(json_t *v, double *out) {
+    if (!json_is_string(v)) return false;
+    const char *s = json_string_value(v);
+    if (!*s || strlen(s) > 32 || strspn(s, "+-.0123456789eE") != strlen(s)) return false;
+    char *end;
+    double d = strtod(s, &end);
+    if (*end || !isfinite(d)) return false;
+    *out = d;
+    return true;
+}
+
 static bool type_ok(json_t *v, field_type t) {
     switch (t) {
     case FIELD_STRING: return json_is_string(v);
     case FIELD_BOOL: return api_bool_value(v) >= 0;
-    case FIELD_INT: case FIELD_NUMBER: return json_is_number(v);
+    case FIELD_INT: case FIELD_NUMBER: {
+        double d;
+        return json_is_number(v) || numeric_string(v, &d);
+    }
     case FIELD_OBJECT: return json_is_object(v);
     default: return true;
     }
@@ -48,9 +65,16 @@ static bool type_ok(json_t *v, field_type t) {
  * integer is needed is rounded to the nearest one, halves away from zero
  * (ttlSeconds 30.5 -> 31). */
 static void normalise(json_t *obj, const char *key, json_t *value, field_type t) {
-    if (t == FIELD_BOOL && json_is_string(value))
+    double d;
+    if (t == FIELD_BOOL && json_is_string(value)) {
         json_object_set_new(obj, key, json_boolean(api_bool_value(value)));
-    else if (t == FIELD_INT && json_is_real(value) && fabs(json_real_value(value)) < INT_EXACT_LIMIT)
+        return;
+    }
+    if ((t == FIELD_INT || t == FIELD_NUMBER) && numeric_string(value, &d)) {
+        value = json_real(d);
+        json_object_set_new(obj, key, value);
+    }
+    if (t == FIELD_INT && json_is_real(value) && fabs(json_real_value(value)) < INT_EXACT_LIMIT)
         json_object_set_new(obj, key, json_integer((json_int_t)llround(json_real_value(value))));
 }
 

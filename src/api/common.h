@@ -18,8 +18,9 @@ typedef struct {
 
 /* Checks the known fields of obj for their types and lengths (null = absent) and
  * rewrites them canonically: FIELD_BOOL accepts true/false and the strings
- * "true"/"false" in any case and becomes a JSON boolean; FIELD_INT accepts any
- * number and becomes the nearest integer (halves away from zero). Unknown fields
+ * "true"/"false" in any case and becomes a JSON boolean; FIELD_NUMBER accepts a
+ * number or a string holding one ("18") and becomes a number; FIELD_INT the same,
+ * then the nearest integer (halves away from zero). Unknown fields
  * are ignored (logged at debug). On error replies 400 naming the field and
  * returns false. */
 bool api_check_fields(http_request *req, json_t *obj, const field_spec *fields, const char *what);

@@ -128,7 +128,7 @@ def test_unknown_fields_are_ignored_and_logged_at_debug(start_server):
     assert line["level"] == "debug" and "the bio-session" in line["message"]
 
 
-@pytest.mark.parametrize("ttl,expected", [(30.5, 31), (30.4, 30), (1.0, 1), (2, 2)])
+@pytest.mark.parametrize("ttl,expected", [(30.5, 31), (30.4, 30), (1.0, 1), (2, 2), ("45", 45), ("7.5", 8)])
 def test_ttl_seconds_is_rounded_to_the_nearest_second(server, ttl, expected):
     r = server.post_json("/v2/bio-sessions", {"ttlSeconds": ttl}, key=KEY_A)
     assert r.status_code == 201, r.text
