@@ -317,12 +317,16 @@ def test_server_starts_while_redis_is_down(start_server, tmp_path):
     redis = RedisServer(str(tmp_path))
     port = redis.port
     redis.kill()
-    # conftest's launch waits for /monitor 200, which needs Redis: start it meanwhile.
     starter = threading.Timer(1.0, redis.start)
     starter.start()
     try:
         srv = start_server("--store", f"redis://127.0.0.1:{port}")
+        mon = srv.get("/v2/monitor")  # listening; until Redis is there it says why it cannot work
+        assert mon.status_code == 200 or mon.json()["status"] == "DOWN", mon.text
         starter.join()
+        deadline = time.monotonic() + 10
+        while srv.get("/v2/monitor").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert srv.get("/v2/monitor").json()["store"]["status"] == "UP"
         assert srv.create_session(KEY_A)
         assert "retrying on each request" in srv.stderr_text()
