@@ -1,5 +1,11 @@
-/* Helpers every resource handler uses: strict JSON input validation, signed
- * responses, store-error mapping and session lookup. */
+/* Helpers every resource handler uses: JSON input validation, signed responses,
+ * store-error mapping and session lookup.
+ *
+ * The reply rule, for these helpers and every api/ function built on them: a
+ * function that returns NULL or false has already replied to the request (with the
+ * error), so its caller only cleans up and returns. json_t ownership is stated per
+ * function: "takes" means the reference passes to the callee, "borrows" that the
+ * caller keeps it; returned json_t are new references. */
 #ifndef API_COMMON_H
 #define API_COMMON_H
 #include <jansson.h>
@@ -23,7 +29,7 @@ typedef struct {
  * then the nearest integer (halves away from zero). Unknown fields
  * are ignored (logged at debug). On error replies 400 naming the field and
  * returns false. */
-bool api_check_fields(http_request *req, json_t *obj, const field_spec *fields, const char *what);
+bool api_check_fields(http_request *req, json_t *obj, const field_spec *fields, const char *what); /* borrows obj */
 
 /* Parses the JSON body (needs Content-Type application/json → else 415). Accepts
  * a one-element array wrapping the object when allow_array, as in the spec's curl
@@ -31,12 +37,13 @@ bool api_check_fields(http_request *req, json_t *obj, const field_spec *fields, 
 json_t *api_parse_json_object(http_request *req, bool allow_array);
 json_t *api_parse_json_text(http_request *req, const char *text, size_t len, const char *what);
 
-/* Adds "signature" to obj (compact JWS over its serialisation without it) as its
- * last member; false on failure. */
+/* Adds "signature" to obj (borrowed; compact JWS over its serialisation without it)
+ * as its last member; false on failure, without replying. */
 bool api_sign_object(http_request *req, json_t *obj, bool detached);
 
 /* Adds "signature" (compact JWS over the compact JSON of body without it) unless
- * disabled, then replies. detached: the JWS carries no payload (large bodies). */
+ * disabled, then replies; takes body. detached: the JWS carries no payload (large
+ * bodies). */
 void api_reply_signed(http_request *req, int status, json_t *body, bool signature_disabled, bool detached);
 
 /* Maps a store error to a response; not_found_what names the missing thing. */
