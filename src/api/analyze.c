@@ -28,6 +28,10 @@ static void analyze_run(void *worker_ctx, void *arg) {
 }
 
 bool api_run_on_worker(http_request *req, void (*fn)(void *worker_ctx, void *arg), void *arg) {
+    if (req->on_worker) { /* a heavy route's handler: already on a worker */
+        fn(req->worker_ctx, arg);
+        return true;
+    }
     int rc = worker_pool_run(req->app->workers, fn, arg);
     if (rc == WORKER_POOL_BUSY) http_reply_busy(req);
     else if (rc != WORKER_POOL_OK) http_reply_error(req, 503, "the server is shutting down");

@@ -11,8 +11,9 @@
 face_result *api_analyze_image(http_request *req, const uint8_t *data, size_t len,
                                bool rotation_enabled, bool want_age);
 
-/* Runs fn(worker_ctx, arg) on the bounded worker pool and waits for it. Returns
- * false after replying 429 (queue full, with Retry-After) or 503 (shutting down). */
+/* Runs fn(worker_ctx, arg) on the bounded worker pool and waits for it (inline when
+ * the handler already runs on a worker, see http_request.on_worker). Returns false
+ * after replying 429 (queue full, with Retry-After) or 503 (shutting down). */
 bool api_run_on_worker(http_request *req, void (*fn)(void *worker_ctx, void *arg), void *arg);
 
 /* "SELFIE" | "ID_DOCUMENT" | "VIDEO_FRAME" */

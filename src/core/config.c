@@ -25,6 +25,10 @@ void config_defaults(server_config *cfg) {
     cfg->workers = cores > 0 ? (int)cores : 2;
     cfg->queue_depth = 32;
     cfg->http_threads = 8;
+    cfg->max_connections = 1000;
+    cfg->max_connections_per_ip = 64;
+    cfg->connection_timeout_seconds = 15;
+    cfg->max_buffered_bytes = (size_t)256 << 20;
     cfg->max_body_bytes = 16u << 20;
     cfg->max_image_pixels = 40L * 1000 * 1000;
     cfg->session_ttl_default = 300;
@@ -177,6 +181,10 @@ int config_set(server_config *cfg, const char *name, const char *v, char *err, s
     else if (!strcmp(name, "workers")) { bad = parse_long(v, 1, 256, &n); cfg->workers = (int)n; }
     else if (!strcmp(name, "queue-depth") || !strcmp(name, "queue_depth")) { bad = parse_long(v, 0, 100000, &n); cfg->queue_depth = (int)n; }
     else if (!strcmp(name, "http-threads") || !strcmp(name, "http_threads")) { bad = parse_long(v, 1, 1024, &n); cfg->http_threads = (int)n; }
+    else if (!strcmp(name, "max-connections") || !strcmp(name, "max_connections")) { bad = parse_long(v, 1, 100000, &n); cfg->max_connections = (int)n; }
+    else if (!strcmp(name, "max-connections-per-ip") || !strcmp(name, "max_connections_per_ip")) { bad = parse_long(v, 0, 100000, &n); cfg->max_connections_per_ip = (int)n; }
+    else if (!strcmp(name, "connection-timeout") || !strcmp(name, "connection_timeout")) { bad = parse_long(v, 1, 3600, &n); cfg->connection_timeout_seconds = (int)n; }
+    else if (!strcmp(name, "max-buffered-bytes") || !strcmp(name, "max_buffered_bytes")) { bad = parse_long(v, 1L << 20, 1L << 40, &n); cfg->max_buffered_bytes = (size_t)n; }
     else if (!strcmp(name, "max-body-bytes") || !strcmp(name, "max_body_bytes")) { bad = parse_long(v, 1024, 1L << 30, &n); cfg->max_body_bytes = (size_t)n; }
     else if (!strcmp(name, "max-image-pixels") || !strcmp(name, "max_image_pixels")) { bad = parse_long(v, 1, 400L * 1000 * 1000, &n); cfg->max_image_pixels = n; }
     else if (!strcmp(name, "session-ttl-default") || !strcmp(name, "session_ttl_default")) { bad = parse_long(v, 1, 30L * 86400, &n); cfg->session_ttl_default = (int)n; }

@@ -39,6 +39,10 @@ typedef struct {
     int workers;           /* heavy-work threads */
     int queue_depth;       /* waiting heavy jobs before 429 */
     int http_threads;      /* libmicrohttpd thread pool */
+    int max_connections;        /* open connections in all */
+    int max_connections_per_ip; /* from one address (0 = no limit: behind a proxy) */
+    int connection_timeout_seconds; /* a connection silent this long is closed */
+    size_t max_buffered_bytes;  /* request bodies held in memory across connections */
     size_t max_body_bytes; /* 413 beyond this */
     long max_image_pixels; /* decompression-bomb guard */
     int session_ttl_default, session_ttl_max; /* seconds */

@@ -4,6 +4,7 @@
 #ifndef HTTP_REQUEST_H
 #define HTTP_REQUEST_H
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,6 +34,10 @@ typedef struct http_request {
     size_t body_len;
     const api_key_config *key;
     const char *operation; /* billing name of the route, e.g. "createBioSession" */
+    /* Set when the handler runs on a worker thread (heavy routes): work it would
+     * hand to the pool runs inline there, with this worker's context. */
+    bool on_worker;
+    void *worker_ctx;
 
     int status;
     const char *response_type;

@@ -12,12 +12,22 @@
 
 typedef void (*route_handler)(http_request *req);
 
+/* How much body a route takes; the limit is known (and enforced) before any byte of
+ * the body is read. ROUTE_BODY_DEFAULT: none for GET/DELETE, max_body_bytes for POST. */
+typedef enum { ROUTE_BODY_DEFAULT = 0, ROUTE_BODY_JSON, ROUTE_BODY_CAPTURE } route_body;
+#define ROUTE_JSON_MAX_BYTES ((size_t)64 << 10) /* sessions, parameters, a face JSON with its template */
+
 typedef struct {
     const char *method;
     const char *pattern;
     unsigned permission; /* 0: no API key needed */
     const char *operation;
     route_handler handler;
+    route_body body;
+    /* Image decoding, inference, signing many matches: the handler runs on a worker
+     * thread (the connection is suspended meanwhile), so HTTP threads never wait on
+     * it and a full queue is a 429 at once. */
+    bool heavy;
 } route;
 
 typedef enum { ROUTE_FOUND, ROUTE_NO_PATH, ROUTE_BAD_METHOD } route_result;

@@ -1,6 +1,10 @@
 /* libmicrohttpd integration; see server.h. A request goes through three stages:
- * headers (route, authenticate, check declared size), body chunks (appended up to
- * the limit, then discarded), and dispatch to its handler. */
+ * headers (route, authenticate, the route's body limit against the declared size),
+ * body chunks (appended up to the route's limit and within a global budget of
+ * buffered bytes, then discarded), and dispatch to its handler. A heavy route's
+ * handler runs on a worker thread while its connection is suspended, so HTTP
+ * threads never wait on inference: cheap routes stay fast under load, and a full
+ * worker queue is a 429 at once. */
 #include "http/server.h"
 
 #include <microhttpd.h>
@@ -10,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -25,6 +30,7 @@ struct http_server {
     atomic_int in_flight;
     char *tls_cert, *tls_key;
     atomic_llong usage_warned_ms; /* last "usage not stored" log line (monotonic ms; 0 = never) */
+    atomic_size_t buffered;       /* request-body bytes held across connections (max_buffered_bytes) */
 };
 
 #define USAGE_WARN_INTERVAL_MS 60000
@@ -34,9 +40,10 @@ typedef struct {
     http_server *server;
     const route *route;
     bool responded; /* a response was queued at the header stage */
-    bool too_large;
+    bool too_large, over_budget;
+    bool dispatched; /* a heavy handler was handed to a worker: the connection waits suspended */
     uint8_t *body;
-    size_t body_len, body_cap;
+    size_t body_len, body_cap, body_limit;
     double started;
     int key_index;
 } request_ctx;
@@ -90,6 +97,59 @@ static int find_key(const app *a, const http_request *req) {
     return found;
 }
 
+/* The most body bytes this route reads (0: it takes none). */
+static size_t route_body_limit(const route *r, const server_config *cfg) {
+    switch (r->body) {
+    case ROUTE_BODY_JSON: return cfg->max_body_bytes < ROUTE_JSON_MAX_BYTES ? cfg->max_body_bytes : ROUTE_JSON_MAX_BYTES;
+    case ROUTE_BODY_CAPTURE: return cfg->liveness_max_upload_bytes;
+    default: return strcmp(r->method, "POST") ? 0 : cfg->max_body_bytes;
+    }
+}
+
+typedef struct {
+    const char *first;
+    bool conflicting;
+    bool chunked;
+} framing;
+
+static enum MHD_Result collect_framing(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+    (void)kind;
+    framing *f = cls;
+    if (!strcasecmp(key, "Content-Length")) {
+        if (f->first && strcmp(f->first, value)) f->conflicting = true;
+        if (!f->first) f->first = value;
+    } else if (!strcasecmp(key, "Transfer-Encoding")) {
+        f->chunked = true;
+    }
+    return MHD_YES;
+}
+
+/* Refuses, before any body byte is read, a body the route does not take or that
+ * is larger than its limit, and ambiguous framing (request smuggling). */
+static bool refuse_declared_body(request_ctx *ctx) {
+    http_request *req = &ctx->req;
+    framing f = {0};
+    MHD_get_connection_values(req->connection, MHD_HEADER_KIND, collect_framing, &f);
+    if (f.conflicting || (f.first && f.chunked)) {
+        http_add_header(req, "Connection", "close");
+        http_reply_error(req, 400, f.conflicting ? "conflicting Content-Length headers"
+                                                 : "Content-Length and Transfer-Encoding together");
+        return true;
+    }
+    unsigned long long declared = f.first ? strtoull(f.first, NULL, 10) : 0;
+    if (ctx->body_limit == 0 && (declared || f.chunked)) {
+        http_add_header(req, "Connection", "close");
+        http_reply_error(req, 413, "%s %s takes no request body", req->method, ctx->route->pattern);
+        return true;
+    }
+    if (declared > ctx->body_limit) {
+        http_add_header(req, "Connection", "close");
+        http_reply_error(req, 413, "the request body is %llu bytes; the limit is %zu bytes", declared, ctx->body_limit);
+        return true;
+    }
+    return false;
+}
+
 /* Header stage. Returns true when a response was decided already. */
 static bool admit(request_ctx *ctx, const char *method, const char *url) {
     http_request *req = &ctx->req;
@@ -130,27 +190,36 @@ static bool admit(request_ctx *ctx, const char *method, const char *url) {
             return true;
         }
     }
-    const char *cl = http_header_value(req, "Content-Length");
-    if (cl && strtoull(cl, NULL, 10) > a->config.max_body_bytes) {
-        http_reply_error(req, 413, "the request body is %s bytes; the limit is %zu bytes", cl,
-                         a->config.max_body_bytes);
-        return true;
-    }
-    return false;
+    ctx->body_limit = route_body_limit(ctx->route, &a->config);
+    return refuse_declared_body(ctx);
+}
+
+/* Takes `bytes` from the budget of buffered request bodies; false when it is spent. */
+static bool budget_take(http_server *s, size_t bytes) {
+    size_t max = s->app->config.max_buffered_bytes, cur = atomic_load(&s->buffered);
+    do {
+        if (cur + bytes > max) return false;
+    } while (!atomic_compare_exchange_weak(&s->buffered, &cur, cur + bytes));
+    return true;
 }
 
 static void append_body(request_ctx *ctx, const char *data, size_t n) {
-    size_t limit = ctx->server->app->config.max_body_bytes;
-    if (ctx->too_large || ctx->body_len + n > limit) {
-        ctx->too_large = true; /* keep reading to the end, store nothing more */
+    size_t limit = ctx->body_limit;
+    if (ctx->too_large || ctx->over_budget || ctx->body_len + n > limit) {
+        ctx->too_large = !ctx->over_budget; /* keep reading to the end, store nothing more */
         return;
     }
     if (ctx->body_len + n > ctx->body_cap) {
         size_t cap = ctx->body_cap ? ctx->body_cap : 16384;
         while (cap < ctx->body_len + n) cap *= 2;
         if (cap > limit) cap = limit;
+        if (!budget_take(ctx->server, cap - ctx->body_cap)) {
+            ctx->over_budget = true;
+            return;
+        }
         uint8_t *b = realloc(ctx->body, cap + 1);
         if (!b) {
+            atomic_fetch_sub(&ctx->server->buffered, cap - ctx->body_cap);
             ctx->too_large = true;
             return;
         }
@@ -182,6 +251,30 @@ static request_ctx *ctx_create(http_server *s, struct MHD_Connection *conn, cons
     return ctx;
 }
 
+/* A heavy handler on a worker thread; the connection resumes when it has replied. */
+static void run_handler(void *worker_ctx, void *arg) {
+    request_ctx *ctx = arg;
+    ctx->req.on_worker = true;
+    ctx->req.worker_ctx = worker_ctx;
+    ctx->route->handler(&ctx->req);
+    MHD_resume_connection(ctx->req.connection);
+}
+
+/* Hands the handler to the worker pool with the connection suspended. False when it
+ * could not (the reply, 429 or 503, is set): answer now. */
+static bool dispatch(request_ctx *ctx) {
+    http_request *req = &ctx->req;
+    ctx->dispatched = true;
+    MHD_suspend_connection(req->connection);
+    int rc = worker_pool_submit(ctx->server->app->workers, run_handler, ctx, NULL);
+    if (rc == WORKER_POOL_OK) return true;
+    MHD_resume_connection(req->connection);
+    ctx->dispatched = false;
+    if (rc == WORKER_POOL_BUSY) http_reply_busy(req);
+    else http_reply_error(req, 503, "the server is shutting down");
+    return false;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls) {
@@ -203,17 +296,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0;
         return MHD_YES;
     }
+    if (ctx->dispatched) return queue(ctx); /* resumed: the worker has replied */
     if (ctx->responded) return MHD_YES;
     ctx->responded = true;
     http_request *req = &ctx->req;
-    if (ctx->too_large) {
-        http_reply_error(req, 413, "the request body exceeds the limit of %zu bytes",
-                         s->app->config.max_body_bytes);
+    if (ctx->over_budget) { /* other uploads hold the budget of buffered bodies */
+        char seconds[16];
+        snprintf(seconds, sizeof seconds, "%d", s->app->config.retry_after_seconds);
+        http_add_header(req, "Retry-After", seconds);
+        http_reply_error(req, 503, "the server is receiving too many uploads at once; try again shortly");
+    } else if (ctx->too_large) {
+        http_reply_error(req, 413, "the request body exceeds the limit of %zu bytes", ctx->body_limit);
     } else {
         if (ctx->body) ctx->body[ctx->body_len] = '\0'; /* handy for text parsers */
         req->body = ctx->body ? ctx->body : (const uint8_t *)"";
         req->body_len = ctx->body_len;
-        ctx->route->handler(req);
+        if (ctx->route->heavy && dispatch(ctx)) return MHD_YES;
+        if (!req->status) ctx->route->handler(req);
     }
     return queue(ctx);
 }
@@ -249,6 +348,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     metrics_record(s->app->metrics, req->operation, ctx->key_index, status, seconds);
     if (req->key && req->operation) count_usage(s, req);
     arena_free(req->arena);
+    atomic_fetch_sub(&s->buffered, ctx->body_cap);
     free(ctx->body);
     free(ctx);
     *con_cls = NULL;
@@ -269,7 +369,8 @@ http_server *http_server_start(app *a, const route *routes, char *err, size_t er
         free(s);
         return NULL;
     }
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG |
+                     MHD_ALLOW_SUSPEND_RESUME;
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
     if (a->config.tls_cert[0]) {
         size_t len;
@@ -293,7 +394,12 @@ http_server *http_server_start(app *a, const route *routes, char *err, size_t er
     s->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)a->config.http_threads,
-        MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_CONNECTION_LIMIT, 1000u,
+        /* An idle connection (no byte for connection_timeout) is closed; one address
+         * holds at most max_connections_per_ip (slow or idle clients cannot take
+         * every slot); the pool threads share the listen socket through epoll. */
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)a->config.connection_timeout_seconds,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)a->config.max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)a->config.max_connections_per_ip,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
         MHD_OPTION_ARRAY, s->tls_cert ? tls_opts : &tls_opts[2], MHD_OPTION_END);
     freeaddrinfo(ai);
