@@ -49,12 +49,18 @@ static void *worker_main(void *p) {
         pool->busy++;
         pthread_mutex_unlock(&pool->lock);
         j.fn(ctx, j.arg);
-        if (j.on_done) j.on_done(j.arg);
         pthread_mutex_lock(&pool->lock);
         pool->busy--;
         if (j.waiter) {
             j.waiter->done = true;
             pthread_cond_signal(&j.waiter->cond);
+        }
+        if (j.on_done) {
+            /* After the worker counts as idle: whoever on_done answers may submit its
+             * next job at once without finding this worker busy. */
+            pthread_mutex_unlock(&pool->lock);
+            j.on_done(j.arg);
+            pthread_mutex_lock(&pool->lock);
         }
     }
     pthread_mutex_unlock(&pool->lock);

@@ -22,7 +22,8 @@ worker_pool *worker_pool_create(int workers, int queue_depth, const worker_hooks
 void worker_pool_free(worker_pool *pool);
 /* Runs fn on a worker and waits for it to finish. */
 int worker_pool_run(worker_pool *pool, worker_job_fn fn, void *arg);
-/* Queues fn and returns; on_done (may be NULL) frees arg after fn ran. */
+/* Queues fn and returns; on_done (may be NULL) runs on the worker after fn, once the
+ * worker counts as idle again (it may free arg, or answer a waiting client). */
 int worker_pool_submit(worker_pool *pool, worker_job_fn fn, void *arg, void (*on_done)(void *arg));
 int worker_pool_queued(worker_pool *pool);
 int worker_pool_busy(worker_pool *pool);

@@ -251,12 +251,17 @@ static request_ctx *ctx_create(http_server *s, struct MHD_Connection *conn, cons
     return ctx;
 }
 
-/* A heavy handler on a worker thread; the connection resumes when it has replied. */
+/* A heavy handler on a worker thread. */
 static void run_handler(void *worker_ctx, void *arg) {
     request_ctx *ctx = arg;
     ctx->req.on_worker = true;
     ctx->req.worker_ctx = worker_ctx;
     ctx->route->handler(&ctx->req);
+}
+
+/* The handler has replied and its worker is idle again: send the reply. */
+static void resume_after_handler(void *arg) {
+    request_ctx *ctx = arg;
     MHD_resume_connection(ctx->req.connection);
 }
 
@@ -266,7 +271,7 @@ static bool dispatch(request_ctx *ctx) {
     http_request *req = &ctx->req;
     ctx->dispatched = true;
     MHD_suspend_connection(req->connection);
-    int rc = worker_pool_submit(ctx->server->app->workers, run_handler, ctx, NULL);
+    int rc = worker_pool_submit(ctx->server->app->workers, run_handler, ctx, resume_after_handler);
     if (rc == WORKER_POOL_OK) return true;
     MHD_resume_connection(req->connection);
     ctx->dispatched = false;
