@@ -6,3 +6,9 @@ bench-accuracy: build/tools/bench_accuracy
 
 bench: build/tools/bench_face
 	/usr/bin/python3 bench/bench_face.py
+
+# Resident memory of the real server at 1, 2, 4 and 8 workers (bench/bench_memory.py);
+# BIOSERVER_BASELINE=other/bioserver measures that binary first, in the same run.
+.PHONY: bench-memory
+bench-memory: build/bioserver
+	/usr/bin/python3 bench/bench_memory.py

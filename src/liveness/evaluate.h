@@ -15,8 +15,8 @@
  *                  the video checks on the frontal frames.
  * Security levels move the live-score threshold (and the turn angle for ACTIVE).
  *
- * Models load once (liveness_engine); inference sessions sit in a pool of slots, one
- * per worker thread, so a job on any worker takes one without contention. */
+ * Models load once (liveness_engine); their sessions belong to the face_worker of
+ * the thread that evaluates (face_worker_session), in that worker's activation arena. */
 #ifndef LIVENESS_EVALUATE_H
 #define LIVENESS_EVALUATE_H
 #include <pthread.h>
@@ -45,7 +45,7 @@ typedef struct liveness_engine liveness_engine;
 
 /* Loads fr_liveness and fr_landmark from models_dir/faceplugin, with `slots`
  * inference-session sets (one per worker thread). */
-liveness_engine *liveness_engine_load(const char *models_dir, int slots, char *err, size_t err_len);
+liveness_engine *liveness_engine_load(const char *models_dir, char *err, size_t err_len);
 void liveness_engine_free(liveness_engine *e);
 
 typedef struct {
