@@ -9,7 +9,9 @@
  * Threading: an nn_model is immutable after load and may be shared read-only
  * by any number of threads. Each thread creates its own nn_session (operators
  * plus workspace); a session runs single-threaded and nn_run() does no heap
- * allocation.
+ * allocation. Sessions of one model share its packed weights (one copy per
+ * process, see shared_weights.c), and sessions that one thread runs in turn may
+ * share one activation arena (nn_session_create_in).
  *
  * Layouts: inputs and outputs use the model's native layout, NCHW for ONNX and
  * NHWC for TF.js models.
