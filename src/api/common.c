@@ -97,32 +97,22 @@ json_t *api_parse_json_object(http_request *req, bool allow_array) {
     return root;
 }
 
-/* The JWS of obj's compact JSON (*payload gets that JSON; both NULL on failure). */
-static char *sign_compact(const app *a, json_t *obj, bool detached, char **payload) {
-    json_object_del(obj, "signature");
-    *payload = json_dumps(obj, HTTP_JSON_FLAGS);
-    char *jws = *payload ? signer_sign(a->signer, (const uint8_t *)*payload, strlen(*payload), detached) : NULL;
-    if (!jws) {
-        free(*payload);
-        *payload = NULL;
-    }
-    return jws;
-}
-
-char *api_signed_text(const app *a, json_t *obj) {
-    char *payload, *jws = sign_compact(a, obj, false, &payload);
+char *api_signed_text(const app *a, const char *compact) {
+    size_t pl = strlen(compact);
+    if (pl < 2 || compact[pl - 1] != '}') return NULL;
+    char *jws = signer_sign(a->signer, (const uint8_t *)compact, pl, false);
     if (!jws) return NULL;
-    size_t pl = strlen(payload), jl = strlen(jws);
-    char *text = malloc(pl + jl + sizeof(",\"signature\":\"\"}"));
-    if (text) /* payload minus its '}', then the signature as the last member */
-        sprintf(text, "%.*s%s\"signature\":\"%s\"}", (int)(pl - 1), payload, pl > 2 ? "," : "", jws);
-    free(payload);
+    char *text = NULL; /* the object minus its '}', then the signature as the last member */
+    if (asprintf(&text, "%.*s%s\"signature\":\"%s\"}", (int)(pl - 1), compact, pl > 2 ? "," : "", jws) < 0)
+        text = NULL;
     free(jws);
     return text;
 }
 
 bool api_sign_object(http_request *req, json_t *obj, bool detached) {
-    char *payload, *jws = sign_compact(req->app, obj, detached, &payload);
+    json_object_del(obj, "signature");
+    char *payload = json_dumps(obj, HTTP_JSON_FLAGS);
+    char *jws = payload ? signer_sign(req->app->signer, (const uint8_t *)payload, strlen(payload), detached) : NULL;
     free(payload);
     if (!jws) return false;
     /* Last member, so the payload is the body with this member cut out. */
