@@ -164,7 +164,7 @@ nn_model *nn_model_load(const char *path, char *err, size_t err_len)
     int rc = ends_with(path, ".json") ? nn_tfjs_load(&m->g, path) : nn_onnx_load(&m->g, path);
     if (rc == 0) rc = nn_graph_finish(&m->g);
     if (rc == 0 && !m->g.failed &&
-        (!(m->packed = nn_packed_cache_create(m->g.n_nodes)) || plan_model_memory(m) != 0))
+        (!(m->packed = nn_packed_cache_create(2 * m->g.n_nodes)) || plan_model_memory(m) != 0))
         nn_fail(&m->g, "%s: out of memory", path);
     if (rc != 0 || m->g.failed) {
         if (!m->g.failed) nn_fail(&m->g, "%s: load failed", path);
@@ -330,6 +330,44 @@ nn_session *nn_session_create(const nn_model *m, char *err, size_t err_len)
     return nn_session_create_in(m, NULL, err, err_len);
 }
 
+/* Where p, a pointer into this session's arena, would be in the canonical arena. */
+static const float *canonical_ptr(const nn_model *m, const void *arena, const void *canonical, const float *p)
+{
+    uintptr_t a = (uintptr_t)arena, q = (uintptr_t)p;
+    if (q < a || q >= a + m->arena_bytes) return p;
+    return (const float *)((uintptr_t)canonical + (q - a));
+}
+
+/* Creates and sets up node i's operator, sharing what the model's first session
+ * made for it (shared_weights.c): the packed weights, and for a convolution its
+ * indirection buffer. XNNPACK builds that buffer from the input address at the
+ * first setup and later only adds the distance to a new input, so every session
+ * sets a convolution up at the model's canonical arena address first (equal
+ * buffers), then at its own. */
+static enum xnn_status create_shared_op(nn_session *s, int i, void *arena)
+{
+    const nn_model *m = s->model;
+    const nn_node *n = &m->g.nodes[i];
+    nn_alloc_capture cap;
+    nn_capture_begin(&cap);
+    enum xnn_status st = create_op(&m->g, n, &s->ops[i]);
+    nn_capture_end();
+    if (st != xnn_status_success || !s->ops[i]) return st;
+    /* Before setup: setup copies the packed-weights pointer into the run context. */
+    s->shared_bytes += nn_packed_cache_adopt(m->packed, 2 * i, s->ops[i], &cap);
+    float *in = s->ptr[n->in[0]], *out = s->ptr[n->out];
+    if (n->op == NN_OP_CONV) {
+        const void *canonical = nn_packed_cache_canonical(m->packed, arena);
+        nn_capture_begin(&cap);
+        st = setup_op(&m->g, n, s->ops[i], canonical_ptr(m, arena, canonical, in),
+                      (float *)canonical_ptr(m, arena, canonical, out));
+        nn_capture_end();
+        if (st != xnn_status_success) return st;
+        s->shared_bytes += nn_packed_cache_adopt(m->packed, 2 * i + 1, s->ops[i], &cap);
+    }
+    return setup_op(&m->g, n, s->ops[i], in, out);
+}
+
 nn_session *nn_session_create_in(const nn_model *m, void *arena, char *err, size_t err_len)
 {
     if (!m) {
@@ -361,14 +399,7 @@ nn_session *nn_session_create_in(const nn_model *m, void *arena, char *err, size
         const nn_node *n = &g->nodes[i];
         s->in_offset[i] = k;
         for (int j = 0; j < n->n_in; j++) s->in_ptrs[k++] = s->ptr[n->in[j]];
-        nn_alloc_capture cap;
-        nn_capture_begin(&cap);
-        enum xnn_status st = create_op(g, n, &s->ops[i]);
-        nn_capture_end();
-        /* Before setup: setup copies the packed-weights pointer into the run context. */
-        if (st == xnn_status_success && s->ops[i]) s->shared_bytes += nn_packed_cache_adopt(m->packed, i, s->ops[i], &cap);
-        if (st == xnn_status_success && s->ops[i])
-            st = setup_op(g, n, s->ops[i], s->ptr[n->in[0]], s->ptr[n->out]);
+        enum xnn_status st = create_shared_op(s, i, arena);
         if (st != xnn_status_success) {
             session_fail(s, err, err_len, "%s %s: XNNPACK operator rejected (status %d)",
                          n->source_op, g->tensors[n->out].name, (int)st);

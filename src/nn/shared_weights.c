@@ -4,19 +4,22 @@
  * Debian 12's XNNPACK (git 2022-02-16) has no weights cache: each operator packs
  * its own copy of the weights when it is created, so N workers held N copies of
  * every model (51 MB per worker with all models, `make bench-memory`). XNNPACK
- * takes all its aligned memory (operator descriptor, packed weights, zero padding,
- * lookup tables) from the allocator given to xnn_initialize, so we give it one
- * whose blocks carry a reference count and which can record the blocks a create
- * call allocated on this thread.
+ * takes all its memory (operator descriptor, packed weights, zero padding, lookup
+ * tables, indirection buffers) from the allocator given to xnn_initialize, so we
+ * give it one whose blocks carry a reference count and which can record the
+ * blocks a create or setup call allocated on this thread.
  *
- * A session creates its operators as before. For each node, the blocks of the
- * model's first operator are kept by the model (nn_packed_cache). A later
- * operator's block that is byte-for-byte equal to the first operator's block of the
- * same rank is swapped for it: every pointer into the copy inside the operator
- * descriptor is rebased onto the shared block, and the copy is released. These
- * blocks are written only by the create call, so sharing them read-only between
- * threads is safe. A block that differs, or that the descriptor does not point to,
- * stays private: sharing can save memory but never change a result.
+ * A session creates its operators as before. For each slot (a node's create call,
+ * or its setup call, see nn.c), the blocks of the model's first operator are kept
+ * by the model (nn_packed_cache). A later operator's block that is byte-for-byte
+ * equal to the first operator's block of the same rank is swapped for it: every
+ * pointer into the copy inside the operator descriptor is rebased onto the shared
+ * block, and the copy is released. XNNPACK writes these blocks only in the call
+ * that allocated them; a later reallocation of a shared block (an indirection
+ * buffer rebuilt for new input dimensions) gets a fresh copy and leaves the shared
+ * one alone, so sharing them read-only between threads is safe. A block that
+ * differs, or that the descriptor does not point to, stays private: sharing can
+ * save memory but never change a result.
  */
 #include "nn/nn_internal.h"
 
@@ -48,12 +51,13 @@ typedef struct {
 
 struct nn_packed_cache {
     pthread_mutex_t lock;
-    int n_nodes;
-    struct packed_node {
+    const void *canonical; /* the arena address operators are first set up at */
+    int n_slots;
+    struct packed_slot {
         bool filled;
         int n;
         void *block[NN_CAPTURE_MAX];
-    } *nodes;
+    } *slots;
 };
 
 static _Thread_local nn_alloc_capture *capturing;
@@ -106,15 +110,26 @@ static void block_release(void *ctx, void *p)
     }
 }
 
-static void *plain_alloc(void *ctx, size_t size) { (void)ctx; return malloc(size); }
-static void *plain_realloc(void *ctx, void *p, size_t size) { (void)ctx; return realloc(p, size); }
-static void plain_free(void *ctx, void *p) { (void)ctx; free(p); }
+/* Plain memory is a block too (malloc's alignment), so indirection buffers can be
+ * shared like weights. */
+static void *plain_alloc(void *ctx, size_t size) { return block_alloc(ctx, 16, size); }
+
+/* Never in place: the old block may be shared; this caller gets its own copy. */
+static void *plain_realloc(void *ctx, void *p, size_t size)
+{
+    void *q = block_alloc(ctx, 16, size);
+    if (!q || !p) return q;
+    size_t old = header_of(p)->size;
+    memcpy(q, p, old < size ? old : size);
+    block_release(ctx, p);
+    return q;
+}
 
 static const struct xnn_allocator allocator = {
     .context = NULL,
     .allocate = plain_alloc,
     .reallocate = plain_realloc,
-    .deallocate = plain_free,
+    .deallocate = block_release,
     .aligned_allocate = block_alloc,
     .aligned_deallocate = block_release,
 };
@@ -131,16 +146,16 @@ void nn_capture_end(void) { capturing = NULL; }
 
 /* ---- the per-model cache ------------------------------------------------------ */
 
-nn_packed_cache *nn_packed_cache_create(int n_nodes)
+nn_packed_cache *nn_packed_cache_create(int n_slots)
 {
     nn_packed_cache *c = calloc(1, sizeof *c);
     if (!c) return NULL;
-    c->nodes = calloc((size_t)n_nodes + 1, sizeof *c->nodes);
-    if (!c->nodes) {
+    c->slots = calloc((size_t)n_slots + 1, sizeof *c->slots);
+    if (!c->slots) {
         free(c);
         return NULL;
     }
-    c->n_nodes = n_nodes;
+    c->n_slots = n_slots;
     pthread_mutex_init(&c->lock, NULL);
     return c;
 }
@@ -148,10 +163,10 @@ nn_packed_cache *nn_packed_cache_create(int n_nodes)
 void nn_packed_cache_free(nn_packed_cache *c)
 {
     if (!c) return;
-    for (int i = 0; i < c->n_nodes; i++)
-        for (int k = 0; k < c->nodes[i].n; k++) block_release(NULL, c->nodes[i].block[k]);
+    for (int i = 0; i < c->n_slots; i++)
+        for (int k = 0; k < c->slots[i].n; k++) block_release(NULL, c->slots[i].block[k]);
     pthread_mutex_destroy(&c->lock);
-    free(c->nodes);
+    free(c->slots);
     free(c);
 }
 
@@ -173,17 +188,26 @@ static int rebase_pointers(void *descriptor, const void *from, const void *to, s
     return changed;
 }
 
-size_t nn_packed_cache_adopt(nn_packed_cache *c, int node, xnn_operator_t op, const nn_alloc_capture *cap)
+const void *nn_packed_cache_canonical(nn_packed_cache *c, const void *arena)
 {
-    if (!c || !op || node < 0 || node >= c->n_nodes) return 0;
+    pthread_mutex_lock(&c->lock);
+    if (!c->canonical) c->canonical = arena;
+    const void *canonical = c->canonical;
+    pthread_mutex_unlock(&c->lock);
+    return canonical;
+}
+
+size_t nn_packed_cache_adopt(nn_packed_cache *c, int slot, xnn_operator_t op, const nn_alloc_capture *cap)
+{
+    if (!c || !op || slot < 0 || slot >= c->n_slots) return 0;
     size_t saved = 0;
     pthread_mutex_lock(&c->lock);
-    struct packed_node *pn = &c->nodes[node];
+    struct packed_slot *pn = &c->slots[slot];
     int k = 0;
     for (int i = 0; i < cap->n; i++) {
         void *b = cap->block[i];
         if (b == (void *)op) continue; /* the descriptor itself is per operator */
-        if (!pn->filled) {             /* first operator for this node: the model keeps its blocks */
+        if (!pn->filled) {             /* first operator for this slot: the model keeps its blocks */
             block_retain(b);
             pn->block[pn->n++] = b;
             continue;
