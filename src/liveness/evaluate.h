@@ -43,8 +43,8 @@ liveness_thresholds liveness_level_thresholds(liveness_level level);
 
 typedef struct liveness_engine liveness_engine;
 
-/* Loads fr_liveness and fr_landmark from models_dir/faceplugin, with `slots`
- * inference-session sets (one per worker thread). */
+/* Loads fr_liveness and fr_landmark from models_dir/faceplugin. Their sessions
+ * belong to the face_workers that run them, which must be freed first. */
 liveness_engine *liveness_engine_load(const char *models_dir, char *err, size_t err_len);
 void liveness_engine_free(liveness_engine *e);
 
@@ -87,7 +87,7 @@ typedef struct {
     int challenges_done;
 } liveness_outcome;
 
-/* Analyses one frame with the worker's face sessions and a liveness slot.
+/* Analyses one frame with the worker's face sessions, the liveness models included.
  * Returns 0 (info->face false when no face) or -1 with err for undecodable input. */
 int liveness_analyze_frame(liveness_engine *e, face_worker *fw, const liveness_frame *f, long max_pixels,
                            liveness_frame_info *info, char *err, size_t err_len);

@@ -3,10 +3,12 @@
  * type), sessions (per-thread XNNPACK operators and one activation arena),
  * and nn_run.
  *
- * A session plans its memory once: every activation gets a fixed offset in
- * one arena, reusing space between tensors whose lifetimes do not overlap.
- * Because the pointers never change, XNNPACK operators are set up once at
- * session creation and nn_run only executes them: no allocation per run.
+ * A model plans its memory once: every activation gets a fixed offset in an
+ * arena, reusing space between tensors whose lifetimes do not overlap. A session
+ * owns an arena or borrows one. Because the pointers never change, XNNPACK
+ * operators are set up once at session creation and nn_run only executes them:
+ * no allocation per run. Sessions share the model's packed weights and their
+ * convolutions' indirection buffers (create_shared_op, shared_weights.c).
  */
 #include "nn/nn.h"
 #include "nn/graph.h"
@@ -168,8 +170,7 @@ nn_model *nn_model_load(const char *path, char *err, size_t err_len)
         nn_fail(&m->g, "%s: out of memory", path);
     if (rc != 0 || m->g.failed) {
         if (!m->g.failed) nn_fail(&m->g, "%s: load failed", path);
-        nn_graph_free(&m->g);
-        free(m);
+        nn_model_free(m);
         return NULL;
     }
     m->g.err = NULL;
