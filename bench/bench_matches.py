@@ -3,7 +3,10 @@
 server. Faces come from real LFW images (one CreateDirectFace each, then added to a
 session by CreateFaceFromJson, the way a client re-uses templates). Prints p50/p99 of
 GetMatches and the per-comparison cost, next to a numpy baseline doing the same
-comparisons (cosine of the embeddings) on the same input in the same run."""
+comparisons (cosine of the embeddings) on the same input in the same run.
+
+With BIOSERVER_BASELINE=path/to/other/bioserver (e.g. a build of the unchanged main
+branch) that binary is measured first on the same faces, and the ratio is printed."""
 import json, os, signal, socket, statistics, subprocess, sys, tempfile, time
 import requests
 
@@ -12,14 +15,30 @@ DATA = os.environ.get("DATA", os.path.join(REPO, "..", "shared", "data"))
 KEY = "bench-key-0123456789abcdef"
 
 
+def cpu_ms(pid):
+    """utime + stime of the process so far, in ms (all threads)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
 def free_port():
     s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
 
 
 def main(n_faces=1000, repeats=30):
+    baseline = os.environ.get("BIOSERVER_BASELINE")
+    print(f"GetMatches, session of {n_faces} faces ({n_faces - 1} signed matches), {os.cpu_count()}-core machine, 2 workers:")
+    before = measure(os.path.abspath(baseline), n_faces, repeats, "baseline") if baseline else None
+    after = measure(os.path.join(REPO, "build/bioserver"), n_faces, repeats, "this build")
+    if before:
+        print(f"  ratio this build / baseline: p50 {after[0] / before[0]:.2f}, p99 {after[1] / before[1]:.2f}")
+
+
+def measure(binary, n_faces, repeats, label):
     port = free_port()
     data_dir = tempfile.mkdtemp()
-    proc = subprocess.Popen([os.path.join(REPO, "build/bioserver"), "--listen", f"127.0.0.1:{port}",
+    proc = subprocess.Popen([binary, "--listen", f"127.0.0.1:{port}",
                              "--data", data_dir, "--api-key", KEY, "--workers", "2"],
                             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}/bioserver-app"
@@ -48,11 +67,13 @@ def main(n_faces=1000, repeats=30):
             assert r.status_code == 201, r.text
             ids.append(r.headers["Location"].rsplit("/", 1)[1])
         lat = []
+        cpu0 = cpu_ms(proc.pid)
         for _ in range(repeats):
             t = time.perf_counter()
             r = requests.get(f"{base}/v2/bio-sessions/{sid}/faces/{ids[0]}/matches", headers=h)
             lat.append((time.perf_counter() - t) * 1000)
             assert r.status_code == 200 and len(r.json()) == n_faces - 1
+        cpu = (cpu_ms(proc.pid) - cpu0) / repeats
         lat.sort()
         p50, p99 = lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.99))]
         # Baseline: the same comparisons in numpy from the decoded templates.
@@ -67,9 +88,10 @@ def main(n_faces=1000, repeats=30):
             sims = mat[1:] @ mat[0]
             order = np.argsort(-sims)
         base_ms = (time.perf_counter() - t) * 1000 / repeats
-        print(f"GetMatches, session of {n_faces} faces ({n_faces - 1} signed matches), 2-core machine:")
-        print(f"  server p50 {p50:.2f} ms  p99 {p99:.2f} ms  ({p50 * 1000 / (n_faces - 1):.1f} us per match incl. JSON + ES256 signature)")
-        print(f"  numpy baseline (cosine + sort only, no JSON, no signatures): {base_ms:.3f} ms")
+        print(f"  {label:10s} p50 {p50:.2f} ms  p99 {p99:.2f} ms  ({p50 * 1000 / (n_faces - 1):.1f} us per match incl. JSON + ES256 signature)"
+              f"; server CPU {cpu:.1f} ms per request")
+        print(f"  {'':10s} numpy reference (cosine + sort only, no JSON, no signatures): {base_ms:.3f} ms")
+        return p50, p99
     finally:
         proc.send_signal(signal.SIGTERM); proc.wait(timeout=30)
 

@@ -11,7 +11,12 @@ drives two workloads with wrk (one wrk per instance, summed):
   matches  GetMatches only (store-bound: a session read + a face list per request)
 
 and, as a reference, the same on one instance with the in-memory store. Prints
-requests/s, p50/p99 latency and non-2xx counts. On a 2-core machine the second
+requests/s, p50/p99 latency and non-2xx counts.
+
+First, throughput with all cores busy: one in-memory instance with one worker per
+core, CreateDirectFace only on a ~2-megapixel JPEG ($BENCH_PHOTO, default
+photos/sample2.jpg), 2 connections per core; faces/s, p50, p99 and p99/p50. With
+BIOSERVER_BASELINE=other/bioserver that binary is measured first, same input. On a 2-core machine the second
 instance (and wrk, and Redis) compete for the same cores: read the 2-instance
 numbers as "does the shared store scale", not as a capacity plan.
 Environment: BENCH_SECONDS (default 8), BENCH_CONNECTIONS per instance (default 4).
@@ -38,6 +43,8 @@ PREFIX = "/bioserver-app"
 SECONDS = int(os.environ.get("BENCH_SECONDS", "8"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "4"))
 WORKERS = os.environ.get("BENCH_WORKERS", "1")
+PHOTO = os.environ.get("BENCH_PHOTO", os.path.normpath(os.path.join(ROOT, "..", "shared", "data", "photos",
+                                                                    "sample2.jpg")))
 PEOPLE = ["George_W_Bush", "Colin_Powell", "Tony_Blair", "Donald_Rumsfeld", "Gerhard_Schroeder"]
 BOUNDARY = "benchboundary7f3a9c"
 
@@ -50,7 +57,7 @@ f:close()
 local n = 0
 request = function()
   n = n + 1
-  if cfg.mode == "mixed" and n % 2 == 1 then
+  if cfg.mode == "faces" or (cfg.mode == "mixed" and n % 2 == 1) then
     return wrk.format("POST", cfg.prefix .. "/v2/faces",
       {["apikey"] = cfg.key, ["Content-Type"] = "multipart/form-data; boundary=" .. cfg.boundary}, body)
   end
@@ -74,12 +81,12 @@ def multipart(image):
 
 
 class Instance:
-    def __init__(self, workdir, store, data):
+    def __init__(self, workdir, store, data, binary=BIOSERVER, workers=WORKERS):
         self.port = _free_port()
         self.log = open(os.path.join(workdir, f"server-{self.port}.log"), "wb")
         self.proc = subprocess.Popen(
-            [BIOSERVER, "--listen", f"127.0.0.1:{self.port}", "--data", data, "--store", store,
-             "--api-key", f"{KEY}:bench:all", "--workers", WORKERS, "--queue-depth", "256"],
+            [binary, "--listen", f"127.0.0.1:{self.port}", "--data", data, "--store", store,
+             "--api-key", f"{KEY}:bench:all", "--workers", str(workers), "--queue-depth", "256"],
             stdout=self.log, stderr=self.log, cwd=ROOT)
         self.base = f"http://127.0.0.1:{self.port}{PREFIX}"
         deadline = time.monotonic() + 30
@@ -117,11 +124,11 @@ def prefill(inst):
     return paths
 
 
-def run_wrk(instances, mode, paths, workdir):
+def run_wrk(instances, mode, paths, workdir, image=None, connections=CONNECTIONS):
     cfg = os.path.join(workdir, f"cfg-{mode}.lua")
     body = os.path.join(workdir, "body.bin")
     with open(body, "wb") as f:
-        f.write(multipart(lfw(PEOPLE[0], 2)))
+        f.write(multipart(image or lfw(PEOPLE[0], 2)))
     with open(cfg, "w") as f:
         f.write("return {mode=%s, key=%s, prefix=%s, boundary=%s, body_file=%s, paths={%s}}\n" % (
             json.dumps(mode), json.dumps(KEY), json.dumps(PREFIX), json.dumps(BOUNDARY), json.dumps(body),
@@ -130,7 +137,7 @@ def run_wrk(instances, mode, paths, workdir):
     with open(script, "w") as f:
         f.write(WRK_SCRIPT)
     env = dict(os.environ, BENCH_CFG=cfg)
-    procs = [subprocess.Popen(["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{SECONDS}s", "--latency", "-s", script,
+    procs = [subprocess.Popen(["wrk", "-t1", f"-c{connections}", f"-d{SECONDS}s", "--latency", "-s", script,
                                f"http://127.0.0.1:{i.port}"], stdout=subprocess.PIPE, text=True, env=env)
              for i in instances]
     return [parse_wrk(p.communicate()[0]) for p in procs]
@@ -161,6 +168,22 @@ def report(label, mode, results):
           + (f"   {results[0]['socket_errors']}" if results[0]["socket_errors"] else ""), flush=True)
 
 
+def all_cores(label, binary, workdir, data):
+    """faces/s of one instance with a worker per core, kept busy with 2 MP JPEGs."""
+    cores = os.cpu_count()
+    inst = Instance(workdir, "memory", data, binary=binary, workers=cores)
+    try:
+        with open(PHOTO, "rb") as f:
+            image = f.read()
+        run_wrk([inst], "faces", [], workdir, image=image, connections=cores)  # warm-up: every worker runs
+        r = run_wrk([inst], "faces", [], workdir, image=image, connections=2 * cores)[0]
+        print(f"{label:<22} {r['rps']:7.1f} faces/s   p50 {r['p50']:7.2f} ms   p99 {r['p99']:7.2f} ms   "
+              f"p99/p50 {r['p99'] / r['p50']:.2f}   non-2xx {r['non2xx']}", flush=True)
+        return r
+    finally:
+        inst.stop()
+
+
 def scenario(label, store, count, workdir, data):
     instances = [Instance(workdir, store, data) for _ in range(count)]
     try:
@@ -182,6 +205,15 @@ def main():
     data = os.path.join(workdir, "data")
     print(f"# {os.cpu_count()} cores; {WORKERS} worker thread(s) per instance; wrk: 1 thread, {CONNECTIONS} "
           f"connections per instance, {SECONDS} s per run; p50/p99 = worst instance", flush=True)
+    print(f"# all cores busy: CreateDirectFace on {os.path.basename(PHOTO)}, 1 instance, {os.cpu_count()} workers, "
+          f"{2 * os.cpu_count()} connections", flush=True)
+    baseline = os.environ.get("BIOSERVER_BASELINE")
+    before = all_cores("baseline", os.path.abspath(baseline), workdir, data) if baseline else None
+    after = all_cores("this build", BIOSERVER, workdir, data)
+    if before:
+        print(f"ratio this build / baseline: faces/s {after['rps'] / before['rps']:.2f}", flush=True)
+    if os.environ.get("BENCH_FACES_ONLY"):
+        return
     redis = RedisServer(workdir)
     try:
         scenario("memory, 1 instance", "memory", 1, workdir, data)

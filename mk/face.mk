@@ -1,6 +1,7 @@
 # Face pipeline benchmarks (included by the Makefile).
 #   make bench-accuracy  LFW 10-fold / TAR@FAR and age MAE with the real face_analyze
 #   make bench           face_analyze latency vs an OpenCV-DNN reference, same inputs
+#   make bench-memory    server RSS at 1, 2, 4, 8 workers (bench/bench_memory.py)
 bench-accuracy: build/tools/bench_accuracy
 	./build/tools/bench_accuracy ../shared/data models
 
@@ -11,3 +12,8 @@ bench: build/tools/bench_face
 .PHONY: bench-compression
 bench-compression: build/bioserver
 	/usr/bin/python3 bench/bench_compression.py
+
+# BIOSERVER_BASELINE=other/bioserver measures that binary first, in the same run.
+.PHONY: bench-memory
+bench-memory: build/bioserver
+	/usr/bin/python3 bench/bench_memory.py

@@ -3,7 +3,8 @@
 #                        requests alternating between them (tests/api/redis_support.py);
 #                        part of `make test-api` (and so `make test`), skipped with a
 #                        note when redis-server is not installed
-#   make bench-scale     CreateDirectFace + GetMatches throughput, 1 vs 2 instances on
+#   make bench-scale     faces/s with every core busy (2 MP JPEGs, one instance), then
+#                        CreateDirectFace + GetMatches throughput, 1 vs 2 instances on
 #                        one Redis (and one in-memory instance as the reference)
 .PHONY: test-api-redis bench-scale
 

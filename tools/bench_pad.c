@@ -97,7 +97,7 @@ int main(int argc, char **argv) {
     char err[512];
     face_engine *fe = face_engine_load(models, err, sizeof err);
     face_worker *fw = fe ? face_worker_create(fe, err, sizeof err) : NULL;
-    liveness_engine *le = fw ? liveness_engine_load(models, 1, err, sizeof err) : NULL;
+    liveness_engine *le = fw ? liveness_engine_load(models, err, sizeof err) : NULL;
     if (!le) {
         fprintf(stderr, "bench_pad: %s\n", err);
         return 1;
@@ -120,8 +120,8 @@ int main(int argc, char **argv) {
     report("", items, n, 1, LIVENESS_PASSIVE, le);
     report("", items, n, VIDEO_WINDOW, LIVENESS_PASSIVE_VIDEO, le);
     for (int i = 0; i < n; i++) free(items[i].data);
+    face_worker_free(fw); /* before the liveness models its sessions use */
     liveness_engine_free(le);
-    face_worker_free(fw);
     face_engine_free(fe);
     return 0;
 }

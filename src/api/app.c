@@ -46,12 +46,12 @@ static void dispatcher_init(app *a) {
 }
 
 /* Replay liveness: its own encryption key (never the signing key), the PAD model
- * with one session set per worker, the callback thread and the dispatcher. A
+ * (each worker runs it in its own face_worker), the callback thread and the dispatcher. A
  * failure here degrades only the liveness routes (503). */
 static void liveness_init(app *a) {
     a->envelope = envelope_key_load_or_create(a->config.data_dir, a->liveness_error, sizeof a->liveness_error);
     if (a->envelope) a->notifier = liveness_notifier_create(a->callbacks, liveness_timeout_hook, a);
-    if (a->faces) a->liveness = liveness_engine_load(a->config.models_dir, a->config.workers, a->liveness_error,
+    if (a->faces) a->liveness = liveness_engine_load(a->config.models_dir, a->liveness_error,
                                                      sizeof a->liveness_error);
     if (a->notifier) dispatcher_init(a);
     if (!a->liveness || !a->notifier) log_event("error", "replay liveness degraded: %s", a->liveness_error);

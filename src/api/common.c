@@ -149,6 +149,18 @@ json_t *api_parse_json_object(http_request *req, bool allow_array) {
     return root;
 }
 
+char *api_signed_text(const app *a, const char *compact) {
+    size_t pl = strlen(compact);
+    if (pl < 2 || compact[pl - 1] != '}') return NULL;
+    char *jws = signer_sign(a->signer, (const uint8_t *)compact, pl, false);
+    if (!jws) return NULL;
+    char *text = NULL; /* the object minus its '}', then the signature as the last member */
+    if (asprintf(&text, "%.*s%s\"signature\":\"%s\"}", (int)(pl - 1), compact, pl > 2 ? "," : "", jws) < 0)
+        text = NULL;
+    free(jws);
+    return text;
+}
+
 bool api_sign_object(http_request *req, json_t *obj, bool detached) {
     json_object_del(obj, "signature");
     char *payload = json_dumps(obj, HTTP_JSON_FLAGS);

@@ -40,6 +40,10 @@ json_t *api_parse_json_text(http_request *req, const char *text, size_t len, con
 /* Adds "signature" to obj (borrowed; compact JWS over its serialisation without it)
  * as its last member; false on failure, without replying. */
 bool api_sign_object(http_request *req, json_t *obj, bool detached);
+/* compact, an object's compact JSON as http_reply_json would send it, signed as
+ * api_sign_object does: the same text with "signature" as its last member.
+ * malloc'd, NULL on failure. Uses no request state, so any thread may call it. */
+char *api_signed_text(const app *a, const char *compact);
 
 /* Adds "signature" (compact JWS over the compact JSON of body without it) unless
  * disabled, then replies; takes body. detached: the JWS carries no payload (large

@@ -3,6 +3,7 @@
  * (Images Match). Each match carries the score on the spec's scale and the
  * measured false acceptance rate, and is signed. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api/analyze.h"
@@ -21,39 +22,100 @@ static void set_score(app *a, json_t *match, float similarity) {
     json_object_set_new(match, "falseAcceptanceRate", json_real(100.0 * far));
 }
 
-static json_t *match_json(app *a, json_t *reference, json_t *candidate, float similarity, const char *corr,
-                          const char *evid, int64_t expires_ms) {
-    json_t *m = json_pack("{s:o,s:o}", "reference", reference, "candidate", candidate);
+/* Everything of a match after "reference" and "candidate", in the reply's order. */
+static void add_match_fields(app *a, json_t *m, float similarity, const char *corr, const char *evid,
+                             int64_t expires_ms) {
     set_score(a, m, similarity);
     if (corr) json_object_set_new(m, "correlationId", json_string(corr));
     if (evid) json_object_set_new(m, "evidenceId", json_string(evid));
     api_set_times(m, time_now_ms(), expires_ms);
+}
+
+static json_t *match_json(app *a, json_t *reference, json_t *candidate, float similarity, const char *corr,
+                          const char *evid, int64_t expires_ms) {
+    json_t *m = json_pack("{s:o,s:o}", "reference", reference, "candidate", candidate);
+    add_match_fields(a, m, similarity, corr, evid, expires_ms);
     return m;
 }
 
+/* A candidate face and its score, ranked before any JSON is built. */
 typedef struct {
-    json_t *match;
+    size_t face;
+    float similarity;
     double score;
-} scored_match;
+} ranked_face;
 
 static int by_score_desc(const void *a, const void *b) {
-    double d = ((const scored_match *)b)->score - ((const scored_match *)a)->score;
+    double d = ((const ranked_face *)b)->score - ((const ranked_face *)a)->score;
     return (d > 0) - (d < 0);
 }
 
-static json_t *sign_each(http_request *req, scored_match *list, size_t n) {
-    json_t *out = json_array();
+/* GetMatches' reply under construction. Building, signing and serialising a match
+ * (~70 us, mostly JSON and the ES256 signature) is independent of the others, so
+ * the ranks are spread over idle workers; each match keeps its own signature. The
+ * reference summary is the same in every match, so its JSON text is made once and
+ * each match's text is spliced from it, the candidate's summary and the remaining
+ * fields, each as jansson serialises it: the same bytes match_json would give. */
+typedef struct {
+    app *a;
+    const face_record *faces;
+    const ranked_face *ranked;
+    const char *reference; /* {"reference":<summary>,"candidate": */
+    const char *corr, *evid;
+    int64_t expires_ms;
+    char **text; /* per rank: the signed match as JSON text; NULL if that failed */
+} match_batch;
+
+static void build_match(void *arg, size_t rank) {
+    match_batch *b = arg;
+    const ranked_face *r = &b->ranked[rank];
+    json_t *candidate = api_face_summary(b->faces[r->face].meta), *rest = json_object();
+    add_match_fields(b->a, rest, r->similarity, b->corr, b->evid, b->expires_ms);
+    char *c = json_dumps(candidate, HTTP_JSON_FLAGS), *f = json_dumps(rest, HTTP_JSON_FLAGS);
+    json_decref(candidate);
+    json_decref(rest);
+    char *unsigned_text = NULL;
+    if (c && f && asprintf(&unsigned_text, "%s%s,%s", b->reference, c, f + 1) < 0) unsigned_text = NULL;
+    free(c);
+    free(f);
+    b->text[rank] = unsigned_text ? api_signed_text(b->a, unsigned_text) : NULL;
+    free(unsigned_text);
+}
+
+/* "[" + the texts joined by "," + "]": the JSON array of the signed matches. */
+static void reply_texts(http_request *req, char **text, size_t n) {
+    size_t len = 2;
     for (size_t i = 0; i < n; i++) {
-        api_sign_object(req, list[i].match, false);
-        json_array_append_new(out, list[i].match);
+        if (!text[i]) {
+            http_reply_error(req, 500, "internal error while signing the response");
+            return;
+        }
+        len += strlen(text[i]) + 1;
     }
-    return out;
+    char *body = malloc(len), *p = body;
+    if (!body) {
+        http_reply_error(req, 500, "internal error: out of memory");
+        return;
+    }
+    *p++ = '[';
+    for (size_t i = 0; i < n; i++) {
+        if (i) *p++ = ',';
+        size_t l = strlen(text[i]);
+        memcpy(p, text[i], l);
+        p += l;
+    }
+    *p++ = ']';
+    http_reply_bytes(req, 200, "application/json", body, (size_t)(p - body));
+    free(body);
 }
 
 static void reply_matches(http_request *req, json_t *session, const face_record *faces, size_t n,
                           const face_record *ref, int64_t expires_ms) {
-    scored_match *list = arena_alloc(req->arena, (n ? n : 1) * sizeof(*list));
-    if (!list) {
+    app *a = req->app;
+    ranked_face *ranked = arena_alloc(req->arena, (n ? n : 1) * sizeof(*ranked));
+    char **text = calloc(n ? n : 1, sizeof(*text));
+    if (!ranked || !text) {
+        free(text);
         http_reply_error(req, 500, "internal error: out of memory");
         return;
     }
@@ -64,12 +126,24 @@ static void reply_matches(http_request *req, json_t *session, const face_record 
         if (&faces[i] == ref) continue;
         const face_template *c = &faces[i].tpl;
         float sim = c->dim == ref->tpl.dim ? embedding_similarity(ref->tpl.embedding, c->embedding, c->dim) : -1.0f;
-        json_t *m = match_json(req->app, api_face_summary(ref->meta), api_face_summary(faces[i].meta), sim, corr,
-                               evid, expires_ms);
-        list[count++] = (scored_match){m, json_real_value(json_object_get(m, "score"))};
+        ranked[count++] = (ranked_face){i, sim, far_to_score(far_from_similarity(&a->far, sim))};
     }
-    qsort(list, count, sizeof(*list), by_score_desc);
-    http_reply_json(req, 200, sign_each(req, list, count));
+    qsort(ranked, count, sizeof(*ranked), by_score_desc);
+    json_t *summary = api_face_summary(ref->meta);
+    char *ref_text = json_dumps(summary, HTTP_JSON_FLAGS), *head = NULL;
+    json_decref(summary);
+    if (ref_text && asprintf(&head, "{\"reference\":%s,\"candidate\":", ref_text) < 0) head = NULL;
+    free(ref_text);
+    if (head) {
+        match_batch batch = {a, faces, ranked, head, corr, evid, expires_ms, text};
+        worker_pool_parallel_for(a->workers, count, build_match, &batch);
+        reply_texts(req, text, count);
+        free(head);
+    } else {
+        http_reply_error(req, 500, "internal error: out of memory");
+    }
+    for (size_t i = 0; i < count; i++) free(text[i]);
+    free(text);
 }
 
 typedef struct {
@@ -120,7 +194,8 @@ void handle_get_matches(http_request *req) {
                              "faces compare only within one algorithm", api_json_string(other->meta, "id"), other->tpl.mode,
                              ref->tpl.mode);
         /* Scoring is cheap but signing every match is not (~30 us each): a large
-         * session is heavy work, so it takes a worker and obeys back-pressure. */
+         * session is heavy work, so it takes a worker (and idle ones help) and
+         * obeys back-pressure. */
         else api_run_on_worker(req, matches_run, &job);
     }
     face_records_free(faces, n);

@@ -2,6 +2,7 @@
 #include "core/worker_pool.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 
@@ -146,6 +147,85 @@ int worker_pool_submit(worker_pool *pool, worker_job_fn fn, void *arg, void (*on
     int rc = enqueue_locked(pool, (job){fn, arg, on_done, NULL});
     pthread_mutex_unlock(&pool->lock);
     return rc;
+}
+
+/* ---- parallel for ---------------------------------------------------------------- */
+
+/* Shared by the caller and its helpers. Indices are claimed from `next`; the caller
+ * returns once it ran out of indices and no helper is inside the loop. A helper
+ * that starts later finds nothing to claim, so it never touches fn or arg after the
+ * caller returned; the struct itself lives until the last reference is dropped. */
+typedef struct {
+    void (*fn)(void *arg, size_t i);
+    void *arg;
+    size_t n;
+    atomic_size_t next;
+    pthread_mutex_t lock;
+    pthread_cond_t idle;
+    int running; /* helpers between claiming and finishing */
+    int refs;    /* the caller + every queued helper */
+} parallel_for;
+
+static void parallel_work(parallel_for *p) {
+    for (size_t i; (i = atomic_fetch_add(&p->next, 1)) < p->n;) p->fn(p->arg, i);
+}
+
+static void parallel_release(void *arg) {
+    parallel_for *p = arg;
+    pthread_mutex_lock(&p->lock);
+    bool last = --p->refs == 0;
+    pthread_mutex_unlock(&p->lock);
+    if (!last) return;
+    pthread_mutex_destroy(&p->lock);
+    pthread_cond_destroy(&p->idle);
+    free(p);
+}
+
+static void parallel_helper(void *worker_ctx, void *arg) {
+    (void)worker_ctx;
+    parallel_for *p = arg;
+    pthread_mutex_lock(&p->lock);
+    p->running++;
+    pthread_mutex_unlock(&p->lock);
+    parallel_work(p);
+    pthread_mutex_lock(&p->lock);
+    if (--p->running == 0) pthread_cond_signal(&p->idle);
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* Queues up to `want` helpers, one per worker idle right now; returns how many. */
+static int queue_helpers(worker_pool *pool, parallel_for *p, int want) {
+    int queued = 0;
+    pthread_mutex_lock(&pool->lock);
+    int idle = pool->thread_count - pool->busy - pool->count;
+    while (queued < want && queued < idle &&
+           enqueue_locked(pool, (job){parallel_helper, p, parallel_release, NULL}) == WORKER_POOL_OK)
+        queued++;
+    pthread_mutex_unlock(&pool->lock);
+    return queued;
+}
+
+void worker_pool_parallel_for(worker_pool *pool, size_t n, void (*fn)(void *arg, size_t i), void *arg) {
+    parallel_for *p = n > 1 ? calloc(1, sizeof(*p)) : NULL;
+    if (!p) { /* one index, or no memory for the shared state: do it here */
+        for (size_t i = 0; i < n; i++) fn(arg, i);
+        return;
+    }
+    int want = n - 1 < (size_t)pool->thread_count ? (int)(n - 1) : pool->thread_count;
+    /* References for every helper we may queue, taken before one can finish. */
+    *p = (parallel_for){.fn = fn, .arg = arg, .n = n, .refs = 1 + want};
+    atomic_init(&p->next, 0);
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->idle, NULL);
+    int helpers = queue_helpers(pool, p, want);
+    pthread_mutex_lock(&p->lock);
+    p->refs -= want - helpers;
+    pthread_mutex_unlock(&p->lock);
+    parallel_work(p);
+    pthread_mutex_lock(&p->lock);
+    while (p->running) pthread_cond_wait(&p->idle, &p->lock);
+    pthread_mutex_unlock(&p->lock);
+    parallel_release(p);
 }
 
 int worker_pool_queued(worker_pool *pool) {

@@ -6,6 +6,8 @@
 #ifndef CORE_WORKER_POOL_H
 #define CORE_WORKER_POOL_H
 
+#include <stddef.h>
+
 enum { WORKER_POOL_OK = 0, WORKER_POOL_BUSY = -1, WORKER_POOL_STOPPED = -2 };
 
 typedef struct worker_pool worker_pool;
@@ -25,6 +27,12 @@ int worker_pool_run(worker_pool *pool, worker_job_fn fn, void *arg);
 /* Queues fn and returns; on_done (may be NULL) runs on the worker after fn, once the
  * worker counts as idle again (it may free arg, or answer a waiting client). */
 int worker_pool_submit(worker_pool *pool, worker_job_fn fn, void *arg, void (*on_done)(void *arg));
+/* Runs fn(arg, i) once for every i in [0, n) and returns when all have run. The
+ * calling thread works through the indices itself, and idle workers join in: a
+ * helper is queued only for a worker that is idle right now, so a busy pool never
+ * makes the caller wait in the queue (it then does all of it alone). Callable from
+ * a worker's job; fn runs concurrently on several threads. */
+void worker_pool_parallel_for(worker_pool *pool, size_t n, void (*fn)(void *arg, size_t i), void *arg);
 int worker_pool_queued(worker_pool *pool);
 int worker_pool_busy(worker_pool *pool);
 

@@ -7,7 +7,9 @@
  * no bigger than it needs, and that same raster is used for alignment whenever the
  * face in it is large enough; only a small face in a big photo costs a second,
  * finer decode. A worker owns its sessions and a few fixed scratch arrays, so
- * analysing an image allocates only the decoded raster(s).
+ * analysing an image allocates only the decoded raster(s). Its sessions share one
+ * activation arena: each step copies what it needs out of a model's output before
+ * the next model runs.
  *
  * Choices measured on LFW (tools/bench_accuracy.c, 10-fold) are noted where made. */
 #include "face/pipeline.h"
@@ -56,9 +58,18 @@ typedef struct {
     float x0, y0, x1, y1, score;
 } det_box;
 
+#define WORKER_EXTRA_SESSIONS 4
+
 struct face_worker {
     const face_engine *e;
+    void *arena; /* activations of every session, sized for the largest engine model */
+    size_t arena_bytes;
     nn_session *detect, *landmark, *feature, *age;
+    struct {
+        const nn_model *model;
+        nn_session *session;
+    } extra[WORKER_EXTRA_SESSIONS]; /* face_worker_session */
+    int n_extra;
     det_box cand[DET_MAX_PRIORS]; /* candidates above threshold, then NMS survivors */
     float aligned[3 * FEAT_SIZE * FEAT_SIZE]; /* the aligned face, kept for the mirror */
 };
@@ -202,10 +213,18 @@ face_worker *face_worker_create(const face_engine *e, char *err, size_t err_len)
         return NULL;
     }
     w->e = e;
-    if (!(w->detect = nn_session_create(e->detect, err, err_len)) ||
-        !(w->landmark = nn_session_create(e->landmark, err, err_len)) ||
-        !(w->feature = nn_session_create(e->feature, err, err_len)) ||
-        (e->age && !(w->age = nn_session_create(e->age, err, err_len)))) {
+    const nn_model *models[] = {e->detect, e->landmark, e->feature, e->age};
+    for (int i = 0; i < 4; i++)
+        if (nn_model_arena_bytes(models[i]) > w->arena_bytes) w->arena_bytes = nn_model_arena_bytes(models[i]);
+    if (!(w->arena = nn_arena_for(models, 4))) {
+        snprintf(err, err_len, "out of memory");
+        free(w);
+        return NULL;
+    }
+    if (!(w->detect = nn_session_create_in(e->detect, w->arena, err, err_len)) ||
+        !(w->landmark = nn_session_create_in(e->landmark, w->arena, err, err_len)) ||
+        !(w->feature = nn_session_create_in(e->feature, w->arena, err, err_len)) ||
+        (e->age && !(w->age = nn_session_create_in(e->age, w->arena, err, err_len)))) {
         face_worker_free(w);
         return NULL;
     }
@@ -219,7 +238,22 @@ void face_worker_free(face_worker *w)
     nn_session_free(w->landmark);
     nn_session_free(w->feature);
     nn_session_free(w->age);
+    for (int i = 0; i < w->n_extra; i++) nn_session_free(w->extra[i].session);
+    free(w->arena);
     free(w);
+}
+
+nn_session *face_worker_session(face_worker *w, const nn_model *m)
+{
+    for (int i = 0; i < w->n_extra; i++)
+        if (w->extra[i].model == m) return w->extra[i].session;
+    if (w->n_extra == WORKER_EXTRA_SESSIONS || nn_model_arena_bytes(m) > w->arena_bytes) return NULL;
+    char err[256];
+    nn_session *s = nn_session_create_in(m, w->arena, err, sizeof err);
+    if (!s) return NULL;
+    w->extra[w->n_extra].model = m;
+    w->extra[w->n_extra++].session = s;
+    return s;
 }
 
 

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "face/image.h"
+#include "nn/nn.h"
 
 #define FACE_EMBEDDING_MAX 1024
 
@@ -54,6 +55,14 @@ int face_engine_embedding_dim(const face_engine *e);
 
 face_worker *face_worker_create(const face_engine *e, char *err, size_t err_len);
 void face_worker_free(face_worker *w);
+
+/* A session of another model m (the liveness models) that runs in the worker's
+ * activation arena, so it costs the worker no memory of its own: created on first
+ * use, then kept by the worker. Only on the worker's thread, like face_analyze;
+ * the session's output is valid until the worker runs anything else, and m must
+ * outlive the worker. NULL when m needs a larger arena than the worker's models
+ * or memory is short. */
+nn_session *face_worker_session(face_worker *w, const nn_model *m);
 
 /* Decodes and analyses one image. faces_found == 0 is not an error. */
 int face_analyze(face_worker *w, const uint8_t *data, size_t len, const face_options *opt,

@@ -16,7 +16,6 @@
 #define LMK_SIZE 64
 #define LMK_POINTS 68
 #define THUMB 16
-#define MAX_SLOTS 256
 
 #define VIDEO_MIN_FACES 3
 #define CENTRE_MAX 0.08f       /* |yaw| of a frontal face */
@@ -25,18 +24,9 @@
 #define MOTION_MIN 0.004f      /* eye-midpoint spread, in eye distances: a frozen picture has none */
 #define JUMP_MAX 1.5f          /* eye-midpoint jump between consecutive frames, in eye distances */
 
-typedef struct {
-    nn_session *live, *landmark;
-    bool busy;
-} engine_slot;
-
 struct liveness_engine {
     nn_model *live, *landmark;
     int classes; /* fr_liveness outputs; class 0 = live */
-    engine_slot slots[MAX_SLOTS];
-    int slot_count;
-    pthread_mutex_t lock;
-    pthread_cond_t freed;
 };
 
 liveness_thresholds liveness_level_thresholds(liveness_level level) {
@@ -56,15 +46,9 @@ static nn_model *load(const char *dir, const char *name, char *err, size_t err_l
     return m;
 }
 
-liveness_engine *liveness_engine_load(const char *models_dir, int slots, char *err, size_t err_len) {
-    if (slots < 1 || slots > MAX_SLOTS) {
-        snprintf(err, err_len, "liveness: %d inference slots (1..%d)", slots, MAX_SLOTS);
-        return NULL;
-    }
+liveness_engine *liveness_engine_load(const char *models_dir, char *err, size_t err_len) {
     liveness_engine *e = calloc(1, sizeof(*e));
     if (!e) return NULL;
-    pthread_mutex_init(&e->lock, NULL);
-    pthread_cond_init(&e->freed, NULL);
     if (!(e->live = load(models_dir, "fr_liveness.onnx", err, err_len)) ||
         !(e->landmark = load(models_dir, "fr_landmark.onnx", err, err_len)))
         goto fail;
@@ -74,14 +58,6 @@ liveness_engine *liveness_engine_load(const char *models_dir, int slots, char *e
         snprintf(err, err_len, "fr_liveness.onnx: expected 2 to 16 class scores");
         goto fail;
     }
-    for (; e->slot_count < slots; e->slot_count++) {
-        engine_slot *s = &e->slots[e->slot_count];
-        if (!(s->live = nn_session_create(e->live, err, err_len)) ||
-            !(s->landmark = nn_session_create(e->landmark, err, err_len))) {
-            nn_session_free(s->live);
-            goto fail;
-        }
-    }
     return e;
 fail:
     liveness_engine_free(e);
@@ -90,37 +66,9 @@ fail:
 
 void liveness_engine_free(liveness_engine *e) {
     if (!e) return;
-    for (int i = 0; i < e->slot_count; i++) {
-        nn_session_free(e->slots[i].live);
-        nn_session_free(e->slots[i].landmark);
-    }
     nn_model_free(e->live);
     nn_model_free(e->landmark);
-    pthread_mutex_destroy(&e->lock);
-    pthread_cond_destroy(&e->freed);
     free(e);
-}
-
-/* One slot per worker thread exists, so the wait only happens when the engine is
- * shared with threads outside the pool (the benchmark). */
-static engine_slot *slot_acquire(liveness_engine *e) {
-    pthread_mutex_lock(&e->lock);
-    engine_slot *got = NULL;
-    while (!got) {
-        for (int i = 0; i < e->slot_count && !got; i++)
-            if (!e->slots[i].busy) got = &e->slots[i];
-        if (!got) pthread_cond_wait(&e->freed, &e->lock);
-    }
-    got->busy = true;
-    pthread_mutex_unlock(&e->lock);
-    return got;
-}
-
-static void slot_release(liveness_engine *e, engine_slot *s) {
-    pthread_mutex_lock(&e->lock);
-    s->busy = false;
-    pthread_cond_signal(&e->freed);
-    pthread_mutex_unlock(&e->lock);
 }
 
 /* fr_liveness on the box scaled LIVE_SCALE x around its centre, clipped to the
@@ -188,10 +136,10 @@ int liveness_analyze_frame(liveness_engine *e, face_worker *fw, const liveness_f
     image_crop_resize_to_tensor_grey(&img, 0, 0, (float)img.width, (float)img.height, THUMB, THUMB, 0.0f, 1.0f,
                                      info->thumb);
     if (r->faces_found > 0) {
-        engine_slot *s = slot_acquire(e);
-        info->face = live_score(s->live, e->classes, &img, r->box, &info->live) == 0 &&
-                     nose_tip(s->landmark, &img, r->box, info->nose) == 0;
-        slot_release(e, s);
+        /* Sessions in the worker's arena: face_analyze's results are in r by now. */
+        nn_session *live = face_worker_session(fw, e->live), *landmark = face_worker_session(fw, e->landmark);
+        info->face = live && landmark && live_score(live, e->classes, &img, r->box, &info->live) == 0 &&
+                     nose_tip(landmark, &img, r->box, info->nose) == 0;
         memcpy(info->box, r->box, sizeof info->box);
         memcpy(info->eyes, r->eyes, sizeof info->eyes);
         info->yaw = yaw_of(r->eyes, info->nose);

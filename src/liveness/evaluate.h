@@ -15,8 +15,8 @@
  *                  the video checks on the frontal frames.
  * Security levels move the live-score threshold (and the turn angle for ACTIVE).
  *
- * Models load once (liveness_engine); inference sessions sit in a pool of slots, one
- * per worker thread, so a job on any worker takes one without contention. */
+ * Models load once (liveness_engine); their sessions belong to the face_worker of
+ * the thread that evaluates (face_worker_session), in that worker's activation arena. */
 #ifndef LIVENESS_EVALUATE_H
 #define LIVENESS_EVALUATE_H
 #include <pthread.h>
@@ -43,9 +43,9 @@ liveness_thresholds liveness_level_thresholds(liveness_level level);
 
 typedef struct liveness_engine liveness_engine;
 
-/* Loads fr_liveness and fr_landmark from models_dir/faceplugin, with `slots`
- * inference-session sets (one per worker thread). */
-liveness_engine *liveness_engine_load(const char *models_dir, int slots, char *err, size_t err_len);
+/* Loads fr_liveness and fr_landmark from models_dir/faceplugin. Their sessions
+ * belong to the face_workers that run them, which must be freed first. */
+liveness_engine *liveness_engine_load(const char *models_dir, char *err, size_t err_len);
 void liveness_engine_free(liveness_engine *e);
 
 typedef struct {
@@ -87,7 +87,7 @@ typedef struct {
     int challenges_done;
 } liveness_outcome;
 
-/* Analyses one frame with the worker's face sessions and a liveness slot.
+/* Analyses one frame with the worker's face sessions, the liveness models included.
  * Returns 0 (info->face false when no face) or -1 with err for undecodable input. */
 int liveness_analyze_frame(liveness_engine *e, face_worker *fw, const liveness_frame *f, long max_pixels,
                            liveness_frame_info *info, char *err, size_t err_len);

@@ -3,15 +3,18 @@
  * type), sessions (per-thread XNNPACK operators and one activation arena),
  * and nn_run.
  *
- * A session plans its memory once: every activation gets a fixed offset in
- * one arena, reusing space between tensors whose lifetimes do not overlap.
- * Because the pointers never change, XNNPACK operators are set up once at
- * session creation and nn_run only executes them: no allocation per run.
+ * A model plans its memory once: every activation gets a fixed offset in an
+ * arena, reusing space between tensors whose lifetimes do not overlap. A session
+ * owns an arena or borrows one. Because the pointers never change, XNNPACK
+ * operators are set up once at session creation and nn_run only executes them:
+ * no allocation per run. Sessions share the model's packed weights and their
+ * convolutions' indirection buffers (create_shared_op, shared_weights.c).
  */
 #include "nn/nn.h"
 #include "nn/graph.h"
 #include "nn/nn_internal.h"
 
+#include <malloc.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -22,11 +25,12 @@
 
 struct nn_session {
     const nn_model *model;
-    float *arena;
+    void *own_arena;              /* NULL when the caller lends the arena */
     float **ptr;                  /* per tensor: where its data lives */
     const float **in_ptrs;        /* per node input pointer arrays, flattened */
     int *in_offset;               /* node i's inputs start at in_ptrs[in_offset[i]] */
     xnn_operator_t *ops;          /* per node, NULL for glue nodes */
+    size_t shared_bytes;          /* packed weights taken from the model's cache */
 };
 
 /* ---- one-time XNNPACK initialisation ------------------------------- */
@@ -34,7 +38,8 @@ struct nn_session {
 static pthread_once_t xnn_once = PTHREAD_ONCE_INIT;
 static enum xnn_status xnn_init_status = xnn_status_uninitialized;
 
-static void xnn_init_once(void) { xnn_init_status = xnn_initialize(NULL); }
+/* Our allocator lets sessions share packed weights (shared_weights.c). */
+static void xnn_init_once(void) { xnn_init_status = xnn_initialize(nn_xnn_allocator()); }
 
 static int ensure_xnnpack(char *err, size_t err_len)
 {
@@ -45,91 +50,6 @@ static int ensure_xnnpack(char *err, size_t err_len)
     }
     return 0;
 }
-
-/* ---- models -------------------------------------------------------- */
-
-static int ends_with(const char *s, const char *suffix)
-{
-    size_t a = strlen(s), b = strlen(suffix);
-    return a >= b && strcmp(s + a - b, suffix) == 0;
-}
-
-nn_model *nn_model_load(const char *path, char *err, size_t err_len)
-{
-    if (err && err_len) err[0] = 0;
-    if (!path) {
-        if (err && err_len) snprintf(err, err_len, "no model path");
-        return NULL;
-    }
-    nn_model *m = calloc(1, sizeof *m);
-    if (!m) {
-        if (err && err_len) snprintf(err, err_len, "out of memory");
-        return NULL;
-    }
-    nn_graph_init(&m->g, err, err_len);
-    int rc = ends_with(path, ".json") ? nn_tfjs_load(&m->g, path) : nn_onnx_load(&m->g, path);
-    if (rc == 0) rc = nn_graph_finish(&m->g);
-    if (rc != 0 || m->g.failed) {
-        if (!m->g.failed) nn_fail(&m->g, "%s: load failed", path);
-        nn_graph_free(&m->g);
-        free(m);
-        return NULL;
-    }
-    m->g.err = NULL;
-    m->g.err_len = 0;
-    return m;
-}
-
-void nn_model_free(nn_model *model)
-{
-    if (!model) return;
-    nn_graph_free(&model->g);
-    free(model);
-}
-
-int nn_model_input_count(const nn_model *m) { return m ? m->g.n_inputs : 0; }
-int nn_model_output_count(const nn_model *m) { return m ? m->g.n_outputs : 0; }
-
-int nn_model_output_index(const nn_model *m, const char *name)
-{
-    if (!m || !name) return -1;
-    for (int i = 0; i < m->g.n_outputs; i++) {
-        if (m->g.output_names && m->g.output_names[i] && strcmp(m->g.output_names[i], name) == 0) return i;
-        if (strcmp(m->g.tensors[m->g.outputs[i]].name, name) == 0) return i;
-    }
-    return -1;
-}
-
-nn_shape nn_model_input_shape(const nn_model *m, int index)
-{
-    nn_shape none = {0};
-    if (!m || index < 0 || index >= m->g.n_inputs) return none;
-    return m->g.tensors[m->g.inputs[index]].shape;
-}
-
-nn_shape nn_model_output_shape(const nn_model *m, int index)
-{
-    nn_shape none = {0};
-    if (!m || index < 0 || index >= m->g.n_outputs) return none;
-    return m->g.tensors[m->g.outputs[index]].shape;
-}
-
-size_t nn_model_weight_bytes(const nn_model *m)
-{
-    size_t bytes = 0;
-    const nn_graph *g = &m->g;
-    for (int i = 0; i < g->n_tensors; i++)
-        if (g->tensors[i].data) bytes += nn_shape_size(&g->tensors[i].shape) * sizeof(float);
-    for (int i = 0; i < g->n_nodes; i++) {
-        const nn_node *n = &g->nodes[i];
-        if (n->op == NN_OP_CONV)
-            bytes += ((size_t)n->conv.cout * n->conv.kh * n->conv.kw * (n->conv.cin / n->conv.groups) + n->conv.cout) * sizeof(float);
-        if (n->op == NN_OP_FC) bytes += ((size_t)n->fc.m * n->fc.k + n->fc.m) * sizeof(float);
-    }
-    return bytes;
-}
-
-double nn_model_macs(const nn_model *m) { return nn_graph_macs(&m->g); }
 
 /* ---- memory plan --------------------------------------------------- */
 
@@ -204,6 +124,116 @@ out:
     return arena;
 }
 
+/* Every session of a model uses the same plan: a tensor's data lives at the model
+ * (a constant), at arena_offset[root] in the arena, or nowhere (SIZE_MAX). */
+static int plan_model_memory(nn_model *m)
+{
+    const nn_graph *g = &m->g;
+    int *is_root = calloc((size_t)g->n_tensors + 1, sizeof *is_root);
+    m->arena_offset = calloc((size_t)g->n_tensors + 1, sizeof *m->arena_offset);
+    if (!is_root || !m->arena_offset) {
+        free(is_root);
+        return -1;
+    }
+    m->arena_bytes = plan_memory(g, m->arena_offset, is_root);
+    for (int t = 0; t < g->n_tensors; t++)
+        if (!is_root[t]) m->arena_offset[t] = SIZE_MAX;
+    free(is_root);
+    return m->arena_bytes ? 0 : -1;
+}
+
+/* ---- models -------------------------------------------------------- */
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+nn_model *nn_model_load(const char *path, char *err, size_t err_len)
+{
+    if (err && err_len) err[0] = 0;
+    if (!path) {
+        if (err && err_len) snprintf(err, err_len, "no model path");
+        return NULL;
+    }
+    nn_model *m = calloc(1, sizeof *m);
+    if (!m) {
+        if (err && err_len) snprintf(err, err_len, "out of memory");
+        return NULL;
+    }
+    nn_graph_init(&m->g, err, err_len);
+    int rc = ends_with(path, ".json") ? nn_tfjs_load(&m->g, path) : nn_onnx_load(&m->g, path);
+    if (rc == 0) rc = nn_graph_finish(&m->g);
+    if (rc == 0 && !m->g.failed &&
+        (!(m->packed = nn_packed_cache_create(2 * m->g.n_nodes)) || plan_model_memory(m) != 0))
+        nn_fail(&m->g, "%s: out of memory", path);
+    if (rc != 0 || m->g.failed) {
+        if (!m->g.failed) nn_fail(&m->g, "%s: load failed", path);
+        nn_model_free(m);
+        return NULL;
+    }
+    m->g.err = NULL;
+    m->g.err_len = 0;
+    /* Parsing freed far more than the model keeps (the protobuf tree, the raw
+     * file): give those pages back (glibc keeps them otherwise). */
+    malloc_trim(0);
+    return m;
+}
+
+void nn_model_free(nn_model *model)
+{
+    if (!model) return;
+    nn_packed_cache_free(model->packed);
+    free(model->arena_offset);
+    nn_graph_free(&model->g);
+    free(model);
+}
+
+int nn_model_input_count(const nn_model *m) { return m ? m->g.n_inputs : 0; }
+int nn_model_output_count(const nn_model *m) { return m ? m->g.n_outputs : 0; }
+
+int nn_model_output_index(const nn_model *m, const char *name)
+{
+    if (!m || !name) return -1;
+    for (int i = 0; i < m->g.n_outputs; i++) {
+        if (m->g.output_names && m->g.output_names[i] && strcmp(m->g.output_names[i], name) == 0) return i;
+        if (strcmp(m->g.tensors[m->g.outputs[i]].name, name) == 0) return i;
+    }
+    return -1;
+}
+
+nn_shape nn_model_input_shape(const nn_model *m, int index)
+{
+    nn_shape none = {0};
+    if (!m || index < 0 || index >= m->g.n_inputs) return none;
+    return m->g.tensors[m->g.inputs[index]].shape;
+}
+
+nn_shape nn_model_output_shape(const nn_model *m, int index)
+{
+    nn_shape none = {0};
+    if (!m || index < 0 || index >= m->g.n_outputs) return none;
+    return m->g.tensors[m->g.outputs[index]].shape;
+}
+
+size_t nn_model_weight_bytes(const nn_model *m)
+{
+    size_t bytes = 0;
+    const nn_graph *g = &m->g;
+    for (int i = 0; i < g->n_tensors; i++)
+        if (g->tensors[i].data) bytes += nn_shape_size(&g->tensors[i].shape) * sizeof(float);
+    for (int i = 0; i < g->n_nodes; i++) {
+        const nn_node *n = &g->nodes[i];
+        if (n->op == NN_OP_CONV)
+            bytes += ((size_t)n->conv.cout * n->conv.kh * n->conv.kw * (n->conv.cin / n->conv.groups) + n->conv.cout) * sizeof(float);
+        if (n->op == NN_OP_FC) bytes += ((size_t)n->fc.m * n->fc.k + n->fc.m) * sizeof(float);
+    }
+    return bytes;
+}
+
+double nn_model_macs(const nn_model *m) { return nn_graph_macs(&m->g); }
+
 /* ---- sessions ------------------------------------------------------ */
 
 static enum xnn_status create_op(const nn_graph *g, const nn_node *n, xnn_operator_t *op)
@@ -272,27 +302,74 @@ static int session_fail(nn_session *s, char *err, size_t err_len, const char *fm
 }
 
 /* Points every tensor at its storage: constants at the model, others into the arena. */
-static int bind_tensors(nn_session *s, char *err, size_t err_len)
+static void bind_tensors(nn_session *s, char *arena)
 {
-    const nn_graph *g = &s->model->g;
-    size_t *offset = calloc((size_t)g->n_tensors, sizeof *offset);
-    int *is_root = calloc((size_t)g->n_tensors, sizeof *is_root);
-    if (!offset || !is_root) { free(offset); free(is_root); return session_fail(s, err, err_len, "%s%s out of memory (%d)", "", "", 0); }
-    size_t bytes = plan_memory(g, offset, is_root);
-    s->arena = bytes ? aligned_alloc(64, bytes) : NULL;
-    if (!s->arena) { free(offset); free(is_root); return session_fail(s, err, err_len, "%s%s out of memory for arena (%d)", "", "", 0); }
-    memset(s->arena, 0, bytes);
-    for (int t = 0; t < g->n_tensors; t++) {
-        int r = root_of(g, t);
-        if (g->tensors[r].data) s->ptr[t] = g->tensors[r].data;
-        else s->ptr[t] = is_root[r] ? (float *)((char *)s->arena + offset[r]) : NULL;
+    const nn_model *m = s->model;
+    for (int t = 0; t < m->g.n_tensors; t++) {
+        int r = root_of(&m->g, t);
+        if (m->g.tensors[r].data) s->ptr[t] = m->g.tensors[r].data;
+        else s->ptr[t] = m->arena_offset[r] != SIZE_MAX ? (float *)(arena + m->arena_offset[r]) : NULL;
     }
-    free(offset);
-    free(is_root);
-    return 0;
+}
+
+size_t nn_model_arena_bytes(const nn_model *m) { return m ? m->arena_bytes : 0; }
+size_t nn_session_shared_bytes(const nn_session *s) { return s ? s->shared_bytes : 0; }
+
+void *nn_arena_for(const nn_model *const *models, int n)
+{
+    size_t bytes = 64;
+    for (int i = 0; i < n; i++)
+        if (nn_model_arena_bytes(models[i]) > bytes) bytes = nn_model_arena_bytes(models[i]);
+    bytes = (bytes + 63) & ~(size_t)63;
+    void *arena = aligned_alloc(64, bytes);
+    if (arena) memset(arena, 0, bytes);
+    return arena;
 }
 
 nn_session *nn_session_create(const nn_model *m, char *err, size_t err_len)
+{
+    return nn_session_create_in(m, NULL, err, err_len);
+}
+
+/* Where p, a pointer into this session's arena, would be in the canonical arena. */
+static const float *canonical_ptr(const nn_model *m, const void *arena, const void *canonical, const float *p)
+{
+    uintptr_t a = (uintptr_t)arena, q = (uintptr_t)p;
+    if (q < a || q >= a + m->arena_bytes) return p;
+    return (const float *)((uintptr_t)canonical + (q - a));
+}
+
+/* Creates and sets up node i's operator, sharing what the model's first session
+ * made for it (shared_weights.c): the packed weights, and for a convolution its
+ * indirection buffer. XNNPACK builds that buffer from the input address at the
+ * first setup and later only adds the distance to a new input, so every session
+ * sets a convolution up at the model's canonical arena address first (equal
+ * buffers), then at its own. */
+static enum xnn_status create_shared_op(nn_session *s, int i, void *arena)
+{
+    const nn_model *m = s->model;
+    const nn_node *n = &m->g.nodes[i];
+    nn_alloc_capture cap;
+    nn_capture_begin(&cap);
+    enum xnn_status st = create_op(&m->g, n, &s->ops[i]);
+    nn_capture_end();
+    if (st != xnn_status_success || !s->ops[i]) return st;
+    /* Before setup: setup copies the packed-weights pointer into the run context. */
+    s->shared_bytes += nn_packed_cache_adopt(m->packed, 2 * i, s->ops[i], &cap);
+    float *in = s->ptr[n->in[0]], *out = s->ptr[n->out];
+    if (n->op == NN_OP_CONV) {
+        const void *canonical = nn_packed_cache_canonical(m->packed, arena);
+        nn_capture_begin(&cap);
+        st = setup_op(&m->g, n, s->ops[i], canonical_ptr(m, arena, canonical, in),
+                      (float *)canonical_ptr(m, arena, canonical, out));
+        nn_capture_end();
+        if (st != xnn_status_success) return st;
+        s->shared_bytes += nn_packed_cache_adopt(m->packed, 2 * i + 1, s->ops[i], &cap);
+    }
+    return setup_op(&m->g, n, s->ops[i], in, out);
+}
+
+nn_session *nn_session_create_in(const nn_model *m, void *arena, char *err, size_t err_len)
 {
     if (!m) {
         if (err && err_len) snprintf(err, err_len, "no model");
@@ -313,15 +390,17 @@ nn_session *nn_session_create(const nn_model *m, char *err, size_t err_len)
         session_fail(s, err, err_len, "%s%s out of memory (%d)", "", "", 0);
         return NULL;
     }
-    if (bind_tensors(s, err, err_len)) return NULL;
+    if (!arena && !(arena = s->own_arena = nn_arena_for(&m, 1))) {
+        session_fail(s, err, err_len, "%s%s out of memory for arena (%d)", "", "", 0);
+        return NULL;
+    }
+    bind_tensors(s, arena);
     int k = 0;
     for (int i = 0; i < g->n_nodes; i++) {
         const nn_node *n = &g->nodes[i];
         s->in_offset[i] = k;
         for (int j = 0; j < n->n_in; j++) s->in_ptrs[k++] = s->ptr[n->in[j]];
-        enum xnn_status st = create_op(g, n, &s->ops[i]);
-        if (st == xnn_status_success && s->ops[i])
-            st = setup_op(g, n, s->ops[i], s->ptr[n->in[0]], s->ptr[n->out]);
+        enum xnn_status st = create_shared_op(s, i, arena);
         if (st != xnn_status_success) {
             session_fail(s, err, err_len, "%s %s: XNNPACK operator rejected (status %d)",
                          n->source_op, g->tensors[n->out].name, (int)st);
@@ -341,7 +420,7 @@ void nn_session_free(nn_session *s)
     free(s->in_ptrs);
     free(s->in_offset);
     free(s->ptr);
-    free(s->arena);
+    free(s->own_arena);
     free(s);
 }
 

@@ -9,7 +9,9 @@
  * Threading: an nn_model is immutable after load and may be shared read-only
  * by any number of threads. Each thread creates its own nn_session (operators
  * plus workspace); a session runs single-threaded and nn_run() does no heap
- * allocation.
+ * allocation. Sessions of one model share its packed weights (one copy per
+ * process, see shared_weights.c), and sessions that one thread runs in turn may
+ * share one activation arena (nn_session_create_in).
  *
  * Layouts: inputs and outputs use the model's native layout, NCHW for ONNX and
  * NHWC for TF.js models.
@@ -43,6 +45,19 @@ nn_shape nn_model_output_shape(const nn_model *m, int index);
 
 nn_session *nn_session_create(const nn_model *m, char *err, size_t err_len);
 void nn_session_free(nn_session *s);
+
+/* Bytes of activation memory (inputs, intermediates, outputs) a session uses. */
+size_t nn_model_arena_bytes(const nn_model *m);
+/* Like nn_session_create, but the activations live in `arena`, which the caller
+ * owns: 64-byte aligned, at least nn_model_arena_bytes(m) bytes, zeroed, and
+ * outliving the session. Sessions that one thread runs one after another may
+ * share one arena (sized for the largest): then writing one session's input or
+ * running it overwrites the other sessions' inputs and outputs. */
+nn_session *nn_session_create_in(const nn_model *m, void *arena, char *err, size_t err_len);
+/* A zeroed arena for nn_session_create_in, big enough for any of the n models
+ * (NULL entries are skipped); the caller free()s it after its sessions. NULL when
+ * out of memory. */
+void *nn_arena_for(const nn_model *const *models, int n);
 
 /* Caller writes input here, in the model's native layout. */
 float *nn_session_input(nn_session *s, int index);

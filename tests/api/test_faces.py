@@ -825,6 +825,41 @@ def test_get_matches(server, public_key, calibrated):
     assert_error(server.get(f"/v2/bio-sessions/{sid}/faces/{ref['id']}/matches", key=KEY_SESSIONS), 403)
 
 
+def test_get_matches_large_session_each_signed(start_server, calibrated):
+    """40 faces on 3 workers: matches are built and signed in parallel, yet each is
+    complete, independently verifiable and in score order."""
+    srv = start_server("--workers", "3")
+    key = x509.load_pem_x509_certificate(srv.get("/v2/certificate").content).public_key()
+    people = [SAME_A[0], SAME_A[1], SAME_B[0], SAME_B[1], DIFF_A[1], DIFF_B[1]]
+    templates = []
+    for path in people:
+        r = direct_face(srv, read(path), signatureDisabled=True)
+        assert r.status_code == 200, r.text
+        templates.append(r.json())
+    sid = srv.create_session(correlationId="corr-large")
+    ids = []
+    for i in range(40):
+        face = dict(templates[i % len(templates)])
+        face.pop("id", None)
+        r = srv.post_json(f"/v2/bio-sessions/{sid}/faces", face, key=KEY_A)
+        assert r.status_code == 201, r.text
+        ids.append(r.headers["Location"].rsplit("/", 1)[1])
+    r = srv.get(f"/v2/bio-sessions/{sid}/faces/{ids[0]}/matches", key=KEY_A)
+    assert r.status_code == 200, r.text
+    assert r.headers["Content-Type"].startswith("application/json")
+    matches = r.json()
+    assert sorted(m["candidate"]["id"] for m in matches) == sorted(ids[1:])
+    scores = [m["score"] for m in matches]
+    assert scores == sorted(scores, reverse=True)
+    for m in matches:
+        check_match(m, key, expires=True, correlation_id="corr-large")
+        assert m["reference"]["id"] == ids[0]
+    # Copies of the reference's own template (every 6th face) score highest and alike.
+    twins = [m for m in matches if ids.index(m["candidate"]["id"]) % len(templates) == 0]
+    assert len(twins) == 6 and matches[:6] == sorted(twins, key=lambda m: -m["score"])
+    assert len({m["score"] for m in twins}) == 1
+
+
 def test_get_matches_without_session_correlation(server, public_key, calibrated):
     sid = server.create_session()
     ref = create_face(server, sid, SAME_A[0])

@@ -14,13 +14,16 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <stdbool.h>
 #include <png.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "nn/nn.h"
+#include "nn/nn_internal.h"
 #include "onnx/onnx.pb-c.h"
 
 #define FIXTURES "build/fixtures/nn/" /* made by scripts/make_nn_fixtures.py (make test) */
@@ -200,6 +203,164 @@ static void test_two_sessions_agree(void **state)
     nn_session_free(a);
     nn_session_free(b);
     nn_model_free(m);
+}
+
+/* ---- shared weights and arenas ------------------------------------------ */
+
+static void fill_pattern(nn_session *s, const nn_model *m, int seed)
+{
+    size_t n = shape_size(nn_model_input_shape(m, 0));
+    float *x = nn_session_input(s, 0);
+    for (size_t i = 0; i < n; i++) x[i] = (float)((i * 7 + (size_t)seed * 13) % 101) / 101.0f - 0.5f;
+}
+
+static size_t output_bytes(const nn_model *m) { return shape_size(nn_model_output_shape(m, 0)) * sizeof(float); }
+
+/* A second session keeps no copy of the packed weights, yet computes exactly what
+ * the first does, also after the first (whose blocks the model adopted) is gone. */
+static void test_sessions_share_packed_weights(void **state)
+{
+    (void)state;
+    char err[256];
+    nn_model *m = nn_model_load("models/faceplugin/fr_feature.onnx", err, sizeof err);
+    assert_non_null(m);
+    nn_session *a = nn_session_create(m, err, sizeof err), *b = nn_session_create(m, err, sizeof err);
+    assert_non_null(a);
+    assert_non_null(b);
+    print_message("  fr_feature: weights %zu bytes, second session shares %zu\n", nn_model_weight_bytes(m),
+                  nn_session_shared_bytes(b));
+    assert_int_equal(nn_session_shared_bytes(a), 0);
+    assert_true(nn_session_shared_bytes(b) >= nn_model_weight_bytes(m) * 9 / 10);
+    fill_pattern(a, m, 1);
+    fill_pattern(b, m, 1);
+    assert_int_equal(nn_run(a), 0);
+    assert_int_equal(nn_run(b), 0);
+    size_t bytes = output_bytes(m);
+    float *want = malloc(bytes);
+    assert_non_null(want);
+    memcpy(want, nn_session_output(a, 0), bytes);
+    assert_memory_equal(nn_session_output(b, 0), want, bytes);
+    nn_session_free(a);
+    nn_session *c = nn_session_create(m, err, sizeof err);
+    assert_non_null(c);
+    assert_true(nn_session_shared_bytes(c) >= nn_model_weight_bytes(m) * 9 / 10);
+    fill_pattern(c, m, 1);
+    assert_int_equal(nn_run(b), 0);
+    assert_int_equal(nn_run(c), 0);
+    assert_memory_equal(nn_session_output(b, 0), want, bytes);
+    assert_memory_equal(nn_session_output(c, 0), want, bytes);
+    free(want);
+    nn_session_free(b);
+    nn_session_free(c);
+    nn_model_free(m);
+}
+
+typedef struct {
+    const nn_model *m;
+    const float *want; /* per seed, output_bytes(m) each */
+    int failures;
+} share_job;
+
+#define SHARE_SEEDS 4
+#define SHARE_ROUNDS 25
+
+static void *run_shared(void *arg)
+{
+    share_job *j = arg;
+    char err[256];
+    nn_session *s = nn_session_create(j->m, err, sizeof err);
+    size_t n = output_bytes(j->m) / sizeof(float);
+    for (int r = 0; s && r < SHARE_ROUNDS; r++) {
+        int seed = r % SHARE_SEEDS;
+        fill_pattern(s, j->m, seed);
+        if (nn_run(s) != 0 || memcmp(nn_session_output(s, 0), j->want + (size_t)seed * n, n * sizeof(float)))
+            j->failures++;
+    }
+    if (!s) j->failures = SHARE_ROUNDS;
+    nn_session_free(s);
+    return NULL;
+}
+
+/* Threads running sessions that share weights get the single-thread answers. */
+static void test_shared_weights_across_threads(void **state)
+{
+    (void)state;
+    char err[256];
+    nn_model *m = nn_model_load("models/faceplugin/fr_landmark.onnx", err, sizeof err);
+    assert_non_null(m);
+    nn_session *ref = nn_session_create(m, err, sizeof err);
+    assert_non_null(ref);
+    size_t n = output_bytes(m) / sizeof(float);
+    float *want = malloc(SHARE_SEEDS * n * sizeof(float));
+    assert_non_null(want);
+    for (int seed = 0; seed < SHARE_SEEDS; seed++) {
+        fill_pattern(ref, m, seed);
+        assert_int_equal(nn_run(ref), 0);
+        memcpy(want + (size_t)seed * n, nn_session_output(ref, 0), n * sizeof(float));
+    }
+    share_job jobs[3];
+    pthread_t t[3];
+    for (int i = 0; i < 3; i++) {
+        jobs[i] = (share_job){m, want, 0};
+        assert_int_equal(pthread_create(&t[i], NULL, run_shared, &jobs[i]), 0);
+    }
+    for (int i = 0; i < 3; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(jobs[i].failures, 0);
+    }
+    free(want);
+    nn_session_free(ref);
+    nn_model_free(m);
+}
+
+static bool inside(const void *p, const char *arena, size_t bytes)
+{
+    return (const char *)p >= arena && (const char *)p < arena + bytes;
+}
+
+/* Sessions of two models in one arena, run in turn, answer as with their own. */
+static void test_sessions_share_an_arena(void **state)
+{
+    (void)state;
+    char err[256];
+    nn_model *lm = nn_model_load("models/faceplugin/fr_landmark.onnx", err, sizeof err);
+    nn_model *ft = nn_model_load("models/faceplugin/fr_feature.onnx", err, sizeof err);
+    assert_non_null(lm);
+    assert_non_null(ft);
+    const nn_model *both[] = {lm, NULL, ft};
+    char *arena = nn_arena_for(both, 3);
+    assert_non_null(arena);
+    size_t bytes = nn_model_arena_bytes(ft) > nn_model_arena_bytes(lm) ? nn_model_arena_bytes(ft)
+                                                                        : nn_model_arena_bytes(lm);
+    nn_session *lm_own = nn_session_create(lm, err, sizeof err), *ft_own = nn_session_create(ft, err, sizeof err);
+    nn_session *lm_in = nn_session_create_in(lm, arena, err, sizeof err);
+    nn_session *ft_in = nn_session_create_in(ft, arena, err, sizeof err);
+    assert_non_null(lm_own);
+    assert_non_null(ft_own);
+    assert_non_null(lm_in);
+    assert_non_null(ft_in);
+    assert_true(inside(nn_session_input(lm_in, 0), arena, bytes));
+    assert_true(inside(nn_session_input(ft_in, 0), arena, bytes));
+    assert_true(inside(nn_session_output(ft_in, 0), arena, bytes));
+    for (int round = 0; round < 3; round++) {
+        fill_pattern(lm_own, lm, round);
+        fill_pattern(ft_own, ft, round);
+        assert_int_equal(nn_run(lm_own), 0);
+        assert_int_equal(nn_run(ft_own), 0);
+        fill_pattern(lm_in, lm, round);
+        assert_int_equal(nn_run(lm_in), 0);
+        assert_memory_equal(nn_session_output(lm_in, 0), nn_session_output(lm_own, 0), output_bytes(lm));
+        fill_pattern(ft_in, ft, round);
+        assert_int_equal(nn_run(ft_in), 0);
+        assert_memory_equal(nn_session_output(ft_in, 0), nn_session_output(ft_own, 0), output_bytes(ft));
+    }
+    nn_session_free(lm_in);
+    nn_session_free(ft_in);
+    nn_session_free(lm_own);
+    nn_session_free(ft_own);
+    free(arena);
+    nn_model_free(lm);
+    nn_model_free(ft);
 }
 
 /* ---- failures --------------------------------------------------------- */
@@ -386,6 +547,9 @@ int main(void)
         cmocka_unit_test(test_mobilefacenet),
         cmocka_unit_test(test_api_shapes_and_names),
         cmocka_unit_test(test_two_sessions_agree),
+        cmocka_unit_test(test_sessions_share_packed_weights),
+        cmocka_unit_test(test_shared_weights_across_threads),
+        cmocka_unit_test(test_sessions_share_an_arena),
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_truncated_onnx),
         cmocka_unit_test(test_truncated_tfjs_weights),

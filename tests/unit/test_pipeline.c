@@ -179,6 +179,39 @@ static void test_pixel_limit(void **state)
     free(b.data);
 }
 
+/* A worker runs another model (liveness) in its own arena: the session is made once,
+ * answers as a session of its own would, and leaves face analysis unchanged. */
+static void test_worker_session(void **state)
+{
+    fixture *fx = *state;
+    char err[256];
+    static face_result before, after;
+    nn_model *m = nn_model_load("models/faceplugin/fr_liveness.onnx", err, sizeof err);
+    assert_non_null(m);
+    face_worker *w = face_worker_create(fx->engine, err, sizeof err);
+    assert_non_null(w);
+    blob b = read_blob(SAME_A);
+    assert_non_null(b.data);
+    face_options opt = {.want_embedding = true};
+    assert_int_equal(face_analyze(w, b.data, b.len, &opt, &before, err, sizeof err), FACE_OK);
+    nn_session *s = face_worker_session(w, m);
+    assert_non_null(s);
+    assert_ptr_equal(face_worker_session(w, m), s);
+    nn_session *own = nn_session_create(m, err, sizeof err);
+    assert_non_null(own);
+    size_t n = 3 * 128 * 128;
+    for (size_t i = 0; i < n; i++) nn_session_input(s, 0)[i] = nn_session_input(own, 0)[i] = (float)(i % 255);
+    assert_int_equal(nn_run(s), 0);
+    assert_int_equal(nn_run(own), 0);
+    assert_memory_equal(nn_session_output(s, 0), nn_session_output(own, 0), 3 * sizeof(float));
+    assert_int_equal(face_analyze(w, b.data, b.len, &opt, &after, err, sizeof err), FACE_OK);
+    assert_memory_equal(after.embedding, before.embedding, sizeof(float) * (size_t)before.embedding_dim);
+    free(b.data);
+    nn_session_free(own);
+    face_worker_free(w); /* before the model its extra session uses */
+    nn_model_free(m);
+}
+
 static void test_missing_model(void **state)
 {
     (void)state;
@@ -197,6 +230,7 @@ int main(void)
         cmocka_unit_test(test_rotation_search),
         cmocka_unit_test(test_corrupt_image),
         cmocka_unit_test(test_pixel_limit),
+        cmocka_unit_test(test_worker_session),
         cmocka_unit_test(test_missing_model),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -267,6 +267,111 @@ static void test_free_drains_queue(void **state) {
     assert_int_equal(atomic_load(&n), accepted);
 }
 
+/* ---- parallel for ---------------------------------------------------------------- */
+
+#define PF_MAX 1000
+
+typedef struct {
+    atomic_int count[PF_MAX];
+    pthread_t thread[PF_MAX];
+    bool slow;
+} pf_record;
+
+static void pf_mark(void *arg, size_t i) {
+    pf_record *r = arg;
+    atomic_fetch_add(&r->count[i], 1);
+    r->thread[i] = pthread_self();
+    if (r->slow) usleep(1000);
+}
+
+static int distinct_threads(const pf_record *r, size_t n) {
+    int k = 0;
+    for (size_t i = 0; i < n; i++) {
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen; j++) seen = pthread_equal(r->thread[i], r->thread[j]);
+        k += !seen;
+    }
+    return k;
+}
+
+static void expect_each_once(const pf_record *r, size_t n) {
+    for (size_t i = 0; i < n; i++) assert_int_equal(atomic_load(&r->count[i]), 1);
+}
+
+/* Every index runs once, and idle workers take part. */
+static void test_parallel_for_each_index_once(void **state) {
+    (void)state;
+    worker_pool *p = worker_pool_create(3, 4, NULL);
+    assert_non_null(p);
+    static pf_record r;
+    memset(&r, 0, sizeof r);
+    worker_pool_parallel_for(p, PF_MAX, pf_mark, &r);
+    expect_each_once(&r, PF_MAX);
+    /* Helpers that found nothing left may still be on their way out: only idle
+     * workers are asked to help. */
+    int64_t deadline = time_monotonic_ms() + 10000;
+    while (worker_pool_busy(p) || worker_pool_queued(p)) {
+        assert_true(time_monotonic_ms() < deadline);
+        usleep(1000);
+    }
+    memset(&r, 0, sizeof r);
+    r.slow = true;
+    worker_pool_parallel_for(p, 60, pf_mark, &r);
+    expect_each_once(&r, 60);
+    assert_true(distinct_threads(&r, 60) >= 2);
+    for (int i = 60; i < PF_MAX; i++) assert_int_equal(atomic_load(&r.count[i]), 0);
+    worker_pool_free(p);
+}
+
+/* With every worker busy and the queue full, the caller does it all, at once. */
+static void test_parallel_for_busy_pool(void **state) {
+    (void)state;
+    worker_pool *p = worker_pool_create(1, 1, NULL);
+    gate g = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+    assert_int_equal(worker_pool_submit(p, gated_job, &g, NULL), WORKER_POOL_OK);
+    wait_until(&g.started, 1);
+    static pf_record r;
+    memset(&r, 0, sizeof r);
+    worker_pool_parallel_for(p, 100, pf_mark, &r);
+    expect_each_once(&r, 100);
+    assert_int_equal(distinct_threads(&r, 100), 1);
+    assert_true(pthread_equal(r.thread[0], pthread_self()));
+    assert_int_equal(worker_pool_queued(p), 0); /* no helper was left waiting */
+    pthread_mutex_lock(&g.lock);
+    g.open = true;
+    pthread_cond_broadcast(&g.cond);
+    pthread_mutex_unlock(&g.lock);
+    worker_pool_free(p);
+}
+
+typedef struct {
+    worker_pool *pool;
+    pf_record *r;
+} pf_nested;
+
+static void pf_from_worker(void *ctx, void *arg) {
+    (void)ctx;
+    pf_nested *a = arg;
+    worker_pool_parallel_for(a->pool, 200, pf_mark, a->r);
+}
+
+/* A job on a worker may spread its own work over the same pool (GetMatches does). */
+static void test_parallel_for_from_a_worker(void **state) {
+    (void)state;
+    worker_pool *p = worker_pool_create(2, 2, NULL);
+    static pf_record r;
+    memset(&r, 0, sizeof r);
+    pf_nested a = {p, &r};
+    assert_int_equal(worker_pool_run(p, pf_from_worker, &a), WORKER_POOL_OK);
+    expect_each_once(&r, 200);
+    memset(&r, 0, sizeof r);
+    worker_pool_parallel_for(p, 0, pf_mark, &r); /* nothing to do */
+    assert_int_equal(atomic_load(&r.count[0]), 0);
+    worker_pool_parallel_for(p, 1, pf_mark, &r);
+    assert_int_equal(atomic_load(&r.count[0]), 1);
+    worker_pool_free(p);
+}
+
 /* Many threads calling run() at once: each call returns OK (and ran) or BUSY. */
 typedef struct {
     worker_pool *pool;
@@ -309,6 +414,9 @@ int main(void) {
         cmocka_unit_test(test_zero_depth),
         cmocka_unit_test(test_free_drains_queue),
         cmocka_unit_test(test_concurrent_callers),
+        cmocka_unit_test(test_parallel_for_each_index_once),
+        cmocka_unit_test(test_parallel_for_busy_pool),
+        cmocka_unit_test(test_parallel_for_from_a_worker),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
