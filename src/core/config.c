@@ -39,6 +39,13 @@ void config_defaults(server_config *cfg) {
     snprintf(cfg->web_dir, sizeof cfg->web_dir, "web");
 }
 
+void config_use_install_dirs(server_config *cfg, const char *share_dir, const char *state_dir) {
+    snprintf(cfg->models_dir, sizeof cfg->models_dir, "%s/models", share_dir);
+    snprintf(cfg->calibration_file, sizeof cfg->calibration_file, "%s/calibration/far-v1.txt", share_dir);
+    snprintf(cfg->web_dir, sizeof cfg->web_dir, "%s/web", share_dir);
+    snprintf(cfg->data_dir, sizeof cfg->data_dir, "%s", state_dir);
+}
+
 static int fail(char *err, size_t len, const char *fmt, const char *a, const char *b) {
     snprintf(err, len, fmt, a, b);
     return -1;
@@ -102,9 +109,7 @@ static void key_digest_name(const char *key, char *out, size_t cap) {
     snprintf(out, cap, "key-%s", hex);
 }
 
-int config_add_key(server_config *cfg, const char *spec, char *err, size_t err_len) {
-    if (cfg->key_count >= CONFIG_MAX_KEYS) return fail(err, err_len, "too many API keys%s%s", "", "");
-    api_key_config *k = &cfg->keys[cfg->key_count];
+int config_parse_key(const char *spec, api_key_config *k, char *err, size_t err_len) {
     memset(k, 0, sizeof(*k));
     const char *c1 = strchr(spec, ':');
     size_t key_len = c1 ? (size_t)(c1 - spec) : strlen(spec);
@@ -128,6 +133,13 @@ int config_add_key(server_config *cfg, const char *spec, char *err, size_t err_l
         if (c2 && config_parse_permissions(c2 + 1, &k->permissions) != 0)
             return fail(err, err_len, "unknown permission in '%s'%s", c2 + 1, "");
     }
+    return 0;
+}
+
+int config_add_key(server_config *cfg, const char *spec, char *err, size_t err_len) {
+    if (cfg->key_count >= CONFIG_MAX_KEYS) return fail(err, err_len, "too many API keys%s%s", "", "");
+    api_key_config *k = &cfg->keys[cfg->key_count];
+    if (config_parse_key(spec, k, err, err_len)) return -1;
     for (int i = 0; i < cfg->key_count; i++)
         if (!strcmp(cfg->keys[i].key, k->key))
             return fail(err, err_len, "API key configured twice%s%s", "", "");
@@ -180,6 +192,8 @@ int config_set(server_config *cfg, const char *name, const char *v, char *err, s
     else if (!strcmp(name, "callback-allow-private") || !strcmp(name, "callback_allow_private")) { bad = parse_bool(v, &b); cfg->callback_allow_private = b; }
     else if (!strcmp(name, "liveness-dispatch") || !strcmp(name, "liveness_dispatch")) { bad = parse_bool(v, &b); cfg->liveness_dispatch = b; }
     else if (!strcmp(name, "web")) bad = copy_string(cfg->web_dir, sizeof cfg->web_dir, v);
+    else if (!strcmp(name, "keys-file") || !strcmp(name, "keys_file")) bad = copy_string(cfg->keys_file, sizeof cfg->keys_file, v);
+    else if (!strcmp(name, "degraded-start") || !strcmp(name, "degraded_start")) { bad = parse_bool(v, &b); cfg->degraded_start = b; }
     else return fail(err, err_len, "unknown setting '%s'%s", name, "");
     if (bad) return fail(err, err_len, "invalid value '%s' for '%s'", v, name);
     return 0;
@@ -192,35 +206,112 @@ static char *trim(char *s) {
     return s;
 }
 
+/* Settings naming a file or folder. In a config file a relative value is taken from
+ * the file's own folder, so a configuration works whatever the current directory. */
+static bool is_path_setting(const char *name) {
+    static const char *const paths[] = {"models", "data", "calibration", "web", "tls_cert", "tls-cert",
+                                        "tls_key", "tls-key", "keys_file", "keys-file"};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
+        if (!strcmp(name, paths[i])) return true;
+    return false;
+}
+
+/* Appends one problem to err, a newline-separated list (bounded by err_len). */
+static void add_problem(char *err, size_t err_len, const char *fmt, const char *path, int lineno, const char *msg) {
+    size_t used = strlen(err);
+    if (used + 1 >= err_len) return;
+    if (used) err[used++] = '\n', err[used] = '\0';
+    snprintf(err + used, err_len - used, fmt, path, lineno, msg);
+}
+
+static int set_from_file(server_config *cfg, const char *base_dir, const char *name, const char *value,
+                         char *err, size_t err_len) {
+    if (!is_path_setting(name) || value[0] == '/' || !value[0]) return config_set(cfg, name, value, err, err_len);
+    char resolved[1100];
+    if ((size_t)snprintf(resolved, sizeof resolved, "%s/%s", base_dir, value) >= sizeof resolved)
+        return fail(err, err_len, "invalid value '%s' for '%s'", value, name);
+    return config_set(cfg, name, resolved, err, err_len);
+}
+
+/* Every bad line is reported (err holds one per line), not only the first: an
+ * operator fixing a configuration should see all its problems at once. */
 int config_load_file(server_config *cfg, const char *path, char *err, size_t err_len) {
     FILE *f = fopen(path, "r");
     if (!f) return fail(err, err_len, "cannot open config file '%s': %s", path, strerror(errno));
+    char base_dir[1024];
+    const char *slash = strrchr(path, '/');
+    if (!slash) snprintf(base_dir, sizeof base_dir, ".");
+    else if (slash == path) snprintf(base_dir, sizeof base_dir, "/");
+    else snprintf(base_dir, sizeof base_dir, "%.*s", (int)(slash - path), path);
+    err[0] = '\0';
     char line[1024];
     int lineno = 0, rc = 0;
-    while (rc == 0 && fgets(line, sizeof line, f)) {
+    while (fgets(line, sizeof line, f)) {
         lineno++;
         if (!strchr(line, '\n') && !feof(f)) {
-            snprintf(err, err_len, "%s:%d: line too long", path, lineno);
+            add_problem(err, err_len, "%s:%d: %s", path, lineno, "line too long");
             rc = -1;
-            break;
+            break; /* the rest of the line would read as a new one */
         }
         char *s = trim(line);
         if (!*s || *s == '#') continue;
         char *eq = strchr(s, '=');
         if (!eq) {
-            snprintf(err, err_len, "%s:%d: expected 'name = value'", path, lineno);
+            add_problem(err, err_len, "%s:%d: %s", path, lineno, "expected 'name = value'");
             rc = -1;
-            break;
+            continue;
         }
         *eq = '\0';
         char inner[512];
-        if (config_set(cfg, trim(s), trim(eq + 1), inner, sizeof inner)) {
-            snprintf(err, err_len, "%s:%d: %s", path, lineno, inner);
+        if (set_from_file(cfg, base_dir, trim(s), trim(eq + 1), inner, sizeof inner)) {
+            add_problem(err, err_len, "%s:%d: %s", path, lineno, inner);
             rc = -1;
         }
     }
     fclose(f);
     return rc;
+}
+
+/* Every setting, for --help: the file form; the flag is --name with '-' for '_'.
+ * tests/api/test_deploy.py checks that bioserver.conf documents each of them. */
+static const struct { const char *name, *arg, *help; } settings_help[] = {
+    {"listen", "HOST:PORT", "address to listen on (default 127.0.0.1:8080; port 0 = any free port)"},
+    {"api_key", "KEY[:TENANT[:PERMS]]", "an API key, repeatable; PERMS: capabilities,sessions,faces,matches,liveness,ages,admin,all"},
+    {"keys_file", "FILE", "more API keys, one KEY[:TENANT[:PERMS]] a line; re-read on SIGHUP"},
+    {"generate_dev_key", "BOOL", "print a fresh development key when no key is configured"},
+    {"store", "memory|redis://HOST:PORT[/DB]", "state store (default memory)"},
+    {"redis_password", "P", "Redis AUTH password (never logged)"},
+    {"models", "DIR", "model files (faceplugin/, human/)"},
+    {"calibration", "FILE", "similarity -> FAR table (calibration/far-v1.txt)"},
+    {"web", "DIR", "folder holding capture/, the browser capture page"},
+    {"data", "DIR", "signing key, certificate, template and envelope keys (created when missing)"},
+    {"tls_cert", "PEM", "HTTPS certificate chain (with tls_key); re-read on SIGHUP"},
+    {"tls_key", "PEM", "HTTPS private key (with tls_cert); re-read on SIGHUP"},
+    {"workers", "N", "heavy-work threads (default: CPU count)"},
+    {"queue_depth", "N", "heavy jobs waiting before 429 (default 32)"},
+    {"retry_after", "S", "Retry-After seconds on 429 (default 2)"},
+    {"http_threads", "N", "HTTP thread pool (default 8)"},
+    {"max_body_bytes", "N", "request body limit, 413 beyond (default 16 MiB)"},
+    {"max_image_pixels", "N", "decoded image limit (default 40000000)"},
+    {"session_ttl_default", "S", "bio-session time to live when the client gives none (default 300)"},
+    {"session_ttl_max", "S", "longest bio-session time to live (default 86400)"},
+    {"age_margin", "YEARS", "aboveThreshold needs estimate >= threshold + margin (default 8)"},
+    {"liveness_timeout", "S", "init-liveness-parameters -> upload window (default 120)"},
+    {"liveness_max_upload_bytes", "N", "encrypted capture upload limit (default 12 MiB)"},
+    {"callback_allow_private", "BOOL", "allow callbacks to loopback/private addresses (default false)"},
+    {"liveness_dispatch", "BOOL", "this instance evaluates queued captures (default true)"},
+    {"degraded_start", "BOOL", "start even when models, calibration or web files are missing (default false)"},
+};
+
+void config_print_help(FILE *out) {
+    fprintf(out, "settings (config file `name = value`, or flag --name VALUE, which overrides the file):\n");
+    for (size_t i = 0; i < sizeof settings_help / sizeof settings_help[0]; i++) {
+        char flag[64];
+        snprintf(flag, sizeof flag, "%s", settings_help[i].name);
+        for (char *c = flag; *c; c++)
+            if (*c == '_') *c = '-';
+        fprintf(out, "  --%-26s %-20s %s\n", flag, settings_help[i].arg, settings_help[i].help);
+    }
 }
 
 int config_parse_args(server_config *cfg, int argc, char **argv, char *err, size_t err_len) {
