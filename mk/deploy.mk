@@ -91,7 +91,7 @@ $(DEB): build/dist/bioserver $(wildcard packaging/deb/*) bioserver.conf calibrat
 	    packaging/deb/control.in > $(DEB_ROOT)/DEBIAN/control
 	dpkg-deb --root-owner-group -Zxz --build $(DEB_ROOT) $@
 
-test-deploy: build/bioserver build/dist/bioserver
+test-deploy: build/bioserver build/dist/bioserver $(DEB)
 	$(PYTHON) -m pytest -q tests/deploy
 test: test-deploy
 
