@@ -5,8 +5,9 @@
 #   make deb      build/bioserver_<version>_amd64.deb: hardened systemd unit, config in
 #                 /etc/bioserver, data in /var/lib/bioserver, a key generated at install
 #   make test-deploy   the install, package and key-rotation tests (part of make test)
-#   make container     builds and smoke-tests the container image with podman (opt-in)
-.PHONY: install deb test-deploy container
+#   make container     builds and smoke-tests the container image with podman (opt-in;
+#                      make container-base makes a Debian 12 base without a registry)
+.PHONY: install deb test-deploy container container-base
 
 PREFIX     ?= /usr/local
 SYSCONFDIR ?= $(PREFIX)/etc
@@ -95,6 +96,15 @@ test-deploy: build/bioserver build/dist/bioserver $(DEB)
 	$(PYTHON) -m pytest -q tests/deploy
 test: test-deploy
 
-CONTAINER ?= podman
+# Opt-in: podman builds packaging/container/Containerfile from the .deb and smoke-tests
+# it (tests/deploy/container_check.py). CONTAINER_BASE is the Debian 12 image to start
+# from; without registry access, `make container-base` makes localhost/debian:12 with
+# debootstrap from the apt mirror (then: make container CONTAINER_BASE=localhost/debian:12).
+CONTAINER_BASE ?= docker.io/library/debian:12-slim
 container: $(DEB)
-	$(PYTHON) -m pytest -q tests/deploy/container_check.py
+	CONTAINER_BASE=$(CONTAINER_BASE) $(PYTHON) -m pytest -q tests/deploy/container_check.py
+container-base:
+	rm -rf build/debian12-rootfs
+	debootstrap --variant=minbase bookworm build/debian12-rootfs http://deb.debian.org/debian
+	tar -C build/debian12-rootfs -c . | podman import - localhost/debian:12
+	rm -rf build/debian12-rootfs
