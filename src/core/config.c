@@ -217,59 +217,67 @@ static bool is_path_setting(const char *name) {
 }
 
 /* Appends one problem to err, a newline-separated list (bounded by err_len). */
-static void add_problem(char *err, size_t err_len, const char *fmt, const char *path, int lineno, const char *msg) {
+static void add_problem(char *err, size_t err_len, const char *path, int lineno, const char *msg) {
     size_t used = strlen(err);
     if (used + 1 >= err_len) return;
     if (used) err[used++] = '\n', err[used] = '\0';
-    snprintf(err + used, err_len - used, fmt, path, lineno, msg);
-}
-
-static int set_from_file(server_config *cfg, const char *base_dir, const char *name, const char *value,
-                         char *err, size_t err_len) {
-    if (!is_path_setting(name) || value[0] == '/' || !value[0]) return config_set(cfg, name, value, err, err_len);
-    char resolved[1100];
-    if ((size_t)snprintf(resolved, sizeof resolved, "%s/%s", base_dir, value) >= sizeof resolved)
-        return fail(err, err_len, "invalid value '%s' for '%s'", value, name);
-    return config_set(cfg, name, resolved, err, err_len);
+    snprintf(err + used, err_len - used, "%s:%d: %s", path, lineno, msg);
 }
 
 /* Every bad line is reported (err holds one per line), not only the first: an
- * operator fixing a configuration should see all its problems at once. */
-int config_load_file(server_config *cfg, const char *path, char *err, size_t err_len) {
+ * operator fixing a file should see all its problems at once. */
+int config_read_lines(const char *path, const char *what, config_line_fn *fn, void *ctx, char *err, size_t err_len) {
     FILE *f = fopen(path, "r");
-    if (!f) return fail(err, err_len, "cannot open config file '%s': %s", path, strerror(errno));
-    char base_dir[1024];
-    const char *slash = strrchr(path, '/');
-    if (!slash) snprintf(base_dir, sizeof base_dir, ".");
-    else if (slash == path) snprintf(base_dir, sizeof base_dir, "/");
-    else snprintf(base_dir, sizeof base_dir, "%.*s", (int)(slash - path), path);
+    if (!f) {
+        snprintf(err, err_len, "cannot open %s '%s': %s", what, path, strerror(errno));
+        return -1;
+    }
     err[0] = '\0';
-    char line[1024];
+    char line[1024], msg[512];
     int lineno = 0, rc = 0;
     while (fgets(line, sizeof line, f)) {
         lineno++;
         if (!strchr(line, '\n') && !feof(f)) {
-            add_problem(err, err_len, "%s:%d: %s", path, lineno, "line too long");
+            add_problem(err, err_len, path, lineno, "line too long");
             rc = -1;
             break; /* the rest of the line would read as a new one */
         }
         char *s = trim(line);
         if (!*s || *s == '#') continue;
-        char *eq = strchr(s, '=');
-        if (!eq) {
-            add_problem(err, err_len, "%s:%d: %s", path, lineno, "expected 'name = value'");
-            rc = -1;
-            continue;
-        }
-        *eq = '\0';
-        char inner[512];
-        if (set_from_file(cfg, base_dir, trim(s), trim(eq + 1), inner, sizeof inner)) {
-            add_problem(err, err_len, "%s:%d: %s", path, lineno, inner);
+        if (fn(ctx, s, msg, sizeof msg)) {
+            add_problem(err, err_len, path, lineno, msg);
             rc = -1;
         }
     }
     fclose(f);
     return rc;
+}
+
+typedef struct {
+    server_config *cfg;
+    char base_dir[1024];
+} file_settings;
+
+static int set_from_file(void *ctx, char *line, char *msg, size_t msg_len) {
+    file_settings *fs = ctx;
+    char *eq = strchr(line, '=');
+    if (!eq) return fail(msg, msg_len, "expected 'name = value'%s%s", "", "");
+    *eq = '\0';
+    const char *name = trim(line), *value = trim(eq + 1);
+    if (!is_path_setting(name) || value[0] == '/' || !value[0]) return config_set(fs->cfg, name, value, msg, msg_len);
+    char resolved[1100];
+    if ((size_t)snprintf(resolved, sizeof resolved, "%s/%s", fs->base_dir, value) >= sizeof resolved)
+        return fail(msg, msg_len, "invalid value '%s' for '%s'", value, name);
+    return config_set(fs->cfg, name, resolved, msg, msg_len);
+}
+
+int config_load_file(server_config *cfg, const char *path, char *err, size_t err_len) {
+    file_settings fs = {.cfg = cfg};
+    const char *slash = strrchr(path, '/');
+    if (!slash) snprintf(fs.base_dir, sizeof fs.base_dir, ".");
+    else if (slash == path) snprintf(fs.base_dir, sizeof fs.base_dir, "/");
+    else snprintf(fs.base_dir, sizeof fs.base_dir, "%.*s", (int)(slash - path), path);
+    return config_read_lines(path, "config file", set_from_file, &fs, err, err_len);
 }
 
 /* Every setting, for --help: the file form; the flag is --name with '-' for '_'.

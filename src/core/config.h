@@ -83,6 +83,12 @@ int config_add_key(server_config *cfg, const char *spec, char *err, size_t err_l
 int config_parse_key(const char *spec, api_key_config *k, char *err, size_t err_len);
 int config_parse_permissions(const char *list, unsigned *out);
 int config_validate(const server_config *cfg, char *err, size_t err_len);
+/* Reads a file of one-item lines (the config file, the keys file): each line that
+ * is neither blank nor a # comment goes, trimmed, to fn; a line fn refuses (-1,
+ * msg set) is listed in err as "path:N: msg" and reading goes on, so err lists
+ * every problem, one per line. `what` names the file in the cannot-open message. */
+typedef int config_line_fn(void *ctx, char *line, char *msg, size_t msg_len);
+int config_read_lines(const char *path, const char *what, config_line_fn *fn, void *ctx, char *err, size_t err_len);
 /* Lists every setting with its value syntax and meaning (--help). */
 void config_print_help(FILE *out);
 

@@ -1,8 +1,6 @@
 /* API keys with a reloadable keys file; see keyring.h for the concurrency rules. */
 #include "core/keyring.h"
 
-#include <ctype.h>
-#include <errno.h>
 #include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -20,52 +18,32 @@ struct keyring {
     const char *names[KEYRING_MAX];
 };
 
-static void add_problem(char *err, size_t err_len, const char *path, int lineno, const char *msg) {
-    size_t used = strlen(err);
-    if (used + 1 >= err_len) return;
-    if (used) err[used++] = '\n', err[used] = '\0';
-    snprintf(err + used, err_len - used, "%s:%d: %s", path, lineno, msg);
+typedef struct {
+    api_key_config *out;
+    int cap, n;
+} key_list;
+
+static int add_key_line(void *ctx, char *line, char *msg, size_t msg_len) {
+    key_list *list = ctx;
+    if (list->n >= list->cap) {
+        snprintf(msg, msg_len, "too many keys");
+        return -1;
+    }
+    api_key_config *k = &list->out[list->n];
+    if (config_parse_key(line, k, msg, msg_len)) return -1;
+    for (int i = 0; i < list->n; i++)
+        if (!strcmp(list->out[i].key, k->key)) {
+            snprintf(msg, msg_len, "API key listed twice");
+            return -1;
+        }
+    list->n++;
+    return 0;
 }
 
 int keyring_read_file(const char *path, api_key_config *out, int cap, int *n, char *err, size_t err_len) {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        snprintf(err, err_len, "cannot open keys file '%s': %s", path, strerror(errno));
-        return -1;
-    }
-    err[0] = '\0';
-    char line[512], inner[256];
-    int lineno = 0, rc = 0;
-    *n = 0;
-    while (fgets(line, sizeof line, f)) {
-        lineno++;
-        if (!strchr(line, '\n') && !feof(f)) {
-            add_problem(err, err_len, path, lineno, "line too long");
-            rc = -1;
-            break;
-        }
-        char *s = line, *e = line + strlen(line);
-        while (isspace((unsigned char)*s)) s++;
-        while (e > s && isspace((unsigned char)e[-1])) *--e = '\0';
-        if (!*s || *s == '#') continue;
-        if (*n >= cap) {
-            add_problem(err, err_len, path, lineno, "too many keys");
-            rc = -1;
-            break;
-        }
-        if (config_parse_key(s, &out[*n], inner, sizeof inner)) {
-            add_problem(err, err_len, path, lineno, inner);
-            rc = -1;
-            continue;
-        }
-        for (int i = 0; i < *n; i++)
-            if (!strcmp(out[i].key, out[*n].key)) {
-                add_problem(err, err_len, path, lineno, "API key listed twice");
-                rc = -1;
-            }
-        (*n)++;
-    }
-    fclose(f);
+    key_list list = {.out = out, .cap = cap};
+    int rc = config_read_lines(path, "keys file", add_key_line, &list, err, err_len);
+    *n = list.n;
     return rc;
 }
 
