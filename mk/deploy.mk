@@ -100,6 +100,8 @@ test: test-deploy
 # it (tests/deploy/container_check.py). CONTAINER_BASE is the Debian 12 image to start
 # from; without registry access, `make container-base` makes localhost/debian:12 with
 # debootstrap from the apt mirror (then: make container CONTAINER_BASE=localhost/debian:12).
+# Needs podman (and, on hosts where crun cannot run containers, runc: the test falls
+# back to it); none of this is in scripts/setup-deps.sh because the target is opt-in.
 CONTAINER_BASE ?= docker.io/library/debian:12-slim
 container: $(DEB)
 	CONTAINER_BASE=$(CONTAINER_BASE) $(PYTHON) -m pytest -q tests/deploy/container_check.py
