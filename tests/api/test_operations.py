@@ -62,12 +62,12 @@ def test_check_config_lists_every_problem(tmp_path):
     keys.write_text("short\n")
     p = run("--check-config", "--models", str(tmp_path / "no-models"), "--calibration", str(tmp_path / "none.txt"),
             "--web", str(tmp_path), "--keys-file", str(keys), "--data", "/proc/bioserver-data",
-            "--tls-cert", CONF, "--tls-key", CONF)
+            "--tls-cert", CONF, "--tls-key", CONF, "--store", "redis://127.0.0.1:1")
     assert p.returncode == 1
     problems = [line for line in p.stderr.splitlines() if line.startswith("problem: ")]
     expected = ["is not a PEM certificate", "data folder /proc/bioserver-data", ":1: API key must be 16",
                 "face models not loaded", "replay liveness unavailable", "calibration not loaded",
-                "web files missing"]
+                "web files missing", "state store redis://127.0.0.1:1 is not reachable"]
     for part in expected:
         assert any(part in line for line in problems), (part, p.stderr)
     assert len(problems) == len(expected), p.stderr

@@ -85,6 +85,10 @@ def test_deb_install_serve_as_package_user_and_purge(deb, tmp_path):
     if shutil.which("systemd-analyze"):
         v = subprocess.run(["systemd-analyze", "verify", UNIT], capture_output=True, text=True, timeout=60)
         assert v.returncode == 0 and "bioserver" not in v.stdout + v.stderr, v.stdout + v.stderr
+        sec = subprocess.run(["systemd-analyze", "security", "--offline=true", UNIT], capture_output=True,
+                             text=True, timeout=60)
+        exposure = re.search(r"Overall exposure level for bioserver.service: ([0-9.]+)", sec.stdout)
+        assert exposure and float(exposure.group(1)) <= 2.0, sec.stdout[-3000:]  # 1.5 when written
     # The service as systemd would start it: its user, from /, only --config.
     set_listen_any_port(CONF)
     # setpriv execs the server itself (runuser would stay as a parent that dies of SIGTERM).
