@@ -1,7 +1,8 @@
 """The Debian package on this machine: `dpkg -i` creates the bioserver user, the
 data folder and an API key; the installed binary, started as that user from /
 with only --config, serves faces, matches and liveness; the systemd unit verifies
-clean; `dpkg --purge` leaves nothing behind. (No systemd PID 1 runs here, so the
+clean; an upgrade keeps keys, configuration and secrets; `dpkg --purge` leaves
+nothing behind. (No systemd PID 1 runs here, so the
 binary is started with setpriv rather than systemctl.)"""
 import glob
 import os
@@ -11,6 +12,7 @@ import subprocess
 import time
 
 import pytest
+import requests
 
 from service import REPO_ROOT, Installed, round_trip, set_listen_any_port
 
@@ -38,6 +40,18 @@ def traces():
         if subprocess.run(["getent", db, "bioserver"], capture_output=True).returncode == 0:
             found.add(f"{db}:bioserver")
     return found
+
+
+def newer_version(deb, tmp_path):
+    """The same package with a higher version, to exercise dpkg's upgrade path."""
+    root = tmp_path / "newer"
+    subprocess.run(["dpkg-deb", "-R", deb, str(root)], check=True)
+    control = root / "DEBIAN" / "control"
+    control.write_text(re.sub(r"^Version: (.*)$", r"Version: \1+upgrade1", control.read_text(), flags=re.M))
+    out = str(tmp_path / "bioserver_upgrade.deb")
+    subprocess.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "-z1", "--build", str(root), out], check=True,
+                   capture_output=True)
+    return out
 
 
 def installed():
@@ -96,20 +110,29 @@ def test_deb_install_serve_as_package_user_and_purge(deb, tmp_path):
               "/usr/bin/bioserver", "--config", CONF]
     check = subprocess.run(run_as + ["--check-config"], capture_output=True, text=True, cwd="/", timeout=120)
     assert check.returncode == 0, check.stderr
-    log = str(tmp_path / "log")
-    srv = Installed(run_as, log).wait_ready()
+    srv = Installed(run_as, str(tmp_path / "log")).wait_ready()
     try:
         round_trip(srv, key)
         # The server runs as the package user, and wrote its secrets where configured.
         uid = subprocess.run(["stat", "-c", "%U", f"/proc/{srv.proc.pid}"], capture_output=True, text=True)
         assert uid.stdout.strip() == "bioserver"
+        certificate = requests.get(srv.url("/v2/certificate"), timeout=10).text
     finally:
         assert srv.stop() == 0, srv.text()
     assert os.path.exists("/var/lib/bioserver/template-key.bin")
-    # A reinstall (upgrade path) keeps the key and the edited configuration.
-    p = dpkg("-i", deb)
+    # Upgrade to a newer version of the package: the key, the edited configuration
+    # and the signing certificate (data folder) stay; the service still serves.
+    p = dpkg("-i", newer_version(deb, tmp_path))
     assert p.returncode == 0 and "generated an API key" not in p.stdout, p.stdout + p.stderr
+    assert "1.0.0+upgrade" in subprocess.run(["dpkg-query", "-W", "-f=${Version}", "bioserver"],
+                                             capture_output=True, text=True).stdout
     assert key in open(KEYS).read() and "listen = 127.0.0.1:0" in open(CONF).read()
+    srv = Installed(run_as, str(tmp_path / "log2")).wait_ready()
+    try:
+        assert requests.get(srv.url("/v2/certificate"), timeout=10).text == certificate
+        assert requests.get(srv.url("/v2/capabilities"), headers={"apikey": key}, timeout=10).status_code == 200
+    finally:
+        assert srv.stop() == 0, srv.text()
     # Purge: nothing of the package is left.
     p = dpkg("--purge", "bioserver")
     assert p.returncode == 0, p.stdout + p.stderr
