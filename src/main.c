@@ -181,7 +181,8 @@ int main(int argc, char **argv) {
         return check_only ? 1 : 2;
     }
     if (check_only) return check_config(&cfg);
-    if (cfg.key_count == 0 && !cfg.keys_file[0] && add_development_key(&cfg)) {
+    bool no_key = cfg.key_count == 0 && !cfg.keys_file[0];
+    if ((no_key || cfg.generate_dev_key) && add_development_key(&cfg)) {
         fprintf(stderr, "bioserver: cannot generate a development key\n");
         return 1;
     }

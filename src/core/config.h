@@ -51,7 +51,7 @@ typedef struct {
     double age_margin_years;
     char version[32];
     char default_mode[32];
-    bool generate_dev_key; /* print a fresh key when none is configured */
+    bool generate_dev_key; /* print a fresh key even when others are configured */
     int liveness_timeout_seconds;     /* init-liveness-parameters -> upload, else TIMEOUT */
     size_t liveness_max_upload_bytes; /* encrypted capture upload, 413 beyond */
     bool callback_allow_private;      /* callbacks to loopback/private addresses (SSRF guard off) */

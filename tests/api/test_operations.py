@@ -103,6 +103,14 @@ def test_degraded_start_reports_down_with_the_reason(start_server, tmp_path):
     assert_error(r, 503, "face models are not loaded")
 
 
+def test_development_key_on_request_next_to_configured_keys(start_server):
+    srv = start_server("--generate-dev-key", "true")
+    m = re.search(r"development API key \(all permissions, printed once\): ([0-9a-f]{48})", srv.stdout_text())
+    assert m, srv.stdout_text()
+    assert srv.get("/v2/capabilities", key=m.group(1)).status_code == 200
+    assert srv.get("/v2/capabilities", key=KEY_A).status_code == 200
+
+
 # ---- SIGHUP: key and certificate rotation under load ---------------------------------------
 
 STABLE = "rotation-stable-key-0001"
