@@ -175,7 +175,8 @@ int main(int argc, char **argv) {
     config_use_install_dirs(&cfg, BIOSERVER_SHARE_DIR, BIOSERVER_STATE_DIR);
 #endif
     char err[4096];
-    if (config_parse_args(&cfg, argc, argv, err, sizeof err) || (!check_only && config_validate(&cfg, err, sizeof err))) {
+    if (config_parse_args(&cfg, argc, argv, err, sizeof err) ||
+        (!check_only && config_validate(&cfg, err, sizeof err))) {
         print_lines(err, check_only ? "problem: " : "bioserver: ");
         if (!check_only) usage(stderr);
         return check_only ? 1 : 2;

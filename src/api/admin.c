@@ -41,7 +41,8 @@ void handle_jwks(http_request *req) {
 
 void handle_metrics(http_request *req) {
     app *a = req->app;
-    char *text = metrics_render(a->metrics, keyring_names(a->keys), worker_pool_queued(a->workers), worker_pool_busy(a->workers));
+    char *text = metrics_render(a->metrics, keyring_names(a->keys), worker_pool_queued(a->workers),
+                                worker_pool_busy(a->workers));
     if (!text) {
         http_reply_error(req, 500, "internal error while rendering metrics");
         return;

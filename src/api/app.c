@@ -129,6 +129,7 @@ int app_report_problems(app *a, app_problem_fn *report, void *ctx) {
     if (!a->far_loaded) report_problem(report, ctx, &n, "matching calibration not loaded: %s", a->far_error);
     char page[600];
     snprintf(page, sizeof page, "%s/capture/index.html", a->config.web_dir);
-    if (access(page, R_OK) != 0) report_problem(report, ctx, &n, "web files missing: cannot read %s (setting `web`)", page);
+    if (access(page, R_OK) != 0)
+        report_problem(report, ctx, &n, "web files missing: cannot read %s (setting `web`)", page);
     return n;
 }

@@ -284,9 +284,11 @@ int config_load_file(server_config *cfg, const char *path, char *err, size_t err
  * tests/api/test_deploy.py checks that bioserver.conf documents each of them. */
 static const struct { const char *name, *arg, *help; } settings_help[] = {
     {"listen", "HOST:PORT", "address to listen on (default 127.0.0.1:8080; port 0 = any free port)"},
-    {"api_key", "KEY[:TENANT[:PERMS]]", "an API key, repeatable; PERMS: capabilities,sessions,faces,matches,liveness,ages,admin,all"},
+    {"api_key", "KEY[:TENANT[:PERMS]]",
+     "an API key, repeatable; PERMS: capabilities,sessions,faces,matches,liveness,ages,admin,all"},
     {"keys_file", "FILE", "more API keys, one KEY[:TENANT[:PERMS]] a line; re-read on SIGHUP"},
-    {"generate_dev_key", "BOOL", "print a fresh development key even when keys are configured (default: only when none is)"},
+    {"generate_dev_key", "BOOL",
+     "print a fresh development key even when keys are configured (default: only when none is)"},
     {"store", "memory|redis://HOST:PORT[/DB]", "state store (default memory)"},
     {"redis_password", "P", "Redis AUTH password (never logged)"},
     {"models", "DIR", "model files (faceplugin/, human/)"},

@@ -80,7 +80,10 @@ static int apply_file(keyring *kr, const api_key_config *file_keys, int n, int *
                 snprintf(err, err_len, "%s: a key of the keys file is also in the configuration", kr->keys_file);
                 goto out;
             }
-            if (active && kr->from_file[i] && same_key(&kr->entries[i], &file_keys[j])) keep[i] = true, fresh[j] = false;
+            if (active && kr->from_file[i] && same_key(&kr->entries[i], &file_keys[j])) {
+                keep[i] = true;
+                fresh[j] = false;
+            }
         }
         needed += fresh[j];
     }
