@@ -75,7 +75,8 @@ install: build/dist/bioserver
 DEB      := build/bioserver_$(VERSION)_amd64.deb
 DEB_ROOT := build/deb/root
 deb: $(DEB)
-$(DEB): build/dist/bioserver $(wildcard packaging/deb/*) bioserver.conf calibration/far-v1.txt $(WEB_FILES)
+$(DEB): build/dist/bioserver $(wildcard packaging/deb/*) bioserver.conf calibration/far-v1.txt $(WEB_FILES) \
+        $(addprefix models/,$(MODEL_FILES)) README.md docs/openapi.yaml
 	rm -rf $(DEB_ROOT) && mkdir -p $(DEB_ROOT)/DEBIAN
 	$(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/$(DEB_ROOT) PREFIX=/usr SYSCONFDIR=/etc \
 	    STATEDIR=/var/lib/bioserver CONF_PATHS=absolute
