@@ -130,34 +130,43 @@ def reload_and_wait(srv, count):
 
 
 class Load:
-    """Bounded concurrent requests on loopback; each records its status."""
+    """Concurrent requests on loopback until stopped (bounded by per_thread each);
+    each records its status. exhausted() says a thread hit the bound, i.e. the load
+    may have ended before the events it was meant to overlap."""
 
-    def __init__(self, srv, key_of, threads=4, per_thread=400, path="/v2/capabilities", verify=True,
+    def __init__(self, srv, key_of, threads=4, per_thread=20000, path="/v2/capabilities", verify=True,
                  new_connections=False):
-        self.results = []
-        self.threads = [threading.Thread(target=self.loop, args=(srv, key_of, per_thread, path, verify,
-                                                                 new_connections))
-                        for _ in range(threads)]
+        self.results, self.stop, self.per_thread = [], threading.Event(), per_thread
+        self.counts = [0] * threads
+        self.threads = [threading.Thread(target=self.loop, args=(i, srv, key_of, path, verify, new_connections))
+                        for i in range(threads)]
 
-    def loop(self, srv, key_of, n, path, verify, new_connections):
+    def loop(self, index, srv, key_of, path, verify, new_connections):
         http = requests if new_connections else requests.Session()  # TLS: a handshake per request
-        for _ in range(n):
+        while not self.stop.is_set() and self.counts[index] < self.per_thread:
             key = key_of()
             try:
                 r = http.get(srv.url(path), headers={"apikey": key}, timeout=30, verify=verify)
                 self.results.append((key, r.status_code))
             except requests.RequestException as e:
                 self.results.append((key, repr(e)))
+            self.counts[index] += 1
+
+    def wait_for(self, more):
+        target = len(self.results) + more
+        while len(self.results) < target and not self.exhausted():
+            time.sleep(0.01)
+
+    def exhausted(self):
+        return any(c >= self.per_thread for c in self.counts)
 
     def __enter__(self):
         for t in self.threads:
             t.start()
         return self
 
-    def running(self):
-        return any(t.is_alive() for t in self.threads)
-
     def __exit__(self, *exc):
+        self.stop.set()
         for t in self.threads:
             t.join(timeout=120)
 
@@ -168,28 +177,28 @@ def test_sighup_rotates_keys_under_load(start_server, tmp_path):
     srv = start_server("--keys-file", str(keys))
     current = {"key": OLD}
     with Load(srv, lambda: current["key"]) as load, Load(srv, lambda: STABLE) as stable:
-        while len(load.results) < 100:
-            time.sleep(0.01)
+        load.wait_for(100)
         write_atomically(keys, f"{STABLE}:tenantR\n{OLD}:tenantR\n{NEW}:tenantR\n")  # 1. add the new key
         reload_and_wait(srv, 1)
         current["key"] = NEW  # 2. clients move to it
-        seen = len(load.results)
-        while len(load.results) < seen + 100:
-            time.sleep(0.01)
+        load.wait_for(100)
         write_atomically(keys, f"{STABLE}:tenantR\n{NEW}:tenantR\n")  # 3. retire the old one
         reload_and_wait(srv, 2)
         for i in range(10):  # churn: many reloads while the load runs
             extra = f"rotation-churn-key-{i:05d}:tenantR\n" if i % 2 else ""
             write_atomically(keys, f"{STABLE}:tenantR\n{NEW}:tenantR\n{extra}")
             reload_and_wait(srv, 3 + i)
+        stable.wait_for(100)
+    assert not load.exhausted() and not stable.exhausted(), "the load ended before the rotation"
     failures = [r for r in load.results + stable.results if r[1] != 200]
     assert not failures, failures[:5]
-    assert len(load.results) + len(stable.results) == 8 * 400
+    assert len(load.results) >= 200 and len(stable.results) >= 100
     assert_error(srv.get("/v2/capabilities", key=OLD), 401, "unknown API key")
     assert srv.get("/v2/capabilities", key=NEW).status_code == 200
     log = " ".join(x["message"] for x in srv.log_lines() if "SIGHUP" in x.get("message", ""))
     assert "1 key(s) added, 0 revoked" in log and "0 key(s) added, 1 revoked" in log
     assert OLD not in srv.stderr_text() and NEW not in srv.stderr_text()
+    print(f"rotation under load: {len(load.results) + len(stable.results)} requests, 12 reloads, 0 failed")
 
 
 def test_sighup_with_a_bad_keys_file_keeps_the_keys(start_server, tmp_path):
@@ -232,9 +241,8 @@ def test_sighup_reloads_tls_material_under_load(start_server, tmp_path):
     # Clients trust both certificates (as during a planned rotation).
     bundle = tmp_path / "bundle.pem"
     bundle.write_text(open(c1).read() + open(c2).read())
-    with Load(srv, lambda: KEY_A, threads=3, per_thread=150, verify=str(bundle), new_connections=True) as load:
-        while len(load.results) < 60:
-            time.sleep(0.01)
+    with Load(srv, lambda: KEY_A, threads=3, verify=str(bundle), new_connections=True) as load:
+        load.wait_for(60)
         shutil.copy(c2, live_cert + ".new")
         shutil.copy(k2, live_key + ".new")
         os.replace(live_key + ".new", live_key)
@@ -242,9 +250,10 @@ def test_sighup_reloads_tls_material_under_load(start_server, tmp_path):
         reload_and_wait(srv, 1)
         assert "TLS certificate and key reloaded" in srv.stderr_text()
         assert served_cert(srv) == open(c2).read()  # new connections get the new certificate
-        assert load.running(), "the reload must happen under load: raise per_thread"
+        load.wait_for(60)
+    assert not load.exhausted(), "the load ended before the reload"
     failures = [r for r in load.results if r[1] != 200]
-    assert not failures and len(load.results) == 450, failures[:5]
+    assert not failures and len(load.results) >= 120, failures[:5]
     # A key that does not belong to the certificate: refused, the current one stays.
     shutil.copy(k1, live_key)
     reload_and_wait(srv, 2)
