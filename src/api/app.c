@@ -1,13 +1,16 @@
 /* Builds and tears down the server context; see app.h. */
 #include "api/app.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api/dispatcher.h"
 #include "api/handlers.h"
 #include "api/liveness_jobs.h"
 #include "api/liveness_state.h"
+#include "core/keyring.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "liveness/envelope.h"
@@ -53,6 +56,7 @@ static void liveness_init(app *a) {
     if (a->envelope) a->notifier = liveness_notifier_create(a->callbacks, liveness_timeout_hook, a);
     if (a->faces) a->liveness = liveness_engine_load(a->config.models_dir, a->liveness_error,
                                                      sizeof a->liveness_error);
+    else snprintf(a->liveness_error, sizeof a->liveness_error, "it needs the face models");
     if (a->notifier) dispatcher_init(a);
     if (!a->liveness || !a->notifier) log_event("error", "replay liveness degraded: %s", a->liveness_error);
 }
@@ -61,10 +65,12 @@ int app_init(app *a, const server_config *cfg, char *err, size_t err_len) {
     memset(a, 0, sizeof(*a));
     a->config = *cfg;
     a->started_ms = time_now_ms();
-    for (int i = 0; i < a->config.key_count; i++) a->key_names[i] = a->config.keys[i].name;
+    a->keys = keyring_create(&a->config, err, err_len);
+    if (!a->keys) goto fail;
     const char *ops[METRICS_MAX_OPERATIONS + 1] = {0};
     for (size_t i = 0; api_routes[i].pattern && i < METRICS_MAX_OPERATIONS; i++) ops[i] = api_routes[i].operation;
-    a->metrics = metrics_create(ops, a->config.key_count);
+    _Static_assert(METRICS_MAX_KEYS >= KEYRING_MAX, "every keyring entry needs its metrics row");
+    a->metrics = metrics_create(ops, KEYRING_MAX);
     a->signer = signer_load_or_create(a->config.data_dir, err, err_len);
     if (!a->metrics || !a->signer) goto fail;
     a->callbacks = callback_policy_create(a->config.callback_allow_private, a->config.callback_allow, err, err_len);
@@ -113,5 +119,30 @@ void app_cleanup(app *a) {
     store_close(a->store);
     signer_free(a->signer);
     metrics_free(a->metrics);
+    keyring_free(a->keys);
     memset(a, 0, sizeof(*a));
+}
+
+/* Formats one problem and hands it to report. */
+static void report_problem(app_problem_fn *report, void *ctx, int *count, const char *fmt, ...) {
+    char msg[1100];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    report(msg, ctx);
+    (*count)++;
+}
+
+int app_report_problems(app *a, app_problem_fn *report, void *ctx) {
+    int n = 0;
+    if (!a->faces) report_problem(report, ctx, &n, "face models not loaded: %s", a->faces_error);
+    if (!a->liveness || !a->notifier)
+        report_problem(report, ctx, &n, "replay liveness unavailable: %s", a->liveness_error);
+    if (!a->far_loaded) report_problem(report, ctx, &n, "matching calibration not loaded: %s", a->far_error);
+    char page[600];
+    snprintf(page, sizeof page, "%s/capture/index.html", a->config.web_dir);
+    if (access(page, R_OK) != 0)
+        report_problem(report, ctx, &n, "web files missing: cannot read %s (setting `web`)", page);
+    return n;
 }

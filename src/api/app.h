@@ -27,7 +27,7 @@ typedef struct app {
     far_table far; /* similarity -> false acceptance rate, measured by `make calibrate` */
     bool far_loaded;
     char far_error[256];
-    const char *key_names[CONFIG_MAX_KEYS];
+    struct keyring *keys; /* config keys + keys file (SIGHUP reloads it) */
     int64_t started_ms;
     /* Replay liveness (src/liveness): NULL members answer 503, liveness_error says why. */
     struct liveness_engine *liveness;
@@ -44,5 +44,11 @@ int app_init(app *a, const server_config *cfg, char *err, size_t err_len);
  * words fit for clients (no file paths: the log has those); NULL when it can. */
 const char *app_unavailable_reason(app *a);
 void app_cleanup(app *a);
+/* Calls report once for each reason this server would serve only part of the API
+ * (models, liveness, calibration, web files; not the store, which may come up
+ * later: /v2/monitor reports it); returns how many. At start-up
+ * any of them stops the server unless degraded_start is set. */
+typedef void app_problem_fn(const char *problem, void *ctx);
+int app_report_problems(app *a, app_problem_fn *report, void *ctx);
 
 #endif

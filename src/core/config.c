@@ -44,6 +44,13 @@ void config_defaults(server_config *cfg) {
     snprintf(cfg->video_server_path, sizeof cfg->video_server_path, "/video-server");
 }
 
+void config_use_install_dirs(server_config *cfg, const char *share_dir, const char *state_dir) {
+    snprintf(cfg->models_dir, sizeof cfg->models_dir, "%s/models", share_dir);
+    snprintf(cfg->calibration_file, sizeof cfg->calibration_file, "%s/calibration/far-v1.txt", share_dir);
+    snprintf(cfg->web_dir, sizeof cfg->web_dir, "%s/web", share_dir);
+    snprintf(cfg->data_dir, sizeof cfg->data_dir, "%s", state_dir);
+}
+
 static int fail(char *err, size_t len, const char *fmt, const char *a, const char *b) {
     snprintf(err, len, fmt, a, b);
     return -1;
@@ -115,9 +122,7 @@ static void key_digest_name(const char *key, char *out, size_t cap) {
     snprintf(out, cap, "key-%s", hex);
 }
 
-int config_add_key(server_config *cfg, const char *spec, char *err, size_t err_len) {
-    if (cfg->key_count >= CONFIG_MAX_KEYS) return fail(err, err_len, "too many API keys%s%s", "", "");
-    api_key_config *k = &cfg->keys[cfg->key_count];
+int config_parse_key(const char *spec, api_key_config *k, char *err, size_t err_len) {
     memset(k, 0, sizeof(*k));
     const char *c1 = strchr(spec, ':');
     size_t key_len = c1 ? (size_t)(c1 - spec) : strlen(spec);
@@ -141,6 +146,13 @@ int config_add_key(server_config *cfg, const char *spec, char *err, size_t err_l
         if (c2 && config_parse_permissions(c2 + 1, &k->permissions) != 0)
             return fail(err, err_len, "unknown permission in '%s'%s", c2 + 1, "");
     }
+    return 0;
+}
+
+int config_add_key(server_config *cfg, const char *spec, char *err, size_t err_len) {
+    if (cfg->key_count >= CONFIG_MAX_KEYS) return fail(err, err_len, "too many API keys%s%s", "", "");
+    api_key_config *k = &cfg->keys[cfg->key_count];
+    if (config_parse_key(spec, k, err, err_len)) return -1;
     for (int i = 0; i < cfg->key_count; i++)
         if (!strcmp(cfg->keys[i].key, k->key))
             return fail(err, err_len, "API key configured twice%s%s", "", "");
@@ -204,6 +216,8 @@ int config_set(server_config *cfg, const char *name, const char *v, char *err, s
         bad = strcmp(v, "info") && strcmp(v, "debug");
         cfg->log_debug = !strcmp(v, "debug");
     }
+    else if (!strcmp(name, "keys-file") || !strcmp(name, "keys_file")) bad = copy_string(cfg->keys_file, sizeof cfg->keys_file, v);
+    else if (!strcmp(name, "degraded-start") || !strcmp(name, "degraded_start")) { bad = parse_bool(v, &b); cfg->degraded_start = b; }
     else return fail(err, err_len, "unknown setting '%s'%s", name, "");
     if (bad) return fail(err, err_len, "invalid value '%s' for '%s'", v, name);
     return 0;
@@ -216,35 +230,130 @@ static char *trim(char *s) {
     return s;
 }
 
-int config_load_file(server_config *cfg, const char *path, char *err, size_t err_len) {
+/* Settings naming a file or folder. In a config file a relative value is taken from
+ * the file's own folder, so a configuration works whatever the current directory. */
+static bool is_path_setting(const char *name) {
+    static const char *const paths[] = {"models", "data", "calibration", "web", "tls_cert", "tls-cert",
+                                        "tls_key", "tls-key", "keys_file", "keys-file"};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
+        if (!strcmp(name, paths[i])) return true;
+    return false;
+}
+
+/* Appends one problem to err, a newline-separated list (bounded by err_len). */
+static void add_problem(char *err, size_t err_len, const char *path, int lineno, const char *msg) {
+    size_t used = strlen(err);
+    if (used + 1 >= err_len) return;
+    if (used) err[used++] = '\n', err[used] = '\0';
+    snprintf(err + used, err_len - used, "%s:%d: %s", path, lineno, msg);
+}
+
+/* Every bad line is reported (err holds one per line), not only the first: an
+ * operator fixing a file should see all its problems at once. */
+int config_read_lines(const char *path, const char *what, config_line_fn *fn, void *ctx, char *err, size_t err_len) {
     FILE *f = fopen(path, "r");
-    if (!f) return fail(err, err_len, "cannot open config file '%s': %s", path, strerror(errno));
-    char line[1024];
+    if (!f) {
+        snprintf(err, err_len, "cannot open %s '%s': %s", what, path, strerror(errno));
+        return -1;
+    }
+    err[0] = '\0';
+    char line[1024], msg[512];
     int lineno = 0, rc = 0;
-    while (rc == 0 && fgets(line, sizeof line, f)) {
+    while (fgets(line, sizeof line, f)) {
         lineno++;
         if (!strchr(line, '\n') && !feof(f)) {
-            snprintf(err, err_len, "%s:%d: line too long", path, lineno);
+            add_problem(err, err_len, path, lineno, "line too long");
             rc = -1;
-            break;
+            break; /* the rest of the line would read as a new one */
         }
         char *s = trim(line);
         if (!*s || *s == '#') continue;
-        char *eq = strchr(s, '=');
-        if (!eq) {
-            snprintf(err, err_len, "%s:%d: expected 'name = value'", path, lineno);
-            rc = -1;
-            break;
-        }
-        *eq = '\0';
-        char inner[512];
-        if (config_set(cfg, trim(s), trim(eq + 1), inner, sizeof inner)) {
-            snprintf(err, err_len, "%s:%d: %s", path, lineno, inner);
+        if (fn(ctx, s, msg, sizeof msg)) {
+            add_problem(err, err_len, path, lineno, msg);
             rc = -1;
         }
     }
     fclose(f);
     return rc;
+}
+
+typedef struct {
+    server_config *cfg;
+    char base_dir[1024];
+} file_settings;
+
+static int set_from_file(void *ctx, char *line, char *msg, size_t msg_len) {
+    file_settings *fs = ctx;
+    char *eq = strchr(line, '=');
+    if (!eq) return fail(msg, msg_len, "expected 'name = value'%s%s", "", "");
+    *eq = '\0';
+    const char *name = trim(line), *value = trim(eq + 1);
+    if (!is_path_setting(name) || value[0] == '/' || !value[0]) return config_set(fs->cfg, name, value, msg, msg_len);
+    char resolved[1100];
+    if ((size_t)snprintf(resolved, sizeof resolved, "%s/%s", fs->base_dir, value) >= sizeof resolved)
+        return fail(msg, msg_len, "invalid value '%s' for '%s'", value, name);
+    return config_set(fs->cfg, name, resolved, msg, msg_len);
+}
+
+int config_load_file(server_config *cfg, const char *path, char *err, size_t err_len) {
+    file_settings fs = {.cfg = cfg};
+    const char *slash = strrchr(path, '/');
+    if (!slash) snprintf(fs.base_dir, sizeof fs.base_dir, ".");
+    else if (slash == path) snprintf(fs.base_dir, sizeof fs.base_dir, "/");
+    else snprintf(fs.base_dir, sizeof fs.base_dir, "%.*s", (int)(slash - path), path);
+    return config_read_lines(path, "config file", set_from_file, &fs, err, err_len);
+}
+
+/* Every setting, for --help: the file form; the flag is --name with '-' for '_'.
+ * tests/api/test_deploy.py checks that bioserver.conf documents each of them. */
+static const struct { const char *name, *arg, *help; } settings_help[] = {
+    {"listen", "HOST:PORT", "address to listen on (default 127.0.0.1:8080; port 0 = any free port)"},
+    {"api_key", "KEY[:TENANT[:PERMS]]",
+     "an API key, repeatable; PERMS: capabilities,sessions,faces,matches,liveness,ages,admin,all"},
+    {"keys_file", "FILE", "more API keys, one KEY[:TENANT[:PERMS]] a line; re-read on SIGHUP"},
+    {"generate_dev_key", "BOOL",
+     "print a fresh development key even when keys are configured (default: only when none is)"},
+    {"store", "memory|redis://HOST:PORT[/DB]", "state store (default memory)"},
+    {"redis_password", "P", "Redis AUTH password (never logged)"},
+    {"models", "DIR", "model files (faceplugin/, human/)"},
+    {"calibration", "FILE", "similarity -> FAR table (calibration/far-v1.txt)"},
+    {"web", "DIR", "folder holding capture/, the browser capture page"},
+    {"data", "DIR", "signing key, certificate, template and envelope keys (created when missing)"},
+    {"tls_cert", "PEM", "HTTPS certificate chain (with tls_key); re-read on SIGHUP"},
+    {"tls_key", "PEM", "HTTPS private key (with tls_cert); re-read on SIGHUP"},
+    {"workers", "N", "heavy-work threads (default: CPU count)"},
+    {"queue_depth", "N", "heavy jobs waiting before 429 (default 32)"},
+    {"retry_after", "S", "Retry-After seconds on 429 (default 2)"},
+    {"http_threads", "N", "HTTP thread pool (default 8)"},
+    {"max_connections", "N", "open connections in all (default 1000)"},
+    {"max_connections_per_ip", "N", "connections from one address (default 64; 0 = no limit, behind a proxy)"},
+    {"connection_timeout", "S", "close a connection silent this long (default 15)"},
+    {"max_buffered_bytes", "N", "request bodies held in memory across connections, 503 beyond (default 256 MiB)"},
+    {"max_body_bytes", "N", "request body limit, 413 beyond (default 16 MiB)"},
+    {"max_image_pixels", "N", "decoded image limit (default 40000000)"},
+    {"session_ttl_default", "S", "bio-session time to live when the client gives none (default 300)"},
+    {"session_ttl_max", "S", "longest bio-session time to live (default 86400)"},
+    {"age_margin", "YEARS", "aboveThreshold needs estimate >= threshold + margin (default 0: the reference's rule)"},
+    {"liveness_timeout", "S", "init-liveness-parameters -> upload window (default 120)"},
+    {"liveness_max_upload_bytes", "N", "encrypted capture upload limit (default 12 MiB)"},
+    {"callback_allow_private", "BOOL", "allow callbacks to loopback/private addresses (default false)"},
+    {"callback_allow", "LIST", "CIDRs and host names callbacks may reach despite the guard (default none)"},
+    {"cors_origins", "LIST", "browser origins allowed to call the API: * or a list (default none)"},
+    {"video_server_path", "PATH", "prefix of the WebCapture flow (default /video-server)"},
+    {"log_level", "info|debug", "debug also logs ignored unknown request fields (default info)"},
+    {"liveness_dispatch", "BOOL", "this instance evaluates queued captures (default true)"},
+    {"degraded_start", "BOOL", "start even when models, calibration or web files are missing (default false)"},
+};
+
+void config_print_help(FILE *out) {
+    fprintf(out, "settings (config file `name = value`, or flag --name VALUE, which overrides the file):\n");
+    for (size_t i = 0; i < sizeof settings_help / sizeof settings_help[0]; i++) {
+        char flag[64];
+        snprintf(flag, sizeof flag, "%s", settings_help[i].name);
+        for (char *c = flag; *c; c++)
+            if (*c == '_') *c = '-';
+        fprintf(out, "  --%-26s %-20s %s\n", flag, settings_help[i].arg, settings_help[i].help);
+    }
 }
 
 int config_parse_args(server_config *cfg, int argc, char **argv, char *err, size_t err_len) {

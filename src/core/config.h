@@ -1,9 +1,11 @@
 /* Server configuration: defaults, a `key = value` config file, then command-line
- * flags that override it. Parsed once at start-up into one typed struct. */
+ * flags that override it. Parsed once at start-up into one typed struct; only the keys file is re-read
+ * later (SIGHUP, core/keyring.h). */
 #ifndef CORE_CONFIG_H
 #define CORE_CONFIG_H
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 /* What an API key may do. A request needs the permission of its route. */
 enum permission {
@@ -53,7 +55,7 @@ typedef struct {
     double age_margin_years;
     char version[32];
     char default_mode[32];
-    bool generate_dev_key; /* print a fresh key when none is configured */
+    bool generate_dev_key; /* print a fresh key even when others are configured */
     int liveness_timeout_seconds;     /* init-liveness-parameters -> upload, else TIMEOUT */
     size_t liveness_max_upload_bytes; /* encrypted capture upload, 413 beyond */
     bool callback_allow_private;      /* callbacks to loopback/private addresses (SSRF guard off) */
@@ -63,12 +65,19 @@ typedef struct {
     bool log_debug;                   /* log_level = debug */
     bool liveness_dispatch;           /* evaluate queued captures here (false: only other instances do) */
     char web_dir[512];                /* static capture page: web_dir/capture/ */
+    char keys_file[512];              /* more API keys, one spec a line; SIGHUP re-reads it */
+    bool degraded_start;              /* serve even when models/calibration/web are missing */
     api_key_config keys[CONFIG_MAX_KEYS];
     int key_count;
 } server_config;
 
 void config_defaults(server_config *cfg);
-/* Each returns 0, or -1 with a message naming the line/flag in err. */
+/* Models, calibration and web files under share_dir, secrets in state_dir: the
+ * defaults of an installed binary (paths compiled in by the Makefile). */
+void config_use_install_dirs(server_config *cfg, const char *share_dir, const char *state_dir);
+/* Each returns 0, or -1 with a message naming the line/flag in err. In a file,
+ * relative paths are taken from the file's folder; every bad line is listed in err,
+ * one per line. */
 int config_load_file(server_config *cfg, const char *path, char *err, size_t err_len);
 int config_set(server_config *cfg, const char *name, const char *value, char *err, size_t err_len);
 /* argv: `--name value` pairs (and `--name=value`); --config is applied first. */
@@ -78,7 +87,17 @@ int config_parse_args(server_config *cfg, int argc, char **argv, char *err, size
  * of a named tenant without a list gets "all", which never includes admin: in a
  * multi-tenant setup admin (every key's usage, metrics) must be granted by name. */
 int config_add_key(server_config *cfg, const char *spec, char *err, size_t err_len);
+/* Parses one such spec into *k (no limit on the count, no duplicate check). */
+int config_parse_key(const char *spec, api_key_config *k, char *err, size_t err_len);
 int config_parse_permissions(const char *list, unsigned *out);
 int config_validate(const server_config *cfg, char *err, size_t err_len);
+/* Reads a file of one-item lines (the config file, the keys file): each line that
+ * is neither blank nor a # comment goes, trimmed, to fn; a line fn refuses (-1,
+ * msg set) is listed in err as "path:N: msg" and reading goes on, so err lists
+ * every problem, one per line. `what` names the file in the cannot-open message. */
+typedef int config_line_fn(void *ctx, char *line, char *msg, size_t msg_len);
+int config_read_lines(const char *path, const char *what, config_line_fn *fn, void *ctx, char *err, size_t err_len);
+/* Lists every setting with its value syntax and meaning (--help). */
+void config_print_help(FILE *out);
 
 #endif

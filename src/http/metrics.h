@@ -7,7 +7,7 @@
 #include <stddef.h>
 
 #define METRICS_MAX_OPERATIONS 48
-#define METRICS_MAX_KEYS 64
+#define METRICS_MAX_KEYS 512 /* core/keyring.h KEYRING_MAX */
 
 typedef struct metrics metrics;
 

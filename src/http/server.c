@@ -9,7 +9,6 @@
 
 #include <microhttpd.h>
 #include <netdb.h>
-#include <openssl/crypto.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,16 +18,16 @@
 #include <unistd.h>
 
 #include "api/app.h"
-#include "core/file.h"
+#include "core/keyring.h"
 #include "core/log.h"
 #include "http/cors.h"
+#include "http/tls.h"
 
 struct http_server {
     struct MHD_Daemon *daemon;
     app *app;
     const route *routes;
     atomic_int in_flight;
-    char *tls_cert, *tls_key;
     atomic_llong usage_warned_ms; /* last "usage not stored" log line (monotonic ms; 0 = never) */
     atomic_size_t buffered;       /* request-body bytes held across connections (max_buffered_bytes) */
 };
@@ -78,23 +77,17 @@ static enum MHD_Result queue(request_ctx *ctx) {
     return r;
 }
 
-/* Accepts "apikey: K", "Authorization: K" and "Authorization: Bearer K". */
-static int find_key(const app *a, const http_request *req) {
+/* Accepts "apikey: K", "Authorization: K" and "Authorization: Bearer K". Returns
+ * the key (NULL: unknown or revoked, *missing: none sent). */
+static const api_key_config *find_key(const app *a, const http_request *req, int *index, bool *missing) {
     const char *k = http_header_value(req, "apikey");
     if (!k) {
         k = http_header_value(req, "Authorization");
         if (k && !strncasecmp(k, "Bearer ", 7)) k += 7;
         else if (k && !strncasecmp(k, "ApiKey ", 7)) k += 7;
     }
-    if (!k) return -2;
-    size_t n = strlen(k);
-    int found = -1;
-    for (int i = 0; i < a->config.key_count; i++) {
-        const char *cand = a->config.keys[i].key;
-        /* Constant-time on equal lengths so timing does not reveal a key's prefix. */
-        if (strlen(cand) == n && CRYPTO_memcmp(cand, k, n) == 0) found = i;
-    }
-    return found;
+    *missing = !k;
+    return k ? keyring_find(a->keys, k, index) : NULL;
 }
 
 /* The most body bytes this route reads (0: it takes none). */
@@ -176,15 +169,14 @@ static bool admit(request_ctx *ctx, const char *method, const char *url) {
     }
     req->operation = ctx->route->operation;
     if (ctx->route->permission) {
-        int k = find_key(a, req);
-        if (k < 0) {
+        bool missing = false;
+        req->key = find_key(a, req, &ctx->key_index, &missing);
+        if (!req->key) {
             http_add_header(req, "WWW-Authenticate", "apikey");
-            http_reply_error(req, 401, k == -2 ? "authentication is required: send the 'apikey' header"
+            http_reply_error(req, 401, missing ? "authentication is required: send the 'apikey' header"
                                                : "authentication failed: unknown API key");
             return true;
         }
-        ctx->key_index = k;
-        req->key = &a->config.keys[k];
         if (!(req->key->permissions & ctx->route->permission)) {
             http_reply_error(req, 403, "this API key is not allowed to call %s", req->operation);
             return true;
@@ -377,23 +369,18 @@ http_server *http_server_start(app *a, const route *routes, char *err, size_t er
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG |
                      MHD_ALLOW_SUSPEND_RESUME;
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
+    /* The certificate comes from a callback at each handshake, so that a reload
+     * (http_server_reload_tls) reaches new connections without a restart. */
     if (a->config.tls_cert[0]) {
-        size_t len;
-        s->tls_cert = (char *)file_read_all(a->config.tls_cert, 1 << 20, &len);
-        s->tls_key = (char *)file_read_all(a->config.tls_key, 1 << 20, &len);
-        if (!s->tls_cert || !s->tls_key) {
-            snprintf(err, err_len, "cannot read TLS certificate/key %s / %s", a->config.tls_cert, a->config.tls_key);
+        if (tls_material_load(a->config.tls_cert, a->config.tls_key, err, err_len)) {
             freeaddrinfo(ai);
-            free(s->tls_cert);
-            free(s->tls_key);
             free(s);
             return NULL;
         }
         flags |= MHD_USE_TLS;
     }
     struct MHD_OptionItem tls_opts[] = {
-        {MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls_cert},
-        {MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key},
+        {MHD_OPTION_HTTPS_CERT_CALLBACK, 0, (void *)&tls_certificate_for_handshake},
         {MHD_OPTION_END, 0, NULL},
     };
     s->daemon = MHD_start_daemon(
@@ -406,13 +393,12 @@ http_server *http_server_start(app *a, const route *routes, char *err, size_t er
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)a->config.max_connections,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)a->config.max_connections_per_ip,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_ARRAY, s->tls_cert ? tls_opts : &tls_opts[2], MHD_OPTION_END);
+        MHD_OPTION_ARRAY, a->config.tls_cert[0] ? tls_opts : &tls_opts[1], MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!s->daemon) {
         snprintf(err, err_len, "cannot listen on %s:%d (address in use or TLS material invalid)",
                  a->config.listen_host, a->config.listen_port);
-        free(s->tls_cert);
-        free(s->tls_key);
+        tls_material_shutdown();
         free(s);
         return NULL;
     }
@@ -436,7 +422,12 @@ void http_server_stop(http_server *s, int grace_ms) {
     /* Only now: the pool threads may still be taking the listen socket out of their
      * epoll sets after quiesce, and a closed fd there makes libmicrohttpd abort. */
     if (fd != MHD_INVALID_SOCKET) close(fd);
-    free(s->tls_cert);
-    free(s->tls_key);
+    tls_material_shutdown();
     free(s);
+}
+
+int http_server_reload_tls(http_server *s, char *err, size_t err_len) {
+    const server_config *c = &s->app->config;
+    if (!c->tls_cert[0]) return 0;
+    return tls_material_load(c->tls_cert, c->tls_key, err, err_len);
 }

@@ -26,6 +26,7 @@ import pytest
 import requests
 
 from http_verbs import HttpVerbs
+from openapi_check import OpenApi, response_body
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIOSERVER = os.path.abspath(os.path.join(REPO_ROOT, os.environ.get("BIOSERVER", "build/bioserver")))
@@ -49,6 +50,9 @@ DEFAULT_KEYS = (
 UUID4_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error")
 START_TIMEOUT = 30 if SANITIZED else 10
+# Every response a test receives through Server.request is checked against
+# docs/openapi.yaml (tests/api/openapi_check.py); see check_openapi below.
+OPENAPI = OpenApi()
 STOP_TIMEOUT = 40
 
 
@@ -181,7 +185,10 @@ class Server(HttpVerbs):
             h["apikey"] = key
         kw.setdefault("timeout", 30)
         kw.setdefault("verify", self.verify)
-        return self.http.request(method, self.url(path), headers=h, **kw)
+        resp = self.http.request(method, self.url(path), headers=h, **kw)
+        OPENAPI.check(method, self.url(path)[len(self.base):], resp.status_code,
+                      resp.headers.get("Content-Type"), response_body(resp))
+        return resp
 
     def post_json(self, path, body, key=None, headers=None, **kw):
         h = {"Content-Type": "application/json"}
@@ -275,6 +282,21 @@ def start_server(tmp_path):
     yield start
     for srv in started:
         srv.check_clean_exit()
+
+
+@pytest.fixture(autouse=True)
+def check_openapi():
+    """Fails the test when a response it received is not what docs/openapi.yaml
+    documents for its route (status, Content-Type, fields)."""
+    OPENAPI.take_violations()
+    yield
+    violations = OPENAPI.take_violations()
+    assert not violations, "responses not documented in docs/openapi.yaml:\n" + "\n".join(violations[:20])
+
+
+def pytest_terminal_summary(terminalreporter):
+    for line in OPENAPI.report():
+        terminalreporter.write_line(line)
 
 
 def assert_error(resp, status, message_part=None):

@@ -962,7 +962,7 @@ def test_match_rejects_forged_reference(server, calibrated):
 
 
 def test_match_routes_503_without_calibration(start_server):
-    srv = start_server("--calibration", "/nonexistent/far.txt")
+    srv = start_server("--calibration", "/nonexistent/far.txt", "--degraded-start", "true")
     mon = srv.get("/v2/monitor").json()
     assert mon["calibration"]["status"] == "DOWN", mon
     img = read(SAME_A[0])

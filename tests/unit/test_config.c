@@ -375,6 +375,81 @@ static void test_config_set_values(void **state) {
     assert_int_equal(c.listen_port, 8443); /* listen is only written when valid */
 }
 
+/* Paths in a config file are taken from the file's folder, never from the current
+ * directory; flags keep the usual meaning (relative to where the command runs). */
+static void test_paths_relative_to_config_file(void **state) {
+    (void)state;
+    char dir[] = "/tmp/test_config_dir_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[128];
+    snprintf(path, sizeof path, "%s/bio.conf", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("models = ../share/models\ncalibration = cal/far.txt\nweb = /abs/web\ndata = data\n"
+          "keys_file = api-keys\ntls_cert = c.pem\ntls_key = k.pem\nstore = memory\n", f);
+    fclose(f);
+    server_config c;
+    config_defaults(&c);
+    char err[512] = "", want[256];
+    char *argv[] = {"bioserver", "--config", path, "--web", "rel/web", NULL};
+    assert_int_equal(config_parse_args(&c, 5, argv, err, sizeof err), 0);
+    snprintf(want, sizeof want, "%s/../share/models", dir);
+    assert_string_equal(c.models_dir, want);
+    snprintf(want, sizeof want, "%s/cal/far.txt", dir);
+    assert_string_equal(c.calibration_file, want);
+    snprintf(want, sizeof want, "%s/data", dir);
+    assert_string_equal(c.data_dir, want);
+    snprintf(want, sizeof want, "%s/api-keys", dir);
+    assert_string_equal(c.keys_file, want);
+    snprintf(want, sizeof want, "%s/c.pem", dir);
+    assert_string_equal(c.tls_cert, want);
+    assert_string_equal(c.web_dir, "rel/web"); /* the flag wins and stays as given */
+    assert_string_equal(c.store_url, "memory"); /* not a path: untouched */
+    config_defaults(&c);
+    assert_int_equal(config_load_file(&c, "bioserver.conf", err, sizeof err), 0); /* no folder part */
+    assert_string_equal(c.models_dir, "./models");
+    unlink(path);
+    rmdir(dir);
+}
+
+/* An operator sees every bad line at once, one per line of the message. */
+static void test_file_lists_every_problem(void **state) {
+    (void)state;
+    char *path = temp_file("workers = many\nlisten = 127.0.0.1:1\nfrobnicate = 1\nnot a setting\nqueue_depth = 3\n");
+    server_config c;
+    config_defaults(&c);
+    char err[1024] = "";
+    assert_int_equal(config_load_file(&c, path, err, sizeof err), -1);
+    assert_non_null(strstr(err, ":1: invalid value 'many' for 'workers'\n"));
+    assert_non_null(strstr(err, ":3: unknown setting 'frobnicate'\n"));
+    assert_non_null(strstr(err, ":4: expected 'name = value'"));
+    assert_null(strstr(err, ":2:"));
+    assert_int_equal(c.queue_depth, 3); /* good lines after a bad one still apply */
+    /* A tiny buffer is never overrun. */
+    char small[24];
+    assert_int_equal(config_load_file(&c, path, small, sizeof small), -1);
+    assert_true(strlen(small) < sizeof small);
+    remove_temp(path);
+}
+
+static void test_install_dirs_and_new_settings(void **state) {
+    (void)state;
+    server_config c;
+    config_defaults(&c);
+    config_use_install_dirs(&c, "/usr/share/bioserver", "/var/lib/bioserver");
+    assert_string_equal(c.models_dir, "/usr/share/bioserver/models");
+    assert_string_equal(c.calibration_file, "/usr/share/bioserver/calibration/far-v1.txt");
+    assert_string_equal(c.web_dir, "/usr/share/bioserver/web");
+    assert_string_equal(c.data_dir, "/var/lib/bioserver");
+    char err[256];
+    assert_false(c.degraded_start);
+    assert_int_equal(config_set(&c, "degraded-start", "true", err, sizeof err), 0);
+    assert_true(c.degraded_start);
+    assert_int_equal(config_set(&c, "degraded_start", "perhaps", err, sizeof err), -1);
+    assert_int_equal(config_set(&c, "keys-file", "/etc/bioserver/api-keys", err, sizeof err), 0);
+    assert_string_equal(c.keys_file, "/etc/bioserver/api-keys");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
@@ -388,6 +463,9 @@ int main(void) {
         cmocka_unit_test(test_parse_permissions),
         cmocka_unit_test(test_validate),
         cmocka_unit_test(test_config_set_values),
+        cmocka_unit_test(test_paths_relative_to_config_file),
+        cmocka_unit_test(test_file_lists_every_problem),
+        cmocka_unit_test(test_install_dirs_and_new_settings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
