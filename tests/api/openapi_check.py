@@ -72,7 +72,8 @@ OPENAPI_30 = {
             "securitySchemes": {"type": "object"}}, "additionalProperties": False},
         "paths": {"type": "object", "additionalProperties": False, "patternProperties": {
             "^/": {"type": "object", "properties": dict({m: _OPERATION for m in METHODS}, parameters={
-                "type": "array", "items": _PARAMETER}, summary={"type": "string"}, description={"type": "string"}),
+                "type": "array", "items": _PARAMETER}, summary={"type": "string"}, description={"type": "string"},
+                servers={"type": "array", "items": {"type": "object", "required": ["url"]}}),
                    "additionalProperties": False}}},
     },
     "additionalProperties": False,
