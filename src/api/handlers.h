@@ -46,6 +46,18 @@ bool liveness_timeout_hook(void *ctx, const char *tenant, const char *session_id
 void liveness_run_job(void *ctx, void *worker_ctx, const store_value *payload);
 void liveness_deadline_due(void *ctx, const char *member);
 
+/* Galleries (our extension): galleries.c. */
+void handle_create_gallery(http_request *req);
+void handle_get_galleries(http_request *req);
+void handle_get_gallery(http_request *req);
+void handle_delete_gallery(http_request *req);
+void handle_enrol_gallery_face(http_request *req);
+void handle_get_gallery_faces(http_request *req);
+void handle_delete_gallery_faces(http_request *req);
+void handle_get_gallery_face(http_request *req);
+void handle_delete_gallery_face(http_request *req);
+void handle_search_gallery(http_request *req);
+
 /* Shared between faces.c and matches.c. */
 bool api_check_face_json(http_request *req, json_t *face, face_template *tpl);
 

@@ -37,6 +37,9 @@ void config_defaults(server_config *cfg) {
     cfg->liveness_max_upload_bytes = 12u << 20;
     cfg->liveness_dispatch = true;
     snprintf(cfg->web_dir, sizeof cfg->web_dir, "web");
+    cfg->gallery_max_faces = 1000000;
+    cfg->gallery_max_per_tenant = 100;
+    cfg->gallery_search_threads = 2;
 }
 
 static int fail(char *err, size_t len, const char *fmt, const char *a, const char *b) {
@@ -180,6 +183,13 @@ int config_set(server_config *cfg, const char *name, const char *v, char *err, s
     else if (!strcmp(name, "callback-allow-private") || !strcmp(name, "callback_allow_private")) { bad = parse_bool(v, &b); cfg->callback_allow_private = b; }
     else if (!strcmp(name, "liveness-dispatch") || !strcmp(name, "liveness_dispatch")) { bad = parse_bool(v, &b); cfg->liveness_dispatch = b; }
     else if (!strcmp(name, "web")) bad = copy_string(cfg->web_dir, sizeof cfg->web_dir, v);
+    else if (!strcmp(name, "gallery-max-faces") || !strcmp(name, "gallery_max_faces")) { bad = parse_long(v, 1, 100L * 1000 * 1000, &n); cfg->gallery_max_faces = n; }
+    else if (!strcmp(name, "gallery-max-per-tenant") || !strcmp(name, "gallery_max_per_tenant")) { bad = parse_long(v, 1, 100000, &n); cfg->gallery_max_per_tenant = n; }
+    else if (!strcmp(name, "gallery-search-threads") || !strcmp(name, "gallery_search_threads")) { bad = parse_long(v, 1, 16, &n); cfg->gallery_search_threads = (int)n; }
+    else if (!strcmp(name, "gallery-sync") || !strcmp(name, "gallery_sync")) {
+        bad = strcmp(v, "normal") && strcmp(v, "full");
+        cfg->gallery_full_sync = !strcmp(v, "full");
+    }
     else return fail(err, err_len, "unknown setting '%s'%s", name, "");
     if (bad) return fail(err, err_len, "invalid value '%s' for '%s'", v, name);
     return 0;

@@ -55,6 +55,10 @@ typedef struct {
     bool callback_allow_private;      /* callbacks to loopback/private addresses (SSRF guard off) */
     bool liveness_dispatch;           /* evaluate queued captures here (false: only other instances do) */
     char web_dir[512];                /* static capture page: web_dir/capture/ */
+    long gallery_max_faces;           /* faces per gallery (409 beyond) */
+    long gallery_max_per_tenant;      /* galleries per tenant (409 beyond) */
+    int gallery_search_threads;       /* threads scanning one big gallery */
+    bool gallery_full_sync;           /* embedded store: fsync every enrolment (power-loss safe) */
     api_key_config keys[CONFIG_MAX_KEYS];
     int key_count;
 } server_config;

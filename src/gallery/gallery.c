@@ -1,0 +1,222 @@
+/* Gallery service; see gallery.h. The registry maps (tenant, gallery) to its
+ * index. Lock order: the registry lock, then an index's own lock. A search holds
+ * the registry's read lock while it scans, so a gallery cannot be freed under it. */
+#include "gallery/gallery.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "face/pipeline.h"
+#include "gallery/gallery_index.h"
+#include "match/similarity.h"
+
+typedef struct {
+    char *tenant, *gallery;
+    gallery_index *index;
+} registry_entry;
+
+struct gallery_service {
+    gallery_store *store;
+    int search_threads;
+    pthread_rwlock_t lock; /* guards entries */
+    registry_entry *entries;
+    size_t count, cap;
+};
+
+static registry_entry *find(gallery_service *svc, const char *tenant, const char *gallery) {
+    for (size_t i = 0; i < svc->count; i++)
+        if (!strcmp(svc->entries[i].gallery, gallery) && !strcmp(svc->entries[i].tenant, tenant)) return &svc->entries[i];
+    return NULL;
+}
+
+/* Under the write lock. */
+static gallery_index *find_or_add(gallery_service *svc, const char *tenant, const char *gallery) {
+    registry_entry *e = find(svc, tenant, gallery);
+    if (e) return e->index;
+    if (svc->count == svc->cap) {
+        size_t cap = svc->cap ? svc->cap * 2 : 16;
+        registry_entry *grown = realloc(svc->entries, cap * sizeof(*grown));
+        if (!grown) return NULL;
+        svc->entries = grown;
+        svc->cap = cap;
+    }
+    registry_entry n = {strdup(tenant), strdup(gallery), gallery_index_create()};
+    if (!n.tenant || !n.gallery || !n.index) {
+        free(n.tenant);
+        free(n.gallery);
+        gallery_index_free(n.index);
+        return NULL;
+    }
+    svc->entries[svc->count++] = n;
+    return n.index;
+}
+
+static int index_add(gallery_service *svc, const gallery_face *f) {
+    uint8_t id[GALLERY_ID_BYTES];
+    if (!gallery_id_parse(f->id, id)) return STORE_OK; /* ids are ours: never happens, never searchable */
+    pthread_rwlock_wrlock(&svc->lock);
+    gallery_index *gi = find_or_add(svc, f->tenant, f->gallery);
+    int rc = gi ? gallery_index_add(gi, id, f->embedding, f->dim) : GALLERY_INDEX_NOMEM;
+    pthread_rwlock_unlock(&svc->lock);
+    return rc == GALLERY_INDEX_OK ? STORE_OK : rc == GALLERY_INDEX_DIM ? GALLERY_DIM_MISMATCH : STORE_NOMEM;
+}
+
+static bool index_remove(gallery_service *svc, const char *tenant, const char *gallery, const char *fid) {
+    uint8_t id[GALLERY_ID_BYTES];
+    if (!gallery_id_parse(fid, id)) return false;
+    pthread_rwlock_rdlock(&svc->lock);
+    registry_entry *e = find(svc, tenant, gallery);
+    bool found = e && gallery_index_remove(e->index, id);
+    pthread_rwlock_unlock(&svc->lock);
+    return found;
+}
+
+static bool load_one(void *ctx, const gallery_face *f) {
+    return index_add(ctx, f) != STORE_NOMEM;
+}
+
+gallery_service *gallery_service_open(const gallery_service_config *cfg, char *err, size_t err_len) {
+    gallery_service *svc = calloc(1, sizeof(*svc));
+    if (!svc || pthread_rwlock_init(&svc->lock, NULL)) {
+        free(svc);
+        cfg->store->ops->destroy(cfg->store);
+        snprintf(err, err_len, "out of memory");
+        return NULL;
+    }
+    svc->store = cfg->store;
+    svc->search_threads = cfg->search_threads;
+    if (svc->store->ops->load_all(svc->store, load_one, svc)) {
+        snprintf(err, err_len, "cannot read the galleries from the %s store", svc->store->ops->name);
+        gallery_service_close(svc);
+        return NULL;
+    }
+    return svc;
+}
+
+void gallery_service_close(gallery_service *svc) {
+    if (!svc) return;
+    for (size_t i = 0; i < svc->count; i++) {
+        free(svc->entries[i].tenant);
+        free(svc->entries[i].gallery);
+        gallery_index_free(svc->entries[i].index);
+    }
+    free(svc->entries);
+    pthread_rwlock_destroy(&svc->lock);
+    if (svc->store) svc->store->ops->destroy(svc->store);
+    free(svc);
+}
+
+gallery_store *gallery_service_store(gallery_service *svc) { return svc->store; }
+
+/* The gallery's size fixes the embedding size of its faces (one model per server). */
+static bool dim_fits(gallery_service *svc, const char *tenant, const char *gallery, int dim) {
+    pthread_rwlock_rdlock(&svc->lock);
+    registry_entry *e = find(svc, tenant, gallery);
+    int have = e ? gallery_index_dim(e->index) : 0;
+    pthread_rwlock_unlock(&svc->lock);
+    return have == 0 || have == dim;
+}
+
+int gallery_enrol(gallery_service *svc, const gallery_face *face, long max_faces) {
+    if (!dim_fits(svc, face->tenant, face->gallery, face->dim)) return GALLERY_DIM_MISMATCH;
+    int rc = svc->store->ops->face_put(svc->store, face, max_faces);
+    if (rc) return rc;
+    rc = index_add(svc, face);
+    /* Not searchable here means not enrolled: undo, so the store and index agree. */
+    if (rc) svc->store->ops->face_delete(svc->store, face->tenant, face->gallery, face->id);
+    return rc;
+}
+
+int gallery_remove_face(gallery_service *svc, const char *tenant, const char *gallery, const char *id) {
+    int rc = svc->store->ops->face_delete(svc->store, tenant, gallery, id);
+    if (!rc) index_remove(svc, tenant, gallery, id);
+    return rc;
+}
+
+typedef struct {
+    gallery_service *svc;
+    long removed;
+} removal;
+
+static bool remove_one(void *ctx, const gallery_face *f) {
+    removal *r = ctx;
+    index_remove(r->svc, f->tenant, f->gallery, f->id);
+    r->removed++;
+    return true;
+}
+
+int gallery_remove_external(gallery_service *svc, const char *tenant, const char *gallery, const char *external_id,
+                            long *removed) {
+    int rc = svc->store->ops->gallery_get(svc->store, tenant, gallery, NULL, NULL);
+    removal r = {svc, 0};
+    if (!rc) rc = svc->store->ops->face_delete_external(svc->store, tenant, gallery, external_id, remove_one, &r);
+    *removed = r.removed;
+    return rc;
+}
+
+int gallery_drop(gallery_service *svc, const char *tenant, const char *gallery) {
+    int rc = svc->store->ops->gallery_delete(svc->store, tenant, gallery);
+    if (rc) return rc;
+    pthread_rwlock_wrlock(&svc->lock);
+    registry_entry *e = find(svc, tenant, gallery);
+    if (e) {
+        free(e->tenant);
+        free(e->gallery);
+        gallery_index_free(e->index);
+        *e = svc->entries[--svc->count];
+    }
+    pthread_rwlock_unlock(&svc->lock);
+    return STORE_OK;
+}
+
+/* The int8 scan's candidates, into cand (room for k); the count or a negative code. */
+static int candidates(gallery_service *svc, const char *tenant, const char *gallery, const float *query, int dim,
+                      size_t k, gallery_candidate *cand) {
+    pthread_rwlock_rdlock(&svc->lock);
+    registry_entry *e = find(svc, tenant, gallery);
+    int n = e ? gallery_index_search(e->index, query, dim, k, svc->search_threads, cand) : 0;
+    pthread_rwlock_unlock(&svc->lock);
+    return n == GALLERY_INDEX_DIM ? GALLERY_DIM_MISMATCH : n == GALLERY_INDEX_NOMEM ? STORE_NOMEM : n;
+}
+
+static int by_similarity_desc(const void *a, const void *b) {
+    float x = ((const gallery_hit *)a)->similarity, y = ((const gallery_hit *)b)->similarity;
+    return (y > x) - (y < x);
+}
+
+int gallery_search(gallery_service *svc, const char *tenant, const char *gallery, const float *query, int dim,
+                   size_t max_results, float min_similarity, gallery_hit *hits, size_t *count, long *size) {
+    *count = 0;
+    int rc = svc->store->ops->gallery_get(svc->store, tenant, gallery, NULL, size);
+    if (rc) return rc;
+    size_t k = max_results + GALLERY_RESCORE_EXTRA;
+    gallery_candidate *cand = malloc(k * sizeof(*cand));
+    gallery_hit *all = calloc(k, sizeof(*all));
+    float *emb = malloc(FACE_EMBEDDING_MAX * sizeof(float));
+    int n = cand && all && emb ? candidates(svc, tenant, gallery, query, dim, k, cand) : STORE_NOMEM;
+    size_t found = 0;
+    for (int i = 0; i < n; i++) {
+        gallery_hit *h = &all[found];
+        gallery_id_format(cand[i].id, h->id);
+        int fd = 0;
+        /* Deleted since the scan (STORE_NOT_FOUND): skip it. */
+        if (svc->store->ops->face_get(svc->store, tenant, gallery, h->id, &h->json, emb, &fd)) continue;
+        h->similarity = fd == dim ? embedding_similarity(query, emb, dim) : -1.0f;
+        found++;
+    }
+    qsort(all, found, sizeof(*all), by_similarity_desc);
+    for (size_t i = 0; i < found; i++) {
+        if (*count < max_results && all[i].similarity >= min_similarity) hits[(*count)++] = all[i];
+        else free(all[i].json);
+    }
+    free(cand);
+    free(all);
+    free(emb);
+    return n < 0 ? n : STORE_OK;
+}
+
+void gallery_hits_free(gallery_hit *hits, size_t count) {
+    for (size_t i = 0; i < count; i++) free(hits[i].json);
+}
