@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "face/pipeline.h"
 #include "gallery/gallery_index.h"
@@ -20,6 +21,12 @@ typedef struct {
 struct gallery_service {
     gallery_store *store;
     int search_threads;
+    pthread_mutex_t sync_lock; /* one reader of the shared store's changes at a time */
+    pthread_t follower;        /* shared stores: applies other instances' writes */
+    bool following;
+    pthread_mutex_t stop_lock;
+    pthread_cond_t stop_cond;
+    bool stopping;
     pthread_rwlock_t lock; /* guards entries */
     registry_entry *entries;
     size_t count, cap;
@@ -77,6 +84,40 @@ static bool load_one(void *ctx, const gallery_face *f) {
     return index_add(ctx, f) != STORE_NOMEM;
 }
 
+static void apply_change(void *ctx, gallery_change kind, const gallery_face *f) {
+    gallery_service *svc = ctx;
+    if (kind == GALLERY_CHANGE_ADD) index_add(svc, f);
+    else if (kind == GALLERY_CHANGE_REMOVE) index_remove(svc, f->tenant, f->gallery, f->id);
+    else index_drop(svc, f->tenant, f->gallery);
+}
+
+int gallery_service_sync(gallery_service *svc) {
+    if (!svc->store->ops->changes) return STORE_OK;
+    pthread_mutex_lock(&svc->sync_lock);
+    int rc = svc->store->ops->changes(svc->store, apply_change, svc);
+    pthread_mutex_unlock(&svc->sync_lock);
+    return rc;
+}
+
+/* Polls the shared store every FOLLOW_INTERVAL_MS until the service closes. */
+#define FOLLOW_INTERVAL_MS 100
+static void *follow(void *arg) {
+    gallery_service *svc = arg;
+    pthread_mutex_lock(&svc->stop_lock);
+    while (!svc->stopping) {
+        pthread_mutex_unlock(&svc->stop_lock);
+        gallery_service_sync(svc);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += FOLLOW_INTERVAL_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+        pthread_mutex_lock(&svc->stop_lock);
+        if (!svc->stopping) pthread_cond_timedwait(&svc->stop_cond, &svc->stop_lock, &ts);
+    }
+    pthread_mutex_unlock(&svc->stop_lock);
+    return NULL;
+}
+
 gallery_service *gallery_service_open(const gallery_service_config *cfg, char *err, size_t err_len) {
     gallery_service *svc = calloc(1, sizeof(*svc));
     if (!svc || pthread_rwlock_init(&svc->lock, NULL)) {
@@ -87,8 +128,17 @@ gallery_service *gallery_service_open(const gallery_service_config *cfg, char *e
     }
     svc->store = cfg->store;
     svc->search_threads = cfg->search_threads;
+    pthread_mutex_init(&svc->sync_lock, NULL);
+    pthread_mutex_init(&svc->stop_lock, NULL);
+    pthread_cond_init(&svc->stop_cond, NULL);
     if (svc->store->ops->load_all(svc->store, load_one, svc)) {
         snprintf(err, err_len, "cannot read the galleries from the %s store", svc->store->ops->name);
+        gallery_service_close(svc);
+        return NULL;
+    }
+    if (svc->store->ops->changes) svc->following = pthread_create(&svc->follower, NULL, follow, svc) == 0;
+    if (svc->store->ops->changes && !svc->following) {
+        snprintf(err, err_len, "cannot start the thread following the %s store", svc->store->ops->name);
         gallery_service_close(svc);
         return NULL;
     }
@@ -97,6 +147,13 @@ gallery_service *gallery_service_open(const gallery_service_config *cfg, char *e
 
 void gallery_service_close(gallery_service *svc) {
     if (!svc) return;
+    if (svc->following) {
+        pthread_mutex_lock(&svc->stop_lock);
+        svc->stopping = true;
+        pthread_cond_signal(&svc->stop_cond);
+        pthread_mutex_unlock(&svc->stop_lock);
+        pthread_join(svc->follower, NULL);
+    }
     for (size_t i = 0; i < svc->count; i++) {
         free(svc->entries[i].tenant);
         free(svc->entries[i].gallery);
@@ -104,6 +161,9 @@ void gallery_service_close(gallery_service *svc) {
     }
     free(svc->entries);
     pthread_rwlock_destroy(&svc->lock);
+    pthread_mutex_destroy(&svc->sync_lock);
+    pthread_mutex_destroy(&svc->stop_lock);
+    pthread_cond_destroy(&svc->stop_cond);
     if (svc->store) svc->store->ops->destroy(svc->store);
     free(svc);
 }
@@ -156,9 +216,7 @@ int gallery_remove_external(gallery_service *svc, const char *tenant, const char
     return rc;
 }
 
-int gallery_drop(gallery_service *svc, const char *tenant, const char *gallery) {
-    int rc = svc->store->ops->gallery_delete(svc->store, tenant, gallery);
-    if (rc) return rc;
+static void index_drop(gallery_service *svc, const char *tenant, const char *gallery) {
     pthread_rwlock_wrlock(&svc->lock);
     registry_entry *e = find(svc, tenant, gallery);
     if (e) {
@@ -168,7 +226,12 @@ int gallery_drop(gallery_service *svc, const char *tenant, const char *gallery) 
         *e = svc->entries[--svc->count];
     }
     pthread_rwlock_unlock(&svc->lock);
-    return STORE_OK;
+}
+
+int gallery_drop(gallery_service *svc, const char *tenant, const char *gallery) {
+    int rc = svc->store->ops->gallery_delete(svc->store, tenant, gallery);
+    if (!rc) index_drop(svc, tenant, gallery);
+    return rc;
 }
 
 /* The int8 scan's candidates, into cand (room for k); the count or a negative code. */
@@ -189,6 +252,7 @@ static int by_similarity_desc(const void *a, const void *b) {
 int gallery_search(gallery_service *svc, const char *tenant, const char *gallery, const float *query, int dim,
                    size_t max_results, float min_similarity, gallery_hit *hits, size_t *count, long *size) {
     *count = 0;
+    gallery_service_sync(svc); /* read-your-writes across instances; the follower does the rest */
     int rc = svc->store->ops->gallery_get(svc->store, tenant, gallery, NULL, size);
     if (rc) return rc;
     size_t k = max_results + GALLERY_RESCORE_EXTRA;
@@ -198,6 +262,9 @@ int gallery_search(gallery_service *svc, const char *tenant, const char *gallery
     int n = cand && all && emb ? candidates(svc, tenant, gallery, query, dim, k, cand) : STORE_NOMEM;
     size_t found = 0;
     for (int i = 0; i < n; i++) {
+        bool seen = false; /* a face indexed twice (see gallery_index_add) counts once */
+        for (int p = 0; p < i && !seen; p++) seen = !memcmp(cand[p].id, cand[i].id, GALLERY_ID_BYTES);
+        if (seen) continue;
         gallery_hit *h = &all[found];
         gallery_id_format(cand[i].id, h->id);
         int fd = 0;

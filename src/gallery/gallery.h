@@ -25,6 +25,8 @@ typedef struct {
 gallery_service *gallery_service_open(const gallery_service_config *cfg, char *err, size_t err_len);
 void gallery_service_close(gallery_service *svc);
 gallery_store *gallery_service_store(gallery_service *svc);
+/* Applies the writes other instances made (shared stores; a no-op otherwise). */
+int gallery_service_sync(gallery_service *svc);
 
 /* Durable first, then indexed: an acknowledged face is never only in memory. */
 int gallery_enrol(gallery_service *svc, const gallery_face *face, long max_faces);

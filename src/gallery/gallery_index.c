@@ -113,9 +113,12 @@ int gallery_index_add(gallery_index *gi, const uint8_t id[GALLERY_ID_BYTES], con
 bool gallery_index_remove(gallery_index *gi, const uint8_t id[GALLERY_ID_BYTES]) {
     pthread_rwlock_wrlock(&gi->lock);
     bool found = false;
-    for (size_t i = 0; i < gi->count && !found; i++) {
-        if (memcmp(gi->ids[i], id, GALLERY_ID_BYTES)) continue;
-        size_t last = --gi->count; /* order does not matter: move the last face here */
+    for (size_t i = 0; i < gi->count;) {
+        if (memcmp(gi->ids[i], id, GALLERY_ID_BYTES)) {
+            i++;
+            continue;
+        }
+        size_t last = --gi->count; /* order does not matter: move the last face here, look again */
         memcpy(gi->codes + i * (size_t)gi->dim, gi->codes + last * (size_t)gi->dim, (size_t)gi->dim);
         gi->scales[i] = gi->scales[last];
         memcpy(gi->ids[i], gi->ids[last], GALLERY_ID_BYTES);
@@ -205,7 +208,7 @@ static int by_sim_desc(const void *a, const void *b) {
 #define SCAN_THREADS_MAX 16
 
 /* Runs the scan on `threads` threads (the caller's being one of them). */
-static int scan(gallery_index *gi, scan_job *jobs, int threads) {
+static void scan(scan_job *jobs, int threads) {
     pthread_t tid[SCAN_THREADS_MAX];
     int started = 0;
     for (int t = 1; t < threads; t++) {
@@ -215,8 +218,6 @@ static int scan(gallery_index *gi, scan_job *jobs, int threads) {
     scan_range(&jobs[0]);
     for (int t = started + 1; t < threads; t++) scan_range(&jobs[t]); /* threads we could not start */
     for (int t = 1; t <= started; t++) pthread_join(tid[t], NULL);
-    (void)gi;
-    return 0;
 }
 
 int gallery_index_search(gallery_index *gi, const float *query, int dim, size_t k, int threads,
@@ -242,7 +243,7 @@ int gallery_index_search(gallery_index *gi, const float *query, int dim, size_t 
     for (int t = 0; !rc && t < threads; t++)
         jobs[t] = (scan_job){gi, qcode, qscale, n * (size_t)t / (size_t)threads, n * (size_t)(t + 1) / (size_t)threads,
                              k, 0, slots + (size_t)t * k, sims + (size_t)t * k};
-    if (!rc) scan(gi, jobs, threads);
+    if (!rc) scan(jobs, threads);
     size_t total = 0;
     for (int t = 0; !rc && t < threads; t++)
         for (size_t i = 0; i < jobs[t].found; i++) all[total++] = (slot_sim){jobs[t].slot[i], jobs[t].sim[i]};

@@ -32,9 +32,12 @@ gallery_index *gallery_index_create(void);
 void gallery_index_free(gallery_index *gi);
 
 /* Appends a face (embedding L2-normalised, copied). Does not look for an existing
- * id: callers add each face once. On failure the index is unchanged. */
+ * id (that would cost a scan per enrolment): a face added twice, as can happen
+ * while an instance loads and follows a shared store at once, is two entries that
+ * one remove deletes together and that searches report once. On failure the index
+ * is unchanged. */
 int gallery_index_add(gallery_index *gi, const uint8_t id[GALLERY_ID_BYTES], const float *embedding, int dim);
-/* Removes the face if present (O(n) scan of ids: deletions are rare); true if found. */
+/* Removes every entry of the face (O(n) scan of ids: deletions are rare); true if found. */
 bool gallery_index_remove(gallery_index *gi, const uint8_t id[GALLERY_ID_BYTES]);
 size_t gallery_index_count(gallery_index *gi);
 int gallery_index_dim(gallery_index *gi); /* 0 while empty */

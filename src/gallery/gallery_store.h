@@ -28,6 +28,11 @@ typedef struct {
 typedef bool (*gallery_row_fn)(void *ctx, const char *id, const char *json, long faces);
 typedef bool (*gallery_face_fn)(void *ctx, const gallery_face *face);
 
+/* A write made by another instance: a face added (with its embedding) or removed,
+ * or a whole gallery dropped (face->id NULL). */
+typedef enum { GALLERY_CHANGE_ADD, GALLERY_CHANGE_REMOVE, GALLERY_CHANGE_DROP } gallery_change;
+typedef void (*gallery_change_fn)(void *ctx, gallery_change kind, const gallery_face *face);
+
 typedef struct gallery_store_ops {
     const char *name;
     /* STORE_EXISTS for a taken id, STORE_FULL when the tenant has max galleries. */
@@ -52,6 +57,9 @@ typedef struct gallery_store_ops {
                                 gallery_face_fn fn, void *ctx);
     /* Every face of every gallery (json NULL): how an instance builds its index. */
     int (*load_all)(gallery_store *s, gallery_face_fn fn, void *ctx);
+    /* Shared stores only (NULL for the embedded one): the writes of other instances
+     * since the previous call (the first call: since before load_all), oldest first. */
+    int (*changes)(gallery_store *s, gallery_change_fn fn, void *ctx);
     void (*destroy)(gallery_store *s);
 } gallery_store_ops;
 
