@@ -80,6 +80,18 @@ static bool index_remove(gallery_service *svc, const char *tenant, const char *g
     return found;
 }
 
+static void index_drop(gallery_service *svc, const char *tenant, const char *gallery) {
+    pthread_rwlock_wrlock(&svc->lock);
+    registry_entry *e = find(svc, tenant, gallery);
+    if (e) {
+        free(e->tenant);
+        free(e->gallery);
+        gallery_index_free(e->index);
+        *e = svc->entries[--svc->count];
+    }
+    pthread_rwlock_unlock(&svc->lock);
+}
+
 static bool load_one(void *ctx, const gallery_face *f) {
     return index_add(ctx, f) != STORE_NOMEM;
 }
@@ -214,18 +226,6 @@ int gallery_remove_external(gallery_service *svc, const char *tenant, const char
     if (!rc) rc = svc->store->ops->face_delete_external(svc->store, tenant, gallery, external_id, remove_one, &r);
     *removed = r.removed;
     return rc;
-}
-
-static void index_drop(gallery_service *svc, const char *tenant, const char *gallery) {
-    pthread_rwlock_wrlock(&svc->lock);
-    registry_entry *e = find(svc, tenant, gallery);
-    if (e) {
-        free(e->tenant);
-        free(e->gallery);
-        gallery_index_free(e->index);
-        *e = svc->entries[--svc->count];
-    }
-    pthread_rwlock_unlock(&svc->lock);
 }
 
 int gallery_drop(gallery_service *svc, const char *tenant, const char *gallery) {
