@@ -48,7 +48,7 @@ static float quantize(const float *x, int dim, int8_t *code) {
     return scale;
 }
 
-int32_t gallery_dot_int8(const int8_t *a, const int8_t *b, int dim) {
+static int32_t dot_scalar(const int8_t *a, const int8_t *b, int dim) {
     int32_t s = 0;
     for (int i = 0; i < dim; i++) s += (int32_t)a[i] * b[i];
     return s;
@@ -73,8 +73,10 @@ __attribute__((target("avx2"))) static int32_t dot_avx2(const int8_t *a, const i
 typedef int32_t (*dot_fn)(const int8_t *, const int8_t *, int);
 
 static dot_fn pick_kernel(int dim) {
-    return dim % 32 == 0 && __builtin_cpu_supports("avx2") ? dot_avx2 : gallery_dot_int8;
+    return dim % 32 == 0 && __builtin_cpu_supports("avx2") ? dot_avx2 : dot_scalar;
 }
+
+int32_t gallery_dot_int8(const int8_t *a, const int8_t *b, int dim) { return pick_kernel(dim)(a, b, dim); }
 
 static bool grow(gallery_index *gi) {
     size_t cap = gi->cap ? gi->cap + gi->cap / 2 : 1024;

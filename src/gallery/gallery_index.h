@@ -54,7 +54,8 @@ int gallery_index_search(gallery_index *gi, const float *query, int dim, size_t 
 bool gallery_id_parse(const char *uuid, uint8_t out[GALLERY_ID_BYTES]);
 void gallery_id_format(const uint8_t id[GALLERY_ID_BYTES], char out[37]);
 
-/* The int8 kernel, exposed for the benchmark: dot product of two code vectors. */
+/* The int8 kernel the scan uses on this CPU (AVX2 when present, dim % 32 == 0),
+ * exposed for tests and the benchmark. */
 int32_t gallery_dot_int8(const int8_t *a, const int8_t *b, int dim);
 
 #endif
