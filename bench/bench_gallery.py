@@ -3,11 +3,11 @@
 
 Part 1 (here, through the real server): LFW embeddings of P people (two photos
 each) from POST /v2/faces, and the HTTP enrolment rate from templates (POST
-/v2/galleries/{id}/faces with a face JSON, 4 client threads) with gallery_sync
+/v2/galleries/{id}/faces with a face JSON, driven by wrk) with gallery_sync
 normal and full. Part 2 (build/tools/bench_gallery): the 1M-face gallery built
 through the gallery service, search p50/p99, RSS, rank-1, restart time and the
 naive float-scan baseline. Machine: see `lscpu`; the benchmark shares its cores."""
-import base64, json, os, socket, struct, subprocess, sys, tempfile, threading, time
+import base64, json, os, re, socket, struct, subprocess, tempfile, time
 import requests
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
@@ -16,7 +16,6 @@ LFW = os.path.join(DATA, "lfw", "lfw_deepfunneled")
 KEY = "bench-key-0123456789abcdef"
 PEOPLE = int(os.environ.get("PEOPLE", "300"))
 FACES = int(os.environ.get("FACES", "1000000"))
-HTTP_ENROLMENTS = 3000
 
 
 def free_port():
@@ -71,32 +70,38 @@ def direct_face(srv, path):
     return r.json() if r.status_code == 200 else None
 
 
-def http_enrolment_rate(sync):
+WRK_SCRIPT = r"""
+local f = io.open(os.getenv("BENCH_BODY"), "rb")
+wrk.method = "POST"
+wrk.body = f:read("*a")
+f:close()
+wrk.headers["apikey"] = os.getenv("BENCH_KEY")
+wrk.headers["Content-Type"] = "application/json"
+"""
+
+
+def http_enrolment_rate(sync, seconds=5):
+    """wrk (1 thread, 8 connections) posting a face JSON with its template."""
     srv = Server("--gallery-sync", sync, "--http-threads", "8")
     try:
         # Templates are bound to the server's template key: make one on this server.
         face = direct_face(srv, os.path.join(LFW, "George_W_Bush", "George_W_Bush_0001.jpg"))
         h = {"apikey": KEY}
         g = requests.post(srv.base + "/v2/galleries", headers=h, json={"name": "bench"}).json()["id"]
-        url = f"{srv.base}/v2/galleries/{g}/faces"
-        body = json.dumps({"externalId": "x", "face": face})
-        done, lock = [0], threading.Lock()
-
-        def worker(n):
-            s = requests.Session()
-            for i in range(n):
-                r = s.post(url, headers={"apikey": KEY, "Content-Type": "application/json"}, data=body)
-                assert r.status_code == 201, r.text
-                with lock:
-                    done[0] += 1
-
-        t = time.perf_counter()
-        threads = [threading.Thread(target=worker, args=(HTTP_ENROLMENTS // 4,)) for _ in range(4)]
-        for th in threads: th.start()
-        for th in threads: th.join()
-        rate = done[0] / (time.perf_counter() - t)
-        print(f"HTTP enrolment from templates, gallery_sync={sync}: {done[0]} faces at {rate:.0f} faces/s "
-              f"(4 client threads; each answer signed)")
+        work = tempfile.mkdtemp(prefix="bench-gallery-wrk-")
+        body, script = os.path.join(work, "body.json"), os.path.join(work, "enrol.lua")
+        with open(body, "w") as f:
+            json.dump({"externalId": "x", "face": face}, f)
+        with open(script, "w") as f:
+            f.write(WRK_SCRIPT)
+        out = subprocess.run(["wrk", "-t1", "-c8", f"-d{seconds}s", "-s", script,
+                              f"{srv.base}/v2/galleries/{g}/faces"], capture_output=True, text=True,
+                             env=dict(os.environ, BENCH_BODY=body, BENCH_KEY=KEY), check=True).stdout
+        rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+        bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+        stored = requests.get(f"{srv.base}/v2/galleries/{g}", headers=h).json()["faceCount"]
+        print(f"HTTP enrolment from templates, gallery_sync={sync}: {rate:.0f} faces/s "
+              f"(wrk, 8 connections, {seconds} s; {stored} faces stored, non-2xx {bad.group(1) if bad else 0})")
     finally:
         srv.stop()
 

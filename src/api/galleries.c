@@ -359,17 +359,21 @@ static void enrol_from_json(http_request *req) {
     json_decref(body);
 }
 
-void handle_enrol_gallery_face(http_request *req) {
-    if (!service(req) || !ids_valid(req)) return;
-    /* Before the expensive part: the gallery must exist. */
+/* Before the expensive part (image analysis): the gallery must exist. Then the
+ * body is JSON (template or session face) or multipart (image). */
+static void dispatch_on_body(http_request *req, void (*from_json)(http_request *), void (*from_image)(http_request *)) {
     int rc = store_of(req)->ops->gallery_get(store_of(req), req->key->tenant, req->params[0], NULL, NULL);
     if (rc) {
         reply_error(req, rc, "gallery");
         return;
     }
     const char *type = http_media_type(req);
-    if (type && !strcmp(type, "application/json")) enrol_from_json(req);
-    else enrol_from_image(req);
+    if (type && !strcmp(type, "application/json")) from_json(req);
+    else from_image(req);
+}
+
+void handle_enrol_gallery_face(http_request *req) {
+    if (service(req) && ids_valid(req)) dispatch_on_body(req, enrol_from_json, enrol_from_image);
 }
 
 /* ---- reading and deleting faces --------------------------------------------------- */
@@ -581,12 +585,5 @@ void handle_search_gallery(http_request *req) {
         http_reply_error(req, 503, "matching is unavailable: no FAR calibration loaded (%s)", req->app->far_error);
         return;
     }
-    int rc = store_of(req)->ops->gallery_get(store_of(req), req->key->tenant, req->params[0], NULL, NULL);
-    if (rc) {
-        reply_error(req, rc, "gallery");
-        return;
-    }
-    const char *type = http_media_type(req);
-    if (type && !strcmp(type, "application/json")) search_by_json(req);
-    else search_by_image(req);
+    dispatch_on_body(req, search_by_json, search_by_image);
 }
