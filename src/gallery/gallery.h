@@ -53,6 +53,6 @@ int gallery_search(gallery_service *svc, const char *tenant, const char *gallery
 void gallery_hits_free(gallery_hit *hits, size_t count);
 
 /* How many extra candidates the int8 scan hands to the float rescoring. */
-#define GALLERY_RESCORE_EXTRA 32
+#define GALLERY_RESCORE_EXTRA 64
 
 #endif

@@ -1,6 +1,9 @@
-/* int8 gallery index; see gallery_index.h. Each embedding is scaled so that its
- * largest component is 127 (per-face scale), the query likewise, and the integer
- * dot product times both scales approximates the cosine similarity. */
+/* 4-bit gallery index; see gallery_index.h. Each embedding is scaled so that its
+ * largest component is 7 (one scale per face) and stored as nibbles (code + 8),
+ * 64 dimensions per 32 bytes: byte j of a block holds dimension j in its low
+ * nibble and dimension 32 + j in its high one, so one AVX2 load feeds two
+ * multiply-adds against the query's halves. The query is int8 (largest component
+ * 127); the integer dot product times both scales approximates the cosine. */
 #include "gallery/gallery_index.h"
 
 #include <immintrin.h>
@@ -16,7 +19,7 @@ struct gallery_index {
     pthread_rwlock_t lock;
     int dim;
     size_t count, cap;
-    int8_t *codes; /* cap * dim */
+    uint8_t *codes; /* cap * gallery_code_bytes(dim) */
     float *scales;
     uint8_t (*ids)[GALLERY_ID_BYTES];
 };
@@ -39,29 +42,46 @@ void gallery_index_free(gallery_index *gi) {
     free(gi);
 }
 
-/* Returns the scale: x ~= code * scale. */
-static float quantize(const float *x, int dim, int8_t *code) {
+/* Symmetric quantisation with the largest component at +-levels; returns the
+ * scale (x ~= code * scale). */
+static float quantize(const float *x, int dim, int levels, int8_t *code) {
     float max = 0;
     for (int i = 0; i < dim; i++) max = fmaxf(max, fabsf(x[i]));
-    float scale = max > 0 ? max / 127.0f : 1.0f;
-    for (int i = 0; i < dim; i++) code[i] = (int8_t)lrintf(x[i] / scale);
+    float scale = max > 0 ? max / (float)levels : 1.0f;
+    for (int i = 0; i < dim; i++) code[i] = (int8_t)fmaxf(-levels, fminf(levels, lrintf(x[i] / scale)));
     return scale;
 }
 
-static int32_t dot_scalar(const int8_t *a, const int8_t *b, int dim) {
+size_t gallery_code_bytes(int dim) { return (size_t)(dim + 63) / 64 * 32; }
+
+void gallery_pack_int4(const int8_t *code, int dim, uint8_t *out) {
+    size_t bytes = gallery_code_bytes(dim);
+    for (size_t b = 0; b < bytes; b++) {
+        size_t block = b / 32, j = b % 32, lo = block * 64 + j, hi = lo + 32;
+        int l = lo < (size_t)dim ? code[lo] : 0, h = hi < (size_t)dim ? code[hi] : 0;
+        out[b] = (uint8_t)((l + 8) | (h + 8) << 4);
+    }
+}
+
+static int32_t dot_scalar(const uint8_t *codes, const int8_t *q, size_t bytes) {
     int32_t s = 0;
-    for (int i = 0; i < dim; i++) s += (int32_t)a[i] * b[i];
+    for (size_t b = 0; b < bytes; b++) {
+        size_t block = b / 32, j = b % 32;
+        s += (int32_t)(codes[b] & 15) * q[block * 64 + j] + (int32_t)(codes[b] >> 4) * q[block * 64 + 32 + j];
+    }
     return s;
 }
 
-/* AVX2: maddubs needs one unsigned operand, so |a| times b with a's sign moved
- * onto b; codes never hold -128, so each pair sum is at most 2*127*127 and the
- * int16 step cannot saturate. Needs dim % 32 == 0. */
-__attribute__((target("avx2"))) static int32_t dot_avx2(const int8_t *a, const int8_t *b, int dim) {
-    __m256i acc = _mm256_setzero_si256(), ones = _mm256_set1_epi16(1);
-    for (int i = 0; i < dim; i += 32) {
-        __m256i x = _mm256_loadu_si256((const __m256i *)(a + i)), y = _mm256_loadu_si256((const __m256i *)(b + i));
-        __m256i p = _mm256_maddubs_epi16(_mm256_abs_epi8(x), _mm256_sign_epi8(y, x));
+/* AVX2, 64 dimensions per step: the two nibble planes times the query's two
+ * halves with maddubs (unsigned nibble <= 15 times signed query: pair sums stay
+ * far below the int16 limit), widened to int32 by madd. */
+__attribute__((target("avx2"))) static int32_t dot_avx2(const uint8_t *codes, const int8_t *q, size_t bytes) {
+    __m256i acc = _mm256_setzero_si256(), ones = _mm256_set1_epi16(1), nibble = _mm256_set1_epi8(15);
+    for (size_t b = 0; b < bytes; b += 32) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(codes + b));
+        __m256i lo = _mm256_and_si256(v, nibble), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble);
+        __m256i ql = _mm256_loadu_si256((const __m256i *)(q + 2 * b)), qh = _mm256_loadu_si256((const __m256i *)(q + 2 * b + 32));
+        __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(lo, ql), _mm256_maddubs_epi16(hi, qh));
         acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, ones));
     }
     __m128i s = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
@@ -70,17 +90,68 @@ __attribute__((target("avx2"))) static int32_t dot_avx2(const int8_t *a, const i
     return _mm_cvtsi128_si32(s);
 }
 
-typedef int32_t (*dot_fn)(const int8_t *, const int8_t *, int);
-
-static dot_fn pick_kernel(int dim) {
-    return dim % 32 == 0 && __builtin_cpu_supports("avx2") ? dot_avx2 : dot_scalar;
+/* AVX-512 VNNI, 128 dimensions per step: dpbusd multiplies 64 unsigned nibbles by
+ * 64 signed query values and sums them into int32 lanes in one instruction. The
+ * query is pre-arranged (arrange_query) so that each 64-byte load of codes meets
+ * its low- and high-nibble partners contiguously. Needs bytes % 64 == 0. */
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) static int32_t dot_vnni(const uint8_t *codes, const int8_t *q,
+                                                                               size_t bytes) {
+    __m512i acc = _mm512_setzero_si512(), nibble = _mm512_set1_epi8(15);
+    for (size_t b = 0; b < bytes; b += 64) {
+        __m512i v = _mm512_loadu_si512(codes + b);
+        acc = _mm512_dpbusd_epi32(acc, _mm512_and_si512(v, nibble), _mm512_loadu_si512(q + 2 * b));
+        acc = _mm512_dpbusd_epi32(acc, _mm512_and_si512(_mm512_srli_epi16(v, 4), nibble), _mm512_loadu_si512(q + 2 * b + 64));
+    }
+    return _mm512_reduce_add_epi32(acc);
 }
 
-int32_t gallery_dot_int8(const int8_t *a, const int8_t *b, int dim) { return pick_kernel(dim)(a, b, dim); }
+typedef int32_t (*dot_fn)(const uint8_t *, const int8_t *, size_t);
+
+typedef struct {
+    dot_fn dot;
+    bool arranged; /* dot wants the query as arrange_query makes it */
+} kernel;
+
+/* The kernel asked for, or the fastest this CPU has (BEST); dot NULL when the CPU
+ * lacks it. */
+static kernel pick_kernel(gallery_kernel want, int dim) {
+    bool vnni = gallery_code_bytes(dim) % 64 == 0 && __builtin_cpu_supports("avx512vnni") &&
+                __builtin_cpu_supports("avx512bw");
+    bool avx2 = __builtin_cpu_supports("avx2");
+    if (want == GALLERY_KERNEL_BEST) want = vnni ? GALLERY_KERNEL_VNNI : avx2 ? GALLERY_KERNEL_AVX2 : GALLERY_KERNEL_SCALAR;
+    switch (want) {
+    case GALLERY_KERNEL_VNNI: return (kernel){vnni ? dot_vnni : NULL, true};
+    case GALLERY_KERNEL_AVX2: return (kernel){avx2 ? dot_avx2 : NULL, false};
+    default: return (kernel){dot_scalar, false};
+    }
+}
+
+/* For dot_vnni: per 128 dimensions, the query values of the low nibbles of 64 code
+ * bytes (dims 0-31 and 64-95), then of their high nibbles (32-63 and 96-127). */
+static void arrange_query(const int8_t *q, size_t bytes, int8_t *out) {
+    for (size_t c = 0; c < bytes / 64; c++) {
+        const int8_t *src = q + 128 * c;
+        int8_t *dst = out + 128 * c;
+        memcpy(dst, src, 32), memcpy(dst + 32, src + 64, 32);
+        memcpy(dst + 64, src + 32, 32), memcpy(dst + 96, src + 96, 32);
+    }
+}
+
+bool gallery_dot_int4(gallery_kernel which, const uint8_t *codes, const int8_t *query, int dim, int32_t *dot) {
+    int32_t sum_q = 0;
+    for (int i = 0; i < dim; i++) sum_q += query[i];
+    kernel k = pick_kernel(which, dim);
+    if (!k.dot) return false;
+    size_t bytes = gallery_code_bytes(dim);
+    int8_t arranged[FACE_EMBEDDING_MAX + 128];
+    if (k.arranged) arrange_query(query, bytes, arranged);
+    *dot = k.dot(codes, k.arranged ? arranged : query, bytes) - 8 * sum_q; /* nibbles hold code + 8 */
+    return true;
+}
 
 static bool grow(gallery_index *gi) {
     size_t cap = gi->cap ? gi->cap + gi->cap / 2 : 1024;
-    int8_t *codes = realloc(gi->codes, cap * (size_t)gi->dim);
+    uint8_t *codes = realloc(gi->codes, cap * gallery_code_bytes(gi->dim));
     if (codes) gi->codes = codes;
     float *scales = codes ? realloc(gi->scales, cap * sizeof(float)) : NULL;
     if (scales) gi->scales = scales;
@@ -105,7 +176,9 @@ int gallery_index_add(gallery_index *gi, const uint8_t id[GALLERY_ID_BYTES], con
     else if (gi->count == gi->cap && !grow(gi)) rc = GALLERY_INDEX_NOMEM;
     else {
         size_t i = gi->count++;
-        gi->scales[i] = quantize(embedding, dim, gi->codes + i * (size_t)dim);
+        int8_t code[FACE_EMBEDDING_MAX];
+        gi->scales[i] = quantize(embedding, dim, 7, code);
+        gallery_pack_int4(code, dim, gi->codes + i * gallery_code_bytes(dim));
         memcpy(gi->ids[i], id, GALLERY_ID_BYTES);
     }
     pthread_rwlock_unlock(&gi->lock);
@@ -121,7 +194,8 @@ bool gallery_index_remove(gallery_index *gi, const uint8_t id[GALLERY_ID_BYTES])
             continue;
         }
         size_t last = --gi->count; /* order does not matter: move the last face here, look again */
-        memcpy(gi->codes + i * (size_t)gi->dim, gi->codes + last * (size_t)gi->dim, (size_t)gi->dim);
+        size_t bytes = gallery_code_bytes(gi->dim);
+        memcpy(gi->codes + i * bytes, gi->codes + last * bytes, bytes);
         gi->scales[i] = gi->scales[last];
         memcpy(gi->ids[i], gi->ids[last], GALLERY_ID_BYTES);
         found = true;
@@ -147,7 +221,8 @@ int gallery_index_dim(gallery_index *gi) {
 /* One thread's share of a scan: a min-heap of its best k (slot, similarity). */
 typedef struct {
     const gallery_index *gi;
-    const int8_t *query;
+    const int8_t *query; /* zero-padded to the codes' blocks, arranged for the kernel */
+    int32_t query_sum;    /* removes the +8 offset of the nibbles */
     float query_scale;
     size_t begin, end, k, found;
     size_t *slot;
@@ -189,9 +264,10 @@ static void heap_offer(scan_job *j, size_t slot, float sim) {
 static void *scan_range(void *arg) {
     scan_job *j = arg;
     const gallery_index *gi = j->gi;
-    dot_fn dot = pick_kernel(gi->dim);
+    dot_fn dot = pick_kernel(GALLERY_KERNEL_BEST, gi->dim).dot;
+    size_t bytes = gallery_code_bytes(gi->dim);
     for (size_t i = j->begin; i < j->end; i++) {
-        int32_t d = dot(gi->codes + i * (size_t)gi->dim, j->query, gi->dim);
+        int32_t d = dot(gi->codes + i * bytes, j->query, bytes) - 8 * j->query_sum;
         heap_offer(j, i, (float)d * gi->scales[i] * j->query_scale);
     }
     return NULL;
@@ -235,15 +311,21 @@ int gallery_index_search(gallery_index *gi, const float *query, int dim, size_t 
     }
     if (threads < 1 || n < GALLERY_INDEX_PARALLEL_MIN) threads = 1;
     if (threads > SCAN_THREADS_MAX) threads = SCAN_THREADS_MAX;
-    int8_t qcode[FACE_EMBEDDING_MAX];
-    float qscale = quantize(query, dim, qcode);
+    int8_t qcode[FACE_EMBEDDING_MAX + 128] = {0}, arranged[FACE_EMBEDDING_MAX + 128] = {0};
+    float qscale = quantize(query, dim, 127, qcode);
+    int32_t qsum = 0;
+    for (int i = 0; i < dim; i++) qsum += qcode[i];
+    if (pick_kernel(GALLERY_KERNEL_BEST, dim).arranged) {
+        arrange_query(qcode, gallery_code_bytes(dim), arranged);
+        memcpy(qcode, arranged, sizeof qcode);
+    }
     scan_job jobs[SCAN_THREADS_MAX];
     size_t *slots = malloc((size_t)threads * k * sizeof(size_t));
     float *sims = malloc((size_t)threads * k * sizeof(float));
     slot_sim *all = malloc((size_t)threads * k * sizeof(slot_sim));
     if (!slots || !sims || !all) rc = GALLERY_INDEX_NOMEM;
     for (int t = 0; !rc && t < threads; t++)
-        jobs[t] = (scan_job){gi, qcode, qscale, n * (size_t)t / (size_t)threads, n * (size_t)(t + 1) / (size_t)threads,
+        jobs[t] = (scan_job){gi, qcode, qsum, qscale, n * (size_t)t / (size_t)threads, n * (size_t)(t + 1) / (size_t)threads,
                              k, 0, slots + (size_t)t * k, sims + (size_t)t * k};
     if (!rc) scan(jobs, threads);
     size_t total = 0;
