@@ -1,6 +1,6 @@
 /* make bench-gallery (part 2): a gallery of N faces (default 1,000,000) in the
  * embedded store, built through the gallery service exactly as the server enrols
- * (SQLite commit + int8 index per face), then searched.
+ * (SQLite commit + 4-bit index per face), then searched.
  *
  * Faces: LFW embeddings (one photo per person, made by the server in part 1,
  * bench/bench_gallery.py) plus random unit vectors (isotropic Gaussian) up to N.

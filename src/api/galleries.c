@@ -325,6 +325,22 @@ static const field_spec enrol_face_part_fields[] = {
     {"friendlyName", FIELD_STRING, 256}, {"imageRotationEnabled", FIELD_BOOL, 0}, {NULL, 0, 0},
 };
 
+/* The multipart `face` part: an object of known fields with a valid imageType. */
+static bool enrol_part_ok(http_request *req, json_t *fields) {
+    if (!json_is_object(fields)) {
+        http_reply_error(req, 400, "the 'face' part must be a JSON object");
+        return false;
+    }
+    if (!api_check_fields(req, fields, enrol_face_part_fields, "the 'face' part") || !enrolment_fields_ok(req, fields))
+        return false;
+    const char *type = api_json_string(fields, "imageType");
+    if (type && !api_image_type_valid(type)) {
+        http_reply_error(req, 400, "imageType '%s' is not one of SELFIE, ID_DOCUMENT, VIDEO_FRAME", type);
+        return false;
+    }
+    return true;
+}
+
 /* Multipart: `face` JSON (externalId, metadata, imageType...) and `image`. */
 static void enrol_from_image(http_request *req) {
     multipart_body body;
@@ -337,14 +353,11 @@ static void enrol_from_image(http_request *req) {
     json_t *fields = api_parse_json_text(req, (const char *)fp->data, fp->len, "the 'face' part");
     if (!fields) return;
     probe p = {0};
-    const char *type = json_is_object(fields) ? api_json_string(fields, "imageType") : NULL;
-    if (!json_is_object(fields)) http_reply_error(req, 400, "the 'face' part must be a JSON object");
-    else if (!api_check_fields(req, fields, enrol_face_part_fields, "the 'face' part") || !enrolment_fields_ok(req, fields)) {
-    } else if (type && !api_image_type_valid(type)) {
-        http_reply_error(req, 400, "imageType '%s' is not one of SELFIE, ID_DOCUMENT, VIDEO_FRAME", type);
-    } else if (probe_from_image(req, img->data, img->len, type ? type : "SELFIE", api_json_string(fields, "friendlyName"),
-                                json_is_true(json_object_get(fields, "imageRotationEnabled")), &p)) {
-        enrol(req, fields, &p);
+    if (enrol_part_ok(req, fields)) {
+        const char *type = api_json_string(fields, "imageType");
+        if (probe_from_image(req, img->data, img->len, type ? type : "SELFIE", api_json_string(fields, "friendlyName"),
+                             json_is_true(json_object_get(fields, "imageRotationEnabled")), &p))
+            enrol(req, fields, &p);
     }
     json_decref(p.meta);
     json_decref(fields);

@@ -234,7 +234,7 @@ int gallery_drop(gallery_service *svc, const char *tenant, const char *gallery) 
     return rc;
 }
 
-/* The int8 scan's candidates, into cand (room for k); the count or a negative code. */
+/* The 4-bit scan's candidates, into cand (room for k); the count or a negative code. */
 static int candidates(gallery_service *svc, const char *tenant, const char *gallery, const float *query, int dim,
                       size_t k, gallery_candidate *cand) {
     pthread_rwlock_rdlock(&svc->lock);
