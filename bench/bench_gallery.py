@@ -71,37 +71,56 @@ def direct_face(srv, path):
 
 
 WRK_SCRIPT = r"""
+-- POSTs one JSON body to the paths listed in BENCH_PATHS, in turn.
 local f = io.open(os.getenv("BENCH_BODY"), "rb")
-wrk.method = "POST"
-wrk.body = f:read("*a")
+local body = f:read("*a")
 f:close()
-wrk.headers["apikey"] = os.getenv("BENCH_KEY")
-wrk.headers["Content-Type"] = "application/json"
+local paths = {}
+for line in io.lines(os.getenv("BENCH_PATHS")) do paths[#paths + 1] = line end
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format("POST", paths[n % #paths + 1],
+    {["apikey"] = os.getenv("BENCH_KEY"), ["Content-Type"] = "application/json"}, body)
+end
 """
 
 
+def wrk_post(srv, paths, body_obj, seconds):
+    """wrk (1 thread, 8 connections): requests/s and the count of non-2xx answers."""
+    work = tempfile.mkdtemp(prefix="bench-gallery-wrk-")
+    body, plist, script = (os.path.join(work, n) for n in ("body.json", "paths.txt", "post.lua"))
+    with open(body, "w") as f:
+        json.dump(body_obj, f)
+    with open(plist, "w") as f:
+        f.write("\n".join("/bioserver-app" + p for p in paths) + "\n")
+    with open(script, "w") as f:
+        f.write(WRK_SCRIPT)
+    out = subprocess.run(["wrk", "-t1", "-c8", f"-d{seconds}s", "-s", script, f"http://127.0.0.1:{srv.port}"],
+                         capture_output=True, text=True, check=True,
+                         env=dict(os.environ, BENCH_BODY=body, BENCH_PATHS=plist, BENCH_KEY=KEY)).stdout
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), int(bad.group(1)) if bad else 0
+
+
 def http_enrolment_rate(sync, seconds=5):
-    """wrk (1 thread, 8 connections) posting a face JSON with its template."""
+    """Enrolment of a face JSON with its template, next to the same request work
+    without durability as the baseline: CreateFaceFromJson into in-memory bio-sessions
+    (40 sessions in turn, under their 1,000-face limit), on the same server."""
     srv = Server("--gallery-sync", sync, "--http-threads", "8")
     try:
         # Templates are bound to the server's template key: make one on this server.
         face = direct_face(srv, os.path.join(LFW, "George_W_Bush", "George_W_Bush_0001.jpg"))
         h = {"apikey": KEY}
+        sessions = [requests.post(srv.base + "/v2/bio-sessions", headers=h, json={"ttlSeconds": 3600}).json()["id"]
+                    for _ in range(40)]
+        base_rate, base_bad = wrk_post(srv, [f"/v2/bio-sessions/{s}/faces" for s in sessions], face, seconds)
         g = requests.post(srv.base + "/v2/galleries", headers=h, json={"name": "bench"}).json()["id"]
-        work = tempfile.mkdtemp(prefix="bench-gallery-wrk-")
-        body, script = os.path.join(work, "body.json"), os.path.join(work, "enrol.lua")
-        with open(body, "w") as f:
-            json.dump({"externalId": "x", "face": face}, f)
-        with open(script, "w") as f:
-            f.write(WRK_SCRIPT)
-        out = subprocess.run(["wrk", "-t1", "-c8", f"-d{seconds}s", "-s", script,
-                              f"{srv.base}/v2/galleries/{g}/faces"], capture_output=True, text=True,
-                             env=dict(os.environ, BENCH_BODY=body, BENCH_KEY=KEY), check=True).stdout
-        rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-        bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+        rate, bad = wrk_post(srv, [f"/v2/galleries/{g}/faces"], {"externalId": "x", "face": face}, seconds)
         stored = requests.get(f"{srv.base}/v2/galleries/{g}", headers=h).json()["faceCount"]
-        print(f"HTTP enrolment from templates, gallery_sync={sync}: {rate:.0f} faces/s "
-              f"(wrk, 8 connections, {seconds} s; {stored} faces stored, non-2xx {bad.group(1) if bad else 0})")
+        print(f"HTTP enrolment from templates, gallery_sync={sync}: {rate:.0f} faces/s ({stored} stored, non-2xx {bad}); "
+              f"baseline CreateFaceFromJson into in-memory sessions: {base_rate:.0f} faces/s (non-2xx {base_bad}); "
+              f"ratio {rate / base_rate:.2f} (wrk, 8 connections, {seconds} s each)")
     finally:
         srv.stop()
 
