@@ -23,9 +23,11 @@
 #define METADATA_MAX_BYTES 4096
 
 static gallery_service *service(http_request *req) {
-    if (!req->app->galleries)
-        http_reply_error(req, 503, "galleries are unavailable: %s", req->app->galleries_error);
-    return req->app->galleries;
+    gallery_service *svc = req->app->galleries;
+    if (!svc) http_reply_error(req, 503, "galleries are unavailable: %s", req->app->galleries_error);
+    else if (!gallery_service_ready(svc))
+        http_reply_error(req, 503, "galleries are unavailable: the gallery store cannot be read yet; try again shortly");
+    return svc && gallery_service_ready(svc) ? svc : NULL;
 }
 
 static gallery_store *store_of(http_request *req) { return gallery_service_store(req->app->galleries); }

@@ -4,6 +4,7 @@
 #include "gallery/gallery.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +22,8 @@ typedef struct {
 struct gallery_service {
     gallery_store *store;
     int search_threads;
-    pthread_mutex_t sync_lock; /* one reader of the shared store's changes at a time */
+    pthread_mutex_t sync_lock; /* one reader of the shared store's changes (or loader) at a time */
+    atomic_bool loaded;        /* the indexes hold the store's faces */
     pthread_t follower;        /* shared stores: applies other instances' writes */
     bool following;
     pthread_mutex_t stop_lock;
@@ -103,22 +105,50 @@ static void apply_change(void *ctx, gallery_change kind, const gallery_face *f) 
     else index_drop(svc, f->tenant, f->gallery);
 }
 
+static void registry_clear(gallery_service *svc) {
+    pthread_rwlock_wrlock(&svc->lock);
+    for (size_t i = 0; i < svc->count; i++) {
+        free(svc->entries[i].tenant);
+        free(svc->entries[i].gallery);
+        gallery_index_free(svc->entries[i].index);
+    }
+    svc->count = 0;
+    pthread_rwlock_unlock(&svc->lock);
+}
+
+/* Builds the indexes from the store unless done; a failed load leaves them empty. */
+static bool load(gallery_service *svc) {
+    if (atomic_load(&svc->loaded)) return true;
+    pthread_mutex_lock(&svc->sync_lock);
+    if (!atomic_load(&svc->loaded)) {
+        bool ok = svc->store->ops->load_all(svc->store, load_one, svc) == STORE_OK;
+        if (!ok) registry_clear(svc);
+        atomic_store(&svc->loaded, ok);
+    }
+    pthread_mutex_unlock(&svc->sync_lock);
+    return atomic_load(&svc->loaded);
+}
+
+bool gallery_service_ready(gallery_service *svc) { return atomic_load(&svc->loaded); }
+
 int gallery_service_sync(gallery_service *svc) {
     if (!svc->store->ops->changes) return STORE_OK;
+    if (!atomic_load(&svc->loaded)) return STORE_UNAVAILABLE;
     pthread_mutex_lock(&svc->sync_lock);
     int rc = svc->store->ops->changes(svc->store, apply_change, svc);
     pthread_mutex_unlock(&svc->sync_lock);
     return rc;
 }
 
-/* Polls the shared store every FOLLOW_INTERVAL_MS until the service closes. */
+/* Polls the shared store every FOLLOW_INTERVAL_MS until the service closes; loads
+ * it first if that failed at start (Redis was down). */
 #define FOLLOW_INTERVAL_MS 100
 static void *follow(void *arg) {
     gallery_service *svc = arg;
     pthread_mutex_lock(&svc->stop_lock);
     while (!svc->stopping) {
         pthread_mutex_unlock(&svc->stop_lock);
-        gallery_service_sync(svc);
+        if (load(svc)) gallery_service_sync(svc);
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_nsec += FOLLOW_INTERVAL_MS * 1000000L;
@@ -143,7 +173,8 @@ gallery_service *gallery_service_open(const gallery_service_config *cfg, char *e
     pthread_mutex_init(&svc->sync_lock, NULL);
     pthread_mutex_init(&svc->stop_lock, NULL);
     pthread_cond_init(&svc->stop_cond, NULL);
-    if (svc->store->ops->load_all(svc->store, load_one, svc)) {
+    /* The embedded store must be readable now; a shared one may be down for a while. */
+    if (!load(svc) && !svc->store->ops->changes) {
         snprintf(err, err_len, "cannot read the galleries from the %s store", svc->store->ops->name);
         gallery_service_close(svc);
         return NULL;
@@ -166,11 +197,7 @@ void gallery_service_close(gallery_service *svc) {
         pthread_mutex_unlock(&svc->stop_lock);
         pthread_join(svc->follower, NULL);
     }
-    for (size_t i = 0; i < svc->count; i++) {
-        free(svc->entries[i].tenant);
-        free(svc->entries[i].gallery);
-        gallery_index_free(svc->entries[i].index);
-    }
+    registry_clear(svc);
     free(svc->entries);
     pthread_rwlock_destroy(&svc->lock);
     pthread_mutex_destroy(&svc->sync_lock);

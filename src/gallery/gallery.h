@@ -21,10 +21,13 @@ typedef struct {
 } gallery_service_config;
 
 /* Builds every gallery's index from the store. NULL with err on failure (the store
- * is closed then too). */
+ * is closed then too), except that a shared store that cannot be read yet (Redis
+ * down) is retried by the following thread: the service is not ready until then. */
 gallery_service *gallery_service_open(const gallery_service_config *cfg, char *err, size_t err_len);
 void gallery_service_close(gallery_service *svc);
 gallery_store *gallery_service_store(gallery_service *svc);
+/* False until the indexes hold the store's faces; callers answer 503 meanwhile. */
+bool gallery_service_ready(gallery_service *svc);
 /* Applies the writes other instances made (shared stores; a no-op otherwise). */
 int gallery_service_sync(gallery_service *svc);
 

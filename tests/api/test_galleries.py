@@ -436,6 +436,35 @@ def test_redis_instance_restart_rebuilds_its_index(redis_instances, tmp_path):
         c.check_clean_exit()
 
 
+def test_instance_started_while_redis_is_down_loads_once_it_is_back(tmp_path):
+    if REDIS_SERVER is None:
+        pytest.skip("redis-server is not installed")
+    from conftest import DEFAULT_KEYS, Server, free_port
+    redis = RedisServer(str(tmp_path))
+    redis.kill()
+    # Not conftest's launch: it waits for /monitor 200, which needs Redis.
+    port = free_port()
+    args = ["--listen", f"127.0.0.1:{port}", "--data", str(tmp_path / "data"), "--store", redis.url]
+    for k in DEFAULT_KEYS:
+        args += ["--api-key", k]
+    srv = Server(args, str(tmp_path), port=port)
+    try:
+        srv.wait_for_log(lambda line: "listening on" in line.get("message", ""), timeout=30)
+        assert_error(srv.get("/v2/galleries", key=KEY_A), 503, "galleries are unavailable")
+        redis.start()
+        deadline = time.monotonic() + 10
+        while srv.get("/v2/galleries", key=KEY_A).status_code != 200:
+            assert time.monotonic() < deadline, "galleries still unavailable 10 s after Redis came back"
+            time.sleep(0.1)
+        g = create_gallery(srv)
+        face = direct_template(srv, lfw("George_W_Bush", 1))
+        assert enrol_template(srv, g["id"], face).status_code == 201
+        assert len(search_template(srv, g["id"], face).json()) == 1
+    finally:
+        srv.check_clean_exit()
+        redis.stop()
+
+
 # ---- accuracy on LFW ------------------------------------------------------------------------
 
 def lfw_people():
