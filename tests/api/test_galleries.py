@@ -317,11 +317,13 @@ def test_limits_are_configurable_with_clear_errors(start_server):
     assert srv.get(f"/v2/galleries/{g['id']}", key=KEY_A).json()["faceCount"] == 2
 
 
-def test_bad_gallery_setting_is_refused(tmp_path):
+@pytest.mark.parametrize("flag,value", [("gallery-sync", "sometimes"), ("gallery-max-faces", "0"),
+                                        ("gallery-max-per-tenant", "x"), ("gallery-search-threads", "17")])
+def test_bad_gallery_setting_is_refused(flag, value):
     from conftest import BIOSERVER
     import subprocess
-    out = subprocess.run([BIOSERVER, "--gallery-sync", "sometimes"], capture_output=True, text=True, timeout=30)
-    assert out.returncode != 0 and "gallery-sync" in out.stderr
+    out = subprocess.run([BIOSERVER, f"--{flag}", value], capture_output=True, text=True, timeout=30)
+    assert out.returncode != 0 and f"invalid value '{value}' for '{flag}'" in out.stderr, out.stderr
 
 
 def test_unusable_database_answers_503(start_server, tmp_path):
