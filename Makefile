@@ -4,7 +4,7 @@
 
 CC      ?= gcc
 PKGS    := libmicrohttpd gnutls jansson libssl libcrypto libturbojpeg libpng libwebp libexif \
-           libprotobuf-c hiredis libcurl
+           libprotobuf-c hiredis libcurl sqlite3
 OPT     ?= -O2
 CFLAGS  := -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Werror -Isrc -Ibuild/gen \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)

@@ -4,3 +4,10 @@
 bench-match: setup build/tools/bench_compare build/bioserver
 	./build/tools/bench_compare
 	$(PYTHON) bench/bench_matches.py 1000
+
+# Galleries: a 1,000,000-face gallery (LFW + random unit vectors) searched 1:N, with
+# the HTTP enrolment rate and a naive float-scan baseline (bench/bench_gallery.py).
+# FACES=N and PEOPLE=P override the sizes.
+.PHONY: bench-gallery
+bench-gallery: setup build/tools/bench_gallery build/bioserver
+	$(PYTHON) bench/bench_gallery.py

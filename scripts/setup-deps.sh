@@ -8,7 +8,7 @@ packages=(
   libmicrohttpd-dev libjansson-dev libssl-dev
   libturbojpeg0-dev libjpeg62-turbo-dev libpng-dev libwebp-dev libexif-dev
   libxnnpack-dev libpthreadpool-dev libprotobuf-c-dev protobuf-c-compiler libonnx-dev
-  libhiredis-dev redis-server libcurl4-openssl-dev
+  libhiredis-dev redis-server libcurl4-openssl-dev libsqlite3-dev
   libcmocka-dev python3-pytest python3-requests python3-numpy python3-opencv
   python3-cryptography openssl curl wrk
   chromium chromium-driver python3-selenium

@@ -13,6 +13,7 @@
 #include "core/keyring.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "gallery/gallery.h"
 #include "liveness/envelope.h"
 #include "liveness/evaluate.h"
 #include "liveness/callback_policy.h"
@@ -61,6 +62,23 @@ static void liveness_init(app *a) {
     if (!a->liveness || !a->notifier) log_event("error", "replay liveness degraded: %s", a->liveness_error);
 }
 
+/* Galleries live beside the state store: in the data directory for the embedded
+ * store, in the same Redis otherwise. A failure degrades only their routes (503). */
+static void galleries_init(app *a) {
+    gallery_store *gs = NULL;
+    if (!strcmp(a->config.store_url, "memory")) {
+        char path[600];
+        snprintf(path, sizeof path, "%s/galleries.sqlite3", a->config.data_dir);
+        gs = gallery_store_sqlite_open(path, a->config.gallery_full_sync, a->galleries_error, sizeof a->galleries_error);
+    } else {
+        gs = gallery_store_redis_open(a->config.store_url, a->config.redis_password, a->galleries_error,
+                                      sizeof a->galleries_error);
+    }
+    gallery_service_config gc = {.store = gs, .search_threads = a->config.gallery_search_threads};
+    if (gs) a->galleries = gallery_service_open(&gc, a->galleries_error, sizeof a->galleries_error);
+    if (!a->galleries) log_event("error", "galleries unavailable: %s", a->galleries_error);
+}
+
 int app_init(app *a, const server_config *cfg, char *err, size_t err_len) {
     memset(a, 0, sizeof(*a));
     a->config = *cfg;
@@ -95,6 +113,7 @@ int app_init(app *a, const server_config *cfg, char *err, size_t err_len) {
         goto fail;
     }
     liveness_init(a);
+    galleries_init(a);
     return 0;
 fail:
     app_cleanup(a);
@@ -116,6 +135,7 @@ void app_cleanup(app *a) {
     liveness_engine_free(a->liveness);
     envelope_key_free(a->envelope);
     face_engine_free(a->faces);
+    gallery_service_close(a->galleries);
     store_close(a->store);
     signer_free(a->signer);
     metrics_free(a->metrics);

@@ -36,6 +36,9 @@ typedef struct app {
     struct callback_policy *callbacks; /* where callbackURLs may point (checked at creation and delivery) */
     struct dispatcher *dispatcher; /* evaluations and TIMEOUTs shared through the store */
     char liveness_error[256];
+    /* Galleries (src/gallery): NULL answers 503, galleries_error says why. */
+    struct gallery_service *galleries;
+    char galleries_error[256];
 } app;
 
 int app_init(app *a, const server_config *cfg, char *err, size_t err_len);

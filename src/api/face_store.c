@@ -73,7 +73,7 @@ bool face_store_put(http_request *req, const char *sid, const char *fid, json_t 
 }
 
 /* Re-inserts the template just before templateVersion, where the spec shows it. */
-static json_t *with_template(http_request *req, json_t *meta, const face_template *tpl) {
+json_t *face_with_template(http_request *req, json_t *meta, const face_template *tpl) {
     char *b64 = template_encode(req->app->template_key, tpl->mode, tpl->embedding, tpl->dim);
     json_t *face = json_object();
     const char *key;
@@ -102,7 +102,7 @@ json_t *face_store_get(http_request *req, const char *sid, const char *fid) {
         http_reply_error(req, 500, "internal error: unreadable face record");
         return NULL;
     }
-    return with_template(req, meta, tpl);
+    return face_with_template(req, meta, tpl);
 }
 
 /* Decoding a record is a JSON parse (~10 us): a 1,000-face session spreads it over
@@ -151,7 +151,7 @@ json_t *face_store_list(http_request *req, const char *sid) {
     if (!face_store_records(req, sid, &recs, &n)) return NULL;
     json_t *list = json_array();
     for (size_t i = 0; i < n; i++) {
-        json_array_append_new(list, with_template(req, recs[i].meta, &recs[i].tpl));
+        json_array_append_new(list, face_with_template(req, recs[i].meta, &recs[i].tpl));
         recs[i].meta = NULL; /* ownership moved into the list */
     }
     face_records_free(recs, n);

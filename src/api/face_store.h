@@ -32,5 +32,8 @@ json_t *face_store_list(http_request *req, const char *sid);
 /* Records for matching (malloc'd array, release with face_records_free); false after replying. */
 bool face_store_records(http_request *req, const char *sid, face_record **out, size_t *count);
 void face_records_free(face_record *records, size_t count);
+/* meta (taken) with the template rebuilt from tpl, placed before templateVersion
+ * as in the spec; also used for gallery faces (galleries.c). */
+json_t *face_with_template(http_request *req, json_t *meta, const face_template *tpl);
 
 #endif

@@ -53,6 +53,18 @@ json_t *liveness_start(http_request *req, const char *sid, json_t *in);
 /* 400 (and false) when a callbackURL would be refused at delivery. */
 bool api_check_callback_url(http_request *req, const char *url);
 
+/* Galleries (our extension): galleries.c. */
+void handle_create_gallery(http_request *req);
+void handle_get_galleries(http_request *req);
+void handle_get_gallery(http_request *req);
+void handle_delete_gallery(http_request *req);
+void handle_enrol_gallery_face(http_request *req);
+void handle_get_gallery_faces(http_request *req);
+void handle_delete_gallery_faces(http_request *req);
+void handle_get_gallery_face(http_request *req);
+void handle_delete_gallery_face(http_request *req);
+void handle_search_gallery(http_request *req);
+
 /* Shared between faces.c and matches.c. */
 bool api_check_face_json(http_request *req, json_t *face, face_template *tpl);
 

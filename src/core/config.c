@@ -49,6 +49,9 @@ void config_use_install_dirs(server_config *cfg, const char *share_dir, const ch
     snprintf(cfg->calibration_file, sizeof cfg->calibration_file, "%s/calibration/far-v1.txt", share_dir);
     snprintf(cfg->web_dir, sizeof cfg->web_dir, "%s/web", share_dir);
     snprintf(cfg->data_dir, sizeof cfg->data_dir, "%s", state_dir);
+    cfg->gallery_max_faces = 1000000;
+    cfg->gallery_max_per_tenant = 100;
+    cfg->gallery_search_threads = 2;
 }
 
 static int fail(char *err, size_t len, const char *fmt, const char *a, const char *b) {
@@ -218,6 +221,13 @@ int config_set(server_config *cfg, const char *name, const char *v, char *err, s
     }
     else if (!strcmp(name, "keys-file") || !strcmp(name, "keys_file")) bad = copy_string(cfg->keys_file, sizeof cfg->keys_file, v);
     else if (!strcmp(name, "degraded-start") || !strcmp(name, "degraded_start")) { bad = parse_bool(v, &b); cfg->degraded_start = b; }
+    else if (!strcmp(name, "gallery-max-faces") || !strcmp(name, "gallery_max_faces")) { bad = parse_long(v, 1, 100L * 1000 * 1000, &n); cfg->gallery_max_faces = n; }
+    else if (!strcmp(name, "gallery-max-per-tenant") || !strcmp(name, "gallery_max_per_tenant")) { bad = parse_long(v, 1, 100000, &n); cfg->gallery_max_per_tenant = n; }
+    else if (!strcmp(name, "gallery-search-threads") || !strcmp(name, "gallery_search_threads")) { bad = parse_long(v, 1, 16, &n); cfg->gallery_search_threads = (int)n; }
+    else if (!strcmp(name, "gallery-sync") || !strcmp(name, "gallery_sync")) {
+        bad = strcmp(v, "normal") && strcmp(v, "full");
+        cfg->gallery_full_sync = !strcmp(v, "full");
+    }
     else return fail(err, err_len, "unknown setting '%s'%s", name, "");
     if (bad) return fail(err, err_len, "invalid value '%s' for '%s'", v, name);
     return 0;

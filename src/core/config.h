@@ -67,6 +67,10 @@ typedef struct {
     char web_dir[512];                /* static capture page: web_dir/capture/ */
     char keys_file[512];              /* more API keys, one spec a line; SIGHUP re-reads it */
     bool degraded_start;              /* serve even when models/calibration/web are missing */
+    long gallery_max_faces;           /* faces per gallery (409 beyond) */
+    long gallery_max_per_tenant;      /* galleries per tenant (409 beyond) */
+    int gallery_search_threads;       /* threads scanning one big gallery */
+    bool gallery_full_sync;           /* embedded store: fsync every enrolment (power-loss safe) */
     api_key_config keys[CONFIG_MAX_KEYS];
     int key_count;
 } server_config;

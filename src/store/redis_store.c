@@ -659,19 +659,20 @@ static const store_ops redis_ops = {
 
 /* redis://HOST[:PORT][/DB]; credentials in the URL are refused because the URL is
  * logged: the password comes from its own setting. */
-static int parse_url(redis_store *r, const char *url, char *err, size_t err_len) {
+int store_redis_parse_url(const char *url, char *host, size_t host_len, int *port_out, int *db_out, char *err,
+                          size_t err_len) {
     const char *p = url + strlen("redis://");
     if (strchr(p, '@')) {
         snprintf(err, err_len, "put the Redis password in redis_password, not in the store URL");
         return -1;
     }
     size_t hl = strcspn(p, ":/");
-    if (hl == 0 || hl >= sizeof r->host) {
+    if (hl == 0 || hl >= host_len) {
         snprintf(err, err_len, "store URL needs a host: redis://HOST:PORT[/DB]");
         return -1;
     }
-    memcpy(r->host, p, hl);
-    r->host[hl] = '\0';
+    memcpy(host, p, hl);
+    host[hl] = '\0';
     p += hl;
     long port = 6379, db = 0;
     char *end = (char *)p;
@@ -688,8 +689,8 @@ static int parse_url(redis_store *r, const char *url, char *err, size_t err_len)
             return -1;
         }
     }
-    r->port = (int)port;
-    r->db = (int)db;
+    *port_out = (int)port;
+    *db_out = (int)db;
     return 0;
 }
 
@@ -711,7 +712,7 @@ store *store_redis_create(const char *url, const char *password, size_t max_item
         snprintf(err, err_len, "out of memory");
         return NULL;
     }
-    if (parse_url(r, url, err, err_len)) {
+    if (store_redis_parse_url(url, r->host, sizeof r->host, &r->port, &r->db, err, err_len)) {
         free(r);
         return NULL;
     }

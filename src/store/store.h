@@ -103,5 +103,8 @@ store *store_memory_create(size_t max_items_per_session);
  * a bad URL or a password/database that Redis refuses. */
 store *store_redis_create(const char *url, const char *password, size_t max_items_per_session, char *err,
                           size_t err_len);
+/* Splits redis://HOST[:PORT][/DB] (the gallery store shares it); -1 with err. */
+int store_redis_parse_url(const char *url, char *host, size_t host_len, int *port, int *db, char *err,
+                          size_t err_len);
 
 #endif
