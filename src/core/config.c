@@ -352,6 +352,10 @@ static const struct { const char *name, *arg, *help; } settings_help[] = {
     {"video_server_path", "PATH", "prefix of the WebCapture flow (default /video-server)"},
     {"log_level", "info|debug", "debug also logs ignored unknown request fields (default info)"},
     {"liveness_dispatch", "BOOL", "this instance evaluates queued captures (default true)"},
+    {"gallery_max_faces", "N", "faces per gallery, 409 beyond (default 1000000)"},
+    {"gallery_max_per_tenant", "N", "galleries per tenant, 409 beyond (default 100)"},
+    {"gallery_search_threads", "N", "threads scanning one gallery of 65,536 faces or more (default 2)"},
+    {"gallery_sync", "normal|full", "embedded gallery store: full also fsyncs each enrolment (default normal)"},
     {"degraded_start", "BOOL", "start even when models, calibration or web files are missing (default false)"},
 };
 

@@ -98,7 +98,6 @@ def test_create_get_list_delete_gallery(server, public_key):
     ({}, 400, "'name' is required"),
     ({"name": ""}, 400, "'name' is required"),
     ({"name": "x" * 257}, 400, "longer than 256"),
-    ({"name": "a", "colour": "red"}, 400, "unknown field 'colour'"),
     ({"name": 5}, 400, "must be a string"),
     ("{not json", 400, "malformed JSON"),
     ([{"name": "a"}, {"name": "b"}], 400, "exactly one object"),
@@ -188,7 +187,7 @@ def test_enrol_from_template_three_ways_and_from_session(server, bush):
     ({"externalId": "a", "face": 3}, 400, "must be an object"),
     ({"externalId": "a", "bioSessionId": MISSING}, 400, "'faceId' is required"),
     ({"externalId": "a", "bioSessionId": MISSING, "faceId": MISSING}, 404, "bio-session not found"),
-    ({"externalId": "a", "face": {}, "extra": 1}, 400, "unknown field 'extra'"),
+    ({"externalId": "a", "face": {}, "extra": 1}, 400, "the face has no 'template'"),  # unknown fields are ignored
 ])
 def test_enrol_rejects_bad_json(server, body, status, part):
     g = create_gallery(server)
@@ -214,7 +213,6 @@ def test_enrol_image_errors(server):
     assert_error(server.post(path, key=KEY_A, files=face_parts(img, {"imageType": "SELFIE"})), 400, "externalId")
     assert_error(server.post(path, key=KEY_A, files=face_parts(img, {"externalId": "a", "imageType": "X"})), 400,
                  "imageType 'X'")
-    assert_error(server.post(path, key=KEY_A, files=face_parts(img, {"externalId": "a", "x": 1})), 400, "unknown field 'x'")
     assert_error(server.post(path, key=KEY_A, files=face_parts(img, "[1]")), 400, "must be a JSON object")
     assert_error(enrol_image(server, g["id"], NO_FACE[0]), 400, "no face detected")
     assert_error(enrol_image(server, MISSING, lfw("George_W_Bush", 1)), 404, "gallery not found")
@@ -291,8 +289,7 @@ def test_search_errors(server, bush):
     g = create_gallery(server)
     path = f"/v2/galleries/{g['id']}/search"
     for opts, part in (({"maxResults": 0}, "maxResults"), ({"maxResults": 101}, "maxResults"),
-                       ({"minScore": -1}, "minScore"), ({"maxResults": "3"}, "must be an integer"),
-                       ({"top": 1}, "unknown field 'top'")):
+                       ({"minScore": -1}, "minScore"), ({"maxResults": "three"}, "must be an integer")):
         assert_error(search_template(server, g["id"], bush, **opts), 400, part)
         assert_error(search_image(server, g["id"], lfw("George_W_Bush", 2), **opts), 400, part)
     assert_error(server.post(path, key=KEY_A, files=[("search", (None, "{}", "application/json"))]), 400, "'image'")
@@ -335,7 +332,7 @@ def test_unusable_database_answers_503(start_server, tmp_path):
 
 
 def test_search_without_calibration_is_503(start_server, tmp_path):
-    srv = start_server("--calibration", str(tmp_path / "missing.txt"))
+    srv = start_server("--calibration", str(tmp_path / "missing.txt"), "--degraded-start", "true")
     g = create_gallery(srv)
     r = srv.post_json(f"/v2/galleries/{g['id']}/search", {"template": "x"}, key=KEY_A)
     assert_error(r, 503, "calibration")
