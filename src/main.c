@@ -10,6 +10,7 @@
 #include "api/handlers.h"
 #include "core/log.h"
 #include "http/server.h"
+#include "sign/keyring.h"
 
 static void usage(void) {
     fprintf(stderr,
@@ -19,6 +20,7 @@ static void usage(void) {
             "                 [--workers N] [--queue-depth N] [--http-threads N] [--max-body-bytes N]\n"
             "                 [--max-image-pixels N] [--session-ttl-default S] [--session-ttl-max S]\n"
             "                 [--tls-cert PEM --tls-key PEM] [--retry-after S]\n"
+            "       bioserver [--config FILE] [--data DIR] --rotate-data-key   (docs/security.md)\n"
             "see README.md and bioserver.conf for every setting\n");
 }
 
@@ -35,12 +37,31 @@ static int add_development_key(server_config *cfg) {
     return 0;
 }
 
+/* --rotate-data-key: a new current at-rest key in the data folder, then exit. */
+static int rotate_data_key(const server_config *cfg) {
+    char err[512];
+    uint32_t id = keyring_rotate(cfg->data_dir, err, sizeof err);
+    if (!id) {
+        fprintf(stderr, "bioserver: %s\n", err);
+        return 1;
+    }
+    printf("data key %u is now current in %s/%s: restart every instance that shares it; older keys still open "
+           "what they sealed\n", id, cfg->data_dir, KEYRING_FILE);
+    return 0;
+}
+
 int main(int argc, char **argv) {
-    for (int i = 1; i < argc; i++)
+    bool rotate = false;
+    int kept = 1;
+    for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage();
             return 0;
         }
+        if (!strcmp(argv[i], "--rotate-data-key")) rotate = true;
+        else argv[kept++] = argv[i];
+    }
+    argc = kept;
     server_config cfg;
     config_defaults(&cfg);
     char err[512];
@@ -49,6 +70,7 @@ int main(int argc, char **argv) {
         usage();
         return 2;
     }
+    if (rotate) return rotate_data_key(&cfg);
     log_enable_debug(cfg.log_debug);
     if (cfg.key_count == 0 && add_development_key(&cfg)) {
         fprintf(stderr, "bioserver: cannot generate a development key\n");

@@ -58,6 +58,7 @@ typedef struct {
     char video_server_path[64];       /* the WebCapture server flow's path prefix (e.g. /video-server) */
     bool log_debug;                   /* log_level = debug */
     bool liveness_dispatch;           /* evaluate queued captures here (false: only other instances do) */
+    bool legacy_templates;            /* still accept version 1 (MAC-only, not tenant-bound) templates */
     char web_dir[512];                /* static capture page: web_dir/capture/ */
     api_key_config keys[CONFIG_MAX_KEYS];
     int key_count;
