@@ -123,9 +123,10 @@ static int reload_locked(keyring *r, char *err, size_t err_len) {
         return -1;
     }
     int lineno = 0, rc = 0;
-    char *save = NULL;
-    for (char *line = strtok_r(text, "\n", &save); line && rc == 0; line = strtok_r(NULL, "\n", &save)) {
+    for (char *line = text, *next; line && rc == 0; line = next) {
         lineno++;
+        next = strchr(line, '\n');
+        if (next) *next++ = '\0';
         size_t n = strlen(line);
         if (n && line[n - 1] == '\r') line[n - 1] = '\0';
         if (!line[0] || line[0] == '#') continue;

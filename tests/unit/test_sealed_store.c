@@ -72,6 +72,11 @@ static void test_ring_file(void **state) {
         assert_non_null(strstr(err, KEYRING_FILE));
     }
     FILE *f = fopen(path, "w");
+    fputs("# blank lines count\n\n1 not-hex\n", f);
+    fclose(f);
+    assert_null(keyring_load_or_create(dir, err, sizeof err));
+    assert_non_null(strstr(err, "line 3"));
+    f = fopen(path, "w");
     fputs("# two keys, out of order\n7 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\r\n"
           "3 ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100\n", f);
     fclose(f);
