@@ -69,7 +69,7 @@ static void create_face_from_image(http_request *req, json_t *session, int64_t e
 static const field_spec face_json_fields[] = {
     {"id", FIELD_STRING, 64},          {"friendlyName", FIELD_STRING, 256}, {"digest", FIELD_STRING, 64},
     {"mode", FIELD_STRING, 32},        {"imageType", FIELD_STRING, 32},     {"quality", FIELD_NUMBER, 0},
-    {"landmarks", FIELD_OBJECT, 0},    {"template", FIELD_STRING, 16384},   {"templateVersion", FIELD_INT, 0},
+    {"landmarks", FIELD_OBJECT, 0},    {"template", FIELD_STRING, TEMPLATE_MAX_TEXT},   {"templateVersion", FIELD_INT, 0},
     {"imageRotationEnabled", FIELD_BOOL, 0}, {"created", FIELD_STRING, 64}, {"expires", FIELD_STRING, 64},
     {"signature", FIELD_STRING, 8192}, {NULL, 0, 0},
 };
