@@ -10,7 +10,7 @@
 #include "api/handlers.h"
 #include "core/log.h"
 #include "http/server.h"
-#include "sign/keyring.h"
+#include "sign/data_keyring.h"
 
 static void usage(void) {
     fprintf(stderr,
@@ -40,13 +40,13 @@ static int add_development_key(server_config *cfg) {
 /* --rotate-data-key: a new current at-rest key in the data folder, then exit. */
 static int rotate_data_key(const server_config *cfg) {
     char err[512];
-    uint32_t id = keyring_rotate(cfg->data_dir, err, sizeof err);
+    uint32_t id = data_keyring_rotate(cfg->data_dir, err, sizeof err);
     if (!id) {
         fprintf(stderr, "bioserver: %s\n", err);
         return 1;
     }
     printf("data key %u is now current in %s/%s: restart every instance that shares it; older keys still open "
-           "what they sealed\n", id, cfg->data_dir, KEYRING_FILE);
+           "what they sealed\n", id, cfg->data_dir, DATA_KEYRING_FILE);
     return 0;
 }
 

@@ -49,7 +49,7 @@ int main(void) {
         for (int f = 1; f < FACES; f++) sink += (float)naive_cosine(emb, emb + f * DIM, DIM);
     double naive = (now() - t) / ((double)ROUNDS / 10 * (FACES - 1)) * 1e9;
     char dir[] = "/tmp/bench-compare-XXXXXX", err[256];
-    keyring *ring = mkdtemp(dir) ? keyring_load_or_create(dir, err, sizeof err) : NULL;
+    data_keyring *ring = mkdtemp(dir) ? data_keyring_load_or_create(dir, err, sizeof err) : NULL;
     if (!ring) return fprintf(stderr, "bench_compare: no key ring: %s\n", err), 1;
     template_keys keys = {.ring = ring};
     char *b64 = template_encode(&keys, "bench", "F5_1_VID60", emb, DIM);
@@ -62,9 +62,9 @@ int main(void) {
     printf("1:%d comparisons: %.3f ms\n", FACES - 1, ours * (FACES - 1) / 1e6);
     printf("opening a client template (base64 + AES-256-GCM, make bench-crypto has the detail): %.2f us\n", decode);
     free(b64);
-    keyring_free(ring);
+    data_keyring_free(ring);
     char path[64];
-    snprintf(path, sizeof path, "%s/%s", dir, KEYRING_FILE);
+    snprintf(path, sizeof path, "%s/%s", dir, DATA_KEYRING_FILE);
     unlink(path);
     rmdir(dir);
     free(tpl);

@@ -37,7 +37,7 @@ static void report(const char *what, double plain, double sealed) {
 /* The version 1 form of emb (clear floats + HMAC), as clients of the old server hold it. */
 static char *v1_template(const uint8_t *key, const float *emb, uint8_t *clear, size_t *clear_len);
 
-static void bench_templates(keyring *ring, const float *emb) {
+static void bench_templates(data_keyring *ring, const float *emb) {
     static const uint8_t v1key[TEMPLATE_V1_KEY_LEN] = {9};
     template_keys keys = {.ring = ring, .v1_mac_key = v1key};
     face_template *out = malloc(sizeof(*out));
@@ -120,7 +120,7 @@ static double list_round(store *s, int faces, int n) {
     return per;
 }
 
-static void bench_list(keyring *ring) {
+static void bench_list(data_keyring *ring) {
     static const char *const kinds[] = {"face", NULL};
     store *plain = store_memory_create(1000);
     store *sealed = store_sealed_create(store_memory_create(1000), ring, kinds);
@@ -130,7 +130,7 @@ static void bench_list(keyring *ring) {
     store_close(sealed);
 }
 
-static void bench_store(keyring *ring) {
+static void bench_store(data_keyring *ring) {
     static const char *const kinds[] = {"face", NULL};
     store *plain = store_memory_create(10);
     store *sealed = store_sealed_create(store_memory_create(10), ring, kinds);
@@ -152,14 +152,14 @@ static void bench_store(keyring *ring) {
     store_close(sealed);
     bench_list(ring);
     /* Seal + open alone, for the record size (no store around it). */
-    uint8_t rec[2600], box[2600 + KEYRING_OVERHEAD], back[2600];
+    uint8_t rec[2600], box[2600 + DATA_KEYRING_OVERHEAD], back[2600];
     memset(rec, 7, sizeof rec);
     const int n = 20000;
     double t = now_us();
     int bad = 0;
     for (int i = 0; i < n; i++) {
-        bad |= keyring_seal(ring, KEY_PURPOSE_STORE, (const uint8_t *)"aad", 3, rec, sizeof rec, false, box);
-        bad |= keyring_open(ring, KEY_PURPOSE_STORE, (const uint8_t *)"aad", 3, box, sizeof box, back, NULL);
+        bad |= data_keyring_seal(ring, KEY_PURPOSE_STORE, (const uint8_t *)"aad", 3, rec, sizeof rec, false, box);
+        bad |= data_keyring_open(ring, KEY_PURPOSE_STORE, (const uint8_t *)"aad", 3, box, sizeof box, back, NULL);
     }
     double both = (now_us() - t) / n;
     t = now_us();
@@ -171,7 +171,7 @@ static void bench_store(keyring *ring) {
 
 int main(void) {
     char dir[] = "/tmp/bench-crypto-XXXXXX", err[256];
-    keyring *ring = mkdtemp(dir) ? keyring_load_or_create(dir, err, sizeof err) : NULL;
+    data_keyring *ring = mkdtemp(dir) ? data_keyring_load_or_create(dir, err, sizeof err) : NULL;
     if (!ring) {
         fprintf(stderr, "bench_crypto: no key ring: %s\n", err);
         return 1;
@@ -183,9 +183,9 @@ int main(void) {
     printf("encryption at rest, one thread, CPU time per operation (AES-256-GCM, OpenSSL %s)\n", OpenSSL_version(OPENSSL_VERSION_STRING));
     bench_templates(ring, emb);
     bench_store(ring);
-    keyring_free(ring);
+    data_keyring_free(ring);
     char path[128];
-    snprintf(path, sizeof path, "%s/%s", dir, KEYRING_FILE);
+    snprintf(path, sizeof path, "%s/%s", dir, DATA_KEYRING_FILE);
     unlink(path);
     rmdir(dir);
     return 0;

@@ -62,9 +62,9 @@ static void liveness_init(app *a) {
 /* The at-rest key ring, and the version 1 template key only when old templates
  * are still to be accepted (docs/security.md). */
 static int keys_init(app *a, char *err, size_t err_len) {
-    a->keys = keyring_load_or_create(a->config.data_dir, err, err_len);
-    if (!a->keys) return -1;
-    a->templates.ring = a->keys;
+    a->data_keys = data_keyring_load_or_create(a->config.data_dir, err, err_len);
+    if (!a->data_keys) return -1;
+    a->templates.ring = a->data_keys;
     if (!a->config.legacy_templates) return 0;
     if (secret_load_or_create(a->config.data_dir, "template-key.bin", a->template_v1_key, sizeof a->template_v1_key,
                               err, err_len))
@@ -89,7 +89,7 @@ int app_init(app *a, const server_config *cfg, char *err, size_t err_len) {
     a->store = store_open_auth(a->config.store_url, a->config.redis_password, APP_MAX_ITEMS_PER_SESSION, err, err_len);
     /* Items that hold biometric data are encrypted before they reach the backend. */
     static const char *const sealed_kinds[] = {KIND_FACE, KIND_IMAGE, LIVENESS_KIND, LIVENESS_CAPTURE_KIND, NULL};
-    if (a->store) a->store = store_sealed_create(a->store, a->keys, sealed_kinds);
+    if (a->store) a->store = store_sealed_create(a->store, a->data_keys, sealed_kinds);
     if (!a->store) goto fail;
     /* Without a calibration, scores would be guesses: match routes answer 503. */
     a->far_loaded = far_table_load(&a->far, a->config.calibration_file, a->far_error, sizeof a->far_error) == 0;
@@ -128,7 +128,7 @@ void app_cleanup(app *a) {
     envelope_key_free(a->envelope);
     face_engine_free(a->faces);
     store_close(a->store);
-    keyring_free(a->keys);
+    data_keyring_free(a->data_keys);
     signer_free(a->signer);
     metrics_free(a->metrics);
     memset(a, 0, sizeof(*a));

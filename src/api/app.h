@@ -23,7 +23,7 @@ typedef struct app {
     metrics *metrics;
     face_engine *faces; /* NULL when the models could not be loaded: face routes answer 503 */
     char faces_error[256];
-    keyring *keys;           /* at-rest keys (DATA/data-keys): templates and the sealed store items */
+    data_keyring *data_keys;           /* at-rest keys (DATA/data-keys): templates and the sealed store items */
     template_keys templates; /* what template_encode/template_decode use */
     uint8_t template_v1_key[TEMPLATE_V1_KEY_LEN]; /* legacy_templates: the version 1 MAC key */
     far_table far; /* similarity -> false acceptance rate, measured by `make calibrate` */

@@ -32,7 +32,7 @@ static size_t make_aad(const uint8_t *header, const char *tenant, uint8_t *aad) 
 
 char *template_encode(const template_keys *keys, const char *tenant, const char *mode, const float *embedding,
                       int dim) {
-    size_t plain = (size_t)dim * 4, total = HEADER_LEN + plain + KEYRING_OVERHEAD;
+    size_t plain = (size_t)dim * 4, total = HEADER_LEN + plain + DATA_KEYRING_OVERHEAD;
     uint8_t *buf = calloc(1, total), aad[HEADER_LEN + TENANT_MAX];
     if (!buf || dim <= 0 || dim > FACE_EMBEDDING_MAX) {
         free(buf);
@@ -44,9 +44,9 @@ char *template_encode(const template_keys *keys, const char *tenant, const char 
     snprintf((char *)buf + 8, 16, "%s", mode);
     size_t aad_len = make_aad(buf, tenant, aad);
     /* x86/ARM: little-endian floats */
-    int rc = keyring_seal(keys->ring, KEY_PURPOSE_TEMPLATE, aad, aad_len, (const uint8_t *)embedding, plain, true,
+    int rc = data_keyring_seal(keys->ring, KEY_PURPOSE_TEMPLATE, aad, aad_len, (const uint8_t *)embedding, plain, true,
                           buf + HEADER_LEN);
-    char *text = rc == KEYRING_OK ? base64_encode(buf, total) : NULL;
+    char *text = rc == DATA_KEYRING_OK ? base64_encode(buf, total) : NULL;
     free(buf);
     return text;
 }
@@ -66,13 +66,13 @@ static void fill(face_template *out, int version, const uint8_t *header) {
 static int decode_v2(const template_keys *keys, const char *tenant, const uint8_t *buf, size_t len,
                      face_template *out, char *err, size_t err_len) {
     unsigned dim = get_u16(buf + 6);
-    if (dim == 0 || dim > FACE_EMBEDDING_MAX || len != HEADER_LEN + (size_t)dim * 4 + KEYRING_OVERHEAD)
+    if (dim == 0 || dim > FACE_EMBEDDING_MAX || len != HEADER_LEN + (size_t)dim * 4 + DATA_KEYRING_OVERHEAD)
         return fail(err, err_len, TEMPLATE_ERR_FORMAT, "template has an invalid size");
     uint8_t aad[HEADER_LEN + TENANT_MAX];
     size_t aad_len = make_aad(buf, tenant, aad);
-    int rc = keyring_open(keys->ring, KEY_PURPOSE_TEMPLATE, aad, aad_len, buf + HEADER_LEN, len - HEADER_LEN,
+    int rc = data_keyring_open(keys->ring, KEY_PURPOSE_TEMPLATE, aad, aad_len, buf + HEADER_LEN, len - HEADER_LEN,
                           (uint8_t *)out->embedding, NULL);
-    if (rc == KEYRING_ERR_UNKNOWN_KEY)
+    if (rc == DATA_KEYRING_ERR_UNKNOWN_KEY)
         return fail(err, err_len, TEMPLATE_ERR_KEY,
                     "template was sealed with a key this server no longer holds: create the face again from its image");
     if (rc)

@@ -6,7 +6,7 @@
  * ever compared.
  *
  * Version 2 (little-endian): "BTPL" | u16 version | u16 dim | char mode[16] |
- * sealed f32 embedding[dim] (sign/keyring.h: u32 key id | nonce | ciphertext |
+ * sealed f32 embedding[dim] (sign/data_keyring.h: u32 key id | nonce | ciphertext |
  * tag), AES-256-GCM with the ring's template key; associated data = the 24 header
  * bytes | tenant. The nonce is synthetic (a MAC of header, tenant and embedding), so
  * one embedding gives the same template bytes every time it is rendered.
@@ -20,7 +20,7 @@
 #include <stdint.h>
 
 #include "face/pipeline.h"
-#include "sign/keyring.h"
+#include "sign/data_keyring.h"
 
 #define TEMPLATE_VERSION 2
 #define TEMPLATE_V1_KEY_LEN 32
@@ -28,7 +28,7 @@
 #define TEMPLATE_MAX_TEXT 16384
 
 typedef struct {
-    keyring *ring;                 /* seals and opens version 2 */
+    data_keyring *ring;                 /* seals and opens version 2 */
     const uint8_t *v1_mac_key;     /* TEMPLATE_V1_KEY_LEN bytes; NULL: version 1 is refused */
 } template_keys;
 

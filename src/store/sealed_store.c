@@ -22,7 +22,7 @@ typedef struct {
     store base;
     store_ops ops; /* sealed_ops under the backend's name (reports show "memory" or "redis") */
     store *inner;
-    keyring *ring;
+    data_keyring *ring;
     int kind_count;
     char kinds[SEALED_STORE_MAX_KINDS][KIND_MAX];
 } sealed_store;
@@ -55,7 +55,7 @@ static int seal(sealed_store *s, const char *tenant, const char *sid, const char
     size_t id_len = strlen(id);
     if (id_len > ID_MAX) return STORE_NOT_FOUND; /* as the backends answer an over-long id */
     size_t head = 4 + 1 + id_len;
-    out->len = head + v->len + KEYRING_OVERHEAD;
+    out->len = head + v->len + DATA_KEYRING_OVERHEAD;
     out->data = malloc(out->len);
     if (!out->data) return STORE_NOMEM;
     memcpy(out->data, TAG, 4);
@@ -63,7 +63,7 @@ static int seal(sealed_store *s, const char *tenant, const char *sid, const char
     memcpy(out->data + 5, id, id_len);
     uint8_t aad[AAD_MAX];
     size_t aad_len = make_aad(tenant, sid, kind, id, id_len, aad);
-    if (keyring_seal(s->ring, KEY_PURPOSE_STORE, aad, aad_len, v->data, v->len, false, out->data + head)) {
+    if (data_keyring_seal(s->ring, KEY_PURPOSE_STORE, aad, aad_len, v->data, v->len, false, out->data + head)) {
         store_value_free(out);
         return STORE_NOMEM;
     }
@@ -75,21 +75,21 @@ static int seal(sealed_store *s, const char *tenant, const char *sid, const char
 static int open_value(sealed_store *s, const char *tenant, const char *sid, const char *kind, const char *want_id,
                       store_value *v) {
     size_t id_len = v->len >= 5 ? v->data[4] : 0, head = 5 + id_len;
-    bool framed = v->len >= head + KEYRING_OVERHEAD && !memcmp(v->data, TAG, 4);
+    bool framed = v->len >= head + DATA_KEYRING_OVERHEAD && !memcmp(v->data, TAG, 4);
     if (!framed || (want_id && (strlen(want_id) != id_len || memcmp(v->data + 5, want_id, id_len)))) {
         log_event("error", "store: a %s item of session %s is not sealed for it (refused)", kind, sid);
         return STORE_CORRUPT;
     }
     uint8_t aad[AAD_MAX];
     size_t aad_len = make_aad(tenant, sid, kind, (const char *)v->data + 5, id_len, aad);
-    size_t plain_len = v->len - head - KEYRING_OVERHEAD;
+    size_t plain_len = v->len - head - DATA_KEYRING_OVERHEAD;
     uint8_t *plain = malloc(plain_len ? plain_len : 1);
     if (!plain) return STORE_NOMEM;
-    int rc = keyring_open(s->ring, KEY_PURPOSE_STORE, aad, aad_len, v->data + head, v->len - head, plain, NULL);
+    int rc = data_keyring_open(s->ring, KEY_PURPOSE_STORE, aad, aad_len, v->data + head, v->len - head, plain, NULL);
     if (rc) {
         free(plain);
         log_event("error", "store: a %s item of session %s failed to open (%s)", kind, sid,
-                  rc == KEYRING_ERR_UNKNOWN_KEY ? "its key is not in the key ring" : "integrity check failed");
+                  rc == DATA_KEYRING_ERR_UNKNOWN_KEY ? "its key is not in the key ring" : "integrity check failed");
         return STORE_CORRUPT;
     }
     free(v->data);
@@ -199,7 +199,7 @@ static const store_ops sealed_ops = {
     .destroy = destroy,
 };
 
-store *store_sealed_create(store *inner, keyring *ring, const char *const *kinds) {
+store *store_sealed_create(store *inner, data_keyring *ring, const char *const *kinds) {
     sealed_store *s = inner && ring ? calloc(1, sizeof(*s)) : NULL;
     for (int i = 0; s && kinds && kinds[i]; i++) {
         if (i >= SEALED_STORE_MAX_KINDS || strlen(kinds[i]) >= KIND_MAX) {

@@ -1,4 +1,4 @@
-/* Unit tests for encryption at rest: the key ring (src/sign/keyring.c: file
+/* Unit tests for encryption at rest: the key ring (src/sign/data_keyring.c: file
  * format, sealing, rotation) and the sealed store (src/store/sealed_store.c). The
  * sealed store runs the whole store conformance suite over a memory store (with
  * the suite's item kinds sealed), then what only it promises: the backend holds
@@ -8,17 +8,17 @@
 
 #include <sys/stat.h>
 
-#include "sign/keyring.h"
+#include "sign/data_keyring.h"
 #include "store/sealed_store.h"
 
 static char ring_dir[64];
-static keyring *ring;
+static data_keyring *ring;
 
 static const char *const sealed_kinds[] = {"face", "image", "live", "capture", NULL};
 
 static void remove_dir(const char *dir) {
     char path[128];
-    snprintf(path, sizeof path, "%s/%s", dir, KEYRING_FILE);
+    snprintf(path, sizeof path, "%s/%s", dir, DATA_KEYRING_FILE);
     unlink(path);
     rmdir(dir);
 }
@@ -27,13 +27,13 @@ static int group_setup(void **state) {
     (void)state;
     snprintf(ring_dir, sizeof ring_dir, "/tmp/test-sealed-XXXXXX");
     char err[256];
-    ring = mkdtemp(ring_dir) ? keyring_load_or_create(ring_dir, err, sizeof err) : NULL;
+    ring = mkdtemp(ring_dir) ? data_keyring_load_or_create(ring_dir, err, sizeof err) : NULL;
     return ring ? 0 : -1;
 }
 
 static int group_teardown(void **state) {
     (void)state;
-    keyring_free(ring);
+    data_keyring_free(ring);
     remove_dir(ring_dir);
     return 0;
 }
@@ -51,15 +51,15 @@ static int setup(void **state) {
 static void test_ring_file(void **state) {
     (void)state;
     char path[128], err[256];
-    snprintf(path, sizeof path, "%s/%s", ring_dir, KEYRING_FILE);
+    snprintf(path, sizeof path, "%s/%s", ring_dir, DATA_KEYRING_FILE);
     struct stat st;
     assert_int_equal(stat(path, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
-    assert_int_equal(keyring_current_id(ring), 1);
+    assert_int_equal(data_keyring_current_id(ring), 1);
     /* Malformed files are refused with a message naming the line. */
     char dir[] = "/tmp/test-ring-XXXXXX";
     assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof path, "%s/%s", dir, KEYRING_FILE);
+    snprintf(path, sizeof path, "%s/%s", dir, DATA_KEYRING_FILE);
     static const char *const bad[] = {"1 abcd\n", "0 " "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n",
                                       "x 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n",
                                       "# only a comment\n", "", NULL};
@@ -68,57 +68,57 @@ static void test_ring_file(void **state) {
         fputs(bad[i], f);
         fclose(f);
         err[0] = '\0';
-        assert_null(keyring_load_or_create(dir, err, sizeof err));
-        assert_non_null(strstr(err, KEYRING_FILE));
+        assert_null(data_keyring_load_or_create(dir, err, sizeof err));
+        assert_non_null(strstr(err, DATA_KEYRING_FILE));
     }
     FILE *f = fopen(path, "w");
     fputs("# blank lines count\n\n1 not-hex\n", f);
     fclose(f);
-    assert_null(keyring_load_or_create(dir, err, sizeof err));
+    assert_null(data_keyring_load_or_create(dir, err, sizeof err));
     assert_non_null(strstr(err, "line 3"));
     f = fopen(path, "w");
     fputs("# two keys, out of order\n7 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\r\n"
           "3 ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100\n", f);
     fclose(f);
-    keyring *r = keyring_load_or_create(dir, err, sizeof err);
+    data_keyring *r = data_keyring_load_or_create(dir, err, sizeof err);
     assert_non_null(r);
-    assert_int_equal(keyring_current_id(r), 7);
-    keyring_free(r);
+    assert_int_equal(data_keyring_current_id(r), 7);
+    data_keyring_free(r);
     remove_dir(dir);
 }
 
 static void test_seal_open(void **state) {
     (void)state;
     const uint8_t plain[] = "a face embedding", aad[] = "tenant|session|face|id";
-    uint8_t sealed[sizeof plain + KEYRING_OVERHEAD], again[sizeof sealed], out[sizeof plain];
+    uint8_t sealed[sizeof plain + DATA_KEYRING_OVERHEAD], again[sizeof sealed], out[sizeof plain];
     uint32_t id = 0;
-    assert_int_equal(keyring_seal(ring, KEY_PURPOSE_STORE, aad, sizeof aad, plain, sizeof plain, false, sealed), 0);
+    assert_int_equal(data_keyring_seal(ring, KEY_PURPOSE_STORE, aad, sizeof aad, plain, sizeof plain, false, sealed), 0);
     assert_null(memmem(sealed, sizeof sealed, "embedding", 9));
-    assert_int_equal(keyring_open(ring, KEY_PURPOSE_STORE, aad, sizeof aad, sealed, sizeof sealed, out, &id), 0);
+    assert_int_equal(data_keyring_open(ring, KEY_PURPOSE_STORE, aad, sizeof aad, sealed, sizeof sealed, out, &id), 0);
     assert_memory_equal(out, plain, sizeof plain);
     assert_int_equal(id, 1);
     /* Random nonces: the same input seals differently; deterministic: identically. */
-    assert_int_equal(keyring_seal(ring, KEY_PURPOSE_STORE, aad, sizeof aad, plain, sizeof plain, false, again), 0);
+    assert_int_equal(data_keyring_seal(ring, KEY_PURPOSE_STORE, aad, sizeof aad, plain, sizeof plain, false, again), 0);
     assert_memory_not_equal(again, sealed, sizeof sealed);
-    assert_int_equal(keyring_seal(ring, KEY_PURPOSE_STORE, aad, sizeof aad, plain, sizeof plain, true, sealed), 0);
-    assert_int_equal(keyring_seal(ring, KEY_PURPOSE_STORE, aad, sizeof aad, plain, sizeof plain, true, again), 0);
+    assert_int_equal(data_keyring_seal(ring, KEY_PURPOSE_STORE, aad, sizeof aad, plain, sizeof plain, true, sealed), 0);
+    assert_int_equal(data_keyring_seal(ring, KEY_PURPOSE_STORE, aad, sizeof aad, plain, sizeof plain, true, again), 0);
     assert_memory_equal(again, sealed, sizeof sealed);
     /* Other associated data, another purpose's key, any flipped bit: refused. */
-    assert_int_equal(keyring_open(ring, KEY_PURPOSE_STORE, aad, sizeof aad - 2, sealed, sizeof sealed, out, NULL),
-                     KEYRING_ERR_AUTH);
-    assert_int_equal(keyring_open(ring, KEY_PURPOSE_TEMPLATE, aad, sizeof aad, sealed, sizeof sealed, out, NULL),
-                     KEYRING_ERR_AUTH);
+    assert_int_equal(data_keyring_open(ring, KEY_PURPOSE_STORE, aad, sizeof aad - 2, sealed, sizeof sealed, out, NULL),
+                     DATA_KEYRING_ERR_AUTH);
+    assert_int_equal(data_keyring_open(ring, KEY_PURPOSE_TEMPLATE, aad, sizeof aad, sealed, sizeof sealed, out, NULL),
+                     DATA_KEYRING_ERR_AUTH);
     for (size_t i = 4; i < sizeof sealed; i++) {
         sealed[i] ^= 0x80;
-        assert_int_equal(keyring_open(ring, KEY_PURPOSE_STORE, aad, sizeof aad, sealed, sizeof sealed, out, NULL),
-                         KEYRING_ERR_AUTH);
+        assert_int_equal(data_keyring_open(ring, KEY_PURPOSE_STORE, aad, sizeof aad, sealed, sizeof sealed, out, NULL),
+                         DATA_KEYRING_ERR_AUTH);
         sealed[i] ^= 0x80;
     }
     sealed[3] ^= 0x40; /* the key id */
-    assert_int_equal(keyring_open(ring, KEY_PURPOSE_STORE, aad, sizeof aad, sealed, sizeof sealed, out, NULL),
-                     KEYRING_ERR_UNKNOWN_KEY);
-    assert_int_equal(keyring_open(ring, KEY_PURPOSE_STORE, aad, sizeof aad, sealed, KEYRING_OVERHEAD - 1, out, NULL),
-                     KEYRING_ERR_FORMAT);
+    assert_int_equal(data_keyring_open(ring, KEY_PURPOSE_STORE, aad, sizeof aad, sealed, sizeof sealed, out, NULL),
+                     DATA_KEYRING_ERR_UNKNOWN_KEY);
+    assert_int_equal(data_keyring_open(ring, KEY_PURPOSE_STORE, aad, sizeof aad, sealed, DATA_KEYRING_OVERHEAD - 1, out, NULL),
+                     DATA_KEYRING_ERR_FORMAT);
 }
 
 /* Rotation: the new key seals, the old still opens; an instance started before the
@@ -127,28 +127,28 @@ static void test_rotation(void **state) {
     (void)state;
     char dir[] = "/tmp/test-rotate-XXXXXX", err[256];
     assert_non_null(mkdtemp(dir));
-    keyring *before = keyring_load_or_create(dir, err, sizeof err);
+    data_keyring *before = data_keyring_load_or_create(dir, err, sizeof err);
     assert_non_null(before);
     const uint8_t plain[] = "biometric", aad[] = "aad";
-    uint8_t old_sealed[sizeof plain + KEYRING_OVERHEAD], new_sealed[sizeof old_sealed], out[sizeof plain];
-    assert_int_equal(keyring_seal(before, KEY_PURPOSE_STORE, aad, 3, plain, sizeof plain, false, old_sealed), 0);
-    assert_int_equal(keyring_rotate(dir, err, sizeof err), 2);
-    keyring *after = keyring_load_or_create(dir, err, sizeof err);
-    assert_int_equal(keyring_current_id(after), 2);
+    uint8_t old_sealed[sizeof plain + DATA_KEYRING_OVERHEAD], new_sealed[sizeof old_sealed], out[sizeof plain];
+    assert_int_equal(data_keyring_seal(before, KEY_PURPOSE_STORE, aad, 3, plain, sizeof plain, false, old_sealed), 0);
+    assert_int_equal(data_keyring_rotate(dir, err, sizeof err), 2);
+    data_keyring *after = data_keyring_load_or_create(dir, err, sizeof err);
+    assert_int_equal(data_keyring_current_id(after), 2);
     uint32_t id = 0;
-    assert_int_equal(keyring_open(after, KEY_PURPOSE_STORE, aad, 3, old_sealed, sizeof old_sealed, out, &id), 0);
+    assert_int_equal(data_keyring_open(after, KEY_PURPOSE_STORE, aad, 3, old_sealed, sizeof old_sealed, out, &id), 0);
     assert_int_equal(id, 1);
-    assert_int_equal(keyring_seal(after, KEY_PURPOSE_STORE, aad, 3, plain, sizeof plain, false, new_sealed), 0);
-    assert_int_equal(keyring_open(before, KEY_PURPOSE_STORE, aad, 3, new_sealed, sizeof new_sealed, out, &id), 0);
+    assert_int_equal(data_keyring_seal(after, KEY_PURPOSE_STORE, aad, 3, plain, sizeof plain, false, new_sealed), 0);
+    assert_int_equal(data_keyring_open(before, KEY_PURPOSE_STORE, aad, 3, new_sealed, sizeof new_sealed, out, &id), 0);
     assert_int_equal(id, 2);
     assert_memory_equal(out, plain, sizeof plain);
-    assert_int_equal(keyring_current_id(before), 1); /* sealing moves on at restart */
-    assert_int_equal(keyring_rotate(dir, err, sizeof err), 3);
-    keyring_free(before);
-    keyring_free(after);
+    assert_int_equal(data_keyring_current_id(before), 1); /* sealing moves on at restart */
+    assert_int_equal(data_keyring_rotate(dir, err, sizeof err), 3);
+    data_keyring_free(before);
+    data_keyring_free(after);
     remove_dir(dir);
     /* A folder that cannot be created is an error, not a crash. */
-    assert_int_equal(keyring_rotate("/proc/no-such/dir", err, sizeof err), 0);
+    assert_int_equal(data_keyring_rotate("/proc/no-such/dir", err, sizeof err), 0);
     assert_non_null(strstr(err, "/proc/no-such/dir"));
 }
 
@@ -160,7 +160,7 @@ static void test_backend_holds_no_plain_bytes(void **state) {
     assert_int_equal(s->ops->session_create(s, "T", "s1", &sess, time_now_ms() + HOUR_MS), STORE_OK);
     assert_int_equal(s->ops->item_put(s, "T", "s1", "image", "f1", &v), STORE_OK);
     assert_int_equal(inner_store->ops->item_get(inner_store, "T", "s1", "image", "f1", &raw), STORE_OK);
-    assert_int_equal(raw.len, 4 + 1 + 2 + v.len + KEYRING_OVERHEAD);
+    assert_int_equal(raw.len, 4 + 1 + 2 + v.len + DATA_KEYRING_OVERHEAD);
     assert_memory_equal(raw.data, "BSV1", 4);
     assert_null(memmem(raw.data, raw.len, "JPEG", 4));
     assert_null(memmem(raw.data, raw.len, "quality", 7));
@@ -220,14 +220,14 @@ static void test_store_across_rotation(void **state) {
     (void)state;
     char dir[] = "/tmp/test-srot-XXXXXX", err[256];
     assert_non_null(mkdtemp(dir));
-    keyring *r1 = keyring_load_or_create(dir, err, sizeof err);
+    data_keyring *r1 = data_keyring_load_or_create(dir, err, sizeof err);
     store *mem = store_memory_create(10);
     store *s1 = store_sealed_create(mem, r1, sealed_kinds);
     store_value sess = V("{}"), v = V("sealed under key 1"), raw = {0};
     assert_int_equal(s1->ops->session_create(s1, "T", "s", &sess, time_now_ms() + HOUR_MS), STORE_OK);
     assert_int_equal(s1->ops->item_put(s1, "T", "s", "face", "old", &v), STORE_OK);
-    assert_int_equal(keyring_rotate(dir, err, sizeof err), 2);
-    keyring *r2 = keyring_load_or_create(dir, err, sizeof err);
+    assert_int_equal(data_keyring_rotate(dir, err, sizeof err), 2);
+    data_keyring *r2 = data_keyring_load_or_create(dir, err, sizeof err);
     /* Swap the ring under the same backend: the sealed store borrows it. */
     store *s2 = store_sealed_create(mem, r2, sealed_kinds);
     store_value w = V("sealed under key 2");
@@ -243,8 +243,8 @@ static void test_store_across_rotation(void **state) {
     expect_item(s1, "T", "s", "face", "new", "sealed under key 2"); /* the old instance reads the file again */
     free(s2); /* shares mem with s1: only s1 closes it */
     store_close(s1);
-    keyring_free(r1);
-    keyring_free(r2);
+    data_keyring_free(r1);
+    data_keyring_free(r2);
     remove_dir(dir);
 }
 

@@ -22,14 +22,14 @@
 #define DIM 512
 
 static char dir[64];
-static keyring *ring;
+static data_keyring *ring;
 static float emb[DIM];
 static face_template out;
 static char err[256];
 
 static void remove_dir(const char *d) {
     char path[128];
-    snprintf(path, sizeof path, "%s/%s", d, KEYRING_FILE);
+    snprintf(path, sizeof path, "%s/%s", d, DATA_KEYRING_FILE);
     unlink(path);
     rmdir(d);
 }
@@ -37,7 +37,7 @@ static void remove_dir(const char *d) {
 static int group_setup(void **state) {
     (void)state;
     snprintf(dir, sizeof dir, "/tmp/test-template-XXXXXX");
-    ring = mkdtemp(dir) ? keyring_load_or_create(dir, err, sizeof err) : NULL;
+    ring = mkdtemp(dir) ? data_keyring_load_or_create(dir, err, sizeof err) : NULL;
     double norm = 0;
     for (int i = 0; i < DIM; i++) norm += pow(emb[i] = sinf((float)i * 0.37f), 2);
     for (int i = 0; i < DIM; i++) emb[i] /= (float)sqrt(norm);
@@ -46,7 +46,7 @@ static int group_setup(void **state) {
 
 static int group_teardown(void **state) {
     (void)state;
-    keyring_free(ring);
+    data_keyring_free(ring);
     remove_dir(dir);
     return 0;
 }
@@ -67,7 +67,7 @@ static void test_roundtrip_and_confidential(void **state) {
     assert_memory_equal(out.embedding, emb, sizeof emb);
     size_t len;
     uint8_t *raw = raw_of(t, &len);
-    assert_int_equal(len, 24 + DIM * 4 + KEYRING_OVERHEAD);
+    assert_int_equal(len, 24 + DIM * 4 + DATA_KEYRING_OVERHEAD);
     assert_memory_equal(raw, "BTPL\x02\x00", 6);
     /* No float of the embedding appears in the bytes. */
     for (int i = 1; i < DIM; i += 7) assert_null(memmem(raw, len, &emb[i], 4)); /* emb[0] is 0.0 */
@@ -187,11 +187,11 @@ static void test_across_rotation(void **state) {
     (void)state;
     char d[] = "/tmp/test-tplrot-XXXXXX";
     assert_non_null(mkdtemp(d));
-    keyring *r1 = keyring_load_or_create(d, err, sizeof err);
+    data_keyring *r1 = data_keyring_load_or_create(d, err, sizeof err);
     template_keys k1 = {.ring = r1};
     char *before = template_encode(&k1, "T", "F5_1_VID60", emb, DIM);
-    assert_int_equal(keyring_rotate(d, err, sizeof err), 2);
-    keyring *r2 = keyring_load_or_create(d, err, sizeof err);
+    assert_int_equal(data_keyring_rotate(d, err, sizeof err), 2);
+    data_keyring *r2 = data_keyring_load_or_create(d, err, sizeof err);
     template_keys k2 = {.ring = r2};
     assert_int_equal(template_decode(&k2, "T", before, &out, err, sizeof err), TEMPLATE_OK);
     assert_memory_equal(out.embedding, emb, sizeof emb);
@@ -201,20 +201,20 @@ static void test_across_rotation(void **state) {
     assert_int_equal(raw[24], 2); /* the key id, little-endian */
     free(raw);
     /* A key removed from the ring: its templates are refused with the reason. */
-    keyring_free(r1);
+    data_keyring_free(r1);
     char path[128];
-    snprintf(path, sizeof path, "%s/%s", d, KEYRING_FILE);
+    snprintf(path, sizeof path, "%s/%s", d, DATA_KEYRING_FILE);
     FILE *f = fopen(path, "w");
     fputs("5 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n", f);
     fclose(f);
-    keyring *r3 = keyring_load_or_create(d, err, sizeof err);
+    data_keyring *r3 = data_keyring_load_or_create(d, err, sizeof err);
     template_keys k3 = {.ring = r3};
     assert_int_equal(template_decode(&k3, "T", after, &out, err, sizeof err), TEMPLATE_ERR_KEY);
     assert_non_null(strstr(err, "no longer holds"));
     free(before);
     free(after);
-    keyring_free(r2);
-    keyring_free(r3);
+    data_keyring_free(r2);
+    data_keyring_free(r3);
     remove_dir(d);
 }
 

@@ -1,5 +1,5 @@
-/* The at-rest key ring and AES-256-GCM sealing; see keyring.h. */
-#include "sign/keyring.h"
+/* The at-rest key ring and AES-256-GCM sealing; see data_keyring.h. */
+#include "sign/data_keyring.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -34,11 +34,11 @@ typedef struct {
     purpose_keys purpose[KEY_PURPOSE_COUNT];
 } ring_key;
 
-struct keyring {
+struct data_keyring {
     char path[1024];
     pthread_mutex_t lock; /* guards count and keys[] (entries never move or change) */
     int count;
-    ring_key *keys[KEYRING_MAX_KEYS];
+    ring_key *keys[DATA_KEYRING_MAX_KEYS];
     ring_key *current;
     int64_t reloaded_ms; /* an unknown key id reads the file at most once a second */
     /* Fetched once: OpenSSL 3 looks an algorithm up on every implicit fetch. */
@@ -107,7 +107,7 @@ static bool parse_line(const char *line, uint32_t *id, uint8_t master[KEY_LEN]) 
     return hex[2 * KEY_LEN] == '\0';
 }
 
-static ring_key *find_locked(keyring *r, uint32_t id) {
+static ring_key *find_locked(data_keyring *r, uint32_t id) {
     for (int i = 0; i < r->count; i++)
         if (r->keys[i]->id == id) return r->keys[i];
     return NULL;
@@ -115,7 +115,7 @@ static ring_key *find_locked(keyring *r, uint32_t id) {
 
 /* Reads the file; keys already known are kept as they are, new ones are added.
  * With the lock held (or before the ring is shared). */
-static int reload_locked(keyring *r, char *err, size_t err_len) {
+static int reload_locked(data_keyring *r, char *err, size_t err_len) {
     size_t len = 0;
     char *text = (char *)file_read_all(r->path, FILE_MAX_BYTES, &len);
     if (!text) {
@@ -136,10 +136,10 @@ static int reload_locked(keyring *r, char *err, size_t err_len) {
             snprintf(err, err_len, "%s: line %d must be 'ID HEX' (ID 1..2147483647, 64 hex digits)", r->path, lineno);
             rc = -1;
         } else if (!find_locked(r, id)) {
-            ring_key *k = r->count < KEYRING_MAX_KEYS ? ring_key_new(r->hmac, id, master) : NULL;
+            ring_key *k = r->count < DATA_KEYRING_MAX_KEYS ? ring_key_new(r->hmac, id, master) : NULL;
             if (k) r->keys[r->count++] = k;
             else {
-                snprintf(err, err_len, "%s: more than %d keys", r->path, KEYRING_MAX_KEYS);
+                snprintf(err, err_len, "%s: more than %d keys", r->path, DATA_KEYRING_MAX_KEYS);
                 rc = -1;
             }
         }
@@ -207,30 +207,30 @@ static int ensure_dir(const char *dir, char *err, size_t err_len) {
     return 0;
 }
 
-keyring *keyring_load_or_create(const char *data_dir, char *err, size_t err_len) {
-    keyring *r = calloc(1, sizeof(*r));
+data_keyring *data_keyring_load_or_create(const char *data_dir, char *err, size_t err_len) {
+    data_keyring *r = calloc(1, sizeof(*r));
     if (!r) {
         snprintf(err, err_len, "out of memory");
         return NULL;
     }
-    snprintf(r->path, sizeof r->path, "%s/%s", data_dir, KEYRING_FILE);
+    snprintf(r->path, sizeof r->path, "%s/%s", data_dir, DATA_KEYRING_FILE);
     pthread_mutex_init(&r->lock, NULL);
     r->hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
     r->gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
     if (!r->hmac || !r->gcm) {
         snprintf(err, err_len, "OpenSSL has no HMAC or AES-256-GCM");
-        keyring_free(r);
+        data_keyring_free(r);
         return NULL;
     }
     if (ensure_dir(data_dir, err, err_len) || (access(r->path, F_OK) && create_file(r->path, err, err_len)) ||
         reload_locked(r, err, err_len)) {
-        keyring_free(r);
+        data_keyring_free(r);
         return NULL;
     }
     return r;
 }
 
-void keyring_free(keyring *r) {
+void data_keyring_free(data_keyring *r) {
     if (!r) return;
     for (int i = 0; i < r->count; i++) ring_key_free(r->keys[i]);
     EVP_MAC_free(r->hmac);
@@ -239,8 +239,8 @@ void keyring_free(keyring *r) {
     free(r);
 }
 
-uint32_t keyring_rotate(const char *data_dir, char *err, size_t err_len) {
-    keyring *r = keyring_load_or_create(data_dir, err, err_len);
+uint32_t data_keyring_rotate(const char *data_dir, char *err, size_t err_len) {
+    data_keyring *r = data_keyring_load_or_create(data_dir, err, err_len);
     if (!r) return 0;
     /* flock: two rotations at once must not pick the same ID. */
     int fd = open(r->path, O_WRONLY | O_APPEND);
@@ -253,11 +253,11 @@ uint32_t keyring_rotate(const char *data_dir, char *err, size_t err_len) {
         else if (append_key_line(fd, next, err, err_len) == 0 && fsync(fd) == 0) id = next;
     }
     if (fd >= 0) close(fd);
-    keyring_free(r);
+    data_keyring_free(r);
     return id;
 }
 
-uint32_t keyring_current_id(keyring *r) {
+uint32_t data_keyring_current_id(data_keyring *r) {
     pthread_mutex_lock(&r->lock);
     uint32_t id = r->current->id;
     pthread_mutex_unlock(&r->lock);
@@ -266,7 +266,7 @@ uint32_t keyring_current_id(keyring *r) {
 
 /* The key of that ID; an unknown ID reads the file again once (another instance
  * may have rotated). NULL when it still is unknown. */
-static const ring_key *find_key(keyring *r, uint32_t id) {
+static const ring_key *find_key(data_keyring *r, uint32_t id) {
     pthread_mutex_lock(&r->lock);
     const ring_key *k = find_locked(r, id);
     int64_t now = time_now_ms();
@@ -290,7 +290,7 @@ static uint32_t get_u32(const uint8_t *p) {
 
 /* Synthetic IV: HMAC(siv key, key id | aad length | aad | plain), first 12 bytes. */
 static int synthetic_nonce(const EVP_MAC_CTX *keyed, const uint8_t id[4], const uint8_t *aad, size_t aad_len,
-                           const uint8_t *plain, size_t len, uint8_t nonce[KEYRING_NONCE_LEN]) {
+                           const uint8_t *plain, size_t len, uint8_t nonce[DATA_KEYRING_NONCE_LEN]) {
     EVP_MAC_CTX *ctx = EVP_MAC_CTX_dup(keyed);
     uint8_t alen[8], out[32];
     for (int i = 0; i < 8; i++) alen[i] = (uint8_t)((uint64_t)aad_len >> (8 * i));
@@ -299,7 +299,7 @@ static int synthetic_nonce(const EVP_MAC_CTX *keyed, const uint8_t id[4], const 
              EVP_MAC_update(ctx, alen, 8) && EVP_MAC_update(ctx, aad, aad_len) && EVP_MAC_update(ctx, plain, len) &&
              EVP_MAC_final(ctx, out, &n, sizeof out);
     EVP_MAC_CTX_free(ctx);
-    if (ok) memcpy(nonce, out, KEYRING_NONCE_LEN);
+    if (ok) memcpy(nonce, out, DATA_KEYRING_NONCE_LEN);
     return ok ? 0 : -1;
 }
 
@@ -310,14 +310,14 @@ static int gcm(const EVP_CIPHER *cipher, bool encrypt, const uint8_t key[KEY_LEN
     int n = 0, ok = ctx && EVP_CipherInit_ex(ctx, cipher, NULL, key, nonce, encrypt) &&
                     EVP_CipherUpdate(ctx, NULL, &n, id, 4) && (!aad_len || EVP_CipherUpdate(ctx, NULL, &n, aad, (int)aad_len)) &&
                     (!len || EVP_CipherUpdate(ctx, out, &n, in, (int)len));
-    if (ok && !encrypt) ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, KEYRING_TAG_LEN, tag);
+    if (ok && !encrypt) ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, DATA_KEYRING_TAG_LEN, tag);
     if (ok) ok = EVP_CipherFinal_ex(ctx, out + (len ? n : 0), &n) == 1 ? 1 : (encrypt ? 0 : -1);
-    if (ok == 1 && encrypt) ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, KEYRING_TAG_LEN, tag);
+    if (ok == 1 && encrypt) ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, DATA_KEYRING_TAG_LEN, tag);
     EVP_CIPHER_CTX_free(ctx);
-    return ok == 1 ? KEYRING_OK : ok < 0 ? KEYRING_ERR_AUTH : KEYRING_ERR_CRYPTO;
+    return ok == 1 ? DATA_KEYRING_OK : ok < 0 ? DATA_KEYRING_ERR_AUTH : DATA_KEYRING_ERR_CRYPTO;
 }
 
-int keyring_seal(keyring *r, key_purpose p, const uint8_t *aad, size_t aad_len, const uint8_t *plain, size_t len,
+int data_keyring_seal(data_keyring *r, key_purpose p, const uint8_t *aad, size_t aad_len, const uint8_t *plain, size_t len,
                  bool deterministic, uint8_t *out) {
     pthread_mutex_lock(&r->lock);
     const ring_key *k = r->current;
@@ -325,22 +325,22 @@ int keyring_seal(keyring *r, key_purpose p, const uint8_t *aad, size_t aad_len, 
     put_u32(out, k->id);
     uint8_t *nonce = out + 4;
     int ok = deterministic ? synthetic_nonce(k->purpose[p].siv, out, aad, aad_len, plain, len, nonce) == 0
-                           : RAND_bytes(nonce, KEYRING_NONCE_LEN) == 1;
-    if (!ok || len > INT32_MAX || aad_len > INT32_MAX) return KEYRING_ERR_CRYPTO;
-    uint8_t *cipher = nonce + KEYRING_NONCE_LEN;
+                           : RAND_bytes(nonce, DATA_KEYRING_NONCE_LEN) == 1;
+    if (!ok || len > INT32_MAX || aad_len > INT32_MAX) return DATA_KEYRING_ERR_CRYPTO;
+    uint8_t *cipher = nonce + DATA_KEYRING_NONCE_LEN;
     return gcm(r->gcm, true, k->purpose[p].aead, nonce, out, aad, aad_len, plain, len, cipher, cipher + len);
 }
 
-int keyring_open(keyring *r, key_purpose p, const uint8_t *aad, size_t aad_len, const uint8_t *sealed, size_t len,
+int data_keyring_open(data_keyring *r, key_purpose p, const uint8_t *aad, size_t aad_len, const uint8_t *sealed, size_t len,
                  uint8_t *plain, uint32_t *key_id) {
-    if (len < KEYRING_OVERHEAD || len - KEYRING_OVERHEAD > INT32_MAX || aad_len > INT32_MAX) return KEYRING_ERR_FORMAT;
+    if (len < DATA_KEYRING_OVERHEAD || len - DATA_KEYRING_OVERHEAD > INT32_MAX || aad_len > INT32_MAX) return DATA_KEYRING_ERR_FORMAT;
     uint32_t id = get_u32(sealed);
     const ring_key *k = find_key(r, id);
-    if (!k) return KEYRING_ERR_UNKNOWN_KEY;
+    if (!k) return DATA_KEYRING_ERR_UNKNOWN_KEY;
     if (key_id) *key_id = id;
-    size_t plain_len = len - KEYRING_OVERHEAD;
-    const uint8_t *nonce = sealed + 4, *cipher = nonce + KEYRING_NONCE_LEN;
-    uint8_t tag[KEYRING_TAG_LEN];
-    memcpy(tag, cipher + plain_len, KEYRING_TAG_LEN);
+    size_t plain_len = len - DATA_KEYRING_OVERHEAD;
+    const uint8_t *nonce = sealed + 4, *cipher = nonce + DATA_KEYRING_NONCE_LEN;
+    uint8_t tag[DATA_KEYRING_TAG_LEN];
+    memcpy(tag, cipher + plain_len, DATA_KEYRING_TAG_LEN);
     return gcm(r->gcm, false, k->purpose[p].aead, nonce, sealed, aad, aad_len, cipher, plain_len, plain, tag);
 }
