@@ -19,12 +19,15 @@
 #include "core/log.h"
 #include "http/server.h"
 #include "http/tls.h"
+#include "sign/data_keyring.h"
 
 static void usage(FILE *out) {
     fprintf(out, "usage: bioserver [--config FILE] [--check-config] [--SETTING VALUE]...\n"
                  "  --config FILE   read settings from FILE; relative paths in it are taken from FILE's folder\n"
                  "  --check-config  check the configuration (keys, paths, models, calibration, store, TLS),\n"
                  "                  list every problem and exit: 0 when there is none, 1 otherwise\n"
+                 "  --rotate-data-key  add a new current at-rest data key in the data folder and exit\n"
+                 "                  (docs/security.md)\n"
                  "  --help          this text\n"
                  "signals: SIGTERM/SIGINT drain and stop; SIGHUP re-reads keys_file and the TLS material\n");
 #ifdef BIOSERVER_SHARE_DIR
@@ -44,6 +47,19 @@ static int add_development_key(server_config *cfg) {
     if (config_add_key(cfg, key, err, sizeof err)) return -1;
     printf("development API key (all permissions, printed once): %s\n", key);
     fflush(stdout);
+    return 0;
+}
+
+/* --rotate-data-key: a new current at-rest key in the data folder, then exit. */
+static int rotate_data_key(const server_config *cfg) {
+    char err[512];
+    uint32_t id = data_keyring_rotate(cfg->data_dir, err, sizeof err);
+    if (!id) {
+        fprintf(stderr, "bioserver: %s\n", err);
+        return 1;
+    }
+    printf("data key %u is now current in %s/%s: restart every instance that shares it; older keys still open "
+           "what they sealed\n", id, cfg->data_dir, DATA_KEYRING_FILE);
     return 0;
 }
 
@@ -149,7 +165,8 @@ static void reload(app *a, http_server *server) {
     }
 }
 
-/* Removes --check-config from argv (the config parser only knows settings). */
+/* Removes a command flag (--check-config, --rotate-data-key) from argv: the config
+ * parser only knows settings. */
 static bool take_flag(int *argc, char **argv, const char *flag) {
     bool found = false;
     int out = 1;
@@ -169,6 +186,7 @@ int main(int argc, char **argv) {
             return 0;
         }
     bool check_only = take_flag(&argc, argv, "--check-config");
+    bool rotate = take_flag(&argc, argv, "--rotate-data-key");
     server_config cfg;
     config_defaults(&cfg);
 #ifdef BIOSERVER_SHARE_DIR
@@ -181,6 +199,7 @@ int main(int argc, char **argv) {
         if (!check_only) usage(stderr);
         return check_only ? 1 : 2;
     }
+    if (rotate) return rotate_data_key(&cfg);
     log_enable_debug(cfg.log_debug);
     if (check_only) return check_config(&cfg);
     bool no_key = cfg.key_count == 0 && !cfg.keys_file[0];

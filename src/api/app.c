@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "api/dispatcher.h"
+#include "api/face_store.h"
 #include "api/handlers.h"
 #include "api/liveness_jobs.h"
 #include "api/liveness_state.h"
@@ -19,6 +20,7 @@
 #include "liveness/callback_policy.h"
 #include "liveness/notifier.h"
 #include "sign/secret.h"
+#include "store/sealed_store.h"
 
 /* Each worker thread owns its inference sessions. */
 static void *worker_init(void *shared, int index) {
@@ -79,6 +81,20 @@ static void galleries_init(app *a) {
     if (!a->galleries) log_event("error", "galleries unavailable: %s", a->galleries_error);
 }
 
+/* The at-rest key ring, and the version 1 template key only when old templates
+ * are still to be accepted (docs/security.md). */
+static int keys_init(app *a, char *err, size_t err_len) {
+    a->data_keys = data_keyring_load_or_create(a->config.data_dir, err, err_len);
+    if (!a->data_keys) return -1;
+    a->templates.ring = a->data_keys;
+    if (!a->config.legacy_templates) return 0;
+    if (secret_load_or_create(a->config.data_dir, "template-key.bin", a->template_v1_key, sizeof a->template_v1_key,
+                              err, err_len))
+        return -1;
+    a->templates.v1_mac_key = a->template_v1_key;
+    return 0;
+}
+
 int app_init(app *a, const server_config *cfg, char *err, size_t err_len) {
     memset(a, 0, sizeof(*a));
     a->config = *cfg;
@@ -93,11 +109,12 @@ int app_init(app *a, const server_config *cfg, char *err, size_t err_len) {
     if (!a->metrics || !a->signer) goto fail;
     a->callbacks = callback_policy_create(a->config.callback_allow_private, a->config.callback_allow, err, err_len);
     if (!a->callbacks) goto fail;
+    if (keys_init(a, err, err_len)) goto fail;
     a->store = store_open_auth(a->config.store_url, a->config.redis_password, APP_MAX_ITEMS_PER_SESSION, err, err_len);
+    /* Items that hold biometric data are encrypted before they reach the backend. */
+    static const char *const sealed_kinds[] = {KIND_FACE, KIND_IMAGE, LIVENESS_KIND, LIVENESS_CAPTURE_KIND, NULL};
+    if (a->store) a->store = store_sealed_create(a->store, a->data_keys, sealed_kinds);
     if (!a->store) goto fail;
-    if (secret_load_or_create(a->config.data_dir, "template-key.bin", a->template_key,
-                              sizeof a->template_key, err, err_len))
-        goto fail;
     /* Without a calibration, scores would be guesses: match routes answer 503. */
     a->far_loaded = far_table_load(&a->far, a->config.calibration_file, a->far_error, sizeof a->far_error) == 0;
     if (!a->far_loaded) log_event("error", "%s", a->far_error);
@@ -137,6 +154,7 @@ void app_cleanup(app *a) {
     face_engine_free(a->faces);
     gallery_service_close(a->galleries);
     store_close(a->store);
+    data_keyring_free(a->data_keys);
     signer_free(a->signer);
     metrics_free(a->metrics);
     keyring_free(a->keys);

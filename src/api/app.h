@@ -23,7 +23,9 @@ typedef struct app {
     metrics *metrics;
     face_engine *faces; /* NULL when the models could not be loaded: face routes answer 503 */
     char faces_error[256];
-    uint8_t template_key[TEMPLATE_KEY_LEN];
+    data_keyring *data_keys;           /* at-rest keys (DATA/data-keys): templates and the sealed store items */
+    template_keys templates; /* what template_encode/template_decode use */
+    uint8_t template_v1_key[TEMPLATE_V1_KEY_LEN]; /* legacy_templates: the version 1 MAC key */
     far_table far; /* similarity -> false acceptance rate, measured by `make calibrate` */
     bool far_loaded;
     char far_error[256];

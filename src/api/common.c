@@ -188,6 +188,7 @@ void api_reply_store_error(http_request *req, int rc, const char *not_found_what
     case STORE_UNAVAILABLE: http_reply_error(req, 503, "the state store is unavailable; try again shortly"); break;
     case STORE_FULL: http_reply_error(req, 409, "the bio-session holds the maximum of %d items", APP_MAX_ITEMS_PER_SESSION); break;
     case STORE_CONFLICT: http_reply_error(req, 409, "the resource was changed concurrently; try again"); break;
+    case STORE_CORRUPT: http_reply_error(req, 500, "internal error: stored data failed its integrity check"); break;
     default: http_reply_error(req, 500, "internal error in the state store");
     }
 }

@@ -74,7 +74,7 @@ bool face_store_put(http_request *req, const char *sid, const char *fid, json_t 
 
 /* Re-inserts the template just before templateVersion, where the spec shows it. */
 json_t *face_with_template(http_request *req, json_t *meta, const face_template *tpl) {
-    char *b64 = template_encode(req->app->template_key, tpl->mode, tpl->embedding, tpl->dim);
+    char *b64 = template_encode(&req->app->templates, req->key->tenant, tpl->mode, tpl->embedding, tpl->dim);
     json_t *face = json_object();
     const char *key;
     json_t *value;

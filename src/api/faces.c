@@ -23,7 +23,7 @@ static json_t *face_from_image(http_request *req, const face_input *in, const ch
         http_reply_error(req, 400, "no face detected in the image (quality %d): send another image", (int)r->quality);
         return NULL;
     }
-    char *tpl = template_encode(req->app->template_key, in->mode, r->embedding, r->embedding_dim);
+    char *tpl = template_encode(&req->app->templates, req->key->tenant, in->mode, r->embedding, r->embedding_dim);
     if (!tpl) {
         http_reply_error(req, 500, "internal error: out of memory");
         return NULL;
@@ -69,7 +69,7 @@ static void create_face_from_image(http_request *req, json_t *session, int64_t e
 static const field_spec face_json_fields[] = {
     {"id", FIELD_STRING, 64},          {"friendlyName", FIELD_STRING, 256}, {"digest", FIELD_STRING, 64},
     {"mode", FIELD_STRING, 32},        {"imageType", FIELD_STRING, 32},     {"quality", FIELD_NUMBER, 0},
-    {"landmarks", FIELD_OBJECT, 0},    {"template", FIELD_STRING, 16384},   {"templateVersion", FIELD_INT, 0},
+    {"landmarks", FIELD_OBJECT, 0},    {"template", FIELD_STRING, TEMPLATE_MAX_TEXT},   {"templateVersion", FIELD_INT, 0},
     {"imageRotationEnabled", FIELD_BOOL, 0}, {"created", FIELD_STRING, 64}, {"expires", FIELD_STRING, 64},
     {"signature", FIELD_STRING, 8192}, {NULL, 0, 0},
 };
@@ -126,7 +126,7 @@ bool api_check_face_json(http_request *req, json_t *face, face_template *tpl) {
         return false;
     }
     char err[200];
-    if (template_decode(req->app->template_key, b64, tpl, err, sizeof err)) {
+    if (template_decode(&req->app->templates, req->key->tenant, b64, tpl, err, sizeof err)) {
         http_reply_error(req, 400, "%s", err);
         return false;
     }
@@ -160,17 +160,26 @@ static void create_face_from_json(http_request *req, int64_t expires_ms) {
     }
     char fid[UUID_STR_LEN];
     uuid_generate(fid);
-    /* Keep what the client sent about the face, but ids and times are ours. */
-    json_t *face = json_pack("{s:s}", "id", fid);
-    static const char *const copied[] = {"friendlyName", "digest", "mode", "imageType", "quality", "landmarks",
-                                         "imageRotationEnabled", "template", NULL};
-    for (int i = 0; copied[i]; i++) {
-        json_t *v = json_object_get(in, copied[i]);
-        if (v && !json_is_null(v)) json_object_set(face, copied[i], v);
+    /* The server signs this face, so it carries only what the server computed or
+     * verified: the template (re-issued under the current key, version 2 even for
+     * an accepted version 1) and its mode, plus the client's own labels. digest,
+     * quality and landmarks describe an image the server never saw: dropped. */
+    char *b64 = template_encode(&req->app->templates, req->key->tenant, tpl->mode, tpl->embedding, tpl->dim);
+    if (!b64) {
+        json_decref(in);
+        http_reply_error(req, 500, "internal error: out of memory");
+        return;
     }
-    if (!json_object_get(face, "mode")) json_object_set_new(face, "mode", json_string(tpl->mode));
-    if (!json_object_get(face, "imageType")) json_object_set_new(face, "imageType", json_string("SELFIE"));
-    json_object_set_new(face, "templateVersion", json_integer(tpl->version));
+    const char *type = api_json_string(in, "imageType");
+    json_t *face = json_pack("{s:s}", "id", fid), *name = json_object_get(in, "friendlyName");
+    json_t *rotation = json_object_get(in, "imageRotationEnabled");
+    if (json_is_string(name)) json_object_set(face, "friendlyName", name);
+    json_object_set_new(face, "mode", json_string(tpl->mode));
+    json_object_set_new(face, "imageType", json_string(type ? type : "SELFIE"));
+    json_object_set_new(face, "template", json_string(b64));
+    json_object_set_new(face, "templateVersion", json_integer(TEMPLATE_VERSION));
+    if (json_is_boolean(rotation)) json_object_set(face, "imageRotationEnabled", rotation);
+    free(b64);
     api_set_times(face, time_now_ms(), expires_ms);
     json_decref(in);
     if (!face_store_put(req, req->params[0], fid, face, tpl->mode, tpl->embedding, tpl->dim)) {

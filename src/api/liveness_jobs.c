@@ -131,7 +131,7 @@ static void store_best_face(capture_job *job, void *worker_ctx, const liveness_o
     bool keep_image = json_is_true(json_object_get(record, "imageStorageEnabled"));
     json_decref(record);
     store_value_free(&session);
-    char *tpl = ok ? template_encode(a->template_key, a->config.default_mode, r->embedding, r->embedding_dim) : NULL;
+    char *tpl = ok ? template_encode(&a->templates, job->tenant, a->config.default_mode, r->embedding, r->embedding_dim) : NULL;
     if (tpl) {
         char fid[UUID_STR_LEN];
         uuid_generate(fid);

@@ -211,6 +211,7 @@ int config_set(server_config *cfg, const char *name, const char *v, char *err, s
     else if (!strcmp(name, "liveness-max-upload-bytes") || !strcmp(name, "liveness_max_upload_bytes")) { bad = parse_long(v, 1024, 1L << 30, &n); cfg->liveness_max_upload_bytes = (size_t)n; }
     else if (!strcmp(name, "callback-allow-private") || !strcmp(name, "callback_allow_private")) { bad = parse_bool(v, &b); cfg->callback_allow_private = b; }
     else if (!strcmp(name, "liveness-dispatch") || !strcmp(name, "liveness_dispatch")) { bad = parse_bool(v, &b); cfg->liveness_dispatch = b; }
+    else if (!strcmp(name, "legacy-templates") || !strcmp(name, "legacy_templates")) { bad = parse_bool(v, &b); cfg->legacy_templates = b; }
     else if (!strcmp(name, "web")) bad = copy_string(cfg->web_dir, sizeof cfg->web_dir, v);
     else if (!strcmp(name, "callback-allow") || !strcmp(name, "callback_allow")) bad = copy_string(cfg->callback_allow, sizeof cfg->callback_allow, v);
     else if (!strcmp(name, "cors-origins") || !strcmp(name, "cors_origins")) bad = copy_string(cfg->cors_origins, sizeof cfg->cors_origins, v);

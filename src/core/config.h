@@ -64,6 +64,7 @@ typedef struct {
     char video_server_path[64];       /* the WebCapture server flow's path prefix (e.g. /video-server) */
     bool log_debug;                   /* log_level = debug */
     bool liveness_dispatch;           /* evaluate queued captures here (false: only other instances do) */
+    bool legacy_templates;            /* still accept version 1 (MAC-only, not tenant-bound) templates */
     char web_dir[512];                /* static capture page: web_dir/capture/ */
     char keys_file[512];              /* more API keys, one spec a line; SIGHUP re-reads it */
     bool degraded_start;              /* serve even when models/calibration/web are missing */

@@ -23,6 +23,7 @@ enum {
     STORE_NOMEM = -4,
     STORE_FULL = -5,        /* per-session item limit reached */
     STORE_CONFLICT = -6,    /* compare-and-set lost */
+    STORE_CORRUPT = -7,     /* a value failed its integrity check (store/sealed_store.h) */
 };
 
 typedef struct {

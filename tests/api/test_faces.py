@@ -214,7 +214,7 @@ def check_face(face, image, *, image_type="SELFIE", mode="F5_1_VID60", friendly_
     img = cv2.imdecode(np.frombuffer(image, np.uint8), cv2.IMREAD_COLOR)
     h, w = img.shape[:2]
     check_landmarks(face["landmarks"], w, h, upright=not rotation)
-    assert face["templateVersion"] == 1
+    assert face["templateVersion"] == 2
     assert len(base64.b64decode(face["template"], validate=True)) > 64
     assert ISO_RE.match(face["created"])
     if expires:
@@ -673,9 +673,12 @@ def test_create_face_from_json(server, sid, public_key):
     assert m and m.group(1) == target
     face = r.json()
     assert face["id"] == m.group(2) and face["id"] != source["id"]
-    for k in ("friendlyName", "digest", "mode", "imageType", "quality", "landmarks", "template", "templateVersion",
-              "imageRotationEnabled"):
+    for k in ("friendlyName", "mode", "imageType", "template", "templateVersion", "imageRotationEnabled"):
         assert face[k] == source[k], k
+    # The server signs the face, so it carries nothing the server did not compute
+    # or verify: digest, quality and landmarks describe an image it never saw.
+    for k in ("digest", "quality", "landmarks"):
+        assert k not in face, (k, face)
     assert ISO_RE.match(face["created"]) and ISO_RE.match(face["expires"])
     verify_response_text(r, public_key)
     got = server.get(r.headers["Location"], key=KEY_A)
@@ -691,15 +694,32 @@ def test_create_face_from_json_rejects_bad_templates(server, sid):
     source = strip_sig(create_face(server, sid, SAME_A[0]))
     path = f"/v2/bio-sessions/{sid}/faces"
     raw = base64.b64decode(source["template"])
-    # One flipped bit in the embedding, the MAC, the mode: all detected.
-    for offset in (40, len(raw) - 1, 10):
+    # One flipped bit in the encrypted embedding, the tag, the mode, the dimension's
+    # neighbour bytes, the nonce: all detected (AES-GCM over header and tenant).
+    for offset in (40, len(raw) - 1, 10, 30):
         r = server.post_json(path, dict(source, template=tamper_template(source["template"], offset)), key=KEY_A)
         assert_error(r, 400, "integrity check failed")
+    # The key id (bytes 24-27) of a key the server does not hold.
+    r = server.post_json(path, dict(source, template=tamper_template(source["template"], 27)), key=KEY_A)
+    assert_error(r, 400, "no longer holds")
     # Another template version (bytes 4-5, little-endian).
     other = bytearray(raw)
-    other[4] = 2
+    other[4] = 3
     r = server.post_json(path, dict(source, template=base64.b64encode(bytes(other)).decode()), key=KEY_A)
-    assert_error(r, 400, "version 2 is not supported")
+    assert_error(r, 400, "version 3 is not supported")
+    # Version 1 (MAC only, the embedding in the clear) is refused by default.
+    other[4] = 1
+    r = server.post_json(path, dict(source, template=base64.b64encode(bytes(other)).decode()), key=KEY_A)
+    assert_error(r, 400, "version 1 is no longer accepted")
+    # Only the canonical base64 spelling: no missing padding, no URL alphabet, no
+    # stray bits in the last character, no whitespace.
+    text = source["template"]
+    spellings = [text.rstrip("="), text.replace("+", "-").replace("/", "_"), text[:40] + "\n" + text[40:]]
+    if text.endswith("=") and not text.endswith("=="):
+        spellings.append(text[:-2] + chr(ord(text[-2]) ^ 1) + "=")  # same bytes, other unused bits
+    for bad in spellings:
+        if bad != text:
+            assert_error(server.post_json(path, dict(source, template=bad), key=KEY_A), 400, "base64")
     assert_error(server.post_json(path, dict(source, templateVersion=113), key=KEY_A), 400, "templateVersion")
     assert_error(server.post_json(path, dict(source, mode="F5_3_VID60"), key=KEY_A), 400, "mode")
     assert_error(server.post_json(path, dict(source, imageType="PASSPORT"), key=KEY_A), 400, "imageType")
@@ -710,10 +730,9 @@ def test_create_face_from_json_rejects_bad_templates(server, sid):
     assert_error(server.post_json(path, dict(source, template=12), key=KEY_A), 400)
     assert server.post_json(path, dict(source, extra=1), key=KEY_A).status_code == 201  # unknown: ignored
     assert_error(server.post_json(path, "[not json", key=KEY_A), 400)
-    # A template made by this server for another tenant's session is still this
-    # server's: accepted there (templates are portable, sessions are not).
+    # A template is issued to one tenant: another tenant's key cannot use it.
     other_sid = server.create_session(key=KEY_B)
-    assert server.post_json(f"/v2/bio-sessions/{other_sid}/faces", source, key=KEY_B).status_code == 201
+    assert_error(server.post_json(f"/v2/bio-sessions/{other_sid}/faces", source, key=KEY_B), 400, "another tenant")
 
 
 @pytest.mark.parametrize("change,message", [

@@ -365,6 +365,12 @@ static void test_config_set_values(void **state) {
     assert_int_equal(c.retry_after_seconds, 5);
     assert_int_equal(config_set(&c, "max-image-pixels", "1000000", err, sizeof err), 0);
     assert_int_equal(c.max_image_pixels, 1000000);
+    assert_false(c.legacy_templates); /* version 1 templates are refused unless asked for */
+    assert_int_equal(config_set(&c, "legacy_templates", "true", err, sizeof err), 0);
+    assert_true(c.legacy_templates);
+    assert_int_equal(config_set(&c, "legacy-templates", "no", err, sizeof err), 0);
+    assert_false(c.legacy_templates);
+    assert_int_equal(config_set(&c, "legacy-templates", "sometimes", err, sizeof err), -1);
     /* Refused values. */
     assert_int_equal(config_set(&c, "workers", "4x", err, sizeof err), -1);
     assert_non_null(strstr(err, "invalid value '4x' for 'workers'"));
