@@ -36,6 +36,7 @@ static void dispatcher_init(app *a) {
         .pool = a->workers,
         .workers = a->config.workers,
         .queue = a->config.liveness_dispatch ? LIVENESS_QUEUE : NULL,
+        .lease_ms = (int64_t)a->config.liveness_job_lease_seconds * 1000,
         .deadlines = LIVENESS_DUE,
         .run = liveness_run_job,
         .due = liveness_deadline_due,

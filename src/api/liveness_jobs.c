@@ -15,6 +15,10 @@
 #include "liveness/notifier.h"
 
 #define MAX_FRAME_BYTES ((size_t)4 << 20)
+/* A capture handed out this many times was being evaluated by instances that died:
+ * it may be what kills them, so the next delivery gives an ERROR verdict instead of
+ * taking down one more instance. */
+#define MAX_DELIVERIES 3
 
 void liveness_job_free(capture_job *job) {
     for (int i = 0; i < job->frame_count; i++) free(job->frame_data[i]);
@@ -182,6 +186,23 @@ static bool store_result(capture_job *job, const liveness_outcome *o, const best
     return rc2 == STORE_OK;
 }
 
+/* True when the liveness item still waits for the capture of this nonce. */
+static bool item_awaits(json_t *item, const char *nonce) {
+    const char *status = api_json_string(item, "status"), *cur = api_json_string(item, "serverRandom");
+    return status && !strcmp(status, "IN_PROGRESS") && cur && !strcmp(cur, nonce);
+}
+
+/* Re-read before writing anything: a job whose lease ran out while it was still
+ * evaluated here may have been finished by another instance meanwhile. */
+static bool job_still_awaited(capture_job *job) {
+    int rc;
+    json_t *item = liveness_item_load(job->app->store, job->tenant, job->sid, &rc);
+    bool awaited = item_awaits(item, job->nonce);
+    json_decref(item);
+    if (!awaited) log_event("info", "replay liveness of session %s: already evaluated elsewhere, result dropped", job->sid);
+    return awaited;
+}
+
 /* Rebuilds the job from the store. NULL when the job is stale (the session is gone,
  * or no longer waits for this capture): nothing to do. A capture that cannot be
  * read still gives a job, with load_error, so the session gets an ERROR verdict
@@ -189,9 +210,7 @@ static bool store_result(capture_job *job, const liveness_outcome *o, const best
 static capture_job *job_load(app *a, const char *tenant, const char *sid, const char *nonce) {
     int rc;
     json_t *item = liveness_item_load(a->store, tenant, sid, &rc);
-    const char *status = item ? api_json_string(item, "status") : NULL, *cur = item ? api_json_string(item, "serverRandom") : NULL;
-    capture_job *job = status && !strcmp(status, "IN_PROGRESS") && cur && !strcmp(cur, nonce)
-                           ? liveness_job_new(a, tenant, sid, item) : NULL;
+    capture_job *job = item_awaits(item, nonce) ? liveness_job_new(a, tenant, sid, item) : NULL;
     json_decref(item);
     if (!job) {
         log_event("info", "replay liveness of session %s: queued capture is stale (store %d), skipped", sid, rc);
@@ -217,6 +236,7 @@ static void evaluate_job(void *worker_ctx, capture_job *job) {
     else
         liveness_evaluate(a->liveness, worker_ctx, &job->request, job->frames, job->frame_count, &o);
     log_event("info", "replay liveness of session %s: %s (%s)", job->sid, liveness_verdict_name(o.verdict), o.reason);
+    if (!job_still_awaited(job)) return;
     best_face best = {0};
     if (o.verdict == VERDICT_SUCCESS && o.best_frame >= 0) store_best_face(job, worker_ctx, &o, &best);
     /* The frames are biometric data: gone as soon as they are evaluated. */
@@ -227,12 +247,18 @@ static void evaluate_job(void *worker_ctx, capture_job *job) {
     free(cb);
 }
 
-void liveness_run_job(void *ctx, void *worker_ctx, const store_value *payload) {
+void liveness_run_job(void *ctx, void *worker_ctx, const store_value *payload, int delivery) {
     app *a = ctx;
     json_t *ref = json_loadb((const char *)payload->data, payload->len, 0, NULL);
     const char *tenant = api_json_string(ref, "tenant"), *sid = api_json_string(ref, "session");
     const char *nonce = api_json_string(ref, "nonce");
     capture_job *job = tenant && sid && nonce ? job_load(a, tenant, sid, nonce) : NULL;
+    if (job)
+        log_event(delivery > 1 ? "warn" : "info", "replay liveness of session %s: evaluating (delivery %d)%s", sid, delivery,
+                  delivery > 1 ? ", an instance evaluating it before stopped" : "");
+    if (job && delivery > MAX_DELIVERIES && !job->load_error[0])
+        snprintf(job->load_error, sizeof job->load_error, "the capture was handed to %d instances that stopped while evaluating it",
+                 delivery - 1);
     if (job) {
         evaluate_job(worker_ctx, job);
         liveness_job_free(job);

@@ -58,6 +58,8 @@ typedef struct {
     char video_server_path[64];       /* the WebCapture server flow's path prefix (e.g. /video-server) */
     bool log_debug;                   /* log_level = debug */
     bool liveness_dispatch;           /* evaluate queued captures here (false: only other instances do) */
+    int liveness_job_lease_seconds;   /* a popped capture is evaluated again elsewhere if unrenewed this long */
+    bool redis_require_durable;       /* refuse to start on a Redis that may lose acknowledged writes */
     char web_dir[512];                /* static capture page: web_dir/capture/ */
     api_key_config keys[CONFIG_MAX_KEYS];
     int key_count;

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import subprocess
+import signal
 import tempfile
 import threading
 import time
@@ -437,3 +438,57 @@ def test_liveness_timeout_claimed_by_one_instance_even_when_the_init_one_stopped
     assert messages(b, sid2, "timed out")
     time.sleep(1.0)
     assert len(receiver.bodies) == 2
+
+
+@pytest.mark.skipif(not LIVE, reason="../shared/data/spoof/nuaa is missing")
+def test_liveness_instance_killed_mid_evaluation_is_taken_over_with_one_callback(tmp_path, receiver):
+    """At-least-once evaluation: A pops the capture and is SIGKILLed while evaluating it;
+    once A's lease (liveness_job_lease = 2 s, renewed by a live instance every third of
+    it) has run out, B pops it again, evaluates it, and the callback goes out once."""
+    root = str(tmp_path)
+    redis = RedisServer(root)
+    common = ("--store", redis.url, "--data", os.path.join(root, "data"), "--callback-allow-private", "true",
+              "--liveness-job-lease", "2")
+    os.makedirs(os.path.join(root, "a"))
+    os.makedirs(os.path.join(root, "b"))
+    a = launch(os.path.join(root, "a"), *common, data=False)
+    b = None
+    try:
+        if a.get("/v2/monitor").json()["models"]["status"] != "UP":
+            pytest.skip("face models are not available")
+        sid = a.create_session(KEY_A, callbackURL=receiver.url)
+        r = init(a, sid, type="LIVENESS_PASSIVE_VIDEO")
+        assert r.status_code == 200, r.text
+        # 100 frames (the limit): every frame is analysed, so the evaluation takes seconds.
+        frames = [read(LIVE[i % len(LIVE)]) for i in range(100)]
+        r = upload(a, sid, seal(r.json(), sid, capture_json(frames)))
+        assert r.status_code == 202, r.text
+        a.wait_for_log(lambda l: sid in l.get("message", "") and "evaluating (delivery 1)" in l["message"], 20)
+        a.stop(signal.SIGKILL)
+        assert not messages(a, sid, ": SUCCESS") and not messages(a, sid, ": SPOOF"), "A finished before the kill"
+        assert metadata_via_redis_status(redis, sid) == "IN_PROGRESS"
+        b = launch(os.path.join(root, "b"), *common, data=False)
+        result = wait_result(b, sid)
+        assert result["status"] in ("SUCCESS", "SPOOF", "FAILED"), result
+        assert messages(b, sid, "evaluating (delivery 2)"), b.stderr_text()[-3000:]
+        assert receiver.wait(1, 20) == [("application/json", {"sessionId": sid})]
+        time.sleep(1.5)  # a second callback would arrive now
+        assert len(receiver.bodies) == 1
+        # The job is acked: nothing is left leased or queued in Redis.
+        assert redis_cli(redis, "ZCARD", "jobs:{liveness}:l") == ["0"]
+        assert redis_cli(redis, "LLEN", "jobs:{liveness}") == ["0"]
+        b.check_clean_exit()
+    finally:
+        a.stop(signal.SIGKILL)
+        if b:
+            b.stop()
+        redis.stop()
+
+
+def metadata_via_redis_status(redis, sid):
+    """The session's liveness status as stored (the killed instance cannot be asked)."""
+    keys = [k for k in redis_cli(redis, "--scan", "--pattern", "bio:*") if sid in k and not k.endswith(":o")]
+    assert len(keys) == 1, keys
+    out = subprocess.run(["redis-cli", "-p", str(redis.port), "--raw", "HGET", keys[0], "s"], capture_output=True,
+                         text=True, timeout=10, check=True)
+    return json.loads(out.stdout)["livenessStatus"]
