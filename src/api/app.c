@@ -58,6 +58,20 @@ static void liveness_init(app *a) {
     if (!a->liveness || !a->notifier) log_event("error", "replay liveness degraded: %s", a->liveness_error);
 }
 
+/* Acknowledged writes must survive a store restart (docs/distributed.md): a store
+ * that cannot promise it is a warning, or a start-up error with
+ * redis_require_durable. */
+static int store_durability_check(app *a, char *err, size_t err_len) {
+    const char *note = a->store->ops->durability(a->store);
+    if (!note) return 0;
+    if (a->config.redis_require_durable) {
+        snprintf(err, err_len, "redis_require_durable: the store's durability is %s", note);
+        return -1;
+    }
+    log_event("warn", "store durability %s", note);
+    return 0;
+}
+
 int app_init(app *a, const server_config *cfg, char *err, size_t err_len) {
     memset(a, 0, sizeof(*a));
     a->config = *cfg;
@@ -71,7 +85,7 @@ int app_init(app *a, const server_config *cfg, char *err, size_t err_len) {
     a->callbacks = callback_policy_create(a->config.callback_allow_private, a->config.callback_allow, err, err_len);
     if (!a->callbacks) goto fail;
     a->store = store_open_auth(a->config.store_url, a->config.redis_password, APP_MAX_ITEMS_PER_SESSION, err, err_len);
-    if (!a->store) goto fail;
+    if (!a->store || store_durability_check(a, err, err_len)) goto fail;
     if (secret_load_or_create(a->config.data_dir, "template-key.bin", a->template_key,
                               sizeof a->template_key, err, err_len))
         goto fail;

@@ -539,6 +539,11 @@ static void *sweeper_main(void *p) {
     return NULL;
 }
 
+static const char *mem_durability(store *st) {
+    (void)st;
+    return NULL;
+}
+
 static void mem_destroy(store *st) {
     memory_store *m = (memory_store *)st;
     pthread_mutex_lock(&m->lock);
@@ -586,6 +591,7 @@ static const store_ops memory_ops = {
     .deadline_add = mem_deadline_add,
     .deadline_claim = mem_deadline_claim,
     .status = mem_status,
+    .durability = mem_durability,
     .destroy = mem_destroy,
 };
 

@@ -166,6 +166,9 @@ typedef struct {
     redis_slot slots[POOL_MAX];
     int64_t connect_after_ms; /* backoff: no connect attempt before this time */
     const char *last_error;   /* NULL when the last operation worked */
+    pthread_mutex_t durability_lock; /* guards the two below; held while checking */
+    bool durability_checked;         /* Redis answered: the note below is final */
+    char durability[256];            /* "" = durable, else what could be lost */
 } redis_store;
 
 typedef struct {
@@ -709,11 +712,67 @@ static const char *rs_status(store *st) {
     return why;
 }
 
+/* --- durability ------------------------------------------------------------------- */
+
+/* CONFIG GET name -> value in out; false when Redis refused the command (renamed
+ * or not permitted by an ACL) or is unreachable (*reachable false then). */
+static bool config_get(redis_store *r, const char *name, char *out, size_t out_len, bool *reachable) {
+    const char *argv[] = {"CONFIG", "GET", name};
+    redisReply *reply = run(r, 3, argv, NULL);
+    *reachable = reply != NULL;
+    bool ok = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+              reply->element[1]->type == REDIS_REPLY_STRING;
+    if (ok) snprintf(out, out_len, "%s", reply->element[1]->str);
+    if (reply) freeReplyObject(reply);
+    return ok;
+}
+
+/* Reads the persistence settings (docs/distributed.md): AOF with appendfsync
+ * always or everysec keeps every acknowledged write across a Redis crash or
+ * restart (everysec: up to a second is lost only if the machine itself fails);
+ * anything else can lose acknowledged sessions and faces. */
+static const char *rs_durability(store *st) {
+    redis_store *r = (redis_store *)st;
+    pthread_mutex_lock(&r->durability_lock);
+    bool reachable = true;
+    if (!r->durability_checked) {
+        char aof[16] = "", fsync[16] = "", save[128] = "";
+        char *note = r->durability; /* written once: callers may keep what they got */
+        size_t len = sizeof r->durability;
+        if (!config_get(r, "appendonly", aof, sizeof aof, &reachable) ||
+            !config_get(r, "appendfsync", fsync, sizeof fsync, &reachable) ||
+            !config_get(r, "save", save, sizeof save, &reachable)) {
+            if (reachable) snprintf(note, len, "unknown: Redis refused CONFIG GET (renamed or not permitted), so its "
+                                               "persistence could not be checked");
+            r->durability_checked = reachable;
+        } else {
+            r->durability_checked = true;
+            if (!strcmp(aof, "yes") && (!strcmp(fsync, "always") || !strcmp(fsync, "everysec")))
+                note[0] = '\0';
+            else if (!strcmp(aof, "yes"))
+                snprintf(note, len, "at risk: appendfsync %s leaves flushing to the OS, so writes acknowledged in the "
+                                    "last ~30 s can be lost if Redis's machine fails; use appendfsync everysec or always",
+                         fsync);
+            else if (save[0])
+                snprintf(note, len, "at risk: snapshots only (save \"%.60s\"), so every write since the last snapshot is "
+                                    "lost when Redis restarts; use appendonly yes", save);
+            else
+                snprintf(note, len, "at risk: no persistence (appendonly no, save \"\"), so every session and face is "
+                                    "lost when Redis restarts; use appendonly yes");
+        }
+    }
+    const char *out = !reachable ? "unknown: Redis is unreachable; its persistence is checked once it answers"
+                      : r->durability[0] ? r->durability : NULL;
+    pthread_mutex_unlock(&r->durability_lock);
+    return out;
+}
+
 static void rs_destroy(store *st) {
     redis_store *r = (redis_store *)st;
     for (int i = 0; i < POOL_MAX; i++)
         if (r->slots[i].ctx) redisFree(r->slots[i].ctx);
     pthread_mutex_destroy(&r->lock);
+    pthread_mutex_destroy(&r->durability_lock);
     pthread_cond_destroy(&r->slot_freed);
     OPENSSL_cleanse(r->password, sizeof r->password);
     free(r);
@@ -739,6 +798,7 @@ static const store_ops redis_ops = {
     .deadline_add = rs_deadline_add,
     .deadline_claim = rs_deadline_claim,
     .status = rs_status,
+    .durability = rs_durability,
     .destroy = rs_destroy,
 };
 
@@ -807,6 +867,7 @@ store *store_redis_create(const char *url, const char *password, size_t max_item
     if (password) snprintf(r->password, sizeof r->password, "%s", password);
     for (int i = 0; i < SCRIPT_COUNT; i++) script_sha(scripts[i], r->sha[i]);
     pthread_mutex_init(&r->lock, NULL);
+    pthread_mutex_init(&r->durability_lock, NULL);
     pthread_cond_init(&r->slot_freed, NULL);
     /* A wrong password or database is a configuration error: refuse to start. An
      * unreachable Redis is not: the server starts, answers 503 and reconnects. */

@@ -104,6 +104,11 @@ typedef struct store_ops {
      * concurrent claimers never get the same member. STORE_NOT_FOUND when none. */
     int (*deadline_claim)(store *s, const char *index, int64_t now_ms, store_value *member);
     const char *(*status)(store *s); /* "UP" or a reason */
+    /* NULL when writes the store acknowledged survive a restart of its server; else
+     * a sentence saying what could be lost, or why that is unknown (a string owned
+     * by the store, unchanged once its server has been checked). The memory store
+     * answers NULL: its data lives and dies with the process by design. */
+    const char *(*durability)(store *s);
     void (*destroy)(store *s);
 } store_ops;
 

@@ -69,11 +69,19 @@ def faces_ready(srv):
 
 # ---- cross-instance behaviour ---------------------------------------------------------------
 
+NO_PERSISTENCE_NOTE = "at risk: no persistence (appendonly no, save \"\")"
+
+
 def test_monitor_reports_redis_up(a_b):
+    # The test Redis keeps nothing on disk: the monitor says so, the store is still UP.
     for srv in a_b:
         r = srv.get("/v2/monitor")
         assert r.status_code == 200, r.text
-        assert r.json()["store"] == {"type": "redis", "status": "UP"}
+        store = r.json()["store"]
+        assert store["type"] == "redis" and store["status"] == "UP", store
+        assert store["durability"].startswith(NO_PERSISTENCE_NOTE), store
+        assert any(l["level"] == "warn" and "store durability " + NO_PERSISTENCE_NOTE in l["message"]
+                   for l in srv.log_lines())
 
 
 def test_session_created_on_a_is_read_and_deleted_on_b(a_b):
@@ -303,7 +311,7 @@ def test_redis_killed_during_traffic_then_back(tmp_path):
     # The same processes serve again, across instances.
     for srv in (a, b):
         assert srv.proc.poll() is None
-        assert srv.get("/v2/monitor").json()["store"] == {"type": "redis", "status": "UP"}
+        assert srv.get("/v2/monitor").json()["store"]["status"] == "UP"
     sid = a.create_session(KEY_A)
     assert b.get(f"/v2/bio-sessions/{sid}", key=KEY_A).status_code == 200
     try:
@@ -346,6 +354,98 @@ def test_bad_redis_password_refuses_to_start(tmp_path):
         assert out.returncode != 0
         assert "AUTH" in out.stderr
         assert "not-the-password" not in out.stderr
+    finally:
+        redis.stop()
+
+
+# ---- durability: what a Redis restart keeps ---------------------------------------------------
+# The server reads Redis's persistence settings at start (CONFIG GET): it warns (log and
+# /v2/monitor store.durability) when acknowledged writes could be lost, or refuses to start
+# with redis_require_durable; under AOF a Redis crash and restart loses nothing acknowledged.
+
+AOF_ALWAYS = ("--save", "", "--appendonly", "yes", "--appendfsync", "always")
+
+
+def wait_store_up(srv, timeout=15):
+    deadline = time.monotonic() + timeout
+    while srv.get("/v2/monitor").json()["store"]["status"] != "UP":
+        assert time.monotonic() < deadline, "the store did not come back UP"
+        time.sleep(0.1)
+
+
+def refused_start(tmp_path, redis, *flags):
+    from conftest import BIOSERVER
+    return subprocess.run([BIOSERVER, "--listen", "127.0.0.1:0", "--data", str(tmp_path / "data"), "--api-key", KEY_A,
+                           "--store", redis.url, *flags], capture_output=True, text=True, timeout=60, cwd=REPO_ROOT)
+
+
+def test_snapshot_only_persistence_is_reported_or_refused(start_server, tmp_path):
+    redis = RedisServer(str(tmp_path), persistence=("--save", "3600 1", "--appendonly", "no"))
+    try:
+        srv = start_server("--store", redis.url)
+        store = srv.get("/v2/monitor").json()["store"]
+        assert store["status"] == "UP", store
+        assert store["durability"].startswith('at risk: snapshots only (save "3600 1")'), store
+        assert "appendonly yes" in store["durability"]
+        srv.wait_for_log(lambda l: l["level"] == "warn" and "store durability at risk: snapshots only" in l["message"])
+        out = refused_start(tmp_path, redis, "--redis-require-durable", "true")
+        assert out.returncode != 0
+        assert "redis_require_durable" in out.stderr and "snapshots only" in out.stderr, out.stderr[-2000:]
+    finally:
+        redis.stop()
+
+
+def test_durability_unknown_when_config_is_disabled(start_server, tmp_path):
+    redis = RedisServer(str(tmp_path), persistence=AOF_ALWAYS + ("--rename-command", "CONFIG", ""))
+    try:
+        srv = start_server("--store", redis.url)
+        store = srv.get("/v2/monitor").json()["store"]
+        assert store["status"] == "UP" and store["durability"].startswith("unknown: Redis refused CONFIG GET"), store
+        out = refused_start(tmp_path, redis, "--redis-require-durable", "true")
+        assert out.returncode != 0 and "refused CONFIG GET" in out.stderr, out.stderr[-2000:]
+    finally:
+        redis.stop()
+
+
+def test_redis_restart_under_aof_loses_no_acknowledged_write(start_server, tmp_path):
+    redis = RedisServer(str(tmp_path), persistence=AOF_ALWAYS)
+    try:
+        srv = start_server("--store", redis.url, "--redis-require-durable", "true")
+        assert "durability" not in srv.get("/v2/monitor").json()["store"]
+        sids = [srv.create_session(KEY_A, correlationId=f"aof-{i}", ttlSeconds=600) for i in range(40)]
+        faces = []
+        if faces_ready(srv):
+            for i, (name, n) in enumerate(SAME + (OTHER,) + SAME):
+                sid = sids[i]
+                r = srv.post(f"/v2/bio-sessions/{sid}/faces", key=KEY_A,
+                             files=[("face", (None, json.dumps({"imageType": "SELFIE"}), "application/json")),
+                                    ("image", ("i.jpg", lfw_image(name, n), "image/jpeg"))])
+                assert r.status_code == 201, r.text
+                faces.append((sid, r.json()))
+        redis.kill()  # SIGKILL right after the last acknowledged write: nothing is flushed on exit
+        redis.start()
+        wait_store_up(srv)
+        for i, sid in enumerate(sids):
+            r = srv.get(f"/v2/bio-sessions/{sid}", key=KEY_A)
+            assert r.status_code == 200, (i, r.text)
+        for sid, face in faces:
+            r = srv.get(f"/v2/bio-sessions/{sid}/faces/{face['id']}", key=KEY_A)
+            assert r.status_code == 200, r.text
+            assert r.json()["template"] == face["template"]
+    finally:
+        redis.stop()
+
+
+def test_redis_restart_without_persistence_loses_sessions(start_server, tmp_path):
+    """The control for the test above: the same restart without AOF loses the session."""
+    redis = RedisServer(str(tmp_path))
+    try:
+        srv = start_server("--store", redis.url)
+        sid = srv.create_session(KEY_A, ttlSeconds=600)
+        redis.kill()
+        redis.start()
+        wait_store_up(srv)
+        assert_error(srv.get(f"/v2/bio-sessions/{sid}", key=KEY_A), 404)
     finally:
         redis.stop()
 
