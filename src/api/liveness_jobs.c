@@ -146,7 +146,8 @@ static void store_best_face(capture_job *job, void *worker_ctx, const liveness_o
         int rc = keep_image ? a->store->ops->item_put(a->store, job->tenant, job->sid, KIND_IMAGE, fid, &img) : STORE_OK;
         if (rc == STORE_OK) rc = face_record_put(a, job->tenant, job->sid, fid, face, in.mode, r->embedding, r->embedding_dim);
         if (rc == STORE_OK) memcpy(best->face_id, fid, sizeof fid);
-        else log_event("error", "replay liveness of session %s: best image not stored as a face (store %d)", job->sid, rc);
+        else if (keep_image) a->store->ops->item_delete(a->store, job->tenant, job->sid, KIND_IMAGE, fid); /* no orphan */
+        if (rc != STORE_OK) log_event("error", "replay liveness of session %s: best image not stored as a face (store %d)", job->sid, rc);
         json_decref(face);
         best->has_age = r->has_age;
         best->age = round(r->age * 10) / 10;
