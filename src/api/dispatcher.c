@@ -58,7 +58,10 @@ static void held_release(held_jobs *h) {
 
 static void dispatched_run(void *worker_ctx, void *arg) {
     dispatched_job *j = arg;
-    j->run(j->ctx, worker_ctx, &j->job.payload, j->job.deliveries);
+    if (!j->run(j->ctx, worker_ctx, &j->job.payload, j->job.deliveries)) {
+        log_event("warn", "dispatcher: job %s of queue %s runs again once its lease ends", j->job.id, j->queue);
+        return;
+    }
     int rc = j->store->ops->job_ack(j->store, j->queue, j->job.id);
     if (rc == STORE_NOT_FOUND)
         log_event("warn", "dispatcher: job %s of queue %s was finished elsewhere too (its lease had run out)", j->job.id,

@@ -14,13 +14,17 @@
 #ifndef API_DISPATCHER_H
 #define API_DISPATCHER_H
 
+#include <stdbool.h>
+
 #include "core/worker_pool.h"
 #include "store/store.h"
 
 /* Runs on a worker thread with that worker's context; payload is the popped job,
- * delivery is 1 the first time and counts the times it was handed out again after
- * an instance holding it died (a hook may give up on a job that keeps failing). */
-typedef void (*dispatch_job_fn)(void *ctx, void *worker_ctx, const store_value *payload, int delivery);
+ * delivery is 1 the first time and counts the times it was handed out again (a
+ * hook may give up on a job that keeps failing). True when the job is done (it is
+ * acked); false when it must run again (it is left to its lease, which then runs
+ * out: a natural back-off). */
+typedef bool (*dispatch_job_fn)(void *ctx, void *worker_ctx, const store_value *payload, int delivery);
 /* Runs on the dispatcher thread for each claimed member (a C string). */
 typedef void (*dispatch_due_fn)(void *ctx, const char *member);
 

@@ -40,7 +40,8 @@ int liveness_queue_capture(app *a, const capture_job *job, json_t *capture);
  * may run more than once for one capture (a lease that ran out, dispatcher.h):
  * a capture whose session no longer waits for it is skipped, and only the run
  * whose compare-and-set IN_PROGRESS -> verdict wins sends the callback. Past
- * MAX_DELIVERIES deliveries the verdict is ERROR without evaluating. */
-void liveness_run_job(void *ctx, void *worker_ctx, const store_value *payload, int delivery);
+ * MAX_DELIVERIES deliveries the verdict is ERROR without evaluating. False when
+ * the store failed before the verdict was in: the job must run again. */
+bool liveness_run_job(void *ctx, void *worker_ctx, const store_value *payload, int delivery);
 
 #endif

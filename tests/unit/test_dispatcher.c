@@ -1,7 +1,8 @@
 /* Unit tests for the job dispatcher (src/api/dispatcher.c) on the memory store:
  * the lease of a job this instance runs is renewed for as long as it runs (a peer
  * never gets it), the job is acked when the hook returns (nobody gets it again),
- * and a job whose holder died (a lease nobody renews) is taken over, as delivery 2. */
+ * a job whose holder died (a lease nobody renews) is taken over, as delivery 2,
+ * and a run that reports failure is left to its lease and runs again. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,9 +23,10 @@
 typedef struct {
     atomic_int runs, last_delivery, running;
     int sleep_ms;
+    int fail_first; /* this many runs report "run me again" */
 } probe;
 
-static void slow_job(void *ctx, void *worker_ctx, const store_value *payload, int delivery) {
+static bool slow_job(void *ctx, void *worker_ctx, const store_value *payload, int delivery) {
     (void)worker_ctx;
     probe *p = ctx;
     assert_int_equal(payload->len, 3);
@@ -32,8 +34,9 @@ static void slow_job(void *ctx, void *worker_ctx, const store_value *payload, in
     atomic_store(&p->running, 1);
     atomic_store(&p->last_delivery, delivery);
     usleep((useconds_t)p->sleep_ms * 1000);
-    atomic_fetch_add(&p->runs, 1);
+    int runs = atomic_fetch_add(&p->runs, 1) + 1;
     atomic_store(&p->running, 0);
+    return runs > p->fail_first;
 }
 
 static dispatcher *start(store *st, worker_pool *pool, probe *p, int64_t lease_ms) {
@@ -108,10 +111,32 @@ static void test_job_of_a_dead_holder_is_taken_over(void **state) {
     store_close(st);
 }
 
+/* A hook that reports failure (the store failed) leaves the job to its lease: it
+ * runs again once the lease is over, as the next delivery, and is then acked. */
+static void test_failed_run_runs_again_after_the_lease(void **state) {
+    (void)state;
+    store *st = store_memory_create(10);
+    worker_pool *pool = worker_pool_create(1, 4, NULL);
+    probe p = {.fail_first = 1};
+    int64_t started = time_monotonic_ms();
+    dispatcher *d = start(st, pool, &p, 400);
+    push(st);
+    wait_for(&p.runs, 2, 5000);
+    assert_true(time_monotonic_ms() - started >= 350); /* not before the lease ran out */
+    assert_int_equal(atomic_load(&p.last_delivery), 2);
+    usleep(100 * 1000);
+    assert_int_equal(peer_pop(st), STORE_NOT_FOUND);
+    assert_int_equal(atomic_load(&p.runs), 2);
+    dispatcher_stop(d);
+    worker_pool_free(pool);
+    store_close(st);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lease_renewed_while_running),
         cmocka_unit_test(test_job_of_a_dead_holder_is_taken_over),
+        cmocka_unit_test(test_failed_run_runs_again_after_the_lease),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
