@@ -34,6 +34,9 @@ void handle_monitor(http_request *req) {
                             "liveness", component(liveness_up, "replay liveness is unavailable (see the server log)"),
                             "workers", "count", a->config.workers, "busy", worker_pool_busy(a->workers), "queued",
                             worker_pool_queued(a->workers), "uptimeSeconds", (json_int_t)((time_now_ms() - a->started_ms) / 1000));
+    /* The store's persistence is part of its health: a note when it may lose acknowledged writes. */
+    const char *durability = a->store->ops->durability(a->store);
+    if (durability) json_object_set_new(json_object_get(out, "store"), "durability", json_string(durability));
     http_reply_json(req, strcmp(status, "UP") ? 503 : 200, out);
 }
 

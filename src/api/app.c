@@ -42,6 +42,7 @@ static void dispatcher_init(app *a) {
         .pool = a->workers,
         .workers = a->config.workers,
         .queue = a->config.liveness_dispatch ? LIVENESS_QUEUE : NULL,
+        .lease_ms = (int64_t)a->config.liveness_job_lease_seconds * 1000,
         .deadlines = LIVENESS_DUE,
         .run = liveness_run_job,
         .due = liveness_deadline_due,
@@ -95,6 +96,20 @@ static int keys_init(app *a, char *err, size_t err_len) {
     return 0;
 }
 
+/* Acknowledged writes must survive a store restart (docs/distributed.md): a store
+ * that cannot promise it is a warning, or a start-up error with
+ * redis_require_durable. */
+static int store_durability_check(app *a, char *err, size_t err_len) {
+    const char *note = a->store->ops->durability(a->store);
+    if (!note) return 0;
+    if (a->config.redis_require_durable) {
+        snprintf(err, err_len, "redis_require_durable: the store's durability is %s", note);
+        return -1;
+    }
+    log_event("warn", "store durability %s", note);
+    return 0;
+}
+
 int app_init(app *a, const server_config *cfg, char *err, size_t err_len) {
     memset(a, 0, sizeof(*a));
     a->config = *cfg;
@@ -114,7 +129,7 @@ int app_init(app *a, const server_config *cfg, char *err, size_t err_len) {
     /* Items that hold biometric data are encrypted before they reach the backend. */
     static const char *const sealed_kinds[] = {KIND_FACE, KIND_IMAGE, LIVENESS_KIND, LIVENESS_CAPTURE_KIND, NULL};
     if (a->store) a->store = store_sealed_create(a->store, a->data_keys, sealed_kinds);
-    if (!a->store) goto fail;
+    if (!a->store || store_durability_check(a, err, err_len)) goto fail;
     /* Without a calibration, scores would be guesses: match routes answer 503. */
     a->far_loaded = far_table_load(&a->far, a->config.calibration_file, a->far_error, sizeof a->far_error) == 0;
     if (!a->far_loaded) log_event("error", "%s", a->far_error);

@@ -50,9 +50,11 @@ static void create_face_from_image(http_request *req, json_t *session, int64_t e
     json_t *face = face_from_image(req, &in, fid, expires_ms, &r);
     if (!face) return;
     const char *sid = req->params[0];
-    if (json_is_true(json_object_get(session, "imageStorageEnabled"))) {
+    store *st = req->app->store;
+    bool keep_image = json_is_true(json_object_get(session, "imageStorageEnabled"));
+    if (keep_image) {
         store_value img = {(uint8_t *)in.image, in.image_len};
-        int rc = req->app->store->ops->item_put(req->app->store, req->key->tenant, sid, KIND_IMAGE, fid, &img);
+        int rc = st->ops->item_put(st, req->key->tenant, sid, KIND_IMAGE, fid, &img);
         if (rc) {
             json_decref(face);
             api_reply_store_error(req, rc, "bio-session");
@@ -60,6 +62,9 @@ static void create_face_from_image(http_request *req, json_t *session, int64_t e
         }
     }
     if (!face_store_put(req, sid, fid, face, in.mode, r->embedding, r->embedding_dim)) {
+        /* The face was refused (full session, store down): so is its image, which
+         * would otherwise hold a slot, unreachable, until the session ends. */
+        if (keep_image) st->ops->item_delete(st, req->key->tenant, sid, KIND_IMAGE, fid);
         json_decref(face);
         return;
     }

@@ -15,6 +15,10 @@
 #include "liveness/notifier.h"
 
 #define MAX_FRAME_BYTES ((size_t)4 << 20)
+/* A capture handed out this many times without a verdict (its instances died, or
+ * the store kept failing): it may be what kills them, so the next delivery gives
+ * an ERROR verdict instead of taking down one more instance. */
+#define MAX_DELIVERIES 3
 
 void liveness_job_free(capture_job *job) {
     for (int i = 0; i < job->frame_count; i++) free(job->frame_data[i]);
@@ -142,7 +146,8 @@ static void store_best_face(capture_job *job, void *worker_ctx, const liveness_o
         int rc = keep_image ? a->store->ops->item_put(a->store, job->tenant, job->sid, KIND_IMAGE, fid, &img) : STORE_OK;
         if (rc == STORE_OK) rc = face_record_put(a, job->tenant, job->sid, fid, face, in.mode, r->embedding, r->embedding_dim);
         if (rc == STORE_OK) memcpy(best->face_id, fid, sizeof fid);
-        else log_event("error", "replay liveness of session %s: best image not stored as a face (store %d)", job->sid, rc);
+        else if (keep_image) a->store->ops->item_delete(a->store, job->tenant, job->sid, KIND_IMAGE, fid); /* no orphan */
+        if (rc != STORE_OK) log_event("error", "replay liveness of session %s: best image not stored as a face (store %d)", job->sid, rc);
         json_decref(face);
         best->has_age = r->has_age;
         best->age = round(r->age * 10) / 10;
@@ -151,15 +156,17 @@ static void store_best_face(capture_job *job, void *worker_ctx, const liveness_o
     free(r);
 }
 
-/* Saves the verdict; true when this call's compare-and-set IN_PROGRESS -> verdict
- * won, i.e. when this instance is the one to send the callback. */
-static bool store_result(capture_job *job, const liveness_outcome *o, const best_face *best) {
+/* Saves the verdict: STORE_OK when this call's compare-and-set IN_PROGRESS ->
+ * verdict won, i.e. when this instance is the one to send the callback;
+ * STORE_CONFLICT or STORE_NOT_FOUND when another run decided or the session is
+ * gone; another store error when the job should run again. */
+static int store_result(capture_job *job, const liveness_outcome *o, const best_face *best) {
     app *a = job->app;
     int rc;
     json_t *item = liveness_item_load(a->store, job->tenant, job->sid, &rc);
     if (!item) {
-        log_event("error", "replay liveness of session %s: result lost (store error %d)", job->sid, rc);
-        return false;
+        log_event("error", "replay liveness of session %s: result not stored (store error %d)", job->sid, rc);
+        return rc;
     }
     const char *status = liveness_verdict_name(o->verdict);
     json_object_set_new(item, "status", json_string(status));
@@ -176,29 +183,48 @@ static bool store_result(capture_job *job, const liveness_outcome *o, const best
     if (best->has_age) json_object_set_new(item, "ageEstimated", json_real(best->age));
     rc = liveness_item_save(a->store, job->tenant, job->sid, item);
     json_decref(item);
-    /* Only now may DeleteBioSession go ahead. */
-    int rc2 = liveness_session_transition(a->store, job->tenant, job->sid, "IN_PROGRESS", NULL, status, NULL);
-    if (rc || rc2) log_event("error", "replay liveness of session %s: cannot store the result (%d/%d)", job->sid, rc, rc2);
-    return rc2 == STORE_OK;
+    /* Only now may DeleteBioSession go ahead; the nonce makes sure it is still this capture's session state. */
+    if (rc == STORE_OK)
+        rc = liveness_session_transition(a->store, job->tenant, job->sid, "IN_PROGRESS", job->nonce, status, NULL);
+    if (rc && rc != STORE_CONFLICT)
+        log_event("error", "replay liveness of session %s: cannot store the result (store %d)", job->sid, rc);
+    return rc;
 }
 
+/* True when the session still waits for the capture of this nonce: its record,
+ * which every status change compare-and-sets, is IN_PROGRESS for that nonce. *rc
+ * is the store's answer (STORE_NOT_FOUND: the session is gone). */
+static bool session_awaits(app *a, const char *tenant, const char *sid, const char *nonce, int *rc) {
+    liveness_snapshot s;
+    *rc = liveness_snapshot_load(a->store, tenant, sid, &s);
+    if (*rc) return false;
+    const char *status = api_json_string(s.json, "livenessStatus"), *cur = api_json_string(s.json, "livenessNonce");
+    bool awaits = status && !strcmp(status, "IN_PROGRESS") && cur && !strcmp(cur, nonce);
+    liveness_snapshot_free(&s);
+    return awaits;
+}
+
+/* A store answer that means "try again later" rather than "nothing to do". */
+static bool transient(int rc) { return rc != STORE_OK && rc != STORE_NOT_FOUND && rc != STORE_CONFLICT; }
+
 /* Rebuilds the job from the store. NULL when the job is stale (the session is gone,
- * or no longer waits for this capture): nothing to do. A capture that cannot be
- * read still gives a job, with load_error, so the session gets an ERROR verdict
- * instead of staying IN_PROGRESS. */
-static capture_job *job_load(app *a, const char *tenant, const char *sid, const char *nonce) {
+ * or no longer waits for this capture: nothing to do) or, with *retry, when the
+ * store failed. A capture that cannot be parsed still gives a job, with
+ * load_error, so the session gets an ERROR verdict instead of staying IN_PROGRESS. */
+static capture_job *job_load(app *a, const char *tenant, const char *sid, const char *nonce, bool *retry) {
     int rc;
-    json_t *item = liveness_item_load(a->store, tenant, sid, &rc);
-    const char *status = item ? api_json_string(item, "status") : NULL, *cur = item ? api_json_string(item, "serverRandom") : NULL;
-    capture_job *job = status && !strcmp(status, "IN_PROGRESS") && cur && !strcmp(cur, nonce)
-                           ? liveness_job_new(a, tenant, sid, item) : NULL;
+    json_t *item = session_awaits(a, tenant, sid, nonce, &rc) ? liveness_item_load(a->store, tenant, sid, &rc) : NULL;
+    capture_job *job = item ? liveness_job_new(a, tenant, sid, item) : NULL;
     json_decref(item);
-    if (!job) {
-        log_event("info", "replay liveness of session %s: queued capture is stale (store %d), skipped", sid, rc);
+    store_value v = {0};
+    if (job) rc = a->store->ops->item_get(a->store, tenant, sid, LIVENESS_CAPTURE_KIND, LIVENESS_ITEM, &v);
+    *retry = transient(rc);
+    if (!job || *retry) {
+        log_event(*retry ? "warn" : "info", "replay liveness of session %s: %s (store %d)", sid,
+                  *retry ? "the store failed, the capture is evaluated again later" : "queued capture is stale, skipped", rc);
+        if (job) liveness_job_free(job);
         return NULL;
     }
-    store_value v = {0};
-    rc = a->store->ops->item_get(a->store, tenant, sid, LIVENESS_CAPTURE_KIND, LIVENESS_ITEM, &v);
     json_t *capture = rc ? NULL : json_loadb((const char *)v.data, v.len, 0, NULL);
     store_value_free(&v);
     if (!capture) snprintf(job->load_error, sizeof job->load_error, "the uploaded capture could not be read back (store %d)", rc);
@@ -207,7 +233,9 @@ static capture_job *job_load(app *a, const char *tenant, const char *sid, const 
     return job;
 }
 
-static void evaluate_job(void *worker_ctx, capture_job *job) {
+/* Evaluates, stores the verdict and calls back when this run won. False when the
+ * store failed before the verdict was in: the job must run again. */
+static bool evaluate_job(void *worker_ctx, capture_job *job) {
     app *a = job->app;
     liveness_outcome o = {.verdict = VERDICT_ERROR, .best_frame = -1};
     if (job->load_error[0])
@@ -217,25 +245,44 @@ static void evaluate_job(void *worker_ctx, capture_job *job) {
     else
         liveness_evaluate(a->liveness, worker_ctx, &job->request, job->frames, job->frame_count, &o);
     log_event("info", "replay liveness of session %s: %s (%s)", job->sid, liveness_verdict_name(o.verdict), o.reason);
+    /* Re-read before writing anything: a job whose lease ran out while it was still
+     * evaluated here may have been finished by another instance meanwhile. */
+    int rc;
+    if (!session_awaits(a, job->tenant, job->sid, job->nonce, &rc)) {
+        log_event("info", "replay liveness of session %s: no longer waits for this capture (store %d), result dropped", job->sid, rc);
+        return !transient(rc);
+    }
     best_face best = {0};
     if (o.verdict == VERDICT_SUCCESS && o.best_frame >= 0) store_best_face(job, worker_ctx, &o, &best);
-    /* The frames are biometric data: gone as soon as they are evaluated. */
+    rc = store_result(job, &o, &best);
+    if (transient(rc)) return false; /* the frames stay for the next run */
+    /* The frames are biometric data: gone as soon as the verdict is in. */
     a->store->ops->item_delete(a->store, job->tenant, job->sid, LIVENESS_CAPTURE_KIND, LIVENESS_ITEM);
-    if (!store_result(job, &o, &best) || !a->notifier) return;
+    if (rc != STORE_OK || !a->notifier) return true;
     char *cb = liveness_session_callback(a->store, job->tenant, job->sid);
     if (cb) liveness_notifier_callback(a->notifier, cb, job->sid);
     free(cb);
+    return true;
 }
 
-void liveness_run_job(void *ctx, void *worker_ctx, const store_value *payload) {
+bool liveness_run_job(void *ctx, void *worker_ctx, const store_value *payload, int delivery) {
     app *a = ctx;
     json_t *ref = json_loadb((const char *)payload->data, payload->len, 0, NULL);
     const char *tenant = api_json_string(ref, "tenant"), *sid = api_json_string(ref, "session");
     const char *nonce = api_json_string(ref, "nonce");
-    capture_job *job = tenant && sid && nonce ? job_load(a, tenant, sid, nonce) : NULL;
+    bool retry = false;
+    capture_job *job = tenant && sid && nonce ? job_load(a, tenant, sid, nonce, &retry) : NULL;
+    if (job)
+        log_event(delivery > 1 ? "warn" : "info", "replay liveness of session %s: evaluating (delivery %d)%s", sid, delivery,
+                  delivery > 1 ? ", an earlier run stopped before the verdict" : "");
+    if (job && delivery > MAX_DELIVERIES && !job->load_error[0])
+        snprintf(job->load_error, sizeof job->load_error,
+                 "the capture was handed out %d times without a verdict (instances stopped or the store failed)", delivery - 1);
+    bool done = !retry;
     if (job) {
-        evaluate_job(worker_ctx, job);
+        done = evaluate_job(worker_ctx, job);
         liveness_job_free(job);
     }
     json_decref(ref);
+    return done;
 }

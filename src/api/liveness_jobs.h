@@ -36,7 +36,12 @@ bool liveness_parse_frames(json_t *capture, capture_job *job, char *err, size_t 
 /* Stores the frames (item LIVENESS_CAPTURE_KIND) and queues the reference. */
 int liveness_queue_capture(app *a, const capture_job *job, json_t *capture);
 
-/* The dispatcher's hook (ctx = app): evaluate one queued capture on a worker. */
-void liveness_run_job(void *ctx, void *worker_ctx, const store_value *payload);
+/* The dispatcher's hook (ctx = app): evaluate one queued capture on a worker. It
+ * may run more than once for one capture (a lease that ran out, dispatcher.h):
+ * a capture whose session no longer waits for it is skipped, and only the run
+ * whose compare-and-set IN_PROGRESS -> verdict wins sends the callback. Past
+ * MAX_DELIVERIES deliveries the verdict is ERROR without evaluating. False when
+ * the store failed before the verdict was in: the job must run again. */
+bool liveness_run_job(void *ctx, void *worker_ctx, const store_value *payload, int delivery);
 
 #endif

@@ -40,6 +40,7 @@ void config_defaults(server_config *cfg) {
     cfg->liveness_timeout_seconds = 120;
     cfg->liveness_max_upload_bytes = 12u << 20;
     cfg->liveness_dispatch = true;
+    cfg->liveness_job_lease_seconds = 30;
     snprintf(cfg->web_dir, sizeof cfg->web_dir, "web");
     snprintf(cfg->video_server_path, sizeof cfg->video_server_path, "/video-server");
 }
@@ -212,6 +213,8 @@ int config_set(server_config *cfg, const char *name, const char *v, char *err, s
     else if (!strcmp(name, "callback-allow-private") || !strcmp(name, "callback_allow_private")) { bad = parse_bool(v, &b); cfg->callback_allow_private = b; }
     else if (!strcmp(name, "liveness-dispatch") || !strcmp(name, "liveness_dispatch")) { bad = parse_bool(v, &b); cfg->liveness_dispatch = b; }
     else if (!strcmp(name, "legacy-templates") || !strcmp(name, "legacy_templates")) { bad = parse_bool(v, &b); cfg->legacy_templates = b; }
+    else if (!strcmp(name, "liveness-job-lease") || !strcmp(name, "liveness_job_lease")) { bad = parse_long(v, 1, 3600, &n); cfg->liveness_job_lease_seconds = (int)n; }
+    else if (!strcmp(name, "redis-require-durable") || !strcmp(name, "redis_require_durable")) { bad = parse_bool(v, &b); cfg->redis_require_durable = b; }
     else if (!strcmp(name, "web")) bad = copy_string(cfg->web_dir, sizeof cfg->web_dir, v);
     else if (!strcmp(name, "callback-allow") || !strcmp(name, "callback_allow")) bad = copy_string(cfg->callback_allow, sizeof cfg->callback_allow, v);
     else if (!strcmp(name, "cors-origins") || !strcmp(name, "cors_origins")) bad = copy_string(cfg->cors_origins, sizeof cfg->cors_origins, v);

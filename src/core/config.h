@@ -65,6 +65,8 @@ typedef struct {
     bool log_debug;                   /* log_level = debug */
     bool liveness_dispatch;           /* evaluate queued captures here (false: only other instances do) */
     bool legacy_templates;            /* still accept version 1 (MAC-only, not tenant-bound) templates */
+    int liveness_job_lease_seconds;   /* a popped capture is evaluated again elsewhere if unrenewed this long */
+    bool redis_require_durable;       /* refuse to start on a Redis that may lose acknowledged writes */
     char web_dir[512];                /* static capture page: web_dir/capture/ */
     char keys_file[512];              /* more API keys, one spec a line; SIGHUP re-reads it */
     bool degraded_start;              /* serve even when models/calibration/web are missing */

@@ -30,18 +30,39 @@ static bool v4_public(uint32_t a) {
              (b0 == 192 && b1 == 0 && ((a >> 8) & 0xff) == 0) || (b0 == 198 && (b1 & 0xfe) == 18));
 }
 
+/* IPv6 spellings that carry an IPv4 destination: the IPv4 address decides. Mapped
+ * ::ffff:a.b.c.d and compatible ::a.b.c.d, SIIT ::ffff:0:a.b.c.d, NAT64
+ * 64:ff9b::a.b.c.d (a NAT64 gateway connects to it), 6to4 2002:AABB:CCDD:: (a relay
+ * tunnels to it) and Teredo 2001:0::/32 (the client address, inverted, last). */
+static bool embedded_v4(const struct in6_addr *a, uint32_t *v4) {
+    static const uint8_t siit[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0};
+    static const uint8_t nat64[12] = {0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0};
+    const uint8_t *b = a->s6_addr;
+    uint8_t v[4];
+    if (IN6_IS_ADDR_V4MAPPED(a) || IN6_IS_ADDR_V4COMPAT(a) || !memcmp(b, siit, 12) || !memcmp(b, nat64, 12))
+        memcpy(v, b + 12, 4);
+    else if (b[0] == 0x20 && b[1] == 0x02)
+        memcpy(v, b + 2, 4);
+    else if (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0 && b[3] == 0)
+        for (int i = 0; i < 4; i++) v[i] = (uint8_t)~b[12 + i];
+    else
+        return false;
+    *v4 = (uint32_t)v[0] << 24 | (uint32_t)v[1] << 16 | (uint32_t)v[2] << 8 | v[3];
+    return true;
+}
+
 static bool public_address(const struct sockaddr *sa) {
     if (sa->sa_family == AF_INET) return v4_public(ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr));
     if (sa->sa_family != AF_INET6) return false;
     const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-    if (IN6_IS_ADDR_V4MAPPED(a) || IN6_IS_ADDR_V4COMPAT(a)) {
-        uint32_t v4;
-        memcpy(&v4, a->s6_addr + 12, 4);
-        return v4_public(ntohl(v4));
-    }
-    uint8_t b0 = a->s6_addr[0];
+    uint32_t v4;
+    if (embedded_v4(a, &v4)) return v4_public(v4);
+    const uint8_t *b = a->s6_addr;
+    bool local_nat64 = b[0] == 0 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b && b[4] == 0 && b[5] == 1; /* /48 */
+    bool documentation = b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x0d && b[3] == 0xb8;
     return !(IN6_IS_ADDR_LOOPBACK(a) || IN6_IS_ADDR_UNSPECIFIED(a) || IN6_IS_ADDR_LINKLOCAL(a) ||
-             IN6_IS_ADDR_SITELOCAL(a) || IN6_IS_ADDR_MULTICAST(a) || (b0 & 0xfe) == 0xfc /* ULA */);
+             IN6_IS_ADDR_SITELOCAL(a) || IN6_IS_ADDR_MULTICAST(a) || (b[0] & 0xfe) == 0xfc /* ULA */ || local_nat64 ||
+             documentation);
 }
 
 static bool prefix_equal(const uint8_t *a, const uint8_t *b, int bits) {
@@ -153,6 +174,8 @@ int callback_policy_check_url(const callback_policy *p, const char *url, char *p
         snprintf(err, err_len, "not an http:// or https:// URL with a host");
         return -1;
     }
+    uint8_t literal[16];
+    bool is_address = inet_pton(AF_INET, host, literal) == 1 || inet_pton(AF_INET6, host, literal) == 1;
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
     if (getaddrinfo(host, port, &hints, &res) || !res) {
         snprintf(err, err_len, "the host %s does not resolve", host);
@@ -171,6 +194,8 @@ int callback_policy_check_url(const callback_policy *p, const char *url, char *p
         snprintf(err, err_len, "refused: %s resolves to a private or local address (%s) that callback_allow does not list",
                  host, text);
         rc = -1;
+    } else if (is_address) {
+        pin[0] = '\0'; /* nothing to rebind; and CURLOPT_RESOLVE cannot name an IPv6 host (it ends at the first ':') */
     } else {
         /* CURLOPT_RESOLVE wants IPv6 addresses bracketed. */
         snprintf(pin, pin_len, shown->ai_family == AF_INET6 ? "%s:%s:[%s]" : "%s:%s:%s", host, port, text);

@@ -24,8 +24,10 @@ void callback_policy_free(callback_policy *p);
 bool callback_policy_allows(const callback_policy *p, const char *host, const struct sockaddr *sa);
 
 /* Checks url: scheme, host, resolution and policy. 0 with the pinned resolve entry
- * ("host:port:address", for CURLOPT_RESOLVE) in pin, or -1 with the reason in err
- * (client-facing: names the URL's host, never a server detail). */
+ * ("host:port:address", for CURLOPT_RESOLVE) in pin, or "" when the host is an IP
+ * address (no lookup to pin), or -1 with the reason in err (client-facing: names
+ * the URL's host, never a server detail). IPv6 spellings of an IPv4 address
+ * (mapped, compatible, NAT64, 6to4, Teredo) are judged by that IPv4 address. */
 int callback_policy_check_url(const callback_policy *p, const char *url, char *pin, size_t pin_len, char *err,
                               size_t err_len);
 

@@ -45,12 +45,12 @@ int notifier_post(const char *url, const char *session_id, const callback_policy
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
     CURL *c = text ? curl_easy_init() : NULL;
-    struct curl_slist *resolve = c ? curl_slist_append(NULL, pin) : NULL;
-    struct curl_slist *headers = resolve ? curl_slist_append(NULL, "Content-Type: application/json") : NULL;
+    struct curl_slist *resolve = c && pin[0] ? curl_slist_append(NULL, pin) : NULL;
+    struct curl_slist *headers = c && (resolve || !pin[0]) ? curl_slist_append(NULL, "Content-Type: application/json") : NULL;
     int rc = -1;
     if (headers) {
         curl_easy_setopt(c, CURLOPT_URL, url);
-        curl_easy_setopt(c, CURLOPT_RESOLVE, resolve);
+        if (resolve) curl_easy_setopt(c, CURLOPT_RESOLVE, resolve);
         curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, text);
         curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);

@@ -5,9 +5,11 @@
  * The usage counters (billing) are a separate small list under their own mutex:
  * they are touched on every request and must not wait behind the sweeper.
  * The job queues and deadline indexes (one process: a plain FIFO list and a plain
- * list) have their own mutex too, and a condition variable for waiting poppers. */
+ * list) have their own mutex too, and a condition variable for waiting poppers.
+ * A popped job stays in the FIFO list, marked leased, until it is acked. */
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -48,6 +50,9 @@ typedef struct mem_job {
     struct mem_job *next;
     char queue[NAME_MAX_LEN + 1];
     store_value payload;
+    uint64_t id;          /* 0 until first popped */
+    int64_t lease_until;  /* meaningful once id != 0 */
+    int deliveries;
 } mem_job;
 
 typedef struct mem_deadline {
@@ -62,6 +67,7 @@ typedef struct {
     pthread_mutex_t jobs_lock; /* guards jobs and deadlines */
     pthread_cond_t job_added;
     mem_job *jobs, *jobs_tail;
+    uint64_t last_job_id;
     mem_deadline *deadlines;
     pthread_mutex_t usage_lock; /* guards usage only */
     mem_usage *usage;
@@ -382,20 +388,28 @@ static int mem_job_push(store *st, const char *queue, const store_value *payload
     return STORE_OK;
 }
 
-/* Unlinks the oldest job of `queue`; NULL when there is none. Called locked. */
-static mem_job *job_take_locked(memory_store *m, const char *queue) {
-    mem_job *prev = NULL;
-    for (mem_job *j = m->jobs; j; prev = j, j = j->next) {
+/* A job of `queue` whose lease expired, else its oldest job never popped; NULL
+ * when there is none. Called locked. */
+static mem_job *job_next_locked(memory_store *m, const char *queue, int64_t now) {
+    mem_job *fresh = NULL;
+    for (mem_job *j = m->jobs; j; j = j->next) {
         if (strcmp(j->queue, queue)) continue;
-        if (prev) prev->next = j->next;
-        else m->jobs = j->next;
-        if (m->jobs_tail == j) m->jobs_tail = prev;
-        return j;
+        if (j->id && j->lease_until <= now) return j;
+        if (!j->id && !fresh) fresh = j;
+    }
+    return fresh;
+}
+
+static mem_job *job_find_locked(memory_store *m, const char *queue, const char *id) {
+    for (mem_job *j = m->jobs; j; j = j->next) {
+        char text[STORE_JOB_ID_MAX];
+        snprintf(text, sizeof text, "%llu", (unsigned long long)j->id);
+        if (j->id && !strcmp(j->queue, queue) && !strcmp(text, id)) return j;
     }
     return NULL;
 }
 
-static int mem_job_pop(store *st, const char *queue, int timeout_ms, store_value *out) {
+static int mem_job_pop(store *st, const char *queue, int timeout_ms, int64_t lease_ms, store_job *out) {
     memory_store *m = (memory_store *)st;
     struct timespec deadline;
     clock_gettime(CLOCK_REALTIME, &deadline);
@@ -404,11 +418,43 @@ static int mem_job_pop(store *st, const char *queue, int timeout_ms, store_value
     deadline.tv_nsec = (long)(ns % 1000000000);
     pthread_mutex_lock(&m->jobs_lock);
     mem_job *j;
-    while (!(j = job_take_locked(m, queue)))
+    /* A push wakes the wait; an expiring lease is seen by the next call. */
+    while (!(j = job_next_locked(m, queue, time_now_ms())))
         if (pthread_cond_timedwait(&m->job_added, &m->jobs_lock, &deadline)) break;
+    int rc = STORE_NOT_FOUND;
+    if (j && (rc = value_copy(&out->payload, &j->payload)) == STORE_OK) {
+        if (!j->id) j->id = ++m->last_job_id;
+        j->lease_until = time_now_ms() + lease_ms;
+        out->deliveries = ++j->deliveries;
+        snprintf(out->id, sizeof out->id, "%llu", (unsigned long long)j->id);
+    }
+    pthread_mutex_unlock(&m->jobs_lock);
+    return rc;
+}
+
+static int mem_job_renew(store *st, const char *queue, const char *id, int64_t lease_ms) {
+    memory_store *m = (memory_store *)st;
+    pthread_mutex_lock(&m->jobs_lock);
+    mem_job *j = job_find_locked(m, queue, id);
+    if (j) j->lease_until = time_now_ms() + lease_ms;
+    if (j && lease_ms <= 0) pthread_cond_broadcast(&m->job_added);
+    pthread_mutex_unlock(&m->jobs_lock);
+    return j ? STORE_OK : STORE_NOT_FOUND;
+}
+
+static int mem_job_ack(store *st, const char *queue, const char *id) {
+    memory_store *m = (memory_store *)st;
+    pthread_mutex_lock(&m->jobs_lock);
+    mem_job *j = job_find_locked(m, queue, id), *prev = NULL;
+    if (j) {
+        for (mem_job *p = m->jobs; p != j; p = p->next) prev = p;
+        if (prev) prev->next = j->next;
+        else m->jobs = j->next;
+        if (m->jobs_tail == j) m->jobs_tail = prev;
+    }
     pthread_mutex_unlock(&m->jobs_lock);
     if (!j) return STORE_NOT_FOUND;
-    *out = j->payload; /* ownership moves to the caller */
+    store_value_free(&j->payload);
     free(j);
     return STORE_OK;
 }
@@ -493,6 +539,11 @@ static void *sweeper_main(void *p) {
     return NULL;
 }
 
+static const char *mem_durability(store *st) {
+    (void)st;
+    return NULL;
+}
+
 static void mem_destroy(store *st) {
     memory_store *m = (memory_store *)st;
     pthread_mutex_lock(&m->lock);
@@ -535,9 +586,12 @@ static const store_ops memory_ops = {
     .usage_get = mem_usage_get,
     .job_push = mem_job_push,
     .job_pop = mem_job_pop,
+    .job_renew = mem_job_renew,
+    .job_ack = mem_job_ack,
     .deadline_add = mem_deadline_add,
     .deadline_claim = mem_deadline_claim,
     .status = mem_status,
+    .durability = mem_durability,
     .destroy = mem_destroy,
 };
 

@@ -8,7 +8,10 @@
  *
  *   usage:{K}     hash: OPERATION = calls, for API key name K (escaped); no expiry:
  *                 these are the billing counts, shared by every instance
- *   jobs:{Q}      list: job queue Q (LPUSH in, BRPOP out: FIFO, each job popped once)
+ *   jobs:{Q}      list: job queue Q, jobs never popped yet (LPUSH in, RPOP out: FIFO)
+ *   jobs:{Q}:l    sorted set: leased job ids scored by lease end (epoch ms, Redis's clock)
+ *   jobs:{Q}:p    hash: ID = payload, n:ID = deliveries, of each leased job
+ *   jobs:{Q}:n    counter: the last job id given out
  *   due:{I}       sorted set: deadline index I, members scored by deadline (epoch ms)
  *
  * Both session keys carry PEXPIREAT = the session's expiry, so Redis's own expiry is the TTL
@@ -50,7 +53,11 @@
 
 /* Lua scripts; results are integers (negative = store error code) or arrays. */
 enum { SCRIPT_CREATE, SCRIPT_UPDATE, SCRIPT_DELETE, SCRIPT_PUT, SCRIPT_LIST, SCRIPT_DEL_ITEM,
-       SCRIPT_DEL_ALL, SCRIPT_CLAIM, SCRIPT_COUNT };
+       SCRIPT_DEL_ALL, SCRIPT_CLAIM, SCRIPT_JOB_POP, SCRIPT_JOB_RENEW, SCRIPT_JOB_ACK, SCRIPT_COUNT };
+
+/* Redis's clock in ms, so lease ends do not depend on the instances' clocks. */
+#define LUA_NOW_MS "local t = redis.call('TIME')\nlocal now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+
 
 static const char *const scripts[SCRIPT_COUNT] = {
     [SCRIPT_CREATE] = /* KEYS h o; ARGV value expires_ms */
@@ -107,6 +114,31 @@ static const char *const scripts[SCRIPT_COUNT] = {
     "if #m == 0 then return false end\n"
     "redis.call('ZREM', KEYS[1], m[1])\n"
     "return m[1]\n",
+    [SCRIPT_JOB_POP] = /* KEYS list lease payloads counter; ARGV lease_ms. An expired lease first. */
+    LUA_NOW_MS
+    "local id = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 1)[1]\n"
+    "local p\n"
+    "if id then\n"
+    "  p = redis.call('HGET', KEYS[3], id)\n"
+    "  if not p then redis.call('ZREM', KEYS[2], id) return false end\n"
+    "else\n"
+    "  p = redis.call('RPOP', KEYS[1])\n"
+    "  if not p then return false end\n"
+    "  id = tostring(redis.call('INCR', KEYS[4]))\n"
+    "  redis.call('HSET', KEYS[3], id, p)\n"
+    "end\n"
+    "local n = redis.call('HINCRBY', KEYS[3], 'n:' .. id, 1)\n"
+    "redis.call('ZADD', KEYS[2], string.format('%d', now + tonumber(ARGV[1])), id)\n"
+    "return {id, p, n}\n",
+    [SCRIPT_JOB_RENEW] = /* KEYS lease; ARGV id lease_ms */
+    LUA_NOW_MS
+    "if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return -1 end\n"
+    "redis.call('ZADD', KEYS[1], string.format('%d', now + tonumber(ARGV[2])), ARGV[1])\n"
+    "return 0\n",
+    [SCRIPT_JOB_ACK] = /* KEYS lease payloads; ARGV id */
+    "if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return -1 end\n"
+    "redis.call('HDEL', KEYS[2], ARGV[1], 'n:' .. ARGV[1])\n"
+    "return 0\n",
 };
 
 /* Reasons shown by status(); constant strings so callers on any thread may keep them. */
@@ -134,6 +166,9 @@ typedef struct {
     redis_slot slots[POOL_MAX];
     int64_t connect_after_ms; /* backoff: no connect attempt before this time */
     const char *last_error;   /* NULL when the last operation worked */
+    pthread_mutex_t durability_lock; /* guards the two below; held while checking */
+    bool durability_checked;         /* Redis answered: the note below is final */
+    char durability[256];            /* "" = durable, else what could be lost */
 } redis_store;
 
 typedef struct {
@@ -557,33 +592,86 @@ static int rs_usage_get(store *st, const char *key_name, store_usage *out, size_
 
 /* --- job queues and deadline indexes ---------------------------------------------- */
 
+typedef struct {
+    char list[KEY_MAX], lease[KEY_MAX], payloads[KEY_MAX], counter[KEY_MAX];
+} queue_keys;
+
+/* The four keys of queue Q share the hash tag {Q}: one Cluster slot per queue. */
+static int make_queue_keys(const char *queue, queue_keys *k) {
+    char n[3 * STORE_USAGE_NAME_MAX + 1];
+    if (strlen(queue) > STORE_USAGE_NAME_MAX || key_escape(queue, n, sizeof n)) return -1;
+    snprintf(k->list, sizeof k->list, "jobs:{%s}", n);
+    snprintf(k->lease, sizeof k->lease, "jobs:{%s}:l", n);
+    snprintf(k->payloads, sizeof k->payloads, "jobs:{%s}:p", n);
+    snprintf(k->counter, sizeof k->counter, "jobs:{%s}:n", n);
+    return 0;
+}
+
 static int rs_job_push(store *st, const char *queue, const store_value *payload) {
-    char key[KEY_MAX];
-    if (make_named_key("jobs", queue, key)) return STORE_NOT_FOUND;
-    const char *argv[] = {"LPUSH", key, (const char *)payload->data};
-    size_t lens[] = {5, strlen(key), payload->len};
+    queue_keys k;
+    if (make_queue_keys(queue, &k)) return STORE_NOT_FOUND;
+    const char *argv[] = {"LPUSH", k.list, (const char *)payload->data};
+    size_t lens[] = {5, strlen(k.list), payload->len};
     redisReply *reply = run((redis_store *)st, 3, argv, lens);
     int rc = reply && reply->type == REDIS_REPLY_INTEGER ? STORE_OK : STORE_UNAVAILABLE;
     if (reply) freeReplyObject(reply);
     return rc;
 }
 
-/* BRPOP on a pooled connection: the wait is capped well below the command timeout
- * (TIMEOUT_MS), so a quiet queue never looks like a dead connection. */
-static int rs_job_pop(store *st, const char *queue, int timeout_ms, store_value *out) {
-    char key[KEY_MAX], wait[16];
-    if (make_named_key("jobs", queue, key)) return STORE_NOT_FOUND;
-    int ms = timeout_ms < 1 ? 1 : timeout_ms > TIMEOUT_MS / 2 ? TIMEOUT_MS / 2 : timeout_ms;
-    snprintf(wait, sizeof wait, "%d.%03d", ms / 1000, ms % 1000);
-    const char *argv[] = {"BRPOP", key, wait};
-    redisReply *reply = run((redis_store *)st, 3, argv, NULL);
+/* The pop script's answer {id, payload, deliveries}; STORE_NOT_FOUND for nil. */
+static int job_from_reply(redisReply *reply, store_job *out) {
     int rc = STORE_UNAVAILABLE;
     if (reply && reply->type == REDIS_REPLY_NIL) rc = STORE_NOT_FOUND;
-    else if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
-             reply->element[1]->type == REDIS_REPLY_STRING)
-        rc = value_from_reply(reply->element[1], out);
+    else if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 3 &&
+             reply->element[0]->type == REDIS_REPLY_STRING && reply->element[0]->len < STORE_JOB_ID_MAX &&
+             reply->element[1]->type == REDIS_REPLY_STRING && reply->element[2]->type == REDIS_REPLY_INTEGER) {
+        rc = value_from_reply(reply->element[1], &out->payload);
+        memcpy(out->id, reply->element[0]->str, reply->element[0]->len);
+        out->id[reply->element[0]->len] = '\0';
+        out->deliveries = (int)reply->element[2]->integer;
+    }
     if (reply) freeReplyObject(reply);
     return rc;
+}
+
+/* Scripts cannot block, so an empty queue is waited for with BLMOVE from the list
+ * to its own tail (Redis >= 6.2): it returns as soon as a job is pushed and leaves
+ * the list as it was; then the script takes it, unless a peer was faster. The wait
+ * is capped well below the command timeout (TIMEOUT_MS), so a quiet queue never
+ * looks like a dead connection. */
+static int rs_job_pop(store *st, const char *queue, int timeout_ms, int64_t lease_ms, store_job *out) {
+    redis_store *r = (redis_store *)st;
+    queue_keys k;
+    char lease[24], wait[16];
+    if (make_queue_keys(queue, &k)) return STORE_NOT_FOUND;
+    snprintf(lease, sizeof lease, "%lld", (long long)lease_ms);
+    const char *args[] = {k.list, k.lease, k.payloads, k.counter, lease};
+    int rc = job_from_reply(run_script(r, SCRIPT_JOB_POP, 4, 5, args, NULL), out);
+    if (rc != STORE_NOT_FOUND) return rc;
+    int ms = timeout_ms < 1 ? 1 : timeout_ms > TIMEOUT_MS / 2 ? TIMEOUT_MS / 2 : timeout_ms;
+    snprintf(wait, sizeof wait, "%d.%03d", ms / 1000, ms % 1000);
+    const char *argv[] = {"BLMOVE", k.list, k.list, "RIGHT", "RIGHT", wait};
+    redisReply *reply = run(r, 6, argv, NULL);
+    rc = !reply ? STORE_UNAVAILABLE : reply->type == REDIS_REPLY_STRING ? STORE_OK : STORE_NOT_FOUND;
+    if (reply) freeReplyObject(reply);
+    if (rc) return rc;
+    return job_from_reply(run_script(r, SCRIPT_JOB_POP, 4, 5, args, NULL), out);
+}
+
+static int rs_job_renew(store *st, const char *queue, const char *id, int64_t lease_ms) {
+    queue_keys k;
+    char lease[24];
+    if (make_queue_keys(queue, &k)) return STORE_NOT_FOUND;
+    snprintf(lease, sizeof lease, "%lld", (long long)lease_ms);
+    const char *args[] = {k.lease, id, lease};
+    return reply_code(run_script((redis_store *)st, SCRIPT_JOB_RENEW, 1, 3, args, NULL));
+}
+
+static int rs_job_ack(store *st, const char *queue, const char *id) {
+    queue_keys k;
+    if (make_queue_keys(queue, &k)) return STORE_NOT_FOUND;
+    const char *args[] = {k.lease, k.payloads, id};
+    return reply_code(run_script((redis_store *)st, SCRIPT_JOB_ACK, 2, 3, args, NULL));
 }
 
 static int rs_deadline_add(store *st, const char *index, const char *member, int64_t deadline_ms) {
@@ -624,11 +712,67 @@ static const char *rs_status(store *st) {
     return why;
 }
 
+/* --- durability ------------------------------------------------------------------- */
+
+/* CONFIG GET name -> value in out; false when Redis refused the command (renamed
+ * or not permitted by an ACL) or is unreachable (*reachable false then). */
+static bool config_get(redis_store *r, const char *name, char *out, size_t out_len, bool *reachable) {
+    const char *argv[] = {"CONFIG", "GET", name};
+    redisReply *reply = run(r, 3, argv, NULL);
+    *reachable = reply != NULL;
+    bool ok = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+              reply->element[1]->type == REDIS_REPLY_STRING;
+    if (ok) snprintf(out, out_len, "%s", reply->element[1]->str);
+    if (reply) freeReplyObject(reply);
+    return ok;
+}
+
+/* Reads the persistence settings (docs/distributed.md): AOF with appendfsync
+ * always or everysec keeps every acknowledged write across a Redis crash or
+ * restart (everysec: up to a second is lost only if the machine itself fails);
+ * anything else can lose acknowledged sessions and faces. */
+static const char *rs_durability(store *st) {
+    redis_store *r = (redis_store *)st;
+    pthread_mutex_lock(&r->durability_lock);
+    bool reachable = true;
+    if (!r->durability_checked) {
+        char aof[16] = "", fsync[16] = "", save[128] = "";
+        char *note = r->durability; /* written once: callers may keep what they got */
+        size_t len = sizeof r->durability;
+        if (!config_get(r, "appendonly", aof, sizeof aof, &reachable) ||
+            !config_get(r, "appendfsync", fsync, sizeof fsync, &reachable) ||
+            !config_get(r, "save", save, sizeof save, &reachable)) {
+            if (reachable) snprintf(note, len, "unknown: Redis refused CONFIG GET (renamed or not permitted), so its "
+                                               "persistence could not be checked");
+            r->durability_checked = reachable;
+        } else {
+            r->durability_checked = true;
+            if (!strcmp(aof, "yes") && (!strcmp(fsync, "always") || !strcmp(fsync, "everysec")))
+                note[0] = '\0';
+            else if (!strcmp(aof, "yes"))
+                snprintf(note, len, "at risk: appendfsync %s leaves flushing to the OS, so writes acknowledged in the "
+                                    "last ~30 s can be lost if Redis's machine fails; use appendfsync everysec or always",
+                         fsync);
+            else if (save[0])
+                snprintf(note, len, "at risk: snapshots only (save \"%.60s\"), so every write since the last snapshot is "
+                                    "lost when Redis restarts; use appendonly yes", save);
+            else
+                snprintf(note, len, "at risk: no persistence (appendonly no, save \"\"), so every session and face is "
+                                    "lost when Redis restarts; use appendonly yes");
+        }
+    }
+    const char *out = !reachable ? "unknown: Redis is unreachable; its persistence is checked once it answers"
+                      : r->durability[0] ? r->durability : NULL;
+    pthread_mutex_unlock(&r->durability_lock);
+    return out;
+}
+
 static void rs_destroy(store *st) {
     redis_store *r = (redis_store *)st;
     for (int i = 0; i < POOL_MAX; i++)
         if (r->slots[i].ctx) redisFree(r->slots[i].ctx);
     pthread_mutex_destroy(&r->lock);
+    pthread_mutex_destroy(&r->durability_lock);
     pthread_cond_destroy(&r->slot_freed);
     OPENSSL_cleanse(r->password, sizeof r->password);
     free(r);
@@ -649,9 +793,12 @@ static const store_ops redis_ops = {
     .usage_get = rs_usage_get,
     .job_push = rs_job_push,
     .job_pop = rs_job_pop,
+    .job_renew = rs_job_renew,
+    .job_ack = rs_job_ack,
     .deadline_add = rs_deadline_add,
     .deadline_claim = rs_deadline_claim,
     .status = rs_status,
+    .durability = rs_durability,
     .destroy = rs_destroy,
 };
 
@@ -721,6 +868,7 @@ store *store_redis_create(const char *url, const char *password, size_t max_item
     if (password) snprintf(r->password, sizeof r->password, "%s", password);
     for (int i = 0; i < SCRIPT_COUNT; i++) script_sha(scripts[i], r->sha[i]);
     pthread_mutex_init(&r->lock, NULL);
+    pthread_mutex_init(&r->durability_lock, NULL);
     pthread_cond_init(&r->slot_freed, NULL);
     /* A wrong password or database is a configuration error: refuse to start. An
      * unreachable Redis is not: the server starts, answers 503 and reconnects. */

@@ -15,7 +15,7 @@
 
 /* Every op is forwarded by hand below: an op added to store_ops must be added
  * here too, or the sealed store would leave it NULL. */
-_Static_assert(sizeof(store_ops) == sizeof(const char *) + 17 * sizeof(void (*)(void)),
+_Static_assert(sizeof(store_ops) == sizeof(const char *) + 20 * sizeof(void (*)(void)),
                "store_ops changed: forward the new operation in store/sealed_store.c");
 
 typedef struct {
@@ -162,8 +162,14 @@ static int usage_get(store *st, const char *key_name, store_usage *out, size_t m
 static int job_push(store *st, const char *queue, const store_value *payload) {
     return S(st)->inner->ops->job_push(S(st)->inner, queue, payload);
 }
-static int job_pop(store *st, const char *queue, int timeout_ms, store_value *out) {
-    return S(st)->inner->ops->job_pop(S(st)->inner, queue, timeout_ms, out);
+static int job_pop(store *st, const char *queue, int timeout_ms, int64_t lease_ms, store_job *out) {
+    return S(st)->inner->ops->job_pop(S(st)->inner, queue, timeout_ms, lease_ms, out);
+}
+static int job_renew(store *st, const char *queue, const char *id, int64_t lease_ms) {
+    return S(st)->inner->ops->job_renew(S(st)->inner, queue, id, lease_ms);
+}
+static int job_ack(store *st, const char *queue, const char *id) {
+    return S(st)->inner->ops->job_ack(S(st)->inner, queue, id);
 }
 static int deadline_add(store *st, const char *index, const char *member, int64_t deadline_ms) {
     return S(st)->inner->ops->deadline_add(S(st)->inner, index, member, deadline_ms);
@@ -172,6 +178,7 @@ static int deadline_claim(store *st, const char *index, int64_t now_ms, store_va
     return S(st)->inner->ops->deadline_claim(S(st)->inner, index, now_ms, member);
 }
 static const char *status(store *st) { return S(st)->inner->ops->status(S(st)->inner); }
+static const char *durability(store *st) { return S(st)->inner->ops->durability(S(st)->inner); }
 
 static void destroy(store *st) {
     store_close(S(st)->inner);
@@ -193,9 +200,12 @@ static const store_ops sealed_ops = {
     .usage_get = usage_get,
     .job_push = job_push,
     .job_pop = job_pop,
+    .job_renew = job_renew,
+    .job_ack = job_ack,
     .deadline_add = deadline_add,
     .deadline_claim = deadline_claim,
     .status = status,
+    .durability = durability,
     .destroy = destroy,
 };
 

@@ -12,6 +12,10 @@ void store_value_free(store_value *v) {
     v->len = 0;
 }
 
+void store_job_free(store_job *j) {
+    if (j) store_value_free(&j->payload);
+}
+
 void store_values_free(store_value *values, size_t count) {
     for (size_t i = 0; i < count; i++) store_value_free(&values[i]);
     free(values);

@@ -6,10 +6,12 @@
  * instances on one Redis count together. Handlers only ever see this header.
  *
  * It also carries the two pieces of coordination that several instances need
- * (docs/distributed.md): named job queues (any instance pushes, any instance pops,
- * each job is handed to exactly one popper: at-most-once delivery) and deadline
- * indexes (members due at a time; each due member is claimed by exactly one
- * caller, which is how a TIMEOUT callback is sent once across instances). */
+ * (docs/distributed.md): named job queues with leases (any instance pushes, any
+ * instance pops; a popped job stays in flight under a lease until its popper acks
+ * it, and a job whose lease ran out, because its popper died, is handed out again:
+ * at-least-once delivery) and deadline indexes (members due at a time; each due
+ * member is claimed by exactly one caller, which is how a TIMEOUT callback is sent
+ * once across instances). */
 #ifndef STORE_STORE_H
 #define STORE_STORE_H
 #include <stddef.h>
@@ -32,6 +34,17 @@ typedef struct {
 } store_value; /* malloc'd; release with store_value_free */
 
 void store_value_free(store_value *v);
+
+#define STORE_JOB_ID_MAX 32
+
+/* A popped job: its payload, and the lease that job_renew and job_ack name. */
+typedef struct {
+    store_value payload;
+    char id[STORE_JOB_ID_MAX]; /* unique within its queue; kept when the job is handed out again */
+    int deliveries;            /* 1 the first time, +1 each time an expired lease hands it out again */
+} store_job;
+
+void store_job_free(store_job *j); /* frees the payload; NULL is fine */
 
 /* Usage counters: per API key name, per operation name. */
 #define STORE_USAGE_NAME_MAX 63 /* longest key name or operation name counted */
@@ -73,9 +86,18 @@ typedef struct store_ops {
     int (*usage_get)(store *s, const char *key_name, store_usage *out, size_t max, size_t *count);
     /* Appends payload to the FIFO queue `queue` (a short name). */
     int (*job_push)(store *s, const char *queue, const store_value *payload);
-    /* Takes the oldest job, waiting at most timeout_ms (capped at 500) for one;
-     * STORE_NOT_FOUND when none came. A taken job is gone from the queue. */
-    int (*job_pop)(store *s, const char *queue, int timeout_ms, store_value *out);
+    /* Takes a job whose lease has expired, else the oldest queued job, waiting at
+     * most timeout_ms (capped at 500) for one; STORE_NOT_FOUND when none came. The
+     * job is leased to the caller for lease_ms (> 0): nobody else gets it until the
+     * lease runs out. Lease times are the store's clock (Redis: TIME), so the
+     * instances' clocks need not agree. */
+    int (*job_pop)(store *s, const char *queue, int timeout_ms, int64_t lease_ms, store_job *out);
+    /* Extends the lease of job id to lease_ms from now (0 = expired now: hand it
+     * out again at once). STORE_NOT_FOUND when the job was acked. */
+    int (*job_renew)(store *s, const char *queue, const char *id, int64_t lease_ms);
+    /* The job is done: it is never handed out again. STORE_NOT_FOUND when it was
+     * already acked (by another popper it was handed out to again). */
+    int (*job_ack)(store *s, const char *queue, const char *id);
     /* Files member (a short string) under deadline_ms in `index`; filing it again
      * moves its deadline. */
     int (*deadline_add)(store *s, const char *index, const char *member, int64_t deadline_ms);
@@ -83,6 +105,11 @@ typedef struct store_ops {
      * concurrent claimers never get the same member. STORE_NOT_FOUND when none. */
     int (*deadline_claim)(store *s, const char *index, int64_t now_ms, store_value *member);
     const char *(*status)(store *s); /* "UP" or a reason */
+    /* NULL when writes the store acknowledged survive a restart of its server; else
+     * a sentence saying what could be lost, or why that is unknown (a string owned
+     * by the store, unchanged once its server has been checked). The memory store
+     * answers NULL: its data lives and dies with the process by design. */
+    const char *(*durability)(store *s);
     void (*destroy)(store *s);
 } store_ops;
 

@@ -1,7 +1,8 @@
 """Helpers for running bioservers on a shared Redis store in API tests.
 
-RedisServer   a redis-server on a loopback port (no persistence), killable and
-              restartable on the same port.
+RedisServer   a redis-server on a loopback port (no persistence unless other
+              persistence settings are given), killable and restartable on the
+              same port with the same settings and data directory.
 ServerPair    two bioserver instances on one Redis and one --data dir (same signing
               and template keys) that looks like one Server: every request goes to
               the next instance in turn, so a session created on one is read,
@@ -43,9 +44,12 @@ def _ping(port, timeout=0.5):
 class RedisServer:
     """One redis-server process; .url is what --store takes."""
 
-    def __init__(self, workdir, port=None):
+    NO_PERSISTENCE = ("--save", "", "--appendonly", "no")
+
+    def __init__(self, workdir, port=None, persistence=NO_PERSISTENCE):
         self.workdir = workdir
         self.port = port or _free_port()
+        self.persistence = tuple(persistence)
         self.proc = None
         self.start()
 
@@ -56,8 +60,7 @@ class RedisServer:
     def start(self, timeout=10):
         log = open(os.path.join(self.workdir, f"redis-{self.port}.log"), "ab")
         self.proc = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", self.workdir],
+            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", *self.persistence, "--dir", self.workdir],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()
         deadline = time.monotonic() + timeout

@@ -690,6 +690,26 @@ def test_create_face_from_json(server, sid, public_key):
     assert r.json()["mode"] == "F5_1_VID60" and r.json()["imageType"] == "SELFIE"
 
 
+MAX_ITEMS = 1000  # APP_MAX_ITEMS_PER_SESSION: faces and stored images together
+
+
+def test_full_session_keeps_no_image_of_a_refused_face(server):
+    """The image is written before its face: when the face is refused (the image took the
+    session's last slot), the image goes too, and the slot is free again."""
+    sid = server.create_session(imageStorageEnabled=True)
+    source = create_face(server, sid, read(SAME_A[0]))  # a face and its image: 2 items
+    minimal = {"template": source["template"]}
+    for _ in range(MAX_ITEMS - 3):
+        r = server.post_json(f"/v2/bio-sessions/{sid}/faces", minimal, key=KEY_A)
+        assert r.status_code == 201, r.text
+    assert_error(post_face(server, sid, read(SAME_A[1])), 409, f"maximum of {MAX_ITEMS} items")
+    r = server.post_json(f"/v2/bio-sessions/{sid}/faces", minimal, key=KEY_A)
+    assert r.status_code == 201, r.text  # the slot the refused face's image took is free again
+    assert_error(server.post_json(f"/v2/bio-sessions/{sid}/faces", minimal, key=KEY_A), 409)
+    assert len(server.get(f"/v2/bio-sessions/{sid}/faces", key=KEY_A).json()) == MAX_ITEMS - 1
+    assert server.delete(f"/v2/bio-sessions/{sid}", key=KEY_A).status_code == 204
+
+
 def test_create_face_from_json_rejects_bad_templates(server, sid):
     source = strip_sig(create_face(server, sid, SAME_A[0]))
     path = f"/v2/bio-sessions/{sid}/faces"

@@ -11,6 +11,7 @@ import glob
 import http.server
 import json
 import os
+import socket
 import sys
 import threading
 import time
@@ -352,7 +353,7 @@ def test_timeout_when_no_upload_arrives(start_server):
 class Receiver:
     """A local HTTP server recording callback bodies."""
 
-    def __init__(self):
+    def __init__(self, host="127.0.0.1"):
         self.bodies = []
         outer = self
 
@@ -366,8 +367,11 @@ class Receiver:
             def log_message(self, *a):
                 pass
 
-        self.httpd = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/callback"
+        class Server(http.server.HTTPServer):
+            address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
+        self.httpd = Server((host, 0), Handler)
+        self.url = f"http://{f'[{host}]' if ':' in host else host}:{self.httpd.server_address[1]}/callback"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
@@ -418,6 +422,26 @@ def test_callback_allow_delivers_and_counts(start_server, receiver):
     assert receiver.wait(1, 15) == [("application/json", {"sessionId": sid})]
     metrics = srv.get("/metrics", key=KEY_ADMIN).text
     assert "bioserver_callbacks_delivered_total 1" in metrics, metrics
+
+
+def test_callback_to_an_ipv6_literal_is_delivered(start_server):
+    receiver = Receiver("::1")
+    try:
+        srv = start_server("--callback-allow", "::1/128")
+        sid, params = new_capture(srv, session={"callbackURL": receiver.url})
+        assert upload(srv, sid, seal(params, sid, capture_json([read(LIVE[0])]))).status_code == 202
+        wait_result(srv, sid)
+        assert receiver.wait(1, 15) == [("application/json", {"sessionId": sid})]
+    finally:
+        receiver.close()
+
+
+@pytest.mark.parametrize("host", ["[::ffff:127.0.0.1]", "[::ffff:7f00:1]", "[::127.0.0.1]", "[64:ff9b::127.0.0.1]",
+                                  "[64:ff9b::a00:1]", "[2002:7f00:1::1]", "[2002:c0a8:101::]", "[::1]"])
+def test_ipv6_spellings_of_local_addresses_are_refused(start_server, host):
+    srv = start_server("--callback-allow", "127.0.0.1/32")
+    r = srv.post_json("/v2/bio-sessions", {"callbackURL": f"http://{host}:9/cb"}, key=KEY_A)
+    assert_error(r, 400, "resolves to a private or local address")
 
 
 def test_callback_failures_are_logged_and_counted(start_server):

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import subprocess
+import signal
 import tempfile
 import threading
 import time
@@ -68,11 +69,19 @@ def faces_ready(srv):
 
 # ---- cross-instance behaviour ---------------------------------------------------------------
 
+NO_PERSISTENCE_NOTE = "at risk: no persistence (appendonly no, save \"\")"
+
+
 def test_monitor_reports_redis_up(a_b):
+    # The test Redis keeps nothing on disk: the monitor says so, the store is still UP.
     for srv in a_b:
         r = srv.get("/v2/monitor")
         assert r.status_code == 200, r.text
-        assert r.json()["store"] == {"type": "redis", "status": "UP"}
+        store = r.json()["store"]
+        assert store["type"] == "redis" and store["status"] == "UP", store
+        assert store["durability"].startswith(NO_PERSISTENCE_NOTE), store
+        assert any(l["level"] == "warn" and "store durability " + NO_PERSISTENCE_NOTE in l["message"]
+                   for l in srv.log_lines())
 
 
 def test_session_created_on_a_is_read_and_deleted_on_b(a_b):
@@ -302,7 +311,7 @@ def test_redis_killed_during_traffic_then_back(tmp_path):
     # The same processes serve again, across instances.
     for srv in (a, b):
         assert srv.proc.poll() is None
-        assert srv.get("/v2/monitor").json()["store"] == {"type": "redis", "status": "UP"}
+        assert srv.get("/v2/monitor").json()["store"]["status"] == "UP"
     sid = a.create_session(KEY_A)
     assert b.get(f"/v2/bio-sessions/{sid}", key=KEY_A).status_code == 200
     try:
@@ -345,6 +354,98 @@ def test_bad_redis_password_refuses_to_start(tmp_path):
         assert out.returncode != 0
         assert "AUTH" in out.stderr
         assert "not-the-password" not in out.stderr
+    finally:
+        redis.stop()
+
+
+# ---- durability: what a Redis restart keeps ---------------------------------------------------
+# The server reads Redis's persistence settings at start (CONFIG GET): it warns (log and
+# /v2/monitor store.durability) when acknowledged writes could be lost, or refuses to start
+# with redis_require_durable; under AOF a Redis crash and restart loses nothing acknowledged.
+
+AOF_ALWAYS = ("--save", "", "--appendonly", "yes", "--appendfsync", "always")
+
+
+def wait_store_up(srv, timeout=15):
+    deadline = time.monotonic() + timeout
+    while srv.get("/v2/monitor").json()["store"]["status"] != "UP":
+        assert time.monotonic() < deadline, "the store did not come back UP"
+        time.sleep(0.1)
+
+
+def refused_start(tmp_path, redis, *flags):
+    from conftest import BIOSERVER
+    return subprocess.run([BIOSERVER, "--listen", "127.0.0.1:0", "--data", str(tmp_path / "data"), "--api-key", KEY_A,
+                           "--store", redis.url, *flags], capture_output=True, text=True, timeout=60, cwd=REPO_ROOT)
+
+
+def test_snapshot_only_persistence_is_reported_or_refused(start_server, tmp_path):
+    redis = RedisServer(str(tmp_path), persistence=("--save", "3600 1", "--appendonly", "no"))
+    try:
+        srv = start_server("--store", redis.url)
+        store = srv.get("/v2/monitor").json()["store"]
+        assert store["status"] == "UP", store
+        assert store["durability"].startswith('at risk: snapshots only (save "3600 1")'), store
+        assert "appendonly yes" in store["durability"]
+        srv.wait_for_log(lambda l: l["level"] == "warn" and "store durability at risk: snapshots only" in l["message"])
+        out = refused_start(tmp_path, redis, "--redis-require-durable", "true")
+        assert out.returncode != 0
+        assert "redis_require_durable" in out.stderr and "snapshots only" in out.stderr, out.stderr[-2000:]
+    finally:
+        redis.stop()
+
+
+def test_durability_unknown_when_config_is_disabled(start_server, tmp_path):
+    redis = RedisServer(str(tmp_path), persistence=AOF_ALWAYS + ("--rename-command", "CONFIG", ""))
+    try:
+        srv = start_server("--store", redis.url)
+        store = srv.get("/v2/monitor").json()["store"]
+        assert store["status"] == "UP" and store["durability"].startswith("unknown: Redis refused CONFIG GET"), store
+        out = refused_start(tmp_path, redis, "--redis-require-durable", "true")
+        assert out.returncode != 0 and "refused CONFIG GET" in out.stderr, out.stderr[-2000:]
+    finally:
+        redis.stop()
+
+
+def test_redis_restart_under_aof_loses_no_acknowledged_write(start_server, tmp_path):
+    redis = RedisServer(str(tmp_path), persistence=AOF_ALWAYS)
+    try:
+        srv = start_server("--store", redis.url, "--redis-require-durable", "true")
+        assert "durability" not in srv.get("/v2/monitor").json()["store"]
+        sids = [srv.create_session(KEY_A, correlationId=f"aof-{i}", ttlSeconds=600) for i in range(40)]
+        faces = []
+        if faces_ready(srv):
+            for i, (name, n) in enumerate(SAME + (OTHER,) + SAME):
+                sid = sids[i]
+                r = srv.post(f"/v2/bio-sessions/{sid}/faces", key=KEY_A,
+                             files=[("face", (None, json.dumps({"imageType": "SELFIE"}), "application/json")),
+                                    ("image", ("i.jpg", lfw_image(name, n), "image/jpeg"))])
+                assert r.status_code == 201, r.text
+                faces.append((sid, r.json()))
+        redis.kill()  # SIGKILL right after the last acknowledged write: nothing is flushed on exit
+        redis.start()
+        wait_store_up(srv)
+        for i, sid in enumerate(sids):
+            r = srv.get(f"/v2/bio-sessions/{sid}", key=KEY_A)
+            assert r.status_code == 200, (i, r.text)
+        for sid, face in faces:
+            r = srv.get(f"/v2/bio-sessions/{sid}/faces/{face['id']}", key=KEY_A)
+            assert r.status_code == 200, r.text
+            assert r.json()["template"] == face["template"]
+    finally:
+        redis.stop()
+
+
+def test_redis_restart_without_persistence_loses_sessions(start_server, tmp_path):
+    """The control for the test above: the same restart without AOF loses the session."""
+    redis = RedisServer(str(tmp_path))
+    try:
+        srv = start_server("--store", redis.url)
+        sid = srv.create_session(KEY_A, ttlSeconds=600)
+        redis.kill()
+        redis.start()
+        wait_store_up(srv)
+        assert_error(srv.get(f"/v2/bio-sessions/{sid}", key=KEY_A), 404)
     finally:
         redis.stop()
 
@@ -437,3 +538,58 @@ def test_liveness_timeout_claimed_by_one_instance_even_when_the_init_one_stopped
     assert messages(b, sid2, "timed out")
     time.sleep(1.0)
     assert len(receiver.bodies) == 2
+
+
+@pytest.mark.skipif(not LIVE, reason="../shared/data/spoof/nuaa is missing")
+def test_liveness_instance_killed_mid_evaluation_is_taken_over_with_one_callback(tmp_path, receiver):
+    """At-least-once evaluation: A pops the capture and is SIGKILLed while evaluating it;
+    once A's lease (liveness_job_lease = 2 s, renewed by a live instance every third of
+    it) has run out, B pops it again, evaluates it, and the callback goes out once."""
+    root = str(tmp_path)
+    redis = RedisServer(root)
+    common = ("--store", redis.url, "--data", os.path.join(root, "data"), "--callback-allow-private", "true",
+              "--liveness-job-lease", "2")
+    os.makedirs(os.path.join(root, "a"))
+    os.makedirs(os.path.join(root, "b"))
+    a = launch(os.path.join(root, "a"), *common, data=False)
+    b = None
+    try:
+        if a.get("/v2/monitor").json()["models"]["status"] != "UP":
+            pytest.skip("face models are not available")
+        sid = a.create_session(KEY_A, callbackURL=receiver.url)
+        r = init(a, sid, type="LIVENESS_PASSIVE_VIDEO")
+        assert r.status_code == 200, r.text
+        # 100 frames (the limit): every frame is analysed, so the evaluation takes seconds.
+        frames = [read(LIVE[i % len(LIVE)]) for i in range(100)]
+        r = upload(a, sid, seal(r.json(), sid, capture_json(frames)))
+        assert r.status_code == 202, r.text
+        a.wait_for_log(lambda l: sid in l.get("message", "") and "evaluating (delivery 1)" in l["message"], 20)
+        a.stop(signal.SIGKILL)
+        verdicts = [f": {v} (" for v in ("SUCCESS", "FAILED", "SPOOF", "ERROR")]
+        assert not [m for v in verdicts for m in messages(a, sid, v)], "A finished before the kill: make it slower"
+        assert metadata_via_redis_status(redis, sid) == "IN_PROGRESS"
+        b = launch(os.path.join(root, "b"), *common, data=False)
+        result = wait_result(b, sid)
+        assert result["status"] in ("SUCCESS", "SPOOF", "FAILED"), result
+        assert messages(b, sid, "evaluating (delivery 2)"), b.stderr_text()[-3000:]
+        assert receiver.wait(1, 20) == [("application/json", {"sessionId": sid})]
+        time.sleep(1.5)  # a second callback would arrive now
+        assert len(receiver.bodies) == 1
+        # The job is acked: nothing is left leased or queued in Redis.
+        assert redis_cli(redis, "ZCARD", "jobs:{liveness}:l") == ["0"]
+        assert redis_cli(redis, "LLEN", "jobs:{liveness}") == ["0"]
+        b.check_clean_exit()
+    finally:
+        a.stop(signal.SIGKILL)
+        if b:
+            b.stop()
+        redis.stop()
+
+
+def metadata_via_redis_status(redis, sid):
+    """The session's liveness status as stored (the killed instance cannot be asked)."""
+    keys = [k for k in redis_cli(redis, "--scan", "--pattern", "bio:*") if sid in k and not k.endswith(":o")]
+    assert len(keys) == 1, keys
+    out = subprocess.run(["redis-cli", "-p", str(redis.port), "--raw", "HGET", keys[0], "s"], capture_output=True,
+                         text=True, timeout=10, check=True)
+    return json.loads(out.stdout)["livenessStatus"]

@@ -3,7 +3,8 @@
  * (tests/unit/test_store.c for memory, tests/unit/test_redis_store.c for Redis).
  * Covers sessions, tenant isolation (including crafted names), items (order, limit,
  * delete_all), expiry, compare-and-set, the per-key usage counters, the job queues
- * and the deadline indexes.
+ * and their leases (renew, ack, expiry hands a job out again, exactly once), and
+ * the deadline indexes.
  *
  * Not a test_*.c file on purpose: the Makefile builds those as binaries; this one is
  * only #included. A runner:
@@ -416,11 +417,16 @@ static void test_concurrent_usage(void **state) {
 
 /* ---- job queues and deadline indexes (shared by every instance) ----------------- */
 
+/* Pops (an hour's lease), checks the payload, and acks: the job is done. */
 static void expect_pop(store *s, const char *queue, const char *text) {
-    store_value out = {0};
-    assert_int_equal(s->ops->job_pop(s, queue, 100, &out), text ? STORE_OK : STORE_NOT_FOUND);
-    if (text) check_value(&out, text);
-    store_value_free(&out);
+    store_job out = {0};
+    assert_int_equal(s->ops->job_pop(s, queue, 100, HOUR_MS, &out), text ? STORE_OK : STORE_NOT_FOUND);
+    if (text) {
+        check_value(&out.payload, text);
+        assert_int_equal(out.deliveries, 1);
+        assert_int_equal(s->ops->job_ack(s, queue, out.id), STORE_OK);
+    }
+    store_job_free(&out);
 }
 
 /* FIFO per queue, queues independent, binary-safe payloads, a bounded wait. */
@@ -436,11 +442,12 @@ static void test_job_queue(void **state) {
     assert_int_equal(s->ops->job_push(s, "q-fifo", &bin), STORE_OK);
     expect_pop(s, "q-fifo", "a");
     expect_pop(s, "q-fifo", "b");
-    store_value out = {0};
-    assert_int_equal(s->ops->job_pop(s, "q-fifo", 100, &out), STORE_OK);
-    assert_int_equal(out.len, 3);
-    assert_memory_equal(out.data, "x\0y", 3);
-    store_value_free(&out);
+    store_job out = {0};
+    assert_int_equal(s->ops->job_pop(s, "q-fifo", 100, HOUR_MS, &out), STORE_OK);
+    assert_int_equal(out.payload.len, 3);
+    assert_memory_equal(out.payload.data, "x\0y", 3);
+    assert_int_equal(s->ops->job_ack(s, "q-fifo", out.id), STORE_OK);
+    store_job_free(&out);
     expect_pop(s, "q-fifo", NULL);
     expect_pop(s, "q-other", "other");
     expect_pop(s, "q-other", NULL);
@@ -457,10 +464,11 @@ typedef struct {
 
 static void *popper(void *arg) {
     pop_race *r = arg;
-    store_value out = {0};
-    while (r->s->ops->job_pop(r->s, "q-race", 100, &out) == STORE_OK) {
-        int i = atoi((const char *)out.data);
-        store_value_free(&out);
+    store_job out = {0};
+    while (r->s->ops->job_pop(r->s, "q-race", 100, HOUR_MS, &out) == STORE_OK) {
+        int i = atoi((const char *)out.payload.data);
+        assert_int_equal(r->s->ops->job_ack(r->s, "q-race", out.id), STORE_OK);
+        store_job_free(&out);
         pthread_mutex_lock(&r->lock);
         if (i >= 0 && i < QUEUE_JOBS) r->got[i]++;
         pthread_mutex_unlock(&r->lock);
@@ -468,8 +476,10 @@ static void *popper(void *arg) {
     return NULL;
 }
 
-/* Concurrent poppers (instances' dispatchers): every job is taken exactly once. */
-static void test_job_queue_each_job_once(void **state) {
+/* Concurrent poppers (instances' dispatchers): every job is taken exactly once,
+ * both when it is new and, with reclaim set, when every lease has run out (the
+ * instance holding them all died). */
+static void job_race(void **state, bool reclaim) {
     pop_race r = {.s = fixture_store(state)};
     pthread_mutex_init(&r.lock, NULL);
     for (int i = 0; i < QUEUE_JOBS; i++) {
@@ -478,11 +488,59 @@ static void test_job_queue_each_job_once(void **state) {
         store_value v = {(uint8_t *)text, strlen(text) + 1};
         assert_int_equal(r.s->ops->job_push(r.s, "q-race", &v), STORE_OK);
     }
+    store_job dead = {0};
+    for (int i = 0; reclaim && i < QUEUE_JOBS; i++) {
+        assert_int_equal(r.s->ops->job_pop(r.s, "q-race", 100, 50, &dead), STORE_OK);
+        store_job_free(&dead);
+    }
+    if (reclaim) usleep(150 * 1000);
     pthread_t t[QUEUE_THREADS];
     for (int i = 0; i < QUEUE_THREADS; i++) assert_int_equal(pthread_create(&t[i], NULL, popper, &r), 0);
     for (int i = 0; i < QUEUE_THREADS; i++) pthread_join(t[i], NULL);
     for (int i = 0; i < QUEUE_JOBS; i++) assert_int_equal(r.got[i], 1);
     pthread_mutex_destroy(&r.lock);
+}
+
+static void test_job_queue_each_job_once(void **state) { job_race(state, false); }
+static void test_job_reclaimed_once(void **state) { job_race(state, true); }
+
+/* Leases: a popped job is nobody else's until its lease runs out; renewing moves
+ * the end, renewing to 0 gives it up at once; an expired lease hands the job out
+ * again (same id, one more delivery) before newer jobs; an acked job is gone. */
+static void test_job_lease(void **state) {
+    store *s = fixture_store(state);
+    store_value l = V("leased"), n = V("newer");
+    store_job a = {0}, b = {0};
+    assert_int_equal(s->ops->job_push(s, "q-lease", &l), STORE_OK);
+    assert_int_equal(s->ops->job_pop(s, "q-lease", 100, 200, &a), STORE_OK);
+    check_value(&a.payload, "leased");
+    assert_int_equal(a.deliveries, 1);
+    assert_int_equal(s->ops->job_pop(s, "q-lease", 50, HOUR_MS, &b), STORE_NOT_FOUND);
+    assert_int_equal(s->ops->job_renew(s, "q-lease", a.id, 600), STORE_OK);
+    usleep(300 * 1000); /* past the first lease, within the renewed one */
+    assert_int_equal(s->ops->job_pop(s, "q-lease", 50, HOUR_MS, &b), STORE_NOT_FOUND);
+    assert_int_equal(s->ops->job_push(s, "q-lease", &n), STORE_OK);
+    usleep(400 * 1000); /* the renewed lease is over */
+    assert_int_equal(s->ops->job_pop(s, "q-lease", 100, HOUR_MS, &b), STORE_OK);
+    check_value(&b.payload, "leased");
+    assert_string_equal(b.id, a.id);
+    assert_int_equal(b.deliveries, 2);
+    assert_int_equal(s->ops->job_ack(s, "q-lease", b.id), STORE_OK);
+    assert_int_equal(s->ops->job_ack(s, "q-lease", a.id), STORE_NOT_FOUND); /* the slow first holder */
+    assert_int_equal(s->ops->job_renew(s, "q-lease", a.id, HOUR_MS), STORE_NOT_FOUND);
+    store_job_free(&a);
+    store_job_free(&b);
+    assert_int_equal(s->ops->job_pop(s, "q-lease", 100, HOUR_MS, &a), STORE_OK);
+    check_value(&a.payload, "newer");
+    assert_string_not_equal(a.id, b.id);
+    assert_int_equal(s->ops->job_renew(s, "q-lease", a.id, 0), STORE_OK); /* given up */
+    assert_int_equal(s->ops->job_pop(s, "q-lease", 100, HOUR_MS, &b), STORE_OK);
+    assert_string_equal(b.id, a.id);
+    assert_int_equal(b.deliveries, 2);
+    assert_int_equal(s->ops->job_ack(s, "q-lease", b.id), STORE_OK);
+    store_job_free(&a);
+    store_job_free(&b);
+    assert_int_equal(s->ops->job_pop(s, "q-lease", 50, HOUR_MS, &a), STORE_NOT_FOUND);
 }
 
 static void expect_claim(store *s, const char *index, int64_t now, const char *text) {
@@ -564,6 +622,8 @@ static void test_deadline_claimed_once(void **state) {
     cmocka_unit_test_setup_teardown(test_concurrent_usage, setup, teardown),           \
     cmocka_unit_test_setup_teardown(test_job_queue, setup, teardown),                  \
     cmocka_unit_test_setup_teardown(test_job_queue_each_job_once, setup, teardown),    \
+    cmocka_unit_test_setup_teardown(test_job_reclaimed_once, setup, teardown),         \
+    cmocka_unit_test_setup_teardown(test_job_lease, setup, teardown),                  \
     cmocka_unit_test_setup_teardown(test_deadlines, setup, teardown),                  \
     cmocka_unit_test_setup_teardown(test_deadline_claimed_once, setup, teardown)
 

@@ -230,7 +230,26 @@ static void test_ssrf_filter(void **state) {
     assert_false(allowed6("::ffff:127.0.0.1"));
     assert_false(allowed6("::"));
     assert_true(allowed6("2001:4860:4860::8888"));
+    /* IPv6 spellings of an IPv4 destination are judged by it: mapped, compatible,
+     * SIIT, NAT64 (64:ff9b::/96), 6to4 (2002::/16), Teredo (2001::/32, inverted). */
+    const char *v4_inside[] = {"::ffff:7f00:1", "::ffff:10.0.0.1", "::127.0.0.1", "::192.168.1.1", "::ffff:0:127.0.0.1",
+                               "64:ff9b::127.0.0.1", "64:ff9b::7f00:1", "64:ff9b::10.1.2.3", "64:ff9b::169.254.169.254",
+                               "2002:7f00:1::", "2002:c0a8:101::1", "2002:a00:1:1::5", "2001:0:4136:e378:8000:63bf:80ff:fffe",
+                               "64:ff9b:1::8.8.8.8", "2001:db8::1", NULL};
+    for (int i = 0; v4_inside[i]; i++) {
+        if (allowed6(v4_inside[i])) fail_msg("%s is let through", v4_inside[i]);
+    }
+    assert_true(allowed6("::ffff:8.8.8.8"));
+    assert_true(allowed6("64:ff9b::8.8.8.8"));
+    assert_true(allowed6("2002:808:808::1"));
+    assert_true(allowed6("2001:0:4136:e378:8000:63bf:f7f7:f7f7")); /* Teredo client 8.8.8.8 */
     char err[160], pin[600];
+    const char *literal_urls[] = {"http://[::ffff:127.0.0.1]:9/cb", "http://[64:ff9b::7f00:1]:9/cb", "http://[2002:7f00:1::]:9/cb",
+                                  "http://[::1]:9/cb", NULL};
+    callback_policy *guard = callback_policy_create(false, "", err, sizeof err);
+    for (int i = 0; literal_urls[i]; i++)
+        assert_int_equal(callback_policy_check_url(guard, literal_urls[i], pin, sizeof pin, err, sizeof err), -1);
+    callback_policy_free(guard);
     callback_policy *none = callback_policy_create(false, "", err, sizeof err);
     assert_int_equal(callback_policy_check_url(none, "ftp://example.com/x", pin, sizeof pin, err, sizeof err), -1);
     assert_int_equal(notifier_post("http://127.0.0.1:9/x", "s", none, err, sizeof err), -1);
@@ -260,8 +279,19 @@ static void test_callback_allow_list(void **state) {
     char pin[600];
     callback_policy *p = callback_policy_create(false, "127.0.0.1", err, sizeof err);
     assert_int_equal(callback_policy_check_url(p, "http://127.0.0.1:9/cb", pin, sizeof pin, err, sizeof err), 0);
-    assert_string_equal(pin, "127.0.0.1:9:127.0.0.1");
+    assert_string_equal(pin, ""); /* an address: nothing to pin */
     assert_int_equal(callback_policy_check_url(p, "http://[::1]:9/cb", pin, sizeof pin, err, sizeof err), -1);
+    /* An address literal has no lookup to pin (and CURLOPT_RESOLVE cannot name an IPv6 host). */
+    callback_policy *v6 = callback_policy_create(false, "::1/128", err, sizeof err);
+    strcpy(pin, "stale");
+    assert_int_equal(callback_policy_check_url(v6, "http://[::1]:9/cb", pin, sizeof pin, err, sizeof err), 0);
+    assert_string_equal(pin, "");
+    /* A name is pinned to the address that was checked (IPv6 bracketed). */
+    callback_policy_free(v6);
+    callback_policy *local = callback_policy_create(false, "127.0.0.1, ::1/128", err, sizeof err);
+    assert_int_equal(callback_policy_check_url(local, "http://localhost:9/cb", pin, sizeof pin, err, sizeof err), 0);
+    if (strcmp(pin, "localhost:9:127.0.0.1") && strcmp(pin, "localhost:9:[::1]")) fail_msg("pin %s", pin);
+    callback_policy_free(local);
     assert_int_equal(callback_policy_check_url(p, "http://no-such-host.invalid/cb", pin, sizeof pin, err, sizeof err), -1);
     assert_non_null(strstr(err, "does not resolve"));
     callback_policy_free(p);
