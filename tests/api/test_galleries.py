@@ -149,7 +149,7 @@ def test_enrol_from_image_get_and_delete(server, public_key):
     f = r.json()
     assert r.headers["Location"] == f"/v2/galleries/{g['id']}/faces/{f['id']}"
     assert f["externalId"] == "customer-42" and f["metadata"] == {"branch": "Lyon"} and f["friendlyName"] == "GWB"
-    assert f["imageType"] == "SELFIE" and f["template"] and f["templateVersion"] == 1 and f["landmarks"]
+    assert f["imageType"] == "SELFIE" and f["template"] and f["templateVersion"] == 2 and f["landmarks"]
     verify_signed(f, public_key)
     got = server.get(f"/v2/galleries/{g['id']}/faces/{f['id']}", key=KEY_A).json()
     assert {k: v for k, v in got.items() if k != "signature"} == {k: v for k, v in f.items() if k != "signature"}
