@@ -12,6 +12,7 @@ packages=(
   libcmocka-dev python3-pytest python3-requests python3-numpy python3-opencv
   python3-cryptography openssl curl wrk
   chromium chromium-driver python3-selenium
+  clang
 )
 
 missing=()
