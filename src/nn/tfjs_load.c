@@ -320,7 +320,7 @@ static int geometry(tf_ctx *c, json_t *node, const char *op, const char *name, i
     p->kh = kh; p->kw = kw; p->sh = st[1]; p->sw = st[2]; p->dh = dl[1]; p->dw = dl[2];
     if (tf_pads(node, s->dims[1], kh, p->sh, p->dh, 1, &p->pad_top, &p->pad_bottom) ||
         tf_pads(node, s->dims[2], kw, p->sw, p->dw, 2, &p->pad_left, &p->pad_right))
-        return nn_fail(c->g, "%s %s: unsupported padding", op, name);
+        return nn_fail(c->g, "%s %s: attribute padding unsupported or explicit_paddings not 8 values >= 0", op, name);
     return 0;
 }
 
@@ -683,8 +683,8 @@ static int build(tf_ctx *c, json_t *root, const char *dir)
         json_t *nd = json_array_get(nodes, (size_t)i);
         const char *name = json_string_value(json_object_get(nd, "name"));
         const char *op = json_string_value(json_object_get(nd, "op"));
-        if (!name || !name[0]) return nn_fail(c->g, "model.json: node %d has no name", i);
-        if (!op || !op[0]) return nn_fail(c->g, "model.json: node %s has no op", name);
+        if (!name || !name[0]) return nn_fail(c->g, "node %d has no name", i);
+        if (!op || !op[0]) return nn_fail(c->g, "node %s has no op", name);
         c->e[i] = (tf_entry){name, nd, -1};
     }
     if (load_weights(c, manifest, dir)) return -1;
