@@ -49,8 +49,10 @@ static int fail(char *err, size_t len, int code, const char *msg) {
 int template_decode(const uint8_t key[TEMPLATE_KEY_LEN], const char *base64, face_template *out,
                     char *err, size_t err_len) {
     size_t len = 0;
-    uint8_t *buf = base64_decode(base64, strlen(base64), &len);
-    if (!buf) return fail(err, err_len, TEMPLATE_ERR_ENCODING, "template is not valid base64");
+    uint8_t *buf = base64_decode_canonical(base64, strlen(base64), &len);
+    if (!buf)
+        return fail(err, err_len, TEMPLATE_ERR_ENCODING,
+                    "template is not valid base64 (standard alphabet, '=' padding, exactly as the server returned it)");
     int rc = TEMPLATE_OK;
     if (len < HEADER_LEN + MAC_LEN || memcmp(buf, MAGIC, 4)) {
         rc = fail(err, err_len, TEMPLATE_ERR_FORMAT, "template is not a biometric template of this server");
