@@ -543,6 +543,27 @@ static void test_tfjs_constants_as_ints(void **state)
     EXPECT_ERROR(tfjs_write(m, 72), "Squeeze conv", "squeeze_dims");
 }
 
+/* A chain of 1,200 convolutions: the depth-first translation stops at 1,000
+ * nodes with an error instead of overflowing the stack (found by fuzz_tfjs). */
+static void test_tfjs_too_deep(void **state)
+{
+    (void)state;
+    json_t *m = tfjs_case(), *nodes = json_object_get(json_object_get(m, "modelTopology"), "node");
+    json_t *shape = json_object_get(json_array_get(json_object_get(json_array_get(
+        json_object_get(m, "weightsManifest"), 0), "weights"), 0), "shape");
+    json_array_set_new(shape, 2, json_integer(2));
+    json_array_set_new(shape, 3, json_integer(2));   /* f [3,3,2,2]: 2 -> 2 channels, SAME */
+    char prev[16] = "x", name[16];
+    json_array_remove(nodes, 2);
+    for (int i = 0; i < 1200; i++) {
+        snprintf(name, sizeof name, "c%d", i);
+        json_array_append_new(nodes, json_pack("{s:s,s:s,s:[s,s],s:{s:{s:s}}}", "name", name, "op", "Conv2D",
+                                               "input", prev, "f", "attr", "padding", "s", "U0FNRQ=="));
+        snprintf(prev, sizeof prev, "%s", name);
+    }
+    EXPECT_ERROR(tfjs_write(m, 36), "deeper than 1000");
+}
+
 /* The real facemesh model with its first convolution's strides set to 0. */
 static void test_tfjs_real_model_stride_zero(void **state)
 {
@@ -595,6 +616,7 @@ int main(void)
         cmocka_unit_test(test_tfjs_missing_names),
         cmocka_unit_test(test_tfjs_weights),
         cmocka_unit_test(test_tfjs_constants_as_ints),
+        cmocka_unit_test(test_tfjs_too_deep),
         cmocka_unit_test(test_tfjs_real_model_stride_zero),
     };
     return cmocka_run_group_tests_name("nn_load", tests, setup, teardown);
