@@ -255,7 +255,7 @@ static int op_conv(onnx_ctx *c, const char *out)
     p.out_max = INFINITY;
     p.cout = ws.dims[0];
     p.cin = xs.dims[1];
-    if (ks[0] < 1 || ks[1] < 1 || p.cout < 1 || p.cin != ws.dims[1] * p.groups)
+    if (ks[0] < 1 || ks[1] < 1 || p.cout < 1 || p.cin != (long long)ws.dims[1] * p.groups)
         return nn_fail(c->g, "Conv %s: weight %s does not match %d input channels", out, w->name, p.cin);
     size_t per = (size_t)p.kh * p.kw * ws.dims[1];
     p.weights = malloc((size_t)p.cout * per * sizeof(float));
