@@ -20,7 +20,7 @@ import cv2
 MODELS, DATA, OUT = sys.argv[1:4]
 
 ONNX = ["fr_age.onnx", "fr_eye.onnx", "fr_gender.onnx"]   # the three under 400 KB
-TFJS = ["age", "liveness"]
+TFJS = ["age", "liveness", "blazeface-front"]   # age stops at ExpandDims: error paths
 
 
 def write(sub, name, data):

@@ -30,4 +30,33 @@ static inline const char *fuzz_write_file(const char *name, const uint8_t *data,
     return path;
 }
 
+/* Runs a loaded model once on zero inputs when all its tensors together hold at
+ * most 2^24 values (the seeds' models need under 2^22), so a run stays fast and
+ * a mutated shape cannot make the fuzzer run out of memory: the loader accepts
+ * tensors up to 2^28 values each, which is legal but not what we look for. */
+#ifdef BIO_NN_INTERNAL_H
+static inline size_t fuzz_elements(nn_shape s)
+{
+    size_t n = 1;
+    for (int d = 0; d < s.rank; d++) n *= (size_t)s.dims[d];
+    return n;
+}
+
+static inline void fuzz_run_once(nn_model *m)
+{
+    if (!m) return;
+    size_t total = 0;
+    for (int i = 0; i < m->g.n_tensors; i++)
+        if (m->g.tensors[i].shape.rank >= 0) total += fuzz_elements(m->g.tensors[i].shape);
+    if (total > (1u << 24)) return;
+    char err[256];
+    nn_session *s = nn_session_create(m, err, sizeof err);
+    if (!s) return;
+    for (int i = 0; i < nn_model_input_count(m); i++)
+        memset(nn_session_input(s, i), 0, fuzz_elements(nn_model_input_shape(m, i)) * sizeof(float));
+    nn_run(s);
+    nn_session_free(s);
+}
+#endif
+
 #endif
