@@ -41,25 +41,26 @@ build/fuzz/seeds/.done: scripts/make_fuzz_seeds.py
 	$(PYTHON) scripts/make_fuzz_seeds.py models $(DATA) build/fuzz/seeds
 	touch $@
 
-# One line per harness: inputs run, new corpus size, crashes (a crash stops the run
-# and fails the target, leaving the input in build/fuzz/crashes/).
+# One line per harness: inputs run, corpus size, crashes (a crash stops the run and
+# fails the target, leaving the input in build/fuzz/crashes/). $(1) = seconds,
+# $(2) = where new inputs go: the kept build/fuzz/work/ for `make fuzz`, a fresh
+# folder for the smoke so its time does not grow with earlier runs.
 FUZZ_RUN = set -e; mkdir -p build/fuzz/crashes; for h in $(FUZZ_NAMES); do \
-	  mkdir -p build/fuzz/work/$$h build/fuzz/seeds/$$h tests/fuzz/corpus/$$h; \
+	  out=$(2)/$$h; mkdir -p $$out build/fuzz/seeds/$$h tests/fuzz/corpus/$$h; \
 	  if ! build/fuzz/fuzz_$$h -max_total_time=$(1) -print_final_stats=1 -rss_limit_mb=3072 \
 	       -timeout=60 -artifact_prefix=build/fuzz/crashes/$$h- \
-	       build/fuzz/work/$$h tests/fuzz/corpus/$$h build/fuzz/seeds/$$h \
-	       >build/fuzz/$$h.log 2>&1; then \
+	       $$out tests/fuzz/corpus/$$h build/fuzz/seeds/$$h >build/fuzz/$$h.log 2>&1; then \
 	    tail -40 build/fuzz/$$h.log; echo "fuzz $$h: CRASH (see build/fuzz/$$h.log)"; exit 1; fi; \
-	  printf 'fuzz %-10s %8s inputs run in %ss, corpus %s files\n' $$h \
-	    "$$(sed -n 's/^stat::number_of_executed_units: *//p' build/fuzz/$$h.log)" $(1) \
-	    "$$(ls build/fuzz/work/$$h | wc -l)"; \
+	  printf 'fuzz %-10s %9s inputs run in %ss, corpus %s files\n' $$h \
+	    "$$(sed -n 's/^stat::number_of_executed_units: *//p' build/fuzz/$$h.log)" $(1) "$$(ls $$out | wc -l)"; \
 	done
 
 fuzz: $(FUZZ_BIN) build/fuzz/seeds/.done
-	@$(call FUZZ_RUN,$(FUZZ_SECONDS))
+	@$(call FUZZ_RUN,$(FUZZ_SECONDS),build/fuzz/work)
 
 fuzz-smoke: $(FUZZ_BIN) build/fuzz/seeds/.done
-	@$(call FUZZ_RUN,$(FUZZ_SMOKE_SECONDS))
+	@rm -rf build/fuzz/smoke
+	@$(call FUZZ_RUN,$(FUZZ_SMOKE_SECONDS),build/fuzz/smoke)
 
 # `test` is defined in the Makefile; the smoke rides on the unit tests.
 test-unit: fuzz-smoke
