@@ -12,7 +12,7 @@ packages=(
   libcmocka-dev python3-pytest python3-requests python3-numpy python3-opencv
   python3-cryptography openssl curl wrk
   chromium chromium-driver python3-selenium
-  libgnutls28-dev python3-jsonschema python3-yaml dpkg-dev adduser systemd
+  libgnutls28-dev python3-jsonschema python3-yaml dpkg-dev adduser systemd clang
 )
 
 missing=()

@@ -50,8 +50,9 @@ bool liveness_parse_frames(json_t *capture, capture_job *job, char *err, size_t 
             return false;
         }
         size_t len = 0;
+        /* The text-length bound only saves decoding a huge string; the limit is on the bytes. */
         uint8_t *data = strlen(img) <= MAX_FRAME_BYTES / 3 * 4 + 4 ? base64_decode(img, strlen(img), &len) : NULL;
-        if (!data || len == 0) {
+        if (!data || len == 0 || len > MAX_FRAME_BYTES) {
             free(data);
             snprintf(err, err_len, "frame %zu: the image must be base64 of at most %zu bytes", i, MAX_FRAME_BYTES);
             return false;

@@ -128,6 +128,19 @@ uint8_t *base64url_decode(const char *text, size_t len, size_t *out_len) {
     return b64_decode_any(text, len, out_len);
 }
 
+uint8_t *base64_decode_canonical(const char *text, size_t len, size_t *out_len) {
+    uint8_t *out = b64_decode_any(text, len, out_len);
+    if (!out) return NULL;
+    char *again = base64_encode(out, *out_len);   /* one encoding: compare with it */
+    bool same = again && strlen(again) == len && memcmp(again, text, len) == 0;
+    free(again);
+    if (!same) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
 void hex_encode(const uint8_t *data, size_t len, char *out) {
     static const char digits[] = "0123456789abcdef";
     for (size_t i = 0; i < len; i++) {

@@ -25,6 +25,11 @@ char *base64_encode(const uint8_t *data, size_t len);
 char *base64url_encode(const uint8_t *data, size_t len);
 uint8_t *base64_decode(const char *text, size_t text_len, size_t *out_len);
 uint8_t *base64url_decode(const char *text, size_t text_len, size_t *out_len);
+/* Only the one text base64_encode makes for the bytes (standard alphabet, '='
+ * padding to a multiple of 4): for values whose text must be unique, such as
+ * templates, where two spellings of one value would be two different strings
+ * that compare unequal yet decode alike. NULL otherwise. */
+uint8_t *base64_decode_canonical(const char *text, size_t text_len, size_t *out_len);
 
 void hex_encode(const uint8_t *data, size_t len, char *out /* 2*len+1 */);
 

@@ -101,25 +101,17 @@ static int decode_v1(const template_keys *keys, const uint8_t *buf, size_t len, 
     return TEMPLATE_OK;
 }
 
-/* Only the one spelling that template_encode makes: other spellings of the same
- * bytes (missing padding, stray bits in the last character) would let one
- * template pass as many different strings. */
-static bool canonical(const char *text, const uint8_t *buf, size_t len) {
-    char *again = base64_encode(buf, len);
-    bool same = again && !strcmp(again, text);
-    free(again);
-    return same;
-}
-
 int template_decode(const template_keys *keys, const char *tenant, const char *base64, face_template *out,
                     char *err, size_t err_len) {
     size_t text_len = strnlen(base64, TEMPLATE_MAX_TEXT + 1), len = 0;
     if (text_len > TEMPLATE_MAX_TEXT) return fail(err, err_len, TEMPLATE_ERR_FORMAT, "template is too long");
-    uint8_t *buf = base64_decode(base64, text_len, &len);
-    if (!buf || !canonical(base64, buf, len)) {
-        free(buf);
-        return fail(err, err_len, TEMPLATE_ERR_ENCODING, "template is not valid base64 (standard alphabet, padded)");
-    }
+    /* Only the one spelling template_encode makes: other spellings of the same bytes
+     * (missing padding, stray bits in the last character) would let one template
+     * pass as many different strings. */
+    uint8_t *buf = base64_decode_canonical(base64, text_len, &len);
+    if (!buf)
+        return fail(err, err_len, TEMPLATE_ERR_ENCODING,
+                    "template is not valid base64 (standard alphabet, '=' padding, exactly as the server returned it)");
     int rc;
     unsigned version = len >= HEADER_LEN ? get_u16(buf + 4) : 0;
     if (len < HEADER_LEN || memcmp(buf, MAGIC, 4)) {

@@ -11,6 +11,7 @@
 
 #include "core/file.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -30,6 +31,26 @@ size_t nn_shape_size(const nn_shape *s)
     size_t n = 1;
     for (int i = 0; i < s->rank; i++) n *= (size_t)s->dims[i];
     return n;
+}
+
+int nn_shape_ok(const nn_shape *s)
+{
+    if (s->rank < 0 || s->rank > NN_MAX_RANK) return 0;
+    size_t n = 1;
+    for (int i = 0; i < s->rank; i++) {
+        if (s->dims[i] < 0 || (size_t)s->dims[i] > NN_MAX_ELEMENTS) return 0;
+        n *= (size_t)s->dims[i];      /* both factors <= 2^28: cannot wrap */
+        if (n > NN_MAX_ELEMENTS) return 0;
+    }
+    return 1;
+}
+
+int nn_float_to_int(float f, int lo, int hi, int *out)
+{
+    if (!isfinite(f) || f != floorf(f) || f < (float)lo || f > (float)hi) return -1;
+    double d = f;      /* in range now; (float)INT_MAX rounds up, so clamp in double */
+    *out = d >= (double)INT_MAX ? INT_MAX : d <= (double)INT_MIN ? INT_MIN : (int)d;
+    return 0;
 }
 
 nn_shape nn_shape_make(int rank, const int *dims)
@@ -82,6 +103,19 @@ int nn_fail(nn_graph *g, const char *fmt, ...)
     return -1;
 }
 
+void nn_fail_prefix(nn_graph *g, const char *prefix)
+{
+    if (!g->failed || !g->err || !g->err_len || !prefix) return;
+    size_t pl = strlen(prefix), el = strlen(g->err);
+    if (strncmp(g->err, prefix, pl) == 0) return;
+    if (pl + 2 >= g->err_len) return;
+    if (pl + 2 + el >= g->err_len) el = g->err_len - pl - 3;   /* keep the start of the message */
+    memmove(g->err + pl + 2, g->err, el);
+    memcpy(g->err, prefix, pl);
+    memcpy(g->err + pl, ": ", 2);
+    g->err[pl + 2 + el] = 0;
+}
+
 unsigned char *nn_read_file(nn_graph *g, const char *path, size_t *len)
 {
     /* 1 GiB: far above any model here, low enough to refuse a runaway file. */
@@ -94,6 +128,8 @@ int nn_fc_from_matrix(nn_graph *g, const float *w, const nn_shape *ws, int trans
                       nn_fc_params *p)
 {
     memset(p, 0, sizeof *p);
+    if (ws->rank != 2 || !nn_shape_ok(ws) || ws->dims[0] < 1 || ws->dims[1] < 1)
+        return nn_fail(g, "weight matrix is not a non-empty 2-D tensor");
     p->k = transposed ? ws->dims[1] : ws->dims[0];
     p->m = transposed ? ws->dims[0] : ws->dims[1];
     p->out_min = -INFINITY;
@@ -116,6 +152,11 @@ int nn_fc_from_matrix(nn_graph *g, const float *w, const nn_shape *ws, int trans
 
 int nn_tensor_add(nn_graph *g, const char *name, nn_shape shape, float *data_owned)
 {
+    if (!nn_shape_ok(&shape)) {
+        free(data_owned);
+        return nn_fail(g, "tensor %s: rank %d or a dimension is negative or too large (limit %zu values)",
+                       name ? name : "", shape.rank, NN_MAX_ELEMENTS);
+    }
     if (g->n_tensors == g->cap_tensors) {
         int cap = g->cap_tensors ? 2 * g->cap_tensors : 64;
         nn_tensor *t = realloc(g->tensors, (size_t)cap * sizeof *t);
@@ -191,6 +232,9 @@ static int is_xnn_op(nn_op op)
  */
 static int node_finish(nn_graph *g, int ni, const char *out_name, nn_shape shape)
 {
+    if (!nn_shape_ok(&shape))
+        return nn_fail(g, "%s %s: output shape is invalid or over %zu values", g->nodes[ni].source_op,
+                       out_name, NN_MAX_ELEMENTS);
     int out = nn_tensor_add(g, out_name, shape, NULL);
     if (out < 0) return out;
     nn_node *n = &g->nodes[ni];
@@ -225,22 +269,43 @@ static int check_in(nn_graph *g, const char *src, int x)
 
 /* ---- builders -------------------------------------------------------- */
 
-static int conv_out_dim(int in, int k, int s, int d, int p0, int p1)
+/* Output size along one axis; 64-bit so no attribute value can overflow it. */
+static long long conv_out_dim(int in, int k, int s, int d, int p0, int p1)
 {
-    int eff = (k - 1) * d + 1;
-    return (in + p0 + p1 - eff) / s + 1;
+    long long eff = (long long)(k - 1) * d + 1;
+    return ((long long)in + p0 + p1 - eff) / s + 1;
+}
+
+/* Kernel, stride and dilation >= 1, padding >= 0, output of 1..INT_MAX per axis. */
+static int check_window(nn_graph *g, const char *src, const char *out_name, const nn_shape *s,
+                        const nn_conv_params *p, int dilated, int *oh, int *ow)
+{
+    const char *bad = p->kh < 1 || p->kw < 1 ? "kernel size" : p->sh < 1 || p->sw < 1 ? "stride" :
+                      dilated && (p->dh < 1 || p->dw < 1) ? "dilation" :
+                      p->pad_top < 0 || p->pad_left < 0 || p->pad_bottom < 0 || p->pad_right < 0 ? "padding" : NULL;
+    if (bad)
+        return nn_fail(g, "%s %s: %s must be positive (kernel %dx%d, strides %d,%d, dilations %d,%d, pads %d,%d,%d,%d)",
+                       src, out_name, bad, p->kh, p->kw, p->sh, p->sw, p->dh, p->dw, p->pad_top, p->pad_left,
+                       p->pad_bottom, p->pad_right);
+    long long h = conv_out_dim(s->dims[1], p->kh, p->sh, dilated ? p->dh : 1, p->pad_top, p->pad_bottom);
+    long long w = conv_out_dim(s->dims[2], p->kw, p->sw, dilated ? p->dw : 1, p->pad_left, p->pad_right);
+    if (h < 1 || w < 1) return nn_fail(g, "%s %s: window larger than the padded input", src, out_name);
+    if (h > INT_MAX || w > INT_MAX) return nn_fail(g, "%s %s: output too large", src, out_name);
+    *oh = (int)h;
+    *ow = (int)w;
+    return 0;
 }
 
 int nn_add_conv(nn_graph *g, const char *src, const char *out_name, int x, const nn_conv_params *p)
 {
     if (check_in(g, src, x)) return -1;
     const nn_shape *s = &g->tensors[x].shape;
-    if (s->rank != 4 || s->dims[3] != p->cin || p->groups < 1 || p->cin % p->groups || p->cout % p->groups)
-        return nn_fail(g, "%s %s: input %s has shape incompatible with %d input channels",
-                       src, out_name, g->tensors[x].name, p->cin);
-    int oh = conv_out_dim(s->dims[1], p->kh, p->sh, p->dh, p->pad_top, p->pad_bottom);
-    int ow = conv_out_dim(s->dims[2], p->kw, p->sw, p->dw, p->pad_left, p->pad_right);
-    if (oh < 1 || ow < 1) return nn_fail(g, "%s %s: kernel larger than input", src, out_name);
+    if (s->rank != 4 || s->dims[3] != p->cin || p->cin < 1 || p->cout < 1 || p->groups < 1 ||
+        p->cin % p->groups || p->cout % p->groups)
+        return nn_fail(g, "%s %s: input %s has shape incompatible with %d input channels, %d outputs, group %d",
+                       src, out_name, g->tensors[x].name, p->cin, p->cout, p->groups);
+    int oh = 0, ow = 0;
+    if (check_window(g, src, out_name, s, p, 1, &oh, &ow)) return -1;
     int ni = node_new(g, NN_OP_CONV, src, &x, 1);
     if (ni < 0) return ni;
     g->nodes[ni].conv = *p;
@@ -253,6 +318,7 @@ int nn_add_fc(nn_graph *g, const char *src, const char *out_name, int x, const n
     if (check_in(g, src, x)) return -1;
     const nn_shape *s = &g->tensors[x].shape;
     size_t total = nn_shape_size(s);
+    if (p->k < 1 || p->m < 1) return nn_fail(g, "%s %s: empty weight matrix", src, out_name);
     if (s->rank < 1 || s->dims[s->rank - 1] != p->k)
         return nn_fail(g, "%s %s: input %s last dimension is not %d", src, out_name, g->tensors[x].name, p->k);
     int ni = node_new(g, NN_OP_FC, src, &x, 1);
@@ -271,9 +337,8 @@ int nn_add_pool(nn_graph *g, const char *src, const char *out_name, nn_op op, in
     if (s->rank != 4) return nn_fail(g, "%s %s: input %s is not 4-D", src, out_name, g->tensors[x].name);
     nn_conv_params p = *geom;
     p.dh = p.dw = 1;
-    int oh = conv_out_dim(s->dims[1], p.kh, p.sh, 1, p.pad_top, p.pad_bottom);
-    int ow = conv_out_dim(s->dims[2], p.kw, p.sw, 1, p.pad_left, p.pad_right);
-    if (oh < 1 || ow < 1) return nn_fail(g, "%s %s: window larger than input", src, out_name);
+    int oh = 0, ow = 0;
+    if (check_window(g, src, out_name, s, &p, 0, &oh, &ow)) return -1;
     int ni = node_new(g, op, src, &x, 1);
     if (ni < 0) return ni;
     p.weights = p.bias = NULL;
@@ -311,7 +376,7 @@ int nn_add_prelu(nn_graph *g, const char *src, const char *out_name, int x, int 
     const nn_shape *s = &g->tensors[x].shape;
     size_t n = nn_shape_size(&g->tensors[slope].shape);
     int c = s->rank ? s->dims[s->rank - 1] : 1;
-    if (n != 1 && n != (size_t)c)
+    if (n < 1 || (n != 1 && n != (size_t)c))
         return nn_fail(g, "%s %s: slope %s has %zu values for %d channels", src, out_name,
                        g->tensors[slope].name, n, c);
     int in[2] = {x, slope};
@@ -376,6 +441,7 @@ int nn_add_transpose(nn_graph *g, const char *src, const char *out_name, int x, 
 int nn_add_reshape(nn_graph *g, const char *src, const char *out_name, int x, nn_shape to)
 {
     if (check_in(g, src, x)) return -1;
+    if (!nn_shape_ok(&to)) return nn_fail(g, "%s %s: target shape is invalid or too large", src, out_name);
     if (nn_shape_size(&to) != nn_shape_size(&g->tensors[x].shape))
         return nn_fail(g, "%s %s: cannot reshape %s (%zu values) to %zu values", src, out_name,
                        g->tensors[x].name, nn_shape_size(&g->tensors[x].shape), nn_shape_size(&to));
@@ -393,14 +459,17 @@ int nn_add_concat(nn_graph *g, const char *src, const char *out_name, const int 
     nn_shape o = g->tensors[xs[0]].shape;
     if (axis < 0) axis += o.rank;
     if (axis < 0 || axis >= o.rank) return nn_fail(g, "%s %s: bad axis", src, out_name);
-    o.dims[axis] = 0;
+    long long along = 0;
     for (int i = 0; i < n; i++) {
         const nn_shape *s = &g->tensors[xs[i]].shape;
+        if (s->rank != o.rank) return nn_fail(g, "%s %s: input %s rank mismatch", src, out_name, g->tensors[xs[i]].name);
         for (int d = 0; d < o.rank; d++)
-            if (s->rank != o.rank || (d != axis && s->dims[d] != o.dims[d]))
+            if (d != axis && s->dims[d] != o.dims[d])
                 return nn_fail(g, "%s %s: input %s shape mismatch", src, out_name, g->tensors[xs[i]].name);
-        o.dims[axis] += s->dims[axis];
+        along += s->dims[axis];
     }
+    if (along > INT_MAX) return nn_fail(g, "%s %s: output too large", src, out_name);
+    o.dims[axis] = (int)along;
     int ni = node_new(g, NN_OP_CONCAT, src, xs, n);
     if (ni < 0) return ni;
     g->nodes[ni].axis = axis;
@@ -413,22 +482,22 @@ int nn_add_slice(nn_graph *g, const char *src, const char *out_name, int x, cons
     const nn_shape *s = &g->tensors[x].shape;
     nn_shape o = {.rank = s->rank};
     int st[NN_MAX_RANK], sp[NN_MAX_RANK];
-    for (int i = 0; i < s->rank; i++) {
-        int d = s->dims[i], step = steps[i], b = starts[i], e = ends[i];
+    for (int i = 0; i < s->rank; i++) {   /* 64-bit: starts/ends/steps may be anywhere in int */
+        long long d = s->dims[i], step = steps[i], b = starts[i], e = ends[i];
         if (step == 0) return nn_fail(g, "%s %s: zero step", src, out_name);
         if (b < 0) b += d;
         if (e < 0) e += d;
         if (step > 0) {
             b = b < 0 ? 0 : b > d ? d : b;
             e = e < 0 ? 0 : e > d ? d : e;
-            o.dims[i] = e > b ? (e - b + step - 1) / step : 0;
+            o.dims[i] = (int)(e > b ? (e - b + step - 1) / step : 0);
         } else {
             b = b < 0 ? -1 : b > d - 1 ? d - 1 : b;
             e = e < -1 ? -1 : e > d - 1 ? d - 1 : e;
-            o.dims[i] = b > e ? (b - e - step - 1) / -step : 0;
+            o.dims[i] = (int)(b > e ? (b - e - step - 1) / -step : 0);
         }
-        st[i] = b;
-        sp[i] = step;
+        st[i] = (int)b;
+        sp[i] = (int)step;
     }
     int ni = node_new(g, NN_OP_SLICE, src, &x, 1);
     if (ni < 0) return ni;
@@ -458,9 +527,10 @@ int nn_add_gather(nn_graph *g, const char *src, const char *out_name, int x, int
         return nn_fail(g, "%s %s: unsupported gather (axis or non-constant indices)", src, out_name);
     size_t ni_count = nn_shape_size(si);
     for (size_t i = 0; i < ni_count; i++) {
-        int v = (int)g->tensors[indices].data[i];
-        if (v < -s->dims[axis] || v >= s->dims[axis])
-            return nn_fail(g, "%s %s: index %d out of range", src, out_name, v);
+        int v;
+        if (nn_float_to_int(g->tensors[indices].data[i], -s->dims[axis], s->dims[axis] - 1, &v))
+            return nn_fail(g, "%s %s: index %g out of range for axis %d of size %d", src, out_name,
+                           (double)g->tensors[indices].data[i], axis, s->dims[axis]);
     }
     nn_shape o = {0};
     for (int i = 0; i < axis; i++) o.dims[o.rank++] = s->dims[i];
@@ -481,7 +551,9 @@ int nn_add_pad(nn_graph *g, const char *src, const char *out_name, int x, const 
     int trivial = 1;
     for (int i = 0; i < s->rank; i++) {
         if (before[i] < 0 || after[i] < 0) return nn_fail(g, "%s %s: negative padding", src, out_name);
-        o.dims[i] += before[i] + after[i];
+        long long d = (long long)o.dims[i] + before[i] + after[i];
+        if (d > (long long)NN_MAX_ELEMENTS) return nn_fail(g, "%s %s: padding too large", src, out_name);
+        o.dims[i] = (int)d;
         if (before[i] || after[i]) trivial = 0;
     }
     if (trivial) return nn_add_reshape(g, src, out_name, x, o);
@@ -499,6 +571,7 @@ int nn_add_reduce(nn_graph *g, const char *src, const char *out_name, int x, nn_
 {
     if (check_in(g, src, x)) return -1;
     const nn_shape *s = &g->tensors[x].shape;
+    if (axes_mask & ~((1 << s->rank) - 1)) return nn_fail(g, "%s %s: axis out of range", src, out_name);
     /* Mean over H and W of NHWC data is a global average pool: use XNNPACK. */
     if (k == NN_RED_MEAN && s->rank == 4 && axes_mask == 6) {
         int gap = nn_add_gap(g, src, keepdims ? out_name : "", x);

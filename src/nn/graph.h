@@ -15,6 +15,10 @@
 #include "nn/nn.h"
 
 #define NN_MAX_RANK 6
+/* Largest tensor a model may declare or produce, in elements (1 GiB of floats):
+ * far above any model here, and small enough that every size computation on a
+ * valid shape fits in an int and a size_t without overflow. */
+#define NN_MAX_ELEMENTS ((size_t)1 << 28)
 
 typedef enum {
     NN_OP_CONV,       /* NHWC convolution (grouped / depthwise), XNNPACK */
@@ -101,6 +105,13 @@ typedef struct nn_graph {
 
 /* Size in elements. */
 size_t nn_shape_size(const nn_shape *s);
+/* 1 when the rank is 0..NN_MAX_RANK, no dimension is negative and the size is at
+ * most NN_MAX_ELEMENTS (checked without overflow); 0 otherwise. */
+int nn_shape_ok(const nn_shape *s);
+/* A float from the model (an axis, index, dimension...) as an int: 0, or -1 when
+ * it is NaN, not a whole number or outside [lo, hi]. Converting such a float with
+ * a cast would be undefined behaviour. */
+int nn_float_to_int(float f, int lo, int hi, int *out);
 nn_shape nn_shape_make(int rank, const int *dims);
 
 void nn_graph_init(nn_graph *g, char *err, size_t err_len);
@@ -149,6 +160,10 @@ double nn_graph_macs(const nn_graph *g);
 /* Loaders (fill g; return 0 or -1 with g->err set). */
 int nn_onnx_load(nn_graph *g, const char *path);
 int nn_tfjs_load(nn_graph *g, const char *path);
+
+/* Puts "prefix: " before the load error unless it already starts with it; the
+ * loaders use it so every message names the model file (and the node). */
+void nn_fail_prefix(nn_graph *g, const char *prefix);
 
 /* Reads a whole file; NULL + error on failure. */
 unsigned char *nn_read_file(nn_graph *g, const char *path, size_t *len);

@@ -102,9 +102,31 @@ static int as_nhwc(onnx_ctx *c, onnx_value *v)
 
 static const Onnx__AttributeProto *attr(const Onnx__NodeProto *n, const char *name)
 {
-    for (size_t i = 0; i < n->n_attribute; i++)
+    for (size_t i = 0; i < n->n_attribute; i++)   /* names checked by check_graph_names */
         if (strcmp(n->attribute[i]->name, name) == 0) return n->attribute[i];
     return NULL;
+}
+
+/* Integer attribute in [lo, hi] (def when absent); -1 with a message naming it otherwise. */
+static int attr_int(onnx_ctx *c, const char *out, const char *name, int def, int lo, int hi, int *v)
+{
+    const Onnx__AttributeProto *a = attr(c->node, name);
+    if (!a || !a->has_i) { *v = def; return 0; }
+    if (a->i < lo || a->i > hi)
+        return nn_fail(c->g, "%s %s: attribute %s = %lld out of range [%d, %d]", c->node->op_type, out, name,
+                       (long long)a->i, lo, hi);
+    *v = (int)a->i;
+    return 0;
+}
+
+/* Every value of an int list attribute in [lo, hi], or -1 with a message naming it. */
+static int attr_ints_in(onnx_ctx *c, const char *out, const char *name, const int *v, int n, int lo, int hi)
+{
+    for (int i = 0; i < n; i++)
+        if (v[i] < lo || v[i] > hi)
+            return nn_fail(c->g, "%s %s: attribute %s[%d] = %d out of range [%d, %d]", c->node->op_type, out, name,
+                           i, v[i], lo, hi);
+    return 0;
 }
 
 static long attr_i(const Onnx__NodeProto *n, const char *name, long def)
@@ -166,9 +188,11 @@ static int tensor_from_proto(onnx_ctx *c, const Onnx__TensorProto *tp, const cha
     if (tp->n_dims > NN_MAX_RANK) return nn_fail(c->g, "tensor %s: rank %zu too large", name, tp->n_dims);
     nn_shape s = {.rank = (int)tp->n_dims};
     for (size_t i = 0; i < tp->n_dims; i++) {
-        if (tp->dims[i] < 0 || tp->dims[i] > (1 << 28)) return nn_fail(c->g, "tensor %s: bad dimension", name);
+        if (tp->dims[i] < 0 || tp->dims[i] > (int64_t)NN_MAX_ELEMENTS)
+            return nn_fail(c->g, "tensor %s: dimension %zu is %lld", name, i, (long long)tp->dims[i]);
         s.dims[i] = (int)tp->dims[i];
     }
+    if (!nn_shape_ok(&s)) return nn_fail(c->g, "tensor %s: more than %zu values", name, NN_MAX_ELEMENTS);
     size_t n = nn_shape_size(&s);
     float *d = malloc((n ? n : 1) * sizeof *d);
     if (!d) return nn_fail(c->g, "tensor %s: out of memory", name);
@@ -217,18 +241,21 @@ static int op_conv(onnx_ctx *c, const char *out)
     attr_ints(c->node, "strides", st, 2);
     attr_ints(c->node, "dilations", dl, 2);
     attr_ints(c->node, "pads", pads, 4);
+    if (attr_ints_in(c, out, "strides", st, 2, 1, INT_MAX) || attr_ints_in(c, out, "dilations", dl, 2, 1, INT_MAX) ||
+        attr_ints_in(c, out, "pads", pads, 4, 0, INT_MAX))
+        return -1;
     const Onnx__AttributeProto *ap = attr(c->node, "auto_pad");
     if (ap && ap->has_s && ap->s.len && strncmp((const char *)ap->s.data, "NOTSET", ap->s.len) != 0 &&
         strncmp((const char *)ap->s.data, "VALID", ap->s.len) != 0)
         return nn_fail(c->g, "Conv %s: auto_pad %.*s unsupported", out, (int)ap->s.len, ap->s.data);
     p.kh = ks[0]; p.kw = ks[1]; p.sh = st[0]; p.sw = st[1]; p.dh = dl[0]; p.dw = dl[1];
     p.pad_top = pads[0]; p.pad_left = pads[1]; p.pad_bottom = pads[2]; p.pad_right = pads[3];
-    p.groups = (int)attr_i(c->node, "group", 1);
+    if (attr_int(c, out, "group", 1, 1, xs.dims[1] > 1 ? xs.dims[1] : 1, &p.groups)) return -1;
     p.out_min = -INFINITY;
     p.out_max = INFINITY;
     p.cout = ws.dims[0];
     p.cin = xs.dims[1];
-    if (p.groups < 1 || p.cin != ws.dims[1] * p.groups)
+    if (ks[0] < 1 || ks[1] < 1 || p.cout < 1 || p.cin != (long long)ws.dims[1] * p.groups)
         return nn_fail(c->g, "Conv %s: weight %s does not match %d input channels", out, w->name, p.cin);
     size_t per = (size_t)p.kh * p.kw * ws.dims[1];
     p.weights = malloc((size_t)p.cout * per * sizeof(float));
@@ -267,6 +294,9 @@ static int op_pool(onnx_ctx *c, const char *out)
     if (attr_ints(c->node, "kernel_shape", ks, 2) != 2) return nn_fail(c->g, "%s %s: no kernel_shape", t, out);
     attr_ints(c->node, "strides", st, 2);
     attr_ints(c->node, "pads", pads, 4);
+    if (attr_ints_in(c, out, "kernel_shape", ks, 2, 1, INT_MAX) || attr_ints_in(c, out, "strides", st, 2, 1, INT_MAX) ||
+        attr_ints_in(c, out, "pads", pads, 4, 0, INT_MAX))
+        return -1;
     if (attr_i(c->node, "ceil_mode", 0)) return nn_fail(c->g, "%s %s: ceil_mode unsupported", t, out);
     int has_pad = pads[0] || pads[1] || pads[2] || pads[3];
     if (strcmp(t, "AveragePool") == 0 && has_pad && attr_i(c->node, "count_include_pad", 0))
@@ -417,7 +447,9 @@ static int op_gemm(onnx_ctx *c, const char *out)
     if (!a || !b) return -1;
     if (attr_i(c->node, "transA", 0)) return nn_fail(c->g, "Gemm %s: transA unsupported", out);
     if (c->node->n_input > 2 && c->node->input[2][0] && !(bias = input(c, 2))) return -1;
-    return fc_from(c, out, a, b, (int)attr_i(c->node, "transB", 0), attr_f(c->node, "alpha", 1.0f),
+    int trans_b;
+    if (attr_int(c, out, "transB", 0, 0, 1, &trans_b)) return -1;
+    return fc_from(c, out, a, b, trans_b, attr_f(c->node, "alpha", 1.0f),
                    attr_f(c->node, "beta", 1.0f), bias);
 }
 
@@ -432,6 +464,7 @@ static int op_pad(onnx_ctx *c, const char *out)
     int pads[2 * NN_MAX_RANK] = {0}, before[NN_MAX_RANK], after[NN_MAX_RANK];
     if (attr_ints(c->node, "pads", pads, 2 * NN_MAX_RANK) != 2 * ls.rank)
         return nn_fail(c->g, "Pad %s: pads must have %d values", out, 2 * ls.rank);
+    if (attr_ints_in(c, out, "pads", pads, 2 * ls.rank, 0, INT_MAX)) return -1;
     for (int i = 0; i < ls.rank; i++) {
         int p = x->nhwc ? PHYS_AXIS[i] : i;
         before[p] = pads[i];
@@ -444,7 +477,7 @@ static int op_concat(onnx_ctx *c, const char *out)
 {
     int n = (int)c->node->n_input, ids[64], any_nhwc = 0, all4 = 1;
     long axis = attr_i(c->node, "axis", 0);
-    if (n > 64) return nn_fail(c->g, "Concat %s: too many inputs", out);
+    if (n < 1 || n > 64) return nn_fail(c->g, "Concat %s: %d inputs, expected 1 to 64", out, n);
     onnx_value *vs[64];
     for (int i = 0; i < n; i++) {
         if (!(vs[i] = input(c, i))) return -1;
@@ -453,7 +486,7 @@ static int op_concat(onnx_ctx *c, const char *out)
     }
     int rank = logical_shape(c, vs[0]).rank;
     if (axis < 0) axis += rank;
-    if (axis < 0 || axis >= rank) return nn_fail(c->g, "Concat %s: bad axis", out);
+    if (axis < 0 || axis >= rank) return nn_fail(c->g, "Concat %s: attribute axis out of range for rank %d", out, rank);
     int nhwc = any_nhwc && all4;
     for (int i = 0; i < n; i++)
         if ((ids[i] = nhwc ? as_nhwc(c, vs[i]) : as_plain(c, vs[i])) < 0) return -1;
@@ -472,12 +505,14 @@ static int op_reshape(onnx_ctx *c, const char *out)
     int minus = -1;
     to.rank = (int)n;
     for (size_t i = 0; i < n; i++) {
-        int v = (int)sd[i];
+        int v;
+        if (nn_float_to_int(sd[i], -1, (int)NN_MAX_ELEMENTS, &v) || (v == -1 && minus >= 0))
+            return nn_fail(c->g, "Reshape %s: bad dimension %g in shape %s", out, (double)sd[i], s->name);
         if (v == 0 && (int)i < in.rank) v = in.dims[i];
         if (v == -1) { minus = (int)i; v = 1; }
-        else if (v < 0) return nn_fail(c->g, "Reshape %s: bad dimension %d", out, v);
         to.dims[i] = v;
         known *= (size_t)v;
+        if (known > NN_MAX_ELEMENTS) return nn_fail(c->g, "Reshape %s: shape %s too large", out, s->name);
     }
     if (minus >= 0 && known) to.dims[minus] = (int)(nn_shape_size(&in) / known);
     int xin = as_plain(c, x);
@@ -489,7 +524,8 @@ static int op_flatten(onnx_ctx *c, const char *out)
     onnx_value *x = input(c, 0);
     if (!x) return -1;
     nn_shape in = logical_shape(c, x);
-    long axis = attr_i(c->node, "axis", 1);
+    int axis;
+    if (attr_int(c, out, "axis", 1, -in.rank, in.rank, &axis)) return -1;
     if (axis < 0) axis += in.rank;
     int d[2] = {1, 1};
     for (int i = 0; i < in.rank; i++) d[i < axis ? 0 : 1] *= in.dims[i];
@@ -506,12 +542,17 @@ static int op_unsqueeze(onnx_ctx *c, const char *out)
     int squeeze = strcmp(c->node->op_type, "Squeeze") == 0;
     int mask = 0;
     int rank = squeeze ? in.rank : in.rank + (na > 0 ? na : 0);
-    for (int i = 0; i < na; i++) mask |= 1 << (axes[i] < 0 ? axes[i] + rank : axes[i]);
+    if (rank > NN_MAX_RANK) return nn_fail(c->g, "%s %s: rank too large", c->node->op_type, out);
+    for (int i = 0; i < na; i++) {
+        int a = axes[i] < 0 ? axes[i] + rank : axes[i];
+        if (a < 0 || a >= rank || (mask >> a) & 1)
+            return nn_fail(c->g, "%s %s: attribute axes[%d] = %d out of range or repeated", c->node->op_type, out, i, axes[i]);
+        mask |= 1 << a;
+    }
     if (squeeze) {
         for (int i = 0; i < in.rank; i++)
             if (!((na > 0 ? (mask >> i) & 1 : in.dims[i] == 1))) to.dims[to.rank++] = in.dims[i];
     } else {
-        if (rank > NN_MAX_RANK) return nn_fail(c->g, "Unsqueeze %s: rank too large", out);
         for (int i = 0, k = 0; i < rank; i++) to.dims[to.rank++] = (mask >> i) & 1 ? 1 : in.dims[k++];
     }
     int xin = as_plain(c, x);
@@ -560,8 +601,10 @@ static int op_softmax(onnx_ctx *c, const char *out)
 {
     onnx_value *x = input(c, 0);
     if (!x) return -1;
+    int axis, rank = logical_shape(c, x).rank;
+    if (attr_int(c, out, "axis", 1, -rank, rank - 1, &axis)) return -1;
     int xin = as_plain(c, x);
-    return put_value(c, out, xin < 0 ? -1 : nn_add_softmax(c->g, "Softmax", out, xin, (int)attr_i(c->node, "axis", 1)), 0);
+    return put_value(c, out, xin < 0 ? -1 : nn_add_softmax(c->g, "Softmax", out, xin, axis), 0);
 }
 
 static int op_shape(onnx_ctx *c, const char *out)
@@ -578,8 +621,10 @@ static int op_gather(onnx_ctx *c, const char *out)
 {
     onnx_value *x = input(c, 0), *i = input(c, 1);
     if (!x || !i) return -1;
+    int axis, rank = logical_shape(c, x).rank;
+    if (attr_int(c, out, "axis", 0, -rank, rank - 1, &axis)) return -1;
     int xin = as_plain(c, x), ii = xin < 0 ? -1 : as_plain(c, i);
-    return put_value(c, out, ii < 0 ? -1 : nn_add_gather(c->g, "Gather", out, xin, ii, (int)attr_i(c->node, "axis", 0)), 0);
+    return put_value(c, out, ii < 0 ? -1 : nn_add_gather(c->g, "Gather", out, xin, ii, axis), 0);
 }
 
 static int op_constant(onnx_ctx *c, const char *out)
@@ -606,12 +651,36 @@ static const struct { const char *name; op_fn fn; } OPS[] = {
 static int translate_node(onnx_ctx *c, const Onnx__NodeProto *n)
 {
     c->node = n;
-    if (n->n_output < 1) return nn_fail(c->g, "%s node without output", n->op_type);
     if (n->domain && n->domain[0] && strcmp(n->domain, "ai.onnx") != 0)
         return nn_fail(c->g, "%s %s: operator domain %s unsupported", n->op_type, n->output[0], n->domain);
     for (size_t i = 0; i < sizeof OPS / sizeof OPS[0]; i++)
         if (strcmp(OPS[i].name, n->op_type) == 0) return OPS[i].fn(c, n->output[0]);
     return nn_fail(c->g, "unsupported operator %s (node output %s)", n->op_type, n->output[0]);
+}
+
+static int named(const char *s) { return s && s[0]; }
+
+/* protobuf-c leaves absent optional strings NULL: everything the translation
+ * looks up by name must have one, checked once here. */
+static int check_graph_names(onnx_ctx *c, const Onnx__GraphProto *gp)
+{
+    for (size_t i = 0; i < gp->n_initializer; i++)
+        if (!named(gp->initializer[i]->name)) return nn_fail(c->g, "initializer %zu has no name", i);
+    for (size_t i = 0; i < gp->n_input; i++)
+        if (!named(gp->input[i]->name)) return nn_fail(c->g, "graph input %zu has no name", i);
+    for (size_t i = 0; i < gp->n_output; i++)
+        if (!named(gp->output[i]->name)) return nn_fail(c->g, "graph output %zu has no name", i);
+    for (size_t i = 0; i < gp->n_node; i++) {
+        const Onnx__NodeProto *n = gp->node[i];
+        const char *label = named(n->name) ? n->name : "(unnamed)";
+        if (!named(n->op_type)) return nn_fail(c->g, "node %zu %s has no op_type", i, label);
+        if (n->n_output < 1 || !named(n->output[0]))
+            return nn_fail(c->g, "node %zu %s (%s) has no output", i, label, n->op_type);
+        for (size_t k = 0; k < n->n_attribute; k++)
+            if (!named(n->attribute[k]->name))
+                return nn_fail(c->g, "node %zu %s (%s): attribute %zu has no name", i, label, n->op_type, k);
+    }
+    return 0;
 }
 
 /* ---- the model ------------------------------------------------------ */
@@ -646,6 +715,7 @@ static int add_graph_input(onnx_ctx *c, const Onnx__ValueInfoProto *vi)
 
 static int build(onnx_ctx *c, const Onnx__GraphProto *gp)
 {
+    if (check_graph_names(c, gp)) return -1;
     for (size_t i = 0; i < gp->n_initializer; i++)
         if (put_value(c, gp->initializer[i]->name, tensor_from_proto(c, gp->initializer[i], gp->initializer[i]->name), 0))
             return -1;
@@ -653,7 +723,12 @@ static int build(onnx_ctx *c, const Onnx__GraphProto *gp)
         if (!is_initializer(gp, gp->input[i]->name) && add_graph_input(c, gp->input[i])) return -1;
     if (c->g->n_inputs < 1) return nn_fail(c->g, "model has no input");
     for (size_t i = 0; i < gp->n_node; i++)
-        if (translate_node(c, gp->node[i])) return -1;
+        if (translate_node(c, gp->node[i])) {
+            char label[300];
+            snprintf(label, sizeof label, "node %s", gp->node[i]->name);
+            if (named(gp->node[i]->name)) nn_fail_prefix(c->g, label);
+            return -1;
+        }
     c->g->outputs = calloc(gp->n_output + 1, sizeof *c->g->outputs);
     c->g->output_names = calloc(gp->n_output + 1, sizeof *c->g->output_names);
     if (!c->g->outputs || !c->g->output_names) return nn_fail(c->g, "out of memory");
@@ -683,5 +758,6 @@ int nn_onnx_load(nn_graph *g, const char *path)
     int rc = build(&c, m->graph);
     free(c.vals);
     onnx__model_proto__free_unpacked(m, NULL);
+    if (rc) nn_fail_prefix(g, path);
     return rc;
 }

@@ -70,16 +70,29 @@ static void attr_str(json_t *node, const char *name, char *out, size_t cap)
     b64_decode(json_string_value(json_object_get(attr(node, name), "s")), out, cap);
 }
 
+/* An integer written as a JSON number or string, clamped to int (atoi would be
+ * undefined beyond that range). */
+static int json_int_clamped(json_t *v)
+{
+    long long x = json_is_string(v) ? strtoll(json_string_value(v), NULL, 10) : (long long)json_integer_value(v);
+    return x > INT_MAX ? INT_MAX : x < INT_MIN ? INT_MIN : (int)x;
+}
+
 /* Integer list attribute (stored as strings); returns count. */
 static int attr_ints(json_t *node, const char *name, int *out, int max)
 {
     json_t *l = json_object_get(json_object_get(attr(node, name), "list"), "i");
     int n = 0;
-    for (size_t i = 0; i < json_array_size(l) && n < max; i++) {
-        json_t *v = json_array_get(l, i);
-        out[n++] = json_is_string(v) ? atoi(json_string_value(v)) : (int)json_integer_value(v);
-    }
+    for (size_t i = 0; i < json_array_size(l) && n < max; i++) out[n++] = json_int_clamped(json_array_get(l, i));
     return n;
+}
+
+/* Every value of a list attribute at least lo, or -1 with a message naming it. */
+static int check_at_least(tf_ctx *c, const char *op, const char *name, const char *what, const int *v, int n, int lo)
+{
+    for (int i = 0; i < n; i++)
+        if (v[i] < lo) return nn_fail(c->g, "%s %s: attribute %s[%d] = %d, must be at least %d", op, name, what, i, v[i], lo);
+    return 0;
 }
 
 static int attr_bool(json_t *node, const char *name)
@@ -163,15 +176,17 @@ static int add_weight(tf_ctx *c, json_t *w, const unsigned char *data, size_t le
     if (s.rank > NN_MAX_RANK) return nn_fail(c->g, "weight %s: rank too large", name);
     for (int i = 0; i < s.rank; i++) {
         json_int_t d = json_integer_value(json_array_get(shape, (size_t)i));
-        if (d < 0 || d > (1 << 28)) return nn_fail(c->g, "weight %s: bad shape", name);
+        if (d < 0 || d > (json_int_t)NN_MAX_ELEMENTS) return nn_fail(c->g, "weight %s: dimension %d is %lld", name, i, (long long)d);
         s.dims[i] = (int)d;
     }
+    if (!nn_shape_ok(&s)) return nn_fail(c->g, "weight %s: more than %zu values", name, NN_MAX_ELEMENTS);
     int eb = dtype_bytes(stored);
     if (!eb || (!q && !strcmp(dtype, "float16")))
         return nn_fail(c->g, "weight %s: unsupported dtype %s", name, stored ? stored : "?");
     size_t n = nn_shape_size(&s);
-    if (*pos + n * (size_t)eb > len)
-        return nn_fail(c->g, "weight %s: shard data too short (truncated weights file?)", name);
+    if (n * (size_t)eb > len - *pos)
+        return nn_fail(c->g, "weight %s: needs %zu bytes at offset %zu but the weight files hold %zu (truncated .bin?)",
+                       name, n * (size_t)eb, *pos, len);
     float *d = malloc((n ? n : 1) * sizeof *d);
     if (!d) return nn_fail(c->g, "weight %s: out of memory", name);
     const unsigned char *p = data + *pos;
@@ -204,6 +219,10 @@ static int load_weights(tf_ctx *c, json_t *manifest, const char *dir)
             rc = add_weight(c, json_array_get(ws, wi), data, len, &pos);
     }
     free(data);
+    /* Bytes left over mean the manifest and the files disagree: refuse rather than
+     * run with weights read from the wrong offsets. */
+    if (!rc && pos != len)
+        rc = nn_fail(c->g, "weights manifest describes %zu bytes but the weight files hold %zu", pos, len);
     return rc;
 }
 
@@ -243,21 +262,37 @@ static const float *const_of(tf_ctx *c, int id, const char *op, const char *name
     return c->g->tensors[id].data;
 }
 
+/* The values of constant tensor `id` as ints in [lo, hi]: -1 with a message
+ * naming the node and the tensor if one is not a whole number in range. */
+static int const_ints(tf_ctx *c, int id, const char *op, const char *name, int lo, int hi, int *out, size_t max)
+{
+    const float *d = const_of(c, id, op, name);
+    if (!d) return -1;
+    size_t n = nn_shape_size(&c->g->tensors[id].shape);
+    if (n > max) return nn_fail(c->g, "%s %s: %s has %zu values, at most %zu expected", op, name, c->g->tensors[id].name, n, max);
+    for (size_t i = 0; i < n; i++)
+        if (nn_float_to_int(d[i], lo, hi, &out[i]))
+            return nn_fail(c->g, "%s %s: %s[%zu] = %g is not an integer in [%d, %d]", op, name,
+                           c->g->tensors[id].name, i, (double)d[i], lo, hi);
+    return (int)n;
+}
+
 /* TF "SAME"/"VALID"/"EXPLICIT" padding for one spatial axis. */
 static int tf_pads(json_t *node, int in_size, int k, int s, int d, int axis, int *before, int *after)
 {
     char pad[32];
     attr_str(node, "padding", pad, sizeof pad);
     *before = *after = 0;
-    if (!strcmp(pad, "SAME")) {
-        int out = (in_size + s - 1) / s, eff = (k - 1) * d + 1;
-        int total = (out - 1) * s + eff - in_size;
+    if (!strcmp(pad, "SAME")) {   /* s, d, k >= 1 (checked by geometry); 64-bit against overflow */
+        long long out = ((long long)in_size + s - 1) / s, eff = (long long)(k - 1) * d + 1;
+        long long total = (out - 1) * s + eff - in_size;
         if (total < 0) total = 0;
-        *before = total / 2;
-        *after = total - *before;
+        if (total > INT_MAX) return -1;
+        *before = (int)(total / 2);
+        *after = (int)(total - *before);
     } else if (!strcmp(pad, "EXPLICIT")) {
         int ep[8] = {0};
-        if (attr_ints(node, "explicit_paddings", ep, 8) != 8) return -1;
+        if (attr_ints(node, "explicit_paddings", ep, 8) != 8 || ep[2 * axis] < 0 || ep[2 * axis + 1] < 0) return -1;
         *before = ep[2 * axis];
         *after = ep[2 * axis + 1];
     } else if (strcmp(pad, "VALID") != 0) return -1;
@@ -274,15 +309,18 @@ static int check_nhwc(tf_ctx *c, json_t *node, const char *op, const char *name)
 
 static int geometry(tf_ctx *c, json_t *node, const char *op, const char *name, int x, int kh, int kw, nn_conv_params *p)
 {
-    int st[4] = {1, 1, 1, 1}, dl[4] = {1, 1, 1, 1};
+    int st[4] = {1, 1, 1, 1}, dl[4] = {1, 1, 1, 1}, k[2] = {kh, kw};
     attr_ints(node, "strides", st, 4);
     attr_ints(node, "dilations", dl, 4);
+    if (check_at_least(c, op, name, "strides", st, 4, 1) || check_at_least(c, op, name, "dilations", dl, 4, 1) ||
+        check_at_least(c, op, name, "kernel size", k, 2, 1))
+        return -1;
     const nn_shape *s = &c->g->tensors[x].shape;
     if (s->rank != 4) return nn_fail(c->g, "%s %s: input is not 4-D", op, name);
     p->kh = kh; p->kw = kw; p->sh = st[1]; p->sw = st[2]; p->dh = dl[1]; p->dw = dl[2];
     if (tf_pads(node, s->dims[1], kh, p->sh, p->dh, 1, &p->pad_top, &p->pad_bottom) ||
         tf_pads(node, s->dims[2], kw, p->sw, p->dw, 2, &p->pad_left, &p->pad_right))
-        return nn_fail(c->g, "%s %s: unsupported padding", op, name);
+        return nn_fail(c->g, "%s %s: attribute padding unsupported or explicit_paddings not 8 values >= 0", op, name);
     return 0;
 }
 
@@ -390,17 +428,9 @@ static int op_pool(tf_ctx *c, json_t *node, const char *op, const char *name)
 
 static int axes_mask_of(tf_ctx *c, int id, int rank, const char *op, const char *name)
 {
-    const float *d = const_of(c, id, op, name);
-    if (!d) return -1;
-    int mask = 0;
-    size_t n = nn_shape_size(&c->g->tensors[id].shape);
-    for (size_t i = 0; i < n; i++) {
-        int a = (int)d[i];
-        if (a < 0) a += rank;
-        if (a < 0 || a >= rank) return nn_fail(c->g, "%s %s: bad axis", op, name);
-        mask |= 1 << a;
-    }
-    return mask;
+    int axes[NN_MAX_RANK], n = const_ints(c, id, op, name, -rank, rank - 1, axes, NN_MAX_RANK), mask = 0;
+    for (int i = 0; i < n; i++) mask |= 1 << (axes[i] < 0 ? axes[i] + rank : axes[i]);
+    return n < 0 ? -1 : mask;
 }
 
 static int op_reduce(tf_ctx *c, json_t *node, const char *op, const char *name)
@@ -415,16 +445,18 @@ static int op_reduce(tf_ctx *c, json_t *node, const char *op, const char *name)
 
 static int op_pad(tf_ctx *c, json_t *node, const char *op, const char *name)
 {
-    int x = in(c, node, 0), p = x < 0 ? -1 : in(c, node, 1);
-    const float *pd = const_of(c, p, op, name);
-    if (!pd) return -1;
+    int x = in(c, node, 0), p = x < 0 ? -1 : in(c, node, 1), pads[2 * NN_MAX_RANK];
+    int n = p < 0 ? -1 : const_ints(c, p, op, name, 0, (int)NN_MAX_ELEMENTS, pads, 2 * NN_MAX_RANK);
+    if (n < 0) return -1;
     int r = c->g->tensors[x].shape.rank, before[NN_MAX_RANK], after[NN_MAX_RANK];
-    if (nn_shape_size(&c->g->tensors[p].shape) != (size_t)(2 * r)) return nn_fail(c->g, "%s %s: paddings shape", op, name);
-    for (int i = 0; i < r; i++) { before[i] = (int)pd[2 * i]; after[i] = (int)pd[2 * i + 1]; }
+    if (n != 2 * r) return nn_fail(c->g, "%s %s: paddings has %d values for rank %d", op, name, n, r);
+    for (int i = 0; i < r; i++) { before[i] = pads[2 * i]; after[i] = pads[2 * i + 1]; }
     float value = 0;
     if (!strcmp(op, "PadV2")) {
-        const float *v = const_of(c, in(c, node, 2), op, name);
+        int vi = in(c, node, 2);
+        const float *v = const_of(c, vi, op, name);
         if (!v) return -1;
+        if (nn_shape_size(&c->g->tensors[vi].shape) < 1) return nn_fail(c->g, "%s %s: empty pad value", op, name);
         value = v[0];
     }
     return nn_add_pad(c->g, op, name, x, before, after, value);
@@ -432,19 +464,19 @@ static int op_pad(tf_ctx *c, json_t *node, const char *op, const char *name)
 
 static int op_reshape(tf_ctx *c, json_t *node, const char *op, const char *name)
 {
-    int x = in(c, node, 0), s = x < 0 ? -1 : in(c, node, 1);
-    const float *sd = const_of(c, s, op, name);
-    if (!sd) return -1;
-    size_t n = nn_shape_size(&c->g->tensors[s].shape), known = 1, total = nn_shape_size(&c->g->tensors[x].shape);
-    if (n > NN_MAX_RANK) return nn_fail(c->g, "%s %s: rank too large", op, name);
-    nn_shape to = {.rank = (int)n};
+    int x = in(c, node, 0), s = x < 0 ? -1 : in(c, node, 1), dims[NN_MAX_RANK];
+    int n = s < 0 ? -1 : const_ints(c, s, op, name, -1, (int)NN_MAX_ELEMENTS, dims, NN_MAX_RANK);
+    if (n < 0) return -1;
+    size_t known = 1, total = nn_shape_size(&c->g->tensors[x].shape);
+    nn_shape to = {.rank = n};
     int minus = -1;
-    for (size_t i = 0; i < n; i++) {
-        int v = (int)sd[i];
-        if (v == -1) { minus = (int)i; v = 1; }
-        else if (v < 0) return nn_fail(c->g, "%s %s: bad dimension", op, name);
+    for (int i = 0; i < n; i++) {
+        int v = dims[i];
+        if (v == -1 && minus >= 0) return nn_fail(c->g, "%s %s: more than one -1 in the shape", op, name);
+        if (v == -1) { minus = i; v = 1; }
         to.dims[i] = v;
         known *= (size_t)v;
+        if (known > NN_MAX_ELEMENTS) return nn_fail(c->g, "%s %s: shape too large", op, name);
     }
     if (minus >= 0 && known) to.dims[minus] = (int)(total / known);
     return nn_add_reshape(c->g, op, name, x, to);
@@ -456,7 +488,12 @@ static int op_squeeze(tf_ctx *c, json_t *node, const char *op, const char *name)
     if (x < 0) return -1;
     int na = attr_ints(node, "squeeze_dims", axes, NN_MAX_RANK), mask = 0;
     const nn_shape *s = &c->g->tensors[x].shape;
-    for (int i = 0; i < na; i++) mask |= 1 << (axes[i] < 0 ? axes[i] + s->rank : axes[i]);
+    for (int i = 0; i < na; i++) {
+        int a = axes[i] < 0 ? axes[i] + s->rank : axes[i];
+        if (a < 0 || a >= s->rank)
+            return nn_fail(c->g, "%s %s: attribute squeeze_dims[%d] = %d out of range for rank %d", op, name, i, axes[i], s->rank);
+        mask |= 1 << a;
+    }
     nn_shape to = {0};
     for (int i = 0; i < s->rank; i++)
         if (!(na ? (mask >> i) & 1 : s->dims[i] == 1)) to.dims[to.rank++] = s->dims[i];
@@ -468,18 +505,19 @@ static int op_concat(tf_ctx *c, json_t *node, const char *op, const char *name)
     int n = n_inputs(node) - 1, ids[64];
     if (n < 1 || n > 64) return nn_fail(c->g, "%s %s: bad input count", op, name);
     for (int i = 0; i < n; i++) if ((ids[i] = in(c, node, i)) < 0) return -1;
-    const float *a = const_of(c, in(c, node, n), op, name);
-    return a ? nn_add_concat(c->g, op, name, ids, n, (int)a[0]) : -1;
+    int axis[1], rank = c->g->tensors[ids[0]].shape.rank, a = in(c, node, n);
+    if (a < 0 || const_ints(c, a, op, name, -rank, rank - 1, axis, 1) != 1)
+        return c->g->failed ? -1 : nn_fail(c->g, "%s %s: axis must be one value", op, name);
+    return nn_add_concat(c->g, op, name, ids, n, axis[0]);
 }
 
 static int op_transpose(tf_ctx *c, json_t *node, const char *op, const char *name)
 {
     int x = in(c, node, 0), p = x < 0 ? -1 : in(c, node, 1), perm[NN_MAX_RANK];
-    const float *pd = const_of(c, p, op, name);
-    if (!pd) return -1;
-    int r = c->g->tensors[x].shape.rank;
-    if (nn_shape_size(&c->g->tensors[p].shape) != (size_t)r) return nn_fail(c->g, "%s %s: bad perm", op, name);
-    for (int i = 0; i < r; i++) perm[i] = (int)pd[i];
+    int r = x < 0 ? 0 : c->g->tensors[x].shape.rank;
+    int n = p < 0 ? -1 : const_ints(c, p, op, name, 0, r - 1, perm, NN_MAX_RANK);
+    if (n < 0) return -1;
+    if (n != r) return nn_fail(c->g, "%s %s: perm has %d values for rank %d", op, name, n, r);
     return nn_add_transpose(c->g, op, name, x, perm);
 }
 
@@ -550,7 +588,8 @@ static int resolve(tf_ctx *c, const char *ref)
     if (e->id >= 0) return e->id;
     if (e->id == -2) return nn_fail(c->g, "cycle at node %s", name);
     if (!e->node) return nn_fail(c->g, "unknown tensor %s", ref);
-    if (++c->depth > 4000) return nn_fail(c->g, "graph too deep at %s", name);
+    /* Real models need under 400 (rvm 348); 1000 keeps the stack under 8 MiB even with ASan. */
+    if (++c->depth > 1000) return nn_fail(c->g, "graph deeper than 1000 nodes at %s", name);
     e->id = -2;
     int id = translate(c, e->node);
     c->depth--;
@@ -568,8 +607,7 @@ static int add_input(tf_ctx *c, json_t *node)
     nn_shape s = {.rank = (int)json_array_size(dims)};
     if (s.rank < 1 || s.rank > NN_MAX_RANK) return nn_fail(c->g, "input %s: no usable shape", name);
     for (int i = 0; i < s.rank; i++) {
-        json_t *v = json_object_get(json_array_get(dims, (size_t)i), "size");
-        long d = json_is_string(v) ? atol(json_string_value(v)) : (long)json_integer_value(v);
+        int d = json_int_clamped(json_object_get(json_array_get(dims, (size_t)i), "size"));
         if (d == -1) d = 1;   /* batch */
         if (d < 1 || d > (1 << 24)) return nn_fail(c->g, "input %s: dimension %d is not fixed", name, i);
         s.dims[i] = (int)d;
@@ -645,7 +683,10 @@ static int build(tf_ctx *c, json_t *root, const char *dir)
     for (int i = 0; i < c->n; i++) {
         json_t *nd = json_array_get(nodes, (size_t)i);
         const char *name = json_string_value(json_object_get(nd, "name"));
-        c->e[i] = (tf_entry){name ? name : "", nd, -1};
+        const char *op = json_string_value(json_object_get(nd, "op"));
+        if (!name || !name[0]) return nn_fail(c->g, "node %d has no name", i);
+        if (!op || !op[0]) return nn_fail(c->g, "node %s has no op", name);
+        c->e[i] = (tf_entry){name, nd, -1};
     }
     if (load_weights(c, manifest, dir)) return -1;
     for (int i = 0; i < c->n; i++) {
@@ -670,5 +711,6 @@ int nn_tfjs_load(nn_graph *g, const char *path)
     int rc = build(&c, root, dir);
     free(c.e);
     json_decref(root);
+    if (rc) nn_fail_prefix(g, path);
     return rc;
 }

@@ -745,6 +745,17 @@ def test_create_face_from_json_rejects_bad_templates(server, sid):
     assert_error(server.post_json(path, dict(source, imageType="PASSPORT"), key=KEY_A), 400, "imageType")
     for bad in ("!!!not base64!!!", "QUJD", "", base64.b64encode(b"BTPL" + bytes(40)).decode()):
         assert_error(server.post_json(path, dict(source, template=bad), key=KEY_A), 400)
+    # Other spellings of the same template bytes are refused: only the server's own text is taken.
+    text = source["template"]
+    assert len(raw) % 3, "the test needs a template whose base64 ends in padding"
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    unpadded = text.rstrip("=")
+    trailing = unpadded[:-1] + alphabet[alphabet.index(unpadded[-1]) | 1] + text[len(unpadded):]
+    assert trailing != text and base64.b64decode(trailing) == raw   # same bytes, a leftover bit set
+    urlsafe = base64.urlsafe_b64encode(raw).decode()
+    assert urlsafe != text, "the template has no + or / to spell differently"
+    for variant in (unpadded, text + "=", trailing, urlsafe):
+        assert_error(server.post_json(path, dict(source, template=variant), key=KEY_A), 400, "base64")
     assert_error(server.post_json(path, {k: v for k, v in source.items() if k != "template"}, key=KEY_A), 400,
                  "template")
     assert_error(server.post_json(path, dict(source, template=12), key=KEY_A), 400)

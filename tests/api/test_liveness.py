@@ -297,6 +297,22 @@ def test_capture_content_rejections(server, mutate, part):
     assert_error(upload(server, sid, seal(params, sid, cap)), 400, part)
 
 
+def test_frame_limit_is_exact_on_decoded_bytes(server):
+    """4 MiB decoded is the limit: exactly 4 MiB is taken, one byte more is refused
+    (the check used to be on the base64 length, which let 2 extra bytes through)."""
+    limit = 4 << 20
+    jpeg = read(LIVE[0])
+    for size, status in ((limit + 1, 400), (limit + 2, 400), (limit, 202)):
+        sid, params = new_capture(server)
+        frame = jpeg + b"\0" * (size - len(jpeg))
+        r = upload(server, sid, seal(params, sid, capture_json([frame])))
+        if status == 400:
+            assert_error(r, 400, "at most 4194304 bytes")
+        else:
+            assert r.status_code == 202, r.text
+            wait_result(server, sid)
+
+
 def test_capture_plaintext_must_be_json(server):
     sid, params = new_capture(server)
     assert_error(upload(server, sid, seal(params, sid, b"not json")), 400, "decrypted capture")

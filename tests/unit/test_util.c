@@ -127,6 +127,38 @@ static void test_base64_malformed(void **state) {
     assert_null(base64_decode(with_nul, 4, &n));
 }
 
+/* Canonical: exactly what base64_encode makes; every other spelling of the same
+ * bytes (no or wrong padding, url alphabet, leftover bits) is refused. */
+static void test_base64_canonical(void **state) {
+    (void)state;
+    static const char *const good[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYmFy", "+/+/", "+/8="};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        size_t n = 99;
+        uint8_t *d = base64_decode_canonical(good[i], strlen(good[i]), &n);
+        assert_non_null(d);
+        free(d);
+    }
+    static const char *const bad[] = {
+        "Zg",      /* padding missing */
+        "Zg=",     /* padding short */
+        "Zg===",   /* padding long */
+        "Zm9v=",   /* padding after a full quantum */
+        "Zh==",    /* leftover bits set: decodes to "f" too */
+        "Zm9=",    /* leftover bits set */
+        "-_-_",    /* url alphabet */
+        "Zm9v!",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        size_t n;
+        if (base64_decode_canonical(bad[i], strlen(bad[i]), &n)) fail_msg("accepted non-canonical \"%s\"", bad[i]);
+    }
+    /* The liberal decoder still takes the unpadded and url forms. */
+    size_t n;
+    uint8_t *d = base64_decode("Zg", 2, &n);
+    assert_non_null(d);
+    free(d);
+}
+
 /* ---- identifiers, time, hex ------------------------------------------------------- */
 
 static bool is_lower_hex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
@@ -311,6 +343,7 @@ int main(void) {
         cmocka_unit_test(test_base64_vectors),
         cmocka_unit_test(test_base64_roundtrip),
         cmocka_unit_test(test_base64_malformed),
+        cmocka_unit_test(test_base64_canonical),
         cmocka_unit_test(test_uuid),
         cmocka_unit_test(test_iso_time),
         cmocka_unit_test(test_hex),
