@@ -119,7 +119,7 @@ def test_deb_install_serve_as_package_user_and_purge(deb, tmp_path):
         certificate = requests.get(srv.url("/v2/certificate"), timeout=10).text
     finally:
         assert srv.stop() == 0, srv.text()
-    assert os.path.exists("/var/lib/bioserver/template-key.bin")
+    assert os.path.exists("/var/lib/bioserver/data-keys")  # the at-rest key ring
     # Upgrade to a newer version of the package: the key, the edited configuration
     # and the signing certificate (data folder) stay; the service still serves.
     p = dpkg("-i", newer_version(deb, tmp_path))

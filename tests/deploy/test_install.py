@@ -41,7 +41,7 @@ def test_make_install_into_destdir_serves_from_anywhere(tmp_path):
         round_trip(srv, KEY)
     finally:
         assert srv.stop() == 0, srv.text()
-    assert (root / "var" / "lib" / "bioserver" / "template-key.bin").exists()  # secrets where configured
+    assert (root / "var" / "lib" / "bioserver" / "data-keys").exists()  # secrets where configured
     # Relocatable: the whole tree moved elsewhere still finds its files.
     moved = tmp_path / "moved"
     shutil.move(str(dest), str(moved))
