@@ -10,6 +10,7 @@
 #include "api/common.h"
 #include "api/face_input.h"
 #include "api/face_store.h"
+#include "api/liveness_evidence.h"
 #include "api/liveness_state.h"
 #include "core/log.h"
 #include "liveness/notifier.h"
@@ -18,6 +19,7 @@
 
 void liveness_job_free(capture_job *job) {
     for (int i = 0; i < job->frame_count; i++) free(job->frame_data[i]);
+    free(job->capture_raw);
     free(job);
 }
 
@@ -200,9 +202,14 @@ static capture_job *job_load(app *a, const char *tenant, const char *sid, const 
     store_value v = {0};
     rc = a->store->ops->item_get(a->store, tenant, sid, LIVENESS_CAPTURE_KIND, LIVENESS_ITEM, &v);
     json_t *capture = rc ? NULL : json_loadb((const char *)v.data, v.len, 0, NULL);
-    store_value_free(&v);
     if (!capture) snprintf(job->load_error, sizeof job->load_error, "the uploaded capture could not be read back (store %d)", rc);
     else liveness_parse_frames(capture, job, job->load_error, sizeof job->load_error); /* frees with the job */
+    if (capture && a->evidence && (a->config.evidence_keep & EVIDENCE_KEEP_CAPTURE)) {
+        job->capture_raw = v.data; /* the evidence of the capture, exactly as stored */
+        job->capture_len = v.len;
+        v = (store_value){0};
+    }
+    store_value_free(&v);
     json_decref(capture);
     return job;
 }
@@ -219,6 +226,7 @@ static void evaluate_job(void *worker_ctx, capture_job *job) {
     log_event("info", "replay liveness of session %s: %s (%s)", job->sid, liveness_verdict_name(o.verdict), o.reason);
     best_face best = {0};
     if (o.verdict == VERDICT_SUCCESS && o.best_frame >= 0) store_best_face(job, worker_ctx, &o, &best);
+    liveness_evidence_keep(job, &o); /* queued: the verdict and the callback never wait for it */
     /* The frames are biometric data: gone as soon as they are evaluated. */
     a->store->ops->item_delete(a->store, job->tenant, job->sid, LIVENESS_CAPTURE_KIND, LIVENESS_ITEM);
     if (!store_result(job, &o, &best) || !a->notifier) return;

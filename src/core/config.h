@@ -17,6 +17,10 @@ enum permission {
     PERM_ALL = (1 << 6) - 1, /* every API permission */
 };
 
+/* Liveness evidence kept in an S3-compatible object store: what, and after which verdicts. */
+enum evidence_keep { EVIDENCE_KEEP_BEST_IMAGE = 1 << 0, EVIDENCE_KEEP_CAPTURE = 1 << 1 };
+enum evidence_on { EVIDENCE_ON_ALL, EVIDENCE_ON_SUCCESS, EVIDENCE_ON_NOT_SUCCESS };
+
 #define CONFIG_MAX_KEYS 64
 #define CONFIG_MAX_KEY_LEN 128
 
@@ -59,6 +63,16 @@ typedef struct {
     bool log_debug;                   /* log_level = debug */
     bool liveness_dispatch;           /* evaluate queued captures here (false: only other instances do) */
     char web_dir[512];                /* static capture page: web_dir/capture/ */
+    /* Liveness evidence (src/liveness/evidence.h); off while evidence_s3_url is empty.
+     * The keys are never logged; empty ones come from the environment at start-up. */
+    char evidence_s3_url[256];        /* http(s)://host[:port][/path], path-style: URL/bucket/key */
+    char evidence_s3_region[64];
+    char evidence_s3_bucket[64];
+    char evidence_s3_access_key[128];
+    char evidence_s3_secret_key[256];
+    char evidence_prefix[128];        /* first part of every object key */
+    unsigned evidence_keep;           /* enum evidence_keep bits */
+    int evidence_on;                  /* enum evidence_on */
     api_key_config keys[CONFIG_MAX_KEYS];
     int key_count;
 } server_config;
