@@ -137,7 +137,7 @@ static int set_evidence(server_config *cfg, const char *name, const char *v, cha
     if (!strcmp(name, "evidence-s3-region") || !strcmp(name, "evidence_s3_region"))
         bad = !*v || !s3_safe(v, "-_") || copy_string(cfg->evidence_s3_region, sizeof cfg->evidence_s3_region, v);
     else if (!strcmp(name, "evidence-s3-bucket") || !strcmp(name, "evidence_s3_bucket"))
-        bad = strlen(v) < 3 || !s3_safe(v, "-._") || copy_string(cfg->evidence_s3_bucket, sizeof cfg->evidence_s3_bucket, v);
+        bad = (*v && strlen(v) < 3) || !s3_safe(v, "-._") || copy_string(cfg->evidence_s3_bucket, sizeof cfg->evidence_s3_bucket, v);
     else if (!strcmp(name, "evidence-prefix") || !strcmp(name, "evidence_prefix"))
         bad = !s3_safe(v, "-._/") || v[0] == '/' || strstr(v, "//") || (*v && v[strlen(v) - 1] == '/') ||
               copy_string(cfg->evidence_prefix, sizeof cfg->evidence_prefix, v);

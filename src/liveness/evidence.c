@@ -322,6 +322,7 @@ static int refuse(evidence_store *e, const evidence_object *obj, uint8_t *data, 
 }
 
 int evidence_store_put(evidence_store *e, const evidence_object *obj, uint8_t *data, size_t len) {
+    if (len > EVIDENCE_MAX_PENDING_BYTES) return refuse(e, obj, data, len, "the object is larger than the upload queue");
     entry *en = calloc(1, sizeof(*en));
     if (!en) return refuse(e, obj, data, len, "out of memory");
     en->obj = *obj;

@@ -10,6 +10,11 @@ unimplemented) nor x-amz-content-sha256 / Content-MD5, so a wrong *secret* is no
 detectable with it; the wrong credential tested here is the access key. It answers
 the object's MD5 as ETag, which the server compares with its own.
 
+With BIOSERVER_STORE=redis-pair (make test-api-redis) the first test runs on two
+instances sharing one Redis (the evidence record goes through Redis, requests
+alternate); the others test one instance's behaviour and run in the memory and
+sanitizer passes only.
+
 Live frames: ../shared/data/spoof/nuaa/live/0001 (fr_liveness >= 0.998 on each)."""
 import hashlib
 import http.server
@@ -23,8 +28,8 @@ import time
 import pytest
 import requests
 
-from conftest import KEY_A, KEY_ADMIN, REPO_ROOT, SANITIZED, free_port, launch
-from test_liveness import LIVE, Receiver, metadata, new_capture, read, upload, wait_result
+from conftest import KEY_A, KEY_ADMIN, REPO_ROOT, SANITIZED, free_port, launch, redis_pair
+from test_liveness import LIVE, metadata, new_capture, read, receiver, upload, wait_result  # noqa: F401 (fixture)
 
 from liveness_client import capture_json, seal  # noqa: E402  (test_liveness put tools/ on sys.path)
 
@@ -32,6 +37,8 @@ S3RVER = os.path.join(REPO_ROOT, "build", "s3rver", "node_modules", "s3rver", "b
 BUCKET = "bioserver-evidence"
 WAIT = 120 if SANITIZED else 30
 KEY_RE = r"^evidence-test/tenantA/{sid}/[0-9a-f-]{{36}}/{name}$"
+PAIR = os.environ.get("BIOSERVER_STORE") == "redis-pair"
+single_instance = pytest.mark.skipif(PAIR, reason="one instance's behaviour: tested in the memory and sanitizer passes")
 
 pytestmark = [
     pytest.mark.skipif(not LIVE, reason="../shared/data/spoof/nuaa is missing"),
@@ -85,10 +92,26 @@ def s3(tmp_path):
 
 
 @pytest.fixture
-def receiver():
-    r = Receiver()
-    yield r
-    r.close()
+def start_evidence(start_server, tmp_path):
+    """start_server, or with BIOSERVER_STORE=redis-pair two instances on one Redis."""
+    pairs = []
+
+    def start(*flags, env=None):
+        if not PAIR:
+            return start_server(*flags, env=env)
+        root = tmp_path / f"pair{len(pairs)}"
+        root.mkdir()
+        gen = redis_pair(str(root), *flags)
+        pairs.append(gen)
+        return next(gen)
+
+    yield start
+    for gen in pairs:
+        next(gen, None)  # checks both exit cleanly, stops Redis
+
+
+def instances(srv):
+    return getattr(srv, "servers", [srv])
 
 
 def evidence_flags(url, *extra, access="S3RVER", secret="S3RVER"):
@@ -118,10 +141,14 @@ def wait_evidence(srv, sid, want=("STORED", "FAILED")):
 
 
 def metric(srv, name):
-    text = srv.get("/metrics", key=KEY_ADMIN).text
-    m = re.search(rf"^{name} (\d+)$", text, re.M)
-    assert m, f"{name} not in /metrics"
-    return int(m.group(1))
+    """The counter summed over the instances."""
+    total = 0
+    for one in instances(srv):
+        text = one.get("/metrics", key=KEY_ADMIN).text
+        m = re.search(rf"^{name} (\d+)$", text, re.M)
+        assert m, f"{name} not in /metrics"
+        total += int(m.group(1))
+    return total
 
 
 def assert_storage(obj, sid, name, content_type, data):
@@ -131,10 +158,11 @@ def assert_storage(obj, sid, name, content_type, data):
     assert obj["hash"] == hashlib.sha256(data).hexdigest(), obj
 
 
-def test_best_image_and_capture_are_stored_where_the_metadata_says(start_server, s3, receiver):
+def test_best_image_and_capture_are_stored_where_the_metadata_says(start_evidence, s3, receiver):
     # Credentials from the environment this time (never from a flag or a log line).
     env = dict(os.environ, BIOSERVER_S3_ACCESS_KEY="S3RVER", BIOSERVER_S3_SECRET_KEY="S3RVER")
-    srv = start_server(*evidence_flags(s3.url, "--evidence-keep", "best_image,capture", access=None), env=env)
+    srv = start_evidence(*evidence_flags(s3.url, "--evidence-keep", "best_image,capture", access="S3RVER" if PAIR else None),
+                         env=env)
     frames = [read(f) for f in LIVE[:3]]
     sid, frames, first = capture(srv, receiver, frames, type="LIVENESS_PASSIVE_VIDEO")
     assert first["status"] == "SUCCESS", first
@@ -164,8 +192,9 @@ def test_best_image_and_capture_are_stored_where_the_metadata_says(start_server,
     assert r["imageStorage"] == image and r["videoStorage"] == video and r["evidenceStorage"]["status"] == "STORED"
     assert metric(srv, "bioserver_evidence_stored_total") == 2
     assert metric(srv, "bioserver_evidence_failed_total") == 0
-    mon = srv.get("/v2/monitor").json()
-    assert mon["status"] == "UP" and mon["evidence"]["status"] == "UP" and mon["evidence"]["stored"] == 2, mon
+    mons = [one.get("/v2/monitor").json() for one in instances(srv)]
+    assert all(m["status"] == "UP" and m["evidence"]["status"] == "UP" for m in mons), mons
+    assert sum(m["evidence"]["stored"] for m in mons) == 2, mons
     assert "S3RVER" not in srv.stderr_text()
 
     # A new capture of the same session: the old record no longer shows.
@@ -175,6 +204,7 @@ def test_best_image_and_capture_are_stored_where_the_metadata_says(start_server,
     assert m["status"] == "INITIALIZED" and "imageStorage" not in m and "evidenceStorage" not in m, m
 
 
+@single_instance
 def test_only_the_configured_outcomes_are_kept(start_server, s3, receiver):
     srv = start_server(*evidence_flags(s3.url, "--evidence-on", "not_success"))
     sid, _, first = capture(srv, receiver)
@@ -184,6 +214,7 @@ def test_only_the_configured_outcomes_are_kept(start_server, s3, receiver):
     assert s3.keys() == [] and metric(srv, "bioserver_evidence_stored_total") == 0
 
 
+@single_instance
 def test_wrong_credential_leaves_the_result_and_callback_and_is_reported(start_server, s3, receiver):
     srv = start_server(*evidence_flags(s3.url, access="NOT-A-KNOWN-KEY", secret="wrong-secret-0123456789"))
     sid, _, first = capture(srv, receiver)
@@ -208,6 +239,7 @@ def test_wrong_credential_leaves_the_result_and_callback_and_is_reported(start_s
     assert "InvalidAccessKeyId" in srv.stderr_text()
 
 
+@single_instance
 def test_stopped_store_leaves_the_result_and_callback_and_is_reported(start_server, s3, receiver):
     s3.stop()  # the store existed, and is gone now
     srv = start_server(*evidence_flags(s3.url))
@@ -228,6 +260,7 @@ def test_stopped_store_leaves_the_result_and_callback_and_is_reported(start_serv
                             and sid in l.get("message", ""))
 
 
+@single_instance
 def test_evidence_of_a_deleted_session_is_not_uploaded_late(start_server, tmp_path, receiver):
     port = free_port()  # the store is down while the server retries
     srv = start_server(*evidence_flags(f"http://127.0.0.1:{port}"))
@@ -273,6 +306,7 @@ class WrongEtagStore:
         self.httpd.server_close()
 
 
+@single_instance
 def test_an_etag_that_is_not_our_md5_fails_the_upload(start_server, receiver):
     store = WrongEtagStore()
     try:
@@ -294,6 +328,7 @@ def test_an_etag_that_is_not_our_md5_fails_the_upload(start_server, receiver):
         store.close()
 
 
+@single_instance
 @pytest.mark.parametrize("flags, message", [
     (["--evidence-s3-url", "http://127.0.0.1:9"], "evidence_s3_url needs evidence_s3_bucket"),
     (["--evidence-s3-url", "http://user:hunter2secret@127.0.0.1:9"], "without user:password@"),
