@@ -39,9 +39,10 @@ static json_t *storage_object(app *a, const evidence_object *obj) {
 /* Removes slot from the record's pending list; true when none is left. */
 static bool settle(json_t *record, const char *slot) {
     json_t *pending = json_object_get(record, "pending");
-    for (size_t i = json_array_size(pending); i-- > 0;)
-        if (!strcmp(json_string_value(json_array_get(pending, i)) ? json_string_value(json_array_get(pending, i)) : "", slot))
-            json_array_remove(pending, i);
+    for (size_t i = json_array_size(pending); i-- > 0;) {
+        const char *name = json_string_value(json_array_get(pending, i));
+        if (name && !strcmp(name, slot)) json_array_remove(pending, i);
+    }
     return json_array_size(pending) == 0;
 }
 

@@ -7,7 +7,10 @@ What s3rver checks, and so what these tests prove: it refuses an unknown access 
 (403 InvalidAccessKeyId) but does not verify SigV4 signatures (its
 lib/middleware/authentication.js leaves "Signature version 4 calculation"
 unimplemented) nor x-amz-content-sha256 / Content-MD5, so a wrong *secret* is not
-detectable with it; the wrong credential tested here is the access key. It answers
+detectable with it; the wrong credential tested here is the access key. What s3rver
+does not check is checked on a recording endpoint instead: AWS's own SigV4 code
+(Debian's python3-botocore) recomputes the signature of the PUT the server sent,
+which verifies with the configured secret and not with another one. s3rver answers
 the object's MD5 as ETag, which the server compares with its own.
 
 With BIOSERVER_STORE=redis-pair (make test-api-redis) the first test runs on two
@@ -27,6 +30,9 @@ import time
 
 import pytest
 import requests
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 
 from conftest import KEY_A, KEY_ADMIN, REPO_ROOT, SANITIZED, free_port, launch, redis_pair
 from test_liveness import LIVE, metadata, new_capture, read, receiver, upload, wait_result  # noqa: F401 (fixture)
@@ -278,7 +284,7 @@ def test_evidence_of_a_deleted_session_is_not_uploaded_late(start_server, tmp_pa
 
 
 class WrongEtagStore:
-    """An endpoint that accepts every PUT but answers an ETag that is not the body's
+    """An endpoint that records every PUT and answers an ETag that is not the body's
     MD5, as a store that corrupted the object would."""
 
     def __init__(self):
@@ -288,7 +294,7 @@ class WrongEtagStore:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_PUT(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                outer.puts.append((dict(self.headers), body))
+                outer.puts.append(({k.lower(): v for k, v in self.headers.items()}, self.path, body))
                 self.send_response(200)
                 self.send_header("ETag", '"' + hashlib.md5(body + b"x").hexdigest() + '"')
                 self.send_header("Content-Length", "0")
@@ -307,23 +313,35 @@ class WrongEtagStore:
 
 
 @single_instance
-def test_an_etag_that_is_not_our_md5_fails_the_upload(start_server, receiver):
+def sigv4_signature(url, path, headers, body, signed, secret):
+    """botocore's signature of the request as received, over the headers it says it signed."""
+    req = AWSRequest(method="PUT", url=url + path, data=body, headers={k: headers[k] for k in signed})
+    req.context["timestamp"] = headers["x-amz-date"]
+    auth = SigV4Auth(Credentials("evidence-access-key", secret), "s3", "eu-central-1")
+    return auth.signature(auth.string_to_sign(req, auth.canonical_request(req)), req)
+
+
+def test_an_etag_that_is_not_our_md5_fails_and_the_signature_is_sigv4(start_server, receiver):
     store = WrongEtagStore()
     try:
-        srv = start_server(*evidence_flags(store.url))
+        srv = start_server(*evidence_flags(store.url, access="evidence-access-key", secret="evidence-secret-key"))
         sid, frames, _ = capture(srv, receiver)
         ev = wait_evidence(srv, sid)["evidenceStorage"]
         assert ev["status"] == "FAILED" and "is not the MD5 of what was sent" in ev["reason"], ev
         assert len(store.puts) == 4  # retried, then given up
-        headers, body = store.puts[0]
-        assert body == frames[0]
+        headers, path, body = store.puts[0]
+        assert body == frames[0] and path.startswith(f"/{BUCKET}/evidence-test/tenantA/{sid}/")
         # What the store is asked to verify: the SHA-256 (signed) and the MD5.
         assert headers["x-amz-content-sha256"] == hashlib.sha256(body).hexdigest()
-        assert headers["Content-MD5"] == __import__("base64").b64encode(hashlib.md5(body).digest()).decode()
-        auth = headers["Authorization"]
-        assert auth.startswith("AWS4-HMAC-SHA256 Credential=S3RVER/") and "/eu-central-1/s3/aws4_request" in auth
-        assert "x-amz-content-sha256" in auth.split("SignedHeaders=")[1].split(",")[0]
-        assert "S3RVER" not in auth.split("Signature=")[1]
+        assert headers["content-md5"] == __import__("base64").b64encode(hashlib.md5(body).digest()).decode()
+        m = re.match(r"AWS4-HMAC-SHA256 Credential=evidence-access-key/(\d{8})/eu-central-1/s3/aws4_request, "
+                     r"SignedHeaders=([a-z0-9;-]+), Signature=([0-9a-f]{64})$", headers["authorization"])
+        assert m and headers["x-amz-date"].startswith(m.group(1)), headers["authorization"]
+        signed = m.group(2).split(";")
+        assert {"host", "x-amz-date", "x-amz-content-sha256", "content-type"} <= set(signed), signed
+        assert sigv4_signature(store.url, path, headers, body, signed, "evidence-secret-key") == m.group(3)
+        assert sigv4_signature(store.url, path, headers, body, signed, "another-secret") != m.group(3)
+        assert "evidence-secret-key" not in srv.stderr_text()
     finally:
         store.close()
 
