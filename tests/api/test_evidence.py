@@ -210,6 +210,12 @@ def test_best_image_and_capture_are_stored_where_the_metadata_says(start_evidenc
     assert m["status"] == "INITIALIZED" and "imageStorage" not in m and "evidenceStorage" not in m, m
 
 
+def test_off_by_default(server):
+    mon = server.get("/v2/monitor").json()
+    assert mon["evidence"] == {"status": "DISABLED"}, mon
+    assert "bioserver_evidence" not in server.get("/metrics", key=KEY_ADMIN).text
+
+
 @single_instance
 def test_only_the_configured_outcomes_are_kept(start_server, s3, receiver):
     srv = start_server(*evidence_flags(s3.url, "--evidence-on", "not_success"))
