@@ -10,7 +10,7 @@ packages=(
   libxnnpack-dev libpthreadpool-dev libprotobuf-c-dev protobuf-c-compiler libonnx-dev
   libhiredis-dev redis-server libcurl4-openssl-dev libsqlite3-dev
   libcmocka-dev python3-pytest python3-requests python3-numpy python3-opencv
-  python3-cryptography openssl curl wrk
+  python3-cryptography python3-botocore openssl curl wrk
   chromium chromium-driver python3-selenium
   libgnutls28-dev python3-jsonschema python3-yaml dpkg-dev adduser systemd clang
 )

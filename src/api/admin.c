@@ -8,6 +8,7 @@
 #include "api/common.h"
 #include "api/handlers.h"
 #include "core/keyring.h"
+#include "api/liveness_evidence.h"
 #include "liveness/notifier.h"
 
 /* {"status": "UP"} or {"status": "DOWN", "reason": ...}; reasons never name files. */
@@ -27,6 +28,8 @@ void handle_monitor(http_request *req) {
     const char *why = app_unavailable_reason(a);
     if (why) json_array_append_new(reasons, json_string(why));
     if (!liveness_up) json_array_append_new(reasons, json_string("replay liveness is unavailable (see the server log)"));
+    if (liveness_evidence_failing(a))
+        json_array_append_new(reasons, json_string("liveness evidence cannot be stored in the object store (see evidence.lastError)"));
     const char *status = !store_up ? "DOWN" : json_array_size(reasons) ? "DEGRADED" : "UP";
     json_t *out = json_pack("{s:s,s:o,s:s,s:{s:s,s:s},s:o,s:o,s:o,s:{s:i,s:i,s:i},s:I}", "status", status, "reasons", reasons,
                             "version", a->config.version, "store", "type", a->store->ops->name, "status", store_status,
@@ -37,6 +40,7 @@ void handle_monitor(http_request *req) {
     /* The store's persistence is part of its health: a note when it may lose acknowledged writes. */
     const char *durability = a->store->ops->durability(a->store);
     if (durability) json_object_set_new(json_object_get(out, "store"), "durability", json_string(durability));
+    json_object_set_new(out, "evidence", liveness_evidence_component(a));
     http_reply_json(req, strcmp(status, "UP") ? 503 : 200, out);
 }
 
@@ -78,6 +82,7 @@ void handle_metrics(http_request *req) {
     char *text = metrics_render(a->metrics, keyring_names(a->keys), worker_pool_queued(a->workers),
                                 worker_pool_busy(a->workers));
     if (text) text = with_callback_metrics(a, text);
+    if (text) text = liveness_evidence_metrics(a, text);
     if (!text) {
         http_reply_error(req, 500, "internal error while rendering metrics");
         return;

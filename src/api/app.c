@@ -9,6 +9,7 @@
 #include "api/dispatcher.h"
 #include "api/face_store.h"
 #include "api/handlers.h"
+#include "api/liveness_evidence.h"
 #include "api/liveness_jobs.h"
 #include "api/liveness_state.h"
 #include "core/keyring.h"
@@ -17,6 +18,7 @@
 #include "gallery/gallery.h"
 #include "liveness/envelope.h"
 #include "liveness/evaluate.h"
+#include "liveness/evidence.h"
 #include "liveness/callback_policy.h"
 #include "liveness/notifier.h"
 #include "sign/secret.h"
@@ -144,6 +146,7 @@ int app_init(app *a, const server_config *cfg, char *err, size_t err_len) {
         snprintf(err, err_len, "cannot start %d worker threads", a->config.workers);
         goto fail;
     }
+    if (liveness_evidence_init(a, err, err_len)) goto fail;
     liveness_init(a);
     galleries_init(a);
     return 0;
@@ -161,7 +164,8 @@ const char *app_unavailable_reason(app *a) {
 
 void app_cleanup(app *a) {
     dispatcher_stop(a->dispatcher); /* first: no new jobs; its popped ones are in the pool */
-    worker_pool_free(a->workers);   /* then: finishing jobs still queue callbacks */
+    worker_pool_free(a->workers);   /* then: finishing jobs still queue callbacks and evidence */
+    evidence_store_free(a->evidence); /* records what it could not upload: the store is still open */
     liveness_notifier_free(a->notifier);
     callback_policy_free(a->callbacks);
     liveness_engine_free(a->liveness);

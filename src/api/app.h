@@ -37,6 +37,7 @@ typedef struct app {
     struct liveness_notifier *notifier;
     struct callback_policy *callbacks; /* where callbackURLs may point (checked at creation and delivery) */
     struct dispatcher *dispatcher; /* evaluations and TIMEOUTs shared through the store */
+    struct evidence_store *evidence; /* liveness evidence uploader; NULL when evidence_s3_url is empty */
     char liveness_error[256];
     /* Galleries (src/gallery): NULL answers 503, galleries_error says why. */
     struct gallery_service *galleries;

@@ -11,6 +11,7 @@
 
 #include "api/common.h"
 #include "api/handlers.h"
+#include "api/liveness_evidence.h"
 #include "api/liveness_jobs.h"
 #include "api/liveness_state.h"
 #include "core/log.h"
@@ -368,6 +369,7 @@ void handle_replay_metadata(http_request *req) {
         json_t *v = json_object_get(item, extra[i]);
         if (v) json_object_set(out, extra[i], v);
     }
+    liveness_evidence_attach(a, req->key->tenant, req->params[0], item, out);
     json_decref(item);
     api_reply_signed(req, 200, out, false, with_image); /* detached when the image is present (spec) */
 }

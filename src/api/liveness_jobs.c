@@ -10,6 +10,7 @@
 #include "api/common.h"
 #include "api/face_input.h"
 #include "api/face_store.h"
+#include "api/liveness_evidence.h"
 #include "api/liveness_state.h"
 #include "core/log.h"
 #include "liveness/notifier.h"
@@ -22,6 +23,7 @@
 
 void liveness_job_free(capture_job *job) {
     for (int i = 0; i < job->frame_count; i++) free(job->frame_data[i]);
+    free(job->capture_raw);
     free(job);
 }
 
@@ -227,9 +229,14 @@ static capture_job *job_load(app *a, const char *tenant, const char *sid, const 
         return NULL;
     }
     json_t *capture = rc ? NULL : json_loadb((const char *)v.data, v.len, 0, NULL);
-    store_value_free(&v);
     if (!capture) snprintf(job->load_error, sizeof job->load_error, "the uploaded capture could not be read back (store %d)", rc);
     else liveness_parse_frames(capture, job, job->load_error, sizeof job->load_error); /* frees with the job */
+    if (capture && a->evidence && (a->config.evidence_keep & EVIDENCE_KEEP_CAPTURE)) {
+        job->capture_raw = v.data; /* the evidence of the capture, exactly as stored */
+        job->capture_len = v.len;
+        v = (store_value){0};
+    }
+    store_value_free(&v);
     json_decref(capture);
     return job;
 }
@@ -259,7 +266,9 @@ static bool evaluate_job(void *worker_ctx, capture_job *job) {
     if (transient(rc)) return false; /* the frames stay for the next run */
     /* The frames are biometric data: gone as soon as the verdict is in. */
     a->store->ops->item_delete(a->store, job->tenant, job->sid, LIVENESS_CAPTURE_KIND, LIVENESS_ITEM);
-    if (rc != STORE_OK || !a->notifier) return true;
+    if (rc != STORE_OK) return true; /* another run's verdict stands, with its evidence and callback */
+    liveness_evidence_keep(job, &o); /* queued: the verdict and the callback never wait for it */
+    if (!a->notifier) return true;
     char *cb = liveness_session_callback(a->store, job->tenant, job->sid);
     if (cb) liveness_notifier_callback(a->notifier, cb, job->sid);
     free(cb);

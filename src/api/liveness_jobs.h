@@ -21,6 +21,8 @@ typedef struct {
     liveness_frame frames[LIVENESS_MAX_FRAMES];
     uint8_t *frame_data[LIVENESS_MAX_FRAMES];
     int frame_count;
+    uint8_t *capture_raw; /* the stored capture JSON, kept only when it is evidence to upload */
+    size_t capture_len;
 } capture_job;
 
 /* The evaluation request (type, level, seed...) from the liveness item (borrowed);

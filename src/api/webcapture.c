@@ -11,6 +11,7 @@
 
 #include "api/common.h"
 #include "api/handlers.h"
+#include "api/liveness_evidence.h"
 #include "api/liveness_state.h"
 #include "api/modes.h"
 #include "liveness/evaluate.h"
@@ -124,6 +125,7 @@ void handle_liveness_challenge_result(http_request *req) {
     if (age) json_object_set_new(out, "age", age);
     const char *reason = api_json_string(item, "reason");
     if (reason && status && strcmp(status, "SUCCESS")) json_object_set_new(out, "diagnostic", json_string(reason));
+    liveness_evidence_attach(a, req->key->tenant, req->params[0], item, out);
     json_decref(item);
     json_decref(session);
     api_reply_signed(req, 200, out, false, false);

@@ -43,6 +43,10 @@ void config_defaults(server_config *cfg) {
     cfg->liveness_job_lease_seconds = 30;
     snprintf(cfg->web_dir, sizeof cfg->web_dir, "web");
     snprintf(cfg->video_server_path, sizeof cfg->video_server_path, "/video-server");
+    snprintf(cfg->evidence_s3_region, sizeof cfg->evidence_s3_region, "us-east-1");
+    snprintf(cfg->evidence_prefix, sizeof cfg->evidence_prefix, "bioserver");
+    cfg->evidence_keep = EVIDENCE_KEEP_BEST_IMAGE;
+    cfg->evidence_on = EVIDENCE_ON_ALL;
 }
 
 void config_use_install_dirs(server_config *cfg, const char *share_dir, const char *state_dir) {
@@ -88,6 +92,74 @@ static int set_path_prefix(char *dst, size_t cap, const char *v) {
     if (n < 2 || v[0] != '/' || v[n - 1] == '/' || strspn(v, "/abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._") != n)
         return -1;
     return copy_string(dst, cap, v);
+}
+
+/* The object store's URL: http or https, no credentials in it (the URL is logged). */
+static int set_s3_url(char *dst, size_t cap, const char *v) {
+    if (!*v) return copy_string(dst, cap, v); /* off */
+    if (strncmp(v, "http://", 7) && strncmp(v, "https://", 8)) return -1;
+    const char *host = strstr(v, "://") + 3;
+    if (!*host || *host == '/' || strchr(host, '@') || strpbrk(v, " ?#")) return -1;
+    if (copy_string(dst, cap, v)) return -1;
+    size_t n = strlen(dst);
+    while (n > 0 && dst[n - 1] == '/') dst[--n] = '\0'; /* requests append "/bucket/key" */
+    return 0;
+}
+
+/* Characters that need no escaping anywhere in an S3 URL or key. */
+static bool s3_safe(const char *v, const char *extra) {
+    for (const char *p = v; *p; p++)
+        if (!isalnum((unsigned char)*p) && !strchr(extra, *p)) return false;
+    return true;
+}
+
+static int set_evidence_keep(server_config *cfg, const char *v) {
+    unsigned keep = 0;
+    for (const char *p = v; *p;) {
+        size_t n = strcspn(p, ", ");
+        if (n == 10 && !strncmp(p, "best_image", n)) keep |= EVIDENCE_KEEP_BEST_IMAGE;
+        else if (n == 7 && !strncmp(p, "capture", n)) keep |= EVIDENCE_KEEP_CAPTURE;
+        else if (n) return -1;
+        p += n;
+        p += strspn(p, ", ");
+    }
+    if (!keep) return -1;
+    cfg->evidence_keep = keep;
+    return 0;
+}
+
+static int set_evidence_on(server_config *cfg, const char *v) {
+    if (!strcmp(v, "all")) cfg->evidence_on = EVIDENCE_ON_ALL;
+    else if (!strcmp(v, "success")) cfg->evidence_on = EVIDENCE_ON_SUCCESS;
+    else if (!strcmp(v, "not_success")) cfg->evidence_on = EVIDENCE_ON_NOT_SUCCESS;
+    else return -1;
+    return 0;
+}
+
+/* The evidence_* settings; 1 when name is not one of them. */
+static int set_evidence(server_config *cfg, const char *name, const char *v, char *err, size_t err_len) {
+    /* Secrets: a bad value is never echoed. */
+    if (!strcmp(name, "evidence-s3-access-key") || !strcmp(name, "evidence_s3_access_key"))
+        return copy_string(cfg->evidence_s3_access_key, sizeof cfg->evidence_s3_access_key, v)
+                   ? fail(err, err_len, "evidence_s3_access_key is too long%s%s", "", "") : 0;
+    if (!strcmp(name, "evidence-s3-secret-key") || !strcmp(name, "evidence_s3_secret_key"))
+        return copy_string(cfg->evidence_s3_secret_key, sizeof cfg->evidence_s3_secret_key, v)
+                   ? fail(err, err_len, "evidence_s3_secret_key is too long%s%s", "", "") : 0;
+    if (!strcmp(name, "evidence-s3-url") || !strcmp(name, "evidence_s3_url"))
+        return set_s3_url(cfg->evidence_s3_url, sizeof cfg->evidence_s3_url, v) /* may hold a password: not echoed */
+                   ? fail(err, err_len, "invalid value for '%s': an http:// or https:// URL without user:password@, ? or #%s", name, "") : 0;
+    int bad;
+    if (!strcmp(name, "evidence-s3-region") || !strcmp(name, "evidence_s3_region"))
+        bad = !*v || !s3_safe(v, "-_") || copy_string(cfg->evidence_s3_region, sizeof cfg->evidence_s3_region, v);
+    else if (!strcmp(name, "evidence-s3-bucket") || !strcmp(name, "evidence_s3_bucket"))
+        bad = (*v && strlen(v) < 3) || !s3_safe(v, "-._") || copy_string(cfg->evidence_s3_bucket, sizeof cfg->evidence_s3_bucket, v);
+    else if (!strcmp(name, "evidence-prefix") || !strcmp(name, "evidence_prefix"))
+        bad = !s3_safe(v, "-._/") || v[0] == '/' || strstr(v, "//") || (*v && v[strlen(v) - 1] == '/') ||
+              copy_string(cfg->evidence_prefix, sizeof cfg->evidence_prefix, v);
+    else if (!strcmp(name, "evidence-keep") || !strcmp(name, "evidence_keep")) bad = set_evidence_keep(cfg, v);
+    else if (!strcmp(name, "evidence-on") || !strcmp(name, "evidence_on")) bad = set_evidence_on(cfg, v);
+    else return 1;
+    return bad ? fail(err, err_len, "invalid value '%s' for '%s'", v, name) : 0;
 }
 
 int config_parse_permissions(const char *list, unsigned *out) {
@@ -232,6 +304,11 @@ int config_set(server_config *cfg, const char *name, const char *v, char *err, s
         bad = strcmp(v, "normal") && strcmp(v, "full");
         cfg->gallery_full_sync = !strcmp(v, "full");
     }
+    else if (!strncmp(name, "evidence", 8)) {
+        int rc = set_evidence(cfg, name, v, err, err_len);
+        if (rc <= 0) return rc;
+        return fail(err, err_len, "unknown setting '%s'%s", name, "");
+    }
     else return fail(err, err_len, "unknown setting '%s'%s", name, "");
     if (bad) return fail(err, err_len, "invalid value '%s' for '%s'", v, name);
     return 0;
@@ -363,6 +440,14 @@ static const struct { const char *name, *arg, *help; } settings_help[] = {
     {"gallery_max_per_tenant", "N", "galleries per tenant, 409 beyond (default 100)"},
     {"gallery_search_threads", "N", "threads scanning one gallery of 65,536 faces or more (default 2)"},
     {"gallery_sync", "normal|full", "embedded gallery store: full also fsyncs each enrolment (default normal)"},
+    {"evidence_s3_url", "URL", "S3-compatible store for liveness evidence, path-style (default none: off)"},
+    {"evidence_s3_region", "REGION", "region that signs the requests (default us-east-1)"},
+    {"evidence_s3_bucket", "NAME", "bucket of the liveness evidence (required with the URL)"},
+    {"evidence_s3_access_key", "KEY", "access key (never logged; default from BIOSERVER_S3_ACCESS_KEY or AWS_ACCESS_KEY_ID)"},
+    {"evidence_s3_secret_key", "KEY", "secret key (never logged; default from BIOSERVER_S3_SECRET_KEY or AWS_SECRET_ACCESS_KEY)"},
+    {"evidence_prefix", "PREFIX", "first part of every object key (default bioserver)"},
+    {"evidence_keep", "LIST", "best_image, capture or both (default best_image)"},
+    {"evidence_on", "all|success|not_success", "which outcomes keep evidence (default all)"},
     {"degraded_start", "BOOL", "start even when models, calibration or web files are missing (default false)"},
 };
 
@@ -414,5 +499,7 @@ int config_validate(const server_config *cfg, char *err, size_t err_len) {
         return fail(err, err_len, "session_ttl_default exceeds session_ttl_max%s%s", "", "");
     if (!!cfg->tls_cert[0] != !!cfg->tls_key[0])
         return fail(err, err_len, "tls_cert and tls_key must be given together%s%s", "", "");
+    if (cfg->evidence_s3_url[0] && !cfg->evidence_s3_bucket[0])
+        return fail(err, err_len, "evidence_s3_url needs evidence_s3_bucket%s%s", "", "");
     return 0;
 }

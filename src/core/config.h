@@ -19,6 +19,10 @@ enum permission {
     PERM_ALL = (1 << 6) - 1, /* every API permission */
 };
 
+/* Liveness evidence kept in an S3-compatible object store: what, and after which verdicts. */
+enum evidence_keep { EVIDENCE_KEEP_BEST_IMAGE = 1 << 0, EVIDENCE_KEEP_CAPTURE = 1 << 1 };
+enum evidence_on { EVIDENCE_ON_ALL, EVIDENCE_ON_SUCCESS, EVIDENCE_ON_NOT_SUCCESS };
+
 #define CONFIG_MAX_KEYS 64
 #define CONFIG_MAX_KEY_LEN 128
 
@@ -74,6 +78,16 @@ typedef struct {
     long gallery_max_per_tenant;      /* galleries per tenant (409 beyond) */
     int gallery_search_threads;       /* threads scanning one big gallery */
     bool gallery_full_sync;           /* embedded store: fsync every enrolment (power-loss safe) */
+    /* Liveness evidence (src/liveness/evidence.h); off while evidence_s3_url is empty.
+     * The keys are never logged; empty ones come from the environment at start-up. */
+    char evidence_s3_url[256];        /* http(s)://host[:port][/path], path-style: URL/bucket/key */
+    char evidence_s3_region[64];
+    char evidence_s3_bucket[64];
+    char evidence_s3_access_key[128];
+    char evidence_s3_secret_key[256];
+    char evidence_prefix[128];        /* first part of every object key */
+    unsigned evidence_keep;           /* enum evidence_keep bits */
+    int evidence_on;                  /* enum evidence_on */
     api_key_config keys[CONFIG_MAX_KEYS];
     int key_count;
 } server_config;

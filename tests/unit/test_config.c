@@ -456,8 +456,53 @@ static void test_install_dirs_and_new_settings(void **state) {
     assert_string_equal(c.keys_file, "/etc/bioserver/api-keys");
 }
 
+/* The evidence_* settings: defaults, accepted forms, and secrets never echoed. */
+static void test_evidence_settings(void **state) {
+    (void)state;
+    server_config c;
+    config_defaults(&c);
+    char err[256] = "";
+    assert_string_equal(c.evidence_s3_url, ""); /* off */
+    assert_string_equal(c.evidence_s3_region, "us-east-1");
+    assert_string_equal(c.evidence_prefix, "bioserver");
+    assert_int_equal(c.evidence_keep, EVIDENCE_KEEP_BEST_IMAGE);
+    assert_int_equal(c.evidence_on, EVIDENCE_ON_ALL);
+    assert_int_equal(config_set(&c, "evidence_s3_url", "https://s3.eu-central-1.amazonaws.com//", err, sizeof err), 0);
+    assert_string_equal(c.evidence_s3_url, "https://s3.eu-central-1.amazonaws.com");
+    assert_int_equal(config_validate(&c, err, sizeof err), -1);
+    assert_non_null(strstr(err, "evidence_s3_url needs evidence_s3_bucket"));
+    assert_int_equal(config_set(&c, "evidence-s3-bucket", "wbs-video-storage", err, sizeof err), 0);
+    assert_int_equal(config_validate(&c, err, sizeof err), 0);
+    assert_int_equal(config_set(&c, "evidence_keep", "capture, best_image", err, sizeof err), 0);
+    assert_int_equal(c.evidence_keep, EVIDENCE_KEEP_BEST_IMAGE | EVIDENCE_KEEP_CAPTURE);
+    assert_int_equal(config_set(&c, "evidence_on", "not_success", err, sizeof err), 0);
+    assert_int_equal(c.evidence_on, EVIDENCE_ON_NOT_SUCCESS);
+    assert_int_equal(config_set(&c, "evidence_prefix", "doc-dev/liveness", err, sizeof err), 0);
+    assert_int_equal(config_set(&c, "evidence_prefix", "", err, sizeof err), 0);
+    assert_int_equal(config_set(&c, "evidence_s3_bucket", "", err, sizeof err), 0); /* the shipped file's empty value */
+    /* Refused, without echoing anything secret. */
+    assert_int_equal(config_set(&c, "evidence_s3_url", "http://AKID:s3cr3t-value@minio:9000", err, sizeof err), -1);
+    assert_null(strstr(err, "s3cr3t-value"));
+    assert_int_equal(config_set(&c, "evidence_s3_url", "http:///path", err, sizeof err), -1);
+    assert_int_equal(config_set(&c, "evidence_s3_url", "s3://bucket", err, sizeof err), -1);
+    char long_secret[300];
+    memset(long_secret, 'k', sizeof long_secret - 1);
+    long_secret[sizeof long_secret - 1] = '\0';
+    assert_int_equal(config_set(&c, "evidence_s3_secret_key", long_secret, err, sizeof err), -1);
+    assert_null(strstr(err, "kkkk"));
+    assert_int_equal(config_set(&c, "evidence_keep", "best_image,video", err, sizeof err), -1);
+    assert_int_equal(config_set(&c, "evidence_keep", "", err, sizeof err), -1);
+    assert_int_equal(config_set(&c, "evidence_prefix", "a//b", err, sizeof err), -1);
+    assert_int_equal(config_set(&c, "evidence_prefix", "a b", err, sizeof err), -1);
+    assert_int_equal(config_set(&c, "evidence_s3_region", "eu central", err, sizeof err), -1);
+    assert_int_equal(config_set(&c, "evidence_s3_bucket", "a/b", err, sizeof err), -1);
+    assert_int_equal(config_set(&c, "evidence_unknown", "x", err, sizeof err), -1);
+    assert_non_null(strstr(err, "unknown setting 'evidence_unknown'"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_evidence_settings),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_file_parsing),
         cmocka_unit_test(test_file_errors),
