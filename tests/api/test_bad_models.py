@@ -8,10 +8,11 @@ convolution set to 0 (a SIGFPE before the loaders validated attributes), written
 with a same-length byte patch so the protobuf stays well formed; every other
 model file is linked from models/."""
 import os
+import subprocess
 
 import pytest
 
-from conftest import KEY_A, REPO_ROOT, assert_error
+from conftest import BIOSERVER, KEY_A, REPO_ROOT, assert_error
 
 MODELS = os.path.join(REPO_ROOT, "models")
 DETECT = os.path.join(MODELS, "faceplugin", "fr_detect.onnx")
@@ -39,7 +40,14 @@ def test_model_with_stride_zero_degrades_instead_of_crashing(start_server, tmp_p
     with open(DETECT, "rb") as f:
         original = f.read()
     assert STRIDES_2 in original
-    srv = start_server("--models", models_with(tmp_path, "fr_detect.onnx", original.replace(STRIDES_2, STRIDES_0, 1)))
+    models = models_with(tmp_path, "fr_detect.onnx", original.replace(STRIDES_2, STRIDES_0, 1))
+    # By default a server whose models do not load refuses to start, saying why (no crash).
+    refused = subprocess.run([BIOSERVER, "--models", models, "--listen", "127.0.0.1:0", "--api-key", KEY_A,
+                              "--data", str(tmp_path / "refused")], capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1, refused.stderr
+    assert "fr_detect.onnx" in refused.stderr and "strides" in refused.stderr, refused.stderr
+    # degraded_start serves what does not need the models.
+    srv = start_server("--models", models, "--degraded-start", "true")
 
     mon = srv.get("/v2/monitor")
     assert mon.status_code == 503 and mon.json()["status"] == "DEGRADED", mon.text
