@@ -6,18 +6,14 @@ back plain and compressed, and prints the bytes saved and the match score of the
 compressed image against the original (POST /v2/match/images, the server's own
 pipeline), next to the same score for a plain JPEG re-encode at quality 90 and full
 size (the baseline) computed on the same input in the same run."""
-import glob, json, os, socket, statistics, subprocess, sys, tempfile, time
+import glob, json, os, statistics, sys
 import cv2
 import numpy as np
 import requests
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+from bench_server import KEY, REPO, start
+
 DATA = os.environ.get("DATA", os.path.join(REPO, "..", "shared", "data"))
-KEY = "bench-key-0123456789abcdef"
-
-
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
 
 
 def inputs():
@@ -34,18 +30,9 @@ def inputs():
 
 
 def main():
-    port = free_port()
-    proc = subprocess.Popen([os.path.join(REPO, "build/bioserver"), "--listen", f"127.0.0.1:{port}",
-                             "--data", tempfile.mkdtemp(), "--api-key", KEY],
-                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base, h = f"http://127.0.0.1:{port}/bioserver-app", {"apikey": KEY}
+    proc, base = start()
+    h = {"apikey": KEY}
     try:
-        for _ in range(200):
-            try:
-                if requests.get(base + "/v2/monitor", timeout=1).ok: break
-            except requests.RequestException: pass
-            time.sleep(0.05)
-
         def score(a, b):
             r = requests.post(base + "/v2/match/images", headers=h, files={
                 "referenceImage": ("r", a), "candidateImage": ("c", b),

@@ -7,12 +7,12 @@ comparisons (cosine of the embeddings) on the same input in the same run.
 
 With BIOSERVER_BASELINE=path/to/other/bioserver (e.g. a build of the unchanged main
 branch) that binary is measured first on the same faces, and the ratio is printed."""
-import json, os, signal, socket, statistics, subprocess, sys, tempfile, time
+import json, os, signal, statistics, sys, time
 import requests
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+from bench_server import KEY, REPO, start
+
 DATA = os.environ.get("DATA", os.path.join(REPO, "..", "shared", "data"))
-KEY = "bench-key-0123456789abcdef"
 
 
 def cpu_ms(pid):
@@ -20,10 +20,6 @@ def cpu_ms(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
-
-
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
 
 
 def main(n_faces=1000, repeats=30):
@@ -36,19 +32,9 @@ def main(n_faces=1000, repeats=30):
 
 
 def measure(binary, n_faces, repeats, label):
-    port = free_port()
-    data_dir = tempfile.mkdtemp()
-    proc = subprocess.Popen([binary, "--listen", f"127.0.0.1:{port}",
-                             "--data", data_dir, "--api-key", KEY, "--workers", "2"],
-                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}/bioserver-app"
+    proc, base = start(binary, "--workers", "2")
     h = {"apikey": KEY}
     try:
-        for _ in range(200):
-            try:
-                if requests.get(base + "/v2/monitor", timeout=1).ok: break
-            except requests.RequestException: pass
-            time.sleep(0.05)
         lfw = os.path.join(DATA, "lfw", "lfw_deepfunneled")
         people = sorted(os.listdir(lfw))[:60]
         templates = []
