@@ -28,12 +28,6 @@
 #define QUERIES 200
 #define BASELINE_QUERIES 10
 
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec / 1e9;
-}
-
 static long rss_mb(void) {
     FILE *f = fopen("/proc/self/status", "r");
     char line[256];
@@ -101,7 +95,7 @@ static char (*ids)[UUID_STR_LEN];
 static void build(gallery_service *svc, const lfw_set *s, long n) {
     float v[FACE_EMBEDDING_MAX];
     char json[64];
-    double t = now(), last = t;
+    double t = time_monotonic_s(), last = t;
     for (long i = 0; i < n; i++) {
         face_vector(s, i, v);
         uuid_generate(ids[i]);
@@ -111,12 +105,12 @@ static void build(gallery_service *svc, const lfw_set *s, long n) {
             fprintf(stderr, "enrolment %ld failed\n", i);
             exit(1);
         }
-        if (now() - last > 10) {
-            last = now();
+        if (time_monotonic_s() - last > 10) {
+            last = time_monotonic_s();
             fprintf(stderr, "  %ld faces, %.0f/s\n", i + 1, (i + 1) / (last - t));
         }
     }
-    double secs = now() - t;
+    double secs = time_monotonic_s() - t;
     printf("enrolment (store commit + index, one at a time, synchronous=NORMAL): %ld faces in %.1f s = %.0f faces/s\n",
            n, secs, n / secs);
 }
@@ -136,10 +130,10 @@ static void run_searches(gallery_service *svc, const lfw_set *s, int queries, do
     for (int q = 0; q < queries; q++) {
         size_t n;
         long size;
-        double t = now(), c = thread_cpu();
+        double t = time_monotonic_s(), c = thread_cpu();
         gallery_search(svc, "bench", "g", s->probes + (size_t)(q % s->people) * s->dim, s->dim, 10, -2.0f, hits, &n,
                        &size);
-        ms[q] = (now() - t) * 1e3;
+        ms[q] = (time_monotonic_s() - t) * 1e3;
         cpu_ms[q] = (thread_cpu() - c) * 1e3;
         *rank1 += n && !strcmp(hits[0].id, ids[q % s->people]);
         gallery_hits_free(hits, n);
@@ -173,9 +167,9 @@ static void baseline(gallery_service *svc, const lfw_set *s, long n) {
         long top[10] = {0};
         float sims[10];
         for (int k = 0; k < 10; k++) sims[k] = -2;
-        double t = now();
+        double t = time_monotonic_s();
         for (long i = 0; i < n; i++) insert_top10(top, sims, i, embedding_similarity(probe, all + (size_t)i * s->dim, s->dim));
-        ms[q] = (now() - t) * 1e3;
+        ms[q] = (time_monotonic_s() - t) * 1e3;
         gallery_hit hits[10];
         size_t got;
         long size;
@@ -223,9 +217,9 @@ int main(int argc, char **argv) {
     for (int threads = 1; threads <= 2; threads++) {
         gallery_service_close(svc);
         cfg = (gallery_service_config){gallery_store_sqlite_open(argv[2], false, err, sizeof err), threads};
-        double t = now();
+        double t = time_monotonic_s();
         svc = gallery_service_open(&cfg, err, sizeof err);
-        if (threads == 1) printf("restart: index rebuilt from the database in %.1f s\n", now() - t);
+        if (threads == 1) printf("restart: index rebuilt from the database in %.1f s\n", time_monotonic_s() - t);
         run_searches(svc, &s, QUERIES, ms, cpu_ms, &rank1);
         printf("search, %d thread%s: p50 %.1f ms  p99 %.1f ms", threads, threads > 1 ? "s" : "", ms[QUERIES / 2],
                ms[QUERIES * 99 / 100]);
