@@ -5,6 +5,12 @@ session by CreateFaceFromJson, the way a client re-uses templates). Prints p50/p
 GetMatches and the per-comparison cost, next to a numpy baseline doing the same
 comparisons (cosine of the embeddings) on the same input in the same run.
 
+Two request patterns: "spaced" (one GetMatches every 250 ms: a client that reads its
+list before asking again; the server's idle-priority thread refills its precomputed
+signing nonces in between) and "back-to-back" (the next request as soon as the last
+reply arrived: nonces run out and signatures compute their own). Server CPU per
+request is split into the request's threads and the idle-priority "presign" thread.
+
 With BIOSERVER_BASELINE=path/to/other/bioserver (e.g. a build of the unchanged main
 branch) that binary is measured first on the same faces, and the ratio is printed."""
 import json, os, signal, statistics, sys, time
@@ -15,11 +21,21 @@ from bench_server import KEY, REPO, start
 DATA = os.environ.get("DATA", os.path.join(REPO, "..", "shared", "data"))
 
 
-def cpu_ms(pid):
-    """utime + stime of the process so far, in ms (all threads)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+def thread_cpu_ms(pid):
+    """(CPU of the "presign" thread, CPU of every other thread) so far, in ms."""
+    pre = other = 0.0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                name = f.read().strip()
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        ms = (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+        if name == "presign": pre += ms
+        else: other += ms
+    return pre, other
 
 
 def main(n_faces=1000, repeats=30):
@@ -28,7 +44,10 @@ def main(n_faces=1000, repeats=30):
     before = measure(os.path.abspath(baseline), n_faces, repeats, "baseline") if baseline else None
     after = measure(os.path.join(REPO, "build/bioserver"), n_faces, repeats, "this build")
     if before:
-        print(f"  ratio this build / baseline: p50 {after[0] / before[0]:.2f}, p99 {after[1] / before[1]:.2f}")
+        for i, pattern in enumerate(("spaced", "back-to-back")):
+            b, a = before[i], after[i]
+            print(f"  ratio this build / baseline, {pattern}: p50 {a[0] / b[0]:.2f}, p99 {a[1] / b[1]:.2f}")
+    print("  issue 14 target: p50 <= 10 ms for 1,000 faces; stop 18 figure: p50 94.8 ms (232.5 ms before it)")
 
 
 def measure(binary, n_faces, repeats, label):
@@ -52,32 +71,37 @@ def measure(binary, n_faces, repeats, label):
             r = requests.post(f"{base}/v2/bio-sessions/{sid}/faces", headers=h, json=face)
             assert r.status_code == 201, r.text
             ids.append(r.headers["Location"].rsplit("/", 1)[1])
-        lat = []
-        cpu0 = cpu_ms(proc.pid)
-        for _ in range(repeats):
-            t = time.perf_counter()
-            r = requests.get(f"{base}/v2/bio-sessions/{sid}/faces/{ids[0]}/matches", headers=h)
-            lat.append((time.perf_counter() - t) * 1000)
-            assert r.status_code == 200 and len(r.json()) == n_faces - 1
-        cpu = (cpu_ms(proc.pid) - cpu0) / repeats
-        lat.sort()
-        p50, p99 = lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.99))]
-        # Baseline: the same comparisons in numpy from the decoded templates.
-        import base64, numpy as np
-        embs = []
-        for tpl in templates:
-            raw = base64.b64decode(tpl["template"])
-            embs.append(np.frombuffer(raw[24:24 + 512 * 4], dtype="<f4"))
-        mat = np.stack([embs[i % len(embs)] for i in range(n_faces)])
+        time.sleep(2)  # start-up done, nonces precomputed
+        url = f"{base}/v2/bio-sessions/{sid}/faces/{ids[0]}/matches"
+        results = []
+        for pattern, pause in (("spaced", 0.25), ("back-to-back", 0)):
+            lat = []
+            pre0, cpu0 = thread_cpu_ms(proc.pid)
+            for _ in range(repeats):
+                time.sleep(pause)
+                t = time.perf_counter()
+                r = requests.get(url, headers=h)
+                lat.append((time.perf_counter() - t) * 1000)
+                assert r.status_code == 200 and len(r.json()) == n_faces - 1
+            pre1, cpu1 = thread_cpu_ms(proc.pid)
+            lat.sort()
+            p50, p99 = lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+            print(f"  {label:10s} {pattern:12s} p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  ({p50 * 1000 / (n_faces - 1):.1f} us per match"
+                  f" incl. JSON + ES256 signature); server CPU per request {(cpu1 - cpu0) / repeats:.1f} ms"
+                  f" + {(pre1 - pre0) / repeats:.1f} ms idle-priority nonces")
+            results.append((p50, p99))
+        # Baseline: the same number of comparisons in numpy (templates are sealed, so
+        # unit vectors of the same dimension stand in for the embeddings).
+        import numpy as np
+        mat = np.random.default_rng(0).standard_normal((n_faces, 512)).astype(np.float32)
+        mat /= np.linalg.norm(mat, axis=1, keepdims=True)
         t = time.perf_counter()
         for _ in range(repeats):
             sims = mat[1:] @ mat[0]
             order = np.argsort(-sims)
         base_ms = (time.perf_counter() - t) * 1000 / repeats
-        print(f"  {label:10s} p50 {p50:.2f} ms  p99 {p99:.2f} ms  ({p50 * 1000 / (n_faces - 1):.1f} us per match incl. JSON + ES256 signature)"
-              f"; server CPU {cpu:.1f} ms per request")
         print(f"  {'':10s} numpy reference (cosine + sort only, no JSON, no signatures): {base_ms:.3f} ms")
-        return p50, p99
+        return results
     finally:
         proc.send_signal(signal.SIGTERM); proc.wait(timeout=30)
 

@@ -124,6 +124,8 @@ int app_init(app *a, const server_config *cfg, char *err, size_t err_len) {
     a->metrics = metrics_create(ops, KEYRING_MAX);
     a->signer = signer_load_or_create(a->config.data_dir, err, err_len);
     if (!a->metrics || !a->signer) goto fail;
+    if (signer_presign_start(a->signer, APP_PRESIGNED_NONCES))
+        log_event("warn", "no precomputed signing nonces: every signature computes its own");
     a->callbacks = callback_policy_create(a->config.callback_allow_private, a->config.callback_allow, err, err_len);
     if (!a->callbacks) goto fail;
     if (keys_init(a, err, err_len)) goto fail;

@@ -14,6 +14,9 @@
 #include "store/store.h"
 
 #define APP_MAX_ITEMS_PER_SESSION 1000
+/* ECDSA nonces kept ready for signing (sign/presign.h): a GetMatches of a full session
+ * uses 999, so this covers four in a row (~150 B each, ~0.6 MB). */
+#define APP_PRESIGNED_NONCES (4 * APP_MAX_ITEMS_PER_SESSION)
 
 typedef struct app {
     server_config config;

@@ -50,36 +50,55 @@ static int by_score_desc(const void *a, const void *b) {
     return (d > 0) - (d < 0);
 }
 
-/* GetMatches' reply under construction. Building, signing and serialising a match
- * (~70 us, mostly JSON and the ES256 signature) is independent of the others, so
- * the ranks are spread over idle workers; each match keeps its own signature. The
- * reference summary is the same in every match, so its JSON text is made once and
- * each match's text is spliced from it, the candidate's summary and the remaining
- * fields, each as jansson serialises it: the same bytes match_json would give. */
+/* GetMatches' reply under construction. Building and signing a match (~5 us with a
+ * precomputed nonce, ~30 us without) is independent of the others, so the ranks are
+ * spread over idle workers; each match keeps its own signature. A match's text is
+ * spliced from parts made before: the reference summary (once per request), the
+ * candidate's summary (stored with the face), its score fields and the fields all
+ * matches share (once per request), each as jansson serialises it. */
 typedef struct {
     app *a;
-    const face_record *faces;
+    const face_match *faces;
     const ranked_face *ranked;
-    const char *reference; /* {"reference":<summary>,"candidate": */
-    const char *corr, *evid;
-    int64_t expires_ms;
-    char **text; /* per rank: the signed match as JSON text; NULL if that failed */
+    const char *head; /* {"reference":<summary>,"candidate": */
+    const char *tail; /* ,"correlationId":...,"created":...} */
+    char **text;      /* per rank: the signed match as JSON text; NULL if that failed */
 } match_batch;
 
 static void build_match(void *arg, size_t rank) {
     match_batch *b = arg;
     const ranked_face *r = &b->ranked[rank];
-    json_t *candidate = api_face_summary(b->faces[r->face].meta), *rest = json_object();
-    add_match_fields(b->a, rest, r->similarity, b->corr, b->evid, b->expires_ms);
-    char *c = json_dumps(candidate, HTTP_JSON_FLAGS), *f = json_dumps(rest, HTTP_JSON_FLAGS);
-    json_decref(candidate);
-    json_decref(rest);
+    json_t *score = json_object();
+    set_score(b->a, score, r->similarity);
+    char fields[128]; /* {"score":...,"falseAcceptanceRate":...} */
+    size_t len = json_dumpb(score, fields, sizeof fields, HTTP_JSON_FLAGS);
+    json_decref(score);
     char *unsigned_text = NULL;
-    if (c && f && asprintf(&unsigned_text, "%s%s,%s", b->reference, c, f + 1) < 0) unsigned_text = NULL;
-    free(c);
-    free(f);
+    if (len > 2 && len < sizeof fields &&
+        asprintf(&unsigned_text, "%s%s,%.*s%s", b->head, b->faces[r->face].summary, (int)(len - 2), fields + 1,
+                 b->tail) < 0)
+        unsigned_text = NULL;
     b->text[rank] = unsigned_text ? api_signed_text(b->a, unsigned_text) : NULL;
     free(unsigned_text);
+}
+
+/* The text before and after a candidate's own fields; false when out of memory. */
+static bool shared_parts(const face_match *ref, const char *corr, const char *evid, int64_t expires_ms, char **head,
+                         char **tail) {
+    json_t *shared = json_object();
+    if (corr) json_object_set_new(shared, "correlationId", json_string(corr));
+    if (evid) json_object_set_new(shared, "evidenceId", json_string(evid));
+    api_set_times(shared, time_now_ms(), expires_ms); /* one creation time for the whole list */
+    char *text = json_dumps(shared, HTTP_JSON_FLAGS);
+    json_decref(shared);
+    *head = *tail = NULL;
+    if (text && (asprintf(head, "{\"reference\":%s,\"candidate\":", ref->summary) < 0 ||
+                 asprintf(tail, ",%s", text + 1) < 0)) {
+        free(*head);
+        *head = *tail = NULL;
+    }
+    free(text);
+    return *head && *tail;
 }
 
 /* "[" + the texts joined by "," + "]": the JSON array of the signed matches. */
@@ -109,8 +128,8 @@ static void reply_texts(http_request *req, char **text, size_t n) {
     free(body);
 }
 
-static void reply_matches(http_request *req, json_t *session, const face_record *faces, size_t n,
-                          const face_record *ref, int64_t expires_ms) {
+static void reply_matches(http_request *req, json_t *session, const face_match *faces, size_t n,
+                          const face_match *ref, int64_t expires_ms) {
     app *a = req->app;
     ranked_face *ranked = arena_alloc(req->arena, (n ? n : 1) * sizeof(*ranked));
     char **text = calloc(n ? n : 1, sizeof(*text));
@@ -129,19 +148,16 @@ static void reply_matches(http_request *req, json_t *session, const face_record 
         ranked[count++] = (ranked_face){i, sim, far_to_score(far_from_similarity(&a->far, sim))};
     }
     qsort(ranked, count, sizeof(*ranked), by_score_desc);
-    json_t *summary = api_face_summary(ref->meta);
-    char *ref_text = json_dumps(summary, HTTP_JSON_FLAGS), *head = NULL;
-    json_decref(summary);
-    if (ref_text && asprintf(&head, "{\"reference\":%s,\"candidate\":", ref_text) < 0) head = NULL;
-    free(ref_text);
-    if (head) {
-        match_batch batch = {a, faces, ranked, head, corr, evid, expires_ms, text};
+    char *head, *tail;
+    if (shared_parts(ref, corr, evid, expires_ms, &head, &tail)) {
+        match_batch batch = {a, faces, ranked, head, tail, text};
         worker_pool_parallel_for(a->workers, count, build_match, &batch);
         reply_texts(req, text, count);
-        free(head);
     } else {
         http_reply_error(req, 500, "internal error: out of memory");
     }
+    free(head);
+    free(tail);
     for (size_t i = 0; i < count; i++) free(text[i]);
     free(text);
 }
@@ -149,9 +165,9 @@ static void reply_matches(http_request *req, json_t *session, const face_record 
 typedef struct {
     http_request *req;
     json_t *session;
-    const face_record *faces;
+    const face_match *faces;
     size_t n;
-    const face_record *ref;
+    const face_match *ref;
     int64_t expires_ms;
 } matches_job;
 
@@ -169,7 +185,7 @@ static bool calibrated(http_request *req) {
 }
 
 /* The first face whose template cannot be compared with the reference's. */
-static const face_record *incomparable_face(const face_record *faces, size_t n, const face_record *ref) {
+static const face_match *incomparable_face(const face_match *faces, size_t n, const face_match *ref) {
     for (size_t i = 0; i < n; i++)
         if (!biometric_modes_comparable(ref->tpl.mode, faces[i].tpl.mode)) return &faces[i];
     return NULL;
@@ -180,25 +196,25 @@ void handle_get_matches(http_request *req) {
     int64_t expires_ms = 0;
     json_t *session = api_load_session(req, req->params[0], &expires_ms);
     if (!session) return;
-    face_record *faces = NULL;
+    face_match *faces = NULL;
     size_t n = 0;
-    if (face_store_records(req, req->params[0], &faces, &n)) {
-        const face_record *ref = NULL;
+    if (face_store_matches(req, req->params[0], &faces, &n)) {
+        const face_match *ref = NULL;
         for (size_t i = 0; i < n; i++)
-            if (!strcmp(api_json_string(faces[i].meta, "id"), req->params[1])) ref = &faces[i];
-        const face_record *other = ref ? incomparable_face(faces, n, ref) : NULL;
+            if (!strcmp(faces[i].id, req->params[1])) ref = &faces[i];
+        const face_match *other = ref ? incomparable_face(faces, n, ref) : NULL;
         matches_job job = {req, session, faces, n, ref, expires_ms};
         if (!ref) http_reply_error(req, 404, "bio-session or face not found");
         else if (other)
             http_reply_error(req, 400, "face %s (mode %s) was made by another algorithm than the reference face (mode %s): "
-                             "faces compare only within one algorithm", api_json_string(other->meta, "id"), other->tpl.mode,
+                             "faces compare only within one algorithm", other->id, other->tpl.mode,
                              ref->tpl.mode);
         /* Scoring is cheap but signing every match is not (~30 us each): a large
          * session is heavy work, so it takes a worker (and idle ones help) and
          * obeys back-pressure. */
         else api_run_on_worker(req, matches_run, &job);
     }
-    face_records_free(faces, n);
+    face_matches_free(faces, n);
     json_decref(session);
 }
 

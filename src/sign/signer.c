@@ -17,12 +17,14 @@
 
 #include "core/util.h"
 #include "sign/keypair.h"
+#include "sign/presign.h"
 
 struct signer {
     keypair pair;
     char *cert_pem;
     char *kid;
     char *header_b64; /* base64url of the fixed protected header */
+    presign *presigned; /* NULL until signer_presign_start */
 };
 
 static int derive_published_forms(signer *s) {
@@ -61,6 +63,7 @@ signer *signer_load_or_create(const char *dir, char *err, size_t err_len) {
 
 void signer_free(signer *s) {
     if (!s) return;
+    presign_free(s->presigned); /* before the key it borrows */
     keypair_free(&s->pair);
     free(s->cert_pem);
     free(s->kid);
@@ -103,22 +106,41 @@ static char *signing_input(const char *header_b64, const char *payload_b64) {
     return in;
 }
 
+int signer_presign_start(signer *s, int capacity) {
+    if (!s->presigned) s->presigned = presign_create(s->pair.key, capacity);
+    return s->presigned ? 0 : -1;
+}
+
+int signer_presigned_ready(const signer *s) { return s->presigned ? presign_ready(s->presigned) : 0; }
+
+/* Raw r||s over input: with a precomputed nonce when one is ready, else the usual way. */
+static int sign_raw(const signer *s, const char *input, uint8_t raw[64]) {
+    uint8_t digest[SHA256_DIGEST_LENGTH];
+    if (s->presigned && SHA256((const uint8_t *)input, strlen(input), digest) &&
+        presign_sign(s->presigned, digest, raw) == 1)
+        return 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    uint8_t der[80];
+    size_t der_len = sizeof der;
+    int rc = ctx && EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, s->pair.key) == 1 &&
+                     EVP_DigestSign(ctx, der, &der_len, (const uint8_t *)input, strlen(input)) == 1
+                 ? der_to_raw(der, der_len, raw)
+                 : -1;
+    EVP_MD_CTX_free(ctx);
+    return rc;
+}
+
 char *signer_sign(const signer *s, const uint8_t *payload, size_t len, bool detached) {
     char *payload_b64 = base64url_encode(payload, len);
     char *input = payload_b64 ? signing_input(s->header_b64, payload_b64) : NULL;
     char *result = NULL, *sig_b64 = NULL;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    uint8_t der[80], raw[64];
-    size_t der_len = sizeof der;
-    if (input && ctx && EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, s->pair.key) == 1 &&
-        EVP_DigestSign(ctx, der, &der_len, (const uint8_t *)input, strlen(input)) == 1 &&
-        der_to_raw(der, der_len, raw) == 0 && (sig_b64 = base64url_encode(raw, sizeof raw))) {
+    uint8_t raw[64];
+    if (input && sign_raw(s, input, raw) == 0 && (sig_b64 = base64url_encode(raw, sizeof raw))) {
         size_t n = strlen(s->header_b64) + (detached ? 0 : strlen(payload_b64)) + strlen(sig_b64) + 3;
         result = malloc(n);
         if (result)
             snprintf(result, n, "%s.%s.%s", s->header_b64, detached ? "" : payload_b64, sig_b64);
     }
-    EVP_MD_CTX_free(ctx);
     free(sig_b64);
     free(input);
     free(payload_b64);

@@ -16,6 +16,13 @@ void signer_free(signer *s);
 /* Compact JWS "header.payload.signature"; with detached=true the payload part is
  * empty ("header..signature", RFC 7515 appendix F). Returns malloc'd text. */
 char *signer_sign(const signer *s, const uint8_t *payload, size_t len, bool detached);
+/* Precomputes up to capacity ECDSA nonces on an idle-priority thread (sign/presign.h),
+ * so that a burst of signatures (GetMatches) costs a few microseconds each. Without
+ * it, or when they run out, every signature computes its own. Call once, before the
+ * signer is shared; returns 0 or -1 (then signing still works the usual way). */
+int signer_presign_start(signer *s, int capacity);
+/* Nonces ready right now (0 without signer_presign_start). */
+int signer_presigned_ready(const signer *s);
 /* Returns 0 when jws is a valid signature by this key of payload (detached or
  * not; for attached JWS the embedded payload must equal the given one when given). */
 int signer_verify(const signer *s, const char *jws, const uint8_t *payload, size_t len);
