@@ -1,9 +1,4 @@
-/* Binary face records, see face_store.h:
- *   "FRC2" | u32 json_len | json | u16 dim | mode[16] | f32 embedding[dim] |
- *   u8 id_len | id | u32 summary_len | summary
- * where summary is the face's match summary (api_face_summary) as JSON text, made
- * once when the face is stored so GetMatches splices it without parsing the record.
- * "FRC1" records (the same without the last four fields) are still read. */
+/* Session faces in the store; see face_store.h (the record bytes: face_blob.h). */
 #include "api/face_store.h"
 
 #include <stdlib.h>
@@ -12,113 +7,17 @@
 
 #include "api/app.h"
 #include "api/common.h"
+#include "api/face_blob.h"
 #include "api/face_input.h"
-
-#define MAGIC_V1 "FRC1"
-#define MAGIC "FRC2"
-#define MODE_LEN 16
-
-/* Appends n bytes at *at. */
-static void put(uint8_t **at, const void *p, size_t n) {
-    memcpy(*at, p, n);
-    *at += n;
-}
-
-static uint8_t *pack(const char *json, const char *mode, const float *emb, int dim, const char *id,
-                     const char *summary, size_t *len) {
-    size_t jl = strlen(json), il = strlen(id), sl = strlen(summary);
-    if (il > UINT8_MAX) return NULL;
-    *len = 4 + 4 + jl + 2 + MODE_LEN + (size_t)dim * 4 + 1 + il + 4 + sl;
-    uint8_t *b = calloc(1, *len), *at = b;
-    if (!b) return NULL;
-    uint32_t j32 = (uint32_t)jl, s32 = (uint32_t)sl;
-    uint16_t d16 = (uint16_t)dim;
-    uint8_t i8 = (uint8_t)il;
-    put(&at, MAGIC, 4);
-    put(&at, &j32, 4);
-    put(&at, json, jl);
-    put(&at, &d16, 2);
-    strncpy((char *)at, mode, MODE_LEN - 1);
-    at += MODE_LEN;
-    put(&at, emb, (size_t)dim * 4);
-    put(&at, &i8, 1);
-    put(&at, id, il);
-    put(&at, &s32, 4);
-    put(&at, summary, sl);
-    return b;
-}
-
-/* A record's fields, pointing into its bytes; id and summary are NULL in FRC1. */
-typedef struct {
-    const char *json, *mode, *id, *summary;
-    size_t json_len, id_len, summary_len;
-    const uint8_t *embedding;
-    int dim;
-} record_view;
-
-static int view(const store_value *v, record_view *r) {
-    uint32_t jl, sl;
-    uint16_t dim;
-    if (v->len < 10 + MODE_LEN) return -1;
-    bool v1 = !memcmp(v->data, MAGIC_V1, 4);
-    if (!v1 && memcmp(v->data, MAGIC, 4)) return -1;
-    memcpy(&jl, v->data + 4, 4);
-    if (jl > v->len - 10 - MODE_LEN) return -1;
-    memcpy(&dim, v->data + 8 + jl, 2);
-    size_t base = 10 + jl + MODE_LEN + (size_t)dim * 4;
-    if (dim == 0 || dim > FACE_EMBEDDING_MAX || v->len < base || (v1 && v->len != base)) return -1;
-    *r = (record_view){.json = (const char *)v->data + 8, .json_len = jl, .mode = (const char *)v->data + 10 + jl,
-                       .embedding = v->data + 10 + jl + MODE_LEN, .dim = dim};
-    if (v1) return 0;
-    if (v->len < base + 1 || v->len - base - 1 < (size_t)v->data[base] + 4) return -1;
-    r->id_len = v->data[base];
-    r->id = (const char *)v->data + base + 1;
-    memcpy(&sl, v->data + base + 1 + r->id_len, 4);
-    r->summary = r->id + r->id_len + 4;
-    r->summary_len = sl;
-    return v->len == base + 1 + r->id_len + 4 + sl ? 0 : -1;
-}
-
-static void view_template(const record_view *r, face_template *tpl) {
-    tpl->version = TEMPLATE_VERSION;
-    memcpy(tpl->mode, r->mode, MODE_LEN);
-    tpl->mode[MODE_LEN - 1] = '\0';
-    tpl->dim = r->dim;
-    memcpy(tpl->embedding, r->embedding, (size_t)r->dim * 4);
-}
 
 /* tpl may be NULL when only the JSON is wanted. */
 static int unpack(const store_value *v, json_t **meta, face_template *tpl) {
-    record_view r;
-    if (view(v, &r)) return -1;
+    face_blob r;
+    if (face_blob_view(v->data, v->len, &r)) return -1;
     *meta = json_loadb(r.json, r.json_len, 0, NULL);
     if (!*meta) return -1;
-    if (tpl) view_template(&r, tpl);
+    if (tpl) face_blob_template(&r, tpl);
     return 0;
-}
-
-/* api_face_summary as compact JSON text. */
-static char *summary_of(json_t *face) {
-    json_t *summary = api_face_summary(face);
-    char *text = json_dumps(summary, HTTP_JSON_FLAGS);
-    json_decref(summary);
-    return text;
-}
-
-/* The summary as JSON text: from the record, or made from its JSON (FRC1). */
-static char *summary_text(const record_view *r, char id[FACE_ID_MAX]) {
-    if (r->summary) {
-        if (r->id_len >= FACE_ID_MAX) return NULL;
-        memcpy(id, r->id, r->id_len);
-        id[r->id_len] = '\0';
-        return strndup(r->summary, r->summary_len);
-    }
-    json_t *meta = json_loadb(r->json, r->json_len, 0, NULL);
-    const char *fid = api_json_string(meta, "id");
-    char *text = fid && strlen(fid) < FACE_ID_MAX ? summary_of(meta) : NULL;
-    if (text) strcpy(id, fid);
-    json_decref(meta);
-    return text;
 }
 
 int face_record_put(app *a, const char *tenant, const char *sid, const char *fid, json_t *face, const char *mode,
@@ -126,10 +25,10 @@ int face_record_put(app *a, const char *tenant, const char *sid, const char *fid
     json_t *meta = json_copy(face);
     json_object_del(meta, "template");
     json_object_del(meta, "signature");
-    char *text = json_dumps(meta, HTTP_JSON_FLAGS), *summary = summary_of(meta);
+    char *text = json_dumps(meta, HTTP_JSON_FLAGS), *summary = face_blob_summary_of(meta);
     json_decref(meta);
     size_t len = 0;
-    uint8_t *rec = text && summary ? pack(text, mode, embedding, dim, fid, summary, &len) : NULL;
+    uint8_t *rec = text && summary ? face_blob_pack(text, mode, embedding, dim, fid, summary, &len) : NULL;
     free(text);
     free(summary);
     store_value v = {rec, len};
@@ -241,12 +140,12 @@ typedef struct {
 static void match_one(void *arg, size_t i) {
     match_batch *b = arg;
     face_match *m = &b->matches[i];
-    record_view r;
-    if (view(&b->values[i], &r) || !(m->summary = summary_text(&r, m->id))) {
+    face_blob r;
+    if (face_blob_view(b->values[i].data, b->values[i].len, &r) || !(m->summary = face_blob_summary(&r, m->id))) {
         atomic_store(&b->failed, true);
         return;
     }
-    view_template(&r, &m->tpl);
+    face_blob_template(&r, &m->tpl);
 }
 
 bool face_store_matches(http_request *req, const char *sid, face_match **out, size_t *count) {

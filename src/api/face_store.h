@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+#include "api/face_blob.h"
 #include "face/template.h"
 #include "http/request.h"
 
@@ -37,7 +38,6 @@ void face_records_free(face_record *records, size_t count);
 /* What GetMatches needs of a face, read without parsing its JSON: the id, the
  * summary a match shows (api_face_summary as compact JSON text, stored with the face
  * when it was created) and the template. */
-#define FACE_ID_MAX 64
 typedef struct {
     char id[FACE_ID_MAX];
     char *summary; /* malloc'd */

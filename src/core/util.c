@@ -68,15 +68,19 @@ char *base64_encode(const uint8_t *data, size_t len) {
     return out;
 }
 
-char *base64url_encode(const uint8_t *data, size_t len) {
-    char *s = base64_encode(data, len);
-    if (!s) return NULL;
-    size_t n = strlen(s);
-    while (n && s[n - 1] == '=') s[--n] = '\0';
-    for (char *p = s; *p; p++) {
+size_t base64url_encode_to(char *out, const uint8_t *data, size_t len) {
+    size_t n = (size_t)EVP_EncodeBlock((unsigned char *)out, data, (int)len);
+    while (n && out[n - 1] == '=') out[--n] = '\0';
+    for (char *p = out; *p; p++) {
         if (*p == '+') *p = '-';
         else if (*p == '/') *p = '_';
     }
+    return n;
+}
+
+char *base64url_encode(const uint8_t *data, size_t len) {
+    char *s = malloc(BASE64_ENCODED_SIZE(len));
+    if (s) base64url_encode_to(s, data, len);
     return s;
 }
 

@@ -23,6 +23,10 @@ void time_format_iso(int64_t epoch_ms, char out[ISO_TIME_LEN]);
  * strings are malloc'd; decoding returns NULL on malformed input. */
 char *base64_encode(const uint8_t *data, size_t len);
 char *base64url_encode(const uint8_t *data, size_t len);
+/* Bytes base64_encode needs for len bytes, NUL included (base64url needs at most that). */
+#define BASE64_ENCODED_SIZE(len) (4 * (((size_t)(len) + 2) / 3) + 1)
+/* base64url of data into out (BASE64_ENCODED_SIZE(len) bytes); returns the length. */
+size_t base64url_encode_to(char *out, const uint8_t *data, size_t len);
 uint8_t *base64_decode(const char *text, size_t text_len, size_t *out_len);
 uint8_t *base64url_decode(const char *text, size_t text_len, size_t *out_len);
 /* Only the one text base64_encode makes for the bytes (standard alphabet, '='

@@ -114,37 +114,39 @@ int signer_presign_start(signer *s, int capacity) {
 int signer_presigned_ready(const signer *s) { return s->presigned ? presign_ready(s->presigned) : 0; }
 
 /* Raw r||s over input: with a precomputed nonce when one is ready, else the usual way. */
-static int sign_raw(const signer *s, const char *input, uint8_t raw[64]) {
+static int sign_raw(const signer *s, const char *input, size_t len, uint8_t raw[64]) {
     uint8_t digest[SHA256_DIGEST_LENGTH];
-    if (s->presigned && SHA256((const uint8_t *)input, strlen(input), digest) &&
-        presign_sign(s->presigned, digest, raw) == 1)
+    if (s->presigned && SHA256((const uint8_t *)input, len, digest) && presign_sign(s->presigned, digest, raw) == 1)
         return 0;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     uint8_t der[80];
     size_t der_len = sizeof der;
     int rc = ctx && EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, s->pair.key) == 1 &&
-                     EVP_DigestSign(ctx, der, &der_len, (const uint8_t *)input, strlen(input)) == 1
+                     EVP_DigestSign(ctx, der, &der_len, (const uint8_t *)input, len) == 1
                  ? der_to_raw(der, der_len, raw)
                  : -1;
     EVP_MD_CTX_free(ctx);
     return rc;
 }
 
+/* One buffer: "header.payload" is written, signed in place as the signing input,
+ * then ".signature" is appended (and the payload cut out when detached). */
 char *signer_sign(const signer *s, const uint8_t *payload, size_t len, bool detached) {
-    char *payload_b64 = base64url_encode(payload, len);
-    char *input = payload_b64 ? signing_input(s->header_b64, payload_b64) : NULL;
-    char *result = NULL, *sig_b64 = NULL;
+    size_t hl = strlen(s->header_b64);
+    char *jws = malloc(hl + 1 + BASE64_ENCODED_SIZE(len) + 1 + BASE64_ENCODED_SIZE(64));
+    if (!jws) return NULL;
+    memcpy(jws, s->header_b64, hl);
+    jws[hl] = '.';
+    size_t end = hl + 1 + base64url_encode_to(jws + hl + 1, payload, len);
     uint8_t raw[64];
-    if (input && sign_raw(s, input, raw) == 0 && (sig_b64 = base64url_encode(raw, sizeof raw))) {
-        size_t n = strlen(s->header_b64) + (detached ? 0 : strlen(payload_b64)) + strlen(sig_b64) + 3;
-        result = malloc(n);
-        if (result)
-            snprintf(result, n, "%s.%s.%s", s->header_b64, detached ? "" : payload_b64, sig_b64);
+    if (sign_raw(s, jws, end, raw)) {
+        free(jws);
+        return NULL;
     }
-    free(sig_b64);
-    free(input);
-    free(payload_b64);
-    return result;
+    if (detached) end = hl + 1;
+    jws[end] = '.';
+    base64url_encode_to(jws + end + 1, raw, sizeof raw);
+    return jws;
 }
 
 int signer_verify(const signer *s, const char *jws, const uint8_t *payload, size_t len) {

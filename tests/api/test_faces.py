@@ -910,6 +910,46 @@ def test_get_matches_large_session_each_signed(start_server, calibrated):
     assert len({m["score"] for m in twins}) == 1
 
 
+def test_get_matches_full_session_each_signed(start_server, calibrated):
+    """A full session (1,000 faces) on 2 workers: 999 matches signed in parallel (with
+    the server's precomputed nonces; tests/unit/test_signer.c covers running out),
+    spliced from the summaries stored with the faces; each verifies on its own, the
+    order is by score, no signature repeats, and asking again gives the same matches."""
+    srv = start_server("--workers", "2")
+    key = x509.load_pem_x509_certificate(srv.get("/v2/certificate").content).public_key()
+    templates = []
+    for path in (SAME_A[0], SAME_A[1], SAME_B[0], DIFF_B[1]):
+        r = direct_face(srv, read(path), signatureDisabled=True)
+        assert r.status_code == 200, r.text
+        templates.append(r.json())
+    sid = srv.create_session(correlationId="corr-full")
+    ids = []
+    for i in range(1000):
+        face = dict(templates[i % len(templates)])
+        face.pop("id", None)
+        r = srv.post_json(f"/v2/bio-sessions/{sid}/faces", face, key=KEY_A)
+        assert r.status_code == 201, r.text
+        ids.append(r.headers["Location"].rsplit("/", 1)[1])
+    lists = []
+    for _ in range(2):
+        r = srv.get(f"/v2/bio-sessions/{sid}/faces/{ids[0]}/matches", key=KEY_A)
+        assert r.status_code == 200, r.text
+        matches = r.json()
+        assert len(matches) == 999
+        assert sorted(m["candidate"]["id"] for m in matches) == sorted(ids[1:])
+        scores = [m["score"] for m in matches]
+        assert scores == sorted(scores, reverse=True)
+        for m in matches:
+            check_match(m, key, expires=True, correlation_id="corr-full")
+            assert m["reference"]["id"] == ids[0]
+        assert len({m["signature"] for m in matches}) == 999
+        lists.append(matches)
+    # Copies of the reference's template first; the rest by template, as scored.
+    assert {m["candidate"]["id"] for m in lists[0][:249]} == set(ids[4::4])
+    strip = lambda ms: [(m["candidate"]["id"], m["score"]) for m in ms]
+    assert sorted(strip(lists[0])) == sorted(strip(lists[1]))
+
+
 def test_get_matches_without_session_correlation(server, public_key, calibrated):
     sid = server.create_session()
     ref = create_face(server, sid, SAME_A[0])

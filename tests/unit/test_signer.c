@@ -1,6 +1,7 @@
 /* Unit tests for the signing identity (src/sign/signer.c): key and certificate
  * created in a fresh folder and reloaded, compact JWS (attached and detached)
- * signed and verified, tampering rejected, and the published JWKS. */
+ * signed and verified, tampering rejected, the published JWKS, and signatures made
+ * with precomputed nonces (src/sign/presign.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,7 +9,10 @@
 #include <cmocka.h>
 
 #include <jansson.h>
+#include <openssl/bn.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
+#include <openssl/rsa.h>
 #include <openssl/sha.h>
 #include <openssl/x509.h>
 #include <stdio.h>
@@ -18,6 +22,7 @@
 #include <unistd.h>
 
 #include "core/util.h"
+#include "sign/presign.h"
 #include "sign/signer.h"
 
 typedef struct {
@@ -358,6 +363,91 @@ static void test_bad_key_material(void **state) {
     assert_null(signer_load_or_create("/proc/nonexistent/bioserver", err, sizeof err));
 }
 
+/* Waits (no time limit but cmocka's own) until the filler has made `want` pairs:
+ * it runs at idle priority, so on a busy machine this can take a moment. */
+static void wait_ready(int (*ready)(void *), void *p, int want) {
+    for (int i = 0; ready(p) < want; i++) {
+        usleep(1000);
+        if (i == 120000) fail_msg("the idle-priority filler made no nonces in 120 s");
+    }
+}
+
+static int presign_ready_of(void *p) { return presign_ready(p); }
+static int signer_ready_of(void *s) { return signer_presigned_ready(s); }
+
+/* Verifies raw r||s over digest with key, the plain OpenSSL way. */
+static int verify_raw(EVP_PKEY *key, const uint8_t digest[32], const uint8_t raw[64]) {
+    ECDSA_SIG *sig = ECDSA_SIG_new();
+    ECDSA_SIG_set0(sig, BN_bin2bn(raw, 32, NULL), BN_bin2bn(raw + 32, 32, NULL));
+    uint8_t *der = NULL;
+    int der_len = i2d_ECDSA_SIG(sig, &der);
+    ECDSA_SIG_free(sig);
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(key, NULL);
+    int ok = ctx && EVP_PKEY_verify_init(ctx) == 1 && EVP_PKEY_verify(ctx, der, (size_t)der_len, digest, 32) == 1;
+    EVP_PKEY_CTX_free(ctx);
+    OPENSSL_free(der);
+    return ok;
+}
+
+/* Every pair the pool had signs once, each signature verifies with the public key,
+ * and no r repeats (a repeated nonce would give the key away). */
+static void test_presigned_nonces(void **state) {
+    (void)state;
+    enum { N = 16 };
+    EVP_PKEY *key = EVP_EC_gen("P-256");
+    assert_non_null(key);
+    presign *p = presign_create(key, N);
+    assert_non_null(p);
+    wait_ready(presign_ready_of, p, N);
+    uint8_t raw[N][64], digest[32];
+    for (int i = 0; i < N; i++) {
+        char msg[32];
+        snprintf(msg, sizeof msg, "match %d", i);
+        SHA256((const uint8_t *)msg, strlen(msg), digest);
+        assert_int_equal(presign_sign(p, digest, raw[i]), 1);
+        assert_true(verify_raw(key, digest, raw[i]));
+        digest[0] ^= 1; /* another message does not verify */
+        assert_false(verify_raw(key, digest, raw[i]));
+        for (int j = 0; j < i; j++) assert_memory_not_equal(raw[i], raw[j], 32);
+    }
+    presign_free(p);
+
+    /* A pool of one, freed while its filler makes the next pair (ASan: no leak). */
+    p = presign_create(key, 1);
+    wait_ready(presign_ready_of, p, 1);
+    assert_int_equal(presign_sign(p, digest, raw[0]), 1);
+    presign_free(p); /* also frees what the filler made meanwhile */
+    presign_free(NULL);
+
+    /* Only P-256 keys. */
+    EVP_PKEY *rsa = EVP_RSA_gen(2048);
+    assert_null(presign_create(rsa, 4));
+    assert_null(presign_create(key, 0));
+    EVP_PKEY_free(rsa);
+    EVP_PKEY_free(key);
+}
+
+/* Through the signer: more signatures than precomputed nonces, so both ways are
+ * used; every JWS verifies on its own and the two ways give the same form. */
+static void test_signer_with_presigned_nonces(void **state) {
+    fixture *f = *state;
+    signer *s = open_signer(f->dir);
+    assert_int_equal(signer_presigned_ready(s), 0);
+    assert_int_equal(signer_presign_start(s, 8), 0);
+    assert_int_equal(signer_presign_start(s, 8), 0); /* once is enough; again is harmless */
+    wait_ready(signer_ready_of, s, 8);
+    for (int i = 0; i < 40; i++) {
+        char msg[64];
+        snprintf(msg, sizeof msg, "{\"n\":%d}", i);
+        char *jws = signer_sign(s, (const uint8_t *)msg, strlen(msg), i % 2);
+        assert_non_null(jws);
+        assert_int_equal(signer_verify(s, jws, (const uint8_t *)msg, strlen(msg)), 0);
+        assert_int_equal(signer_verify(s, jws, (const uint8_t *)"{}", 2), -1);
+        free(jws);
+    }
+    signer_free(s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_create_then_reload, setup, teardown),
@@ -366,6 +456,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_tampering_rejected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_jwks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_key_material, setup, teardown),
+        cmocka_unit_test(test_presigned_nonces),
+        cmocka_unit_test_setup_teardown(test_signer_with_presigned_nonces, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
