@@ -90,23 +90,33 @@ static void sample_taps(const image_rgb *img, axis_tap tx, axis_tap ty, float rg
     }
 }
 
+/* Column taps are the same on every row: made once per block of TAP_BLOCK columns
+ * (the per-pixel crop_tap took half the time of the detector's 320x240 resize). The
+ * arithmetic per pixel is unchanged, so the output is bit-identical. */
+#define TAP_BLOCK 512
+
 static void crop_resize(const image_rgb *img, float x0, float y0, float x1, float y1,
                         int out_w, int out_h, const sink *s)
 {
     static const float pad[3] = {0.0f, 0.0f, 0.0f};
     int valid = img && img->pixels && x1 > x0 && y1 > y0;
     float step_x = (x1 - x0) / (float)out_w, step_y = (y1 - y0) / (float)out_h;
-    for (int v = 0; v < out_h; v++) {
-        axis_tap ty = valid ? crop_tap(y0 + (v + 0.5f) * step_y, img->height) : (axis_tap){0};
-        for (int u = 0; u < out_w; u++) {
-            size_t idx = (size_t)v * out_w + u;
-            axis_tap tx = valid ? crop_tap(x0 + (u + 0.5f) * step_x, img->width) : (axis_tap){0};
-            if (tx.inside && ty.inside) {
-                float rgb[3];
-                sample_taps(img, tx, ty, rgb);
-                sink_put(s, idx, rgb);
-            } else {
-                sink_put(s, idx, pad);
+    axis_tap cols[TAP_BLOCK];
+    for (int u0 = 0; u0 < out_w; u0 += TAP_BLOCK) {
+        int n = out_w - u0 < TAP_BLOCK ? out_w - u0 : TAP_BLOCK;
+        for (int k = 0; k < n; k++)
+            cols[k] = valid ? crop_tap(x0 + (u0 + k + 0.5f) * step_x, img->width) : (axis_tap){0};
+        for (int v = 0; v < out_h; v++) {
+            axis_tap ty = valid ? crop_tap(y0 + (v + 0.5f) * step_y, img->height) : (axis_tap){0};
+            size_t row = (size_t)v * out_w + u0;
+            for (int k = 0; k < n; k++) {
+                if (cols[k].inside && ty.inside) {
+                    float rgb[3];
+                    sample_taps(img, cols[k], ty, rgb);
+                    sink_put(s, row + k, rgb);
+                } else {
+                    sink_put(s, row + k, pad);
+                }
             }
         }
     }
