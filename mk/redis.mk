@@ -16,5 +16,5 @@ test-api-redis: build/bioserver
 # Shared state (sessions, billing counts) must behave the same on several instances.
 test-api: test-api-redis
 
-bench-scale: build/bioserver
-	/usr/bin/python3 bench/bench_scale.py
+bench-scale: build/bioserver $(BASELINE)
+	BIOSERVER_BASELINE=$(BASELINE) /usr/bin/python3 bench/bench_scale.py
