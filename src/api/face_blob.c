@@ -64,6 +64,14 @@ int face_blob_view(const uint8_t *data, size_t len, face_blob *r) {
     return len == base + 1 + r->id_len + 4 + sl ? 0 : -1;
 }
 
+float *face_blob_embedding(const face_blob *r, char mode[FACE_BLOB_MODE_LEN]) {
+    memcpy(mode, r->mode, FACE_BLOB_MODE_LEN);
+    mode[FACE_BLOB_MODE_LEN - 1] = '\0';
+    float *e = malloc((size_t)r->dim * sizeof(float));
+    if (e) memcpy(e, r->embedding, (size_t)r->dim * sizeof(float));
+    return e;
+}
+
 void face_blob_template(const face_blob *r, face_template *tpl) {
     tpl->version = TEMPLATE_VERSION;
     memcpy(tpl->mode, r->mode, FACE_BLOB_MODE_LEN);

@@ -35,6 +35,9 @@ uint8_t *face_blob_pack(const char *json, const char *mode, const float *emb, in
 int face_blob_view(const uint8_t *data, size_t len, face_blob *r);
 /* Copies mode and embedding into tpl. */
 void face_blob_template(const face_blob *r, face_template *tpl);
+/* The mode (NUL-terminated) into mode and the embedding as malloc'd floats (NULL when
+ * out of memory): a template's worth of bytes for only what the record holds. */
+float *face_blob_embedding(const face_blob *r, char mode[FACE_BLOB_MODE_LEN]);
 /* The summary text (malloc'd) and the id into id: kept in FRC2, made from the JSON
  * in FRC1. NULL when the record holds no usable id or is out of memory. */
 char *face_blob_summary(const face_blob *r, char id[FACE_ID_MAX]);

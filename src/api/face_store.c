@@ -141,11 +141,12 @@ static void match_one(void *arg, size_t i) {
     match_batch *b = arg;
     face_match *m = &b->matches[i];
     face_blob r;
-    if (face_blob_view(b->values[i].data, b->values[i].len, &r) || !(m->summary = face_blob_summary(&r, m->id))) {
+    if (face_blob_view(b->values[i].data, b->values[i].len, &r) || !(m->summary = face_blob_summary(&r, m->id)) ||
+        !(m->embedding = face_blob_embedding(&r, m->mode))) {
         atomic_store(&b->failed, true);
         return;
     }
-    face_blob_template(&r, &m->tpl);
+    m->dim = r.dim;
 }
 
 bool face_store_matches(http_request *req, const char *sid, face_match **out, size_t *count) {
@@ -171,6 +172,9 @@ bool face_store_matches(http_request *req, const char *sid, face_match **out, si
 }
 
 void face_matches_free(face_match *matches, size_t count) {
-    for (size_t i = 0; matches && i < count; i++) free(matches[i].summary);
+    for (size_t i = 0; matches && i < count; i++) {
+        free(matches[i].summary);
+        free(matches[i].embedding);
+    }
     free(matches);
 }

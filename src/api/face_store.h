@@ -37,11 +37,13 @@ void face_records_free(face_record *records, size_t count);
 
 /* What GetMatches needs of a face, read without parsing its JSON: the id, the
  * summary a match shows (api_face_summary as compact JSON text, stored with the face
- * when it was created) and the template. */
+ * when it was created), the mode and the embedding. */
 typedef struct {
     char id[FACE_ID_MAX];
-    char *summary; /* malloc'd */
-    face_template tpl;
+    char mode[FACE_BLOB_MODE_LEN];
+    char *summary;    /* malloc'd */
+    float *embedding; /* malloc'd, dim floats */
+    int dim;
 } face_match;
 
 /* Every face of the session, oldest first (malloc'd array, release with

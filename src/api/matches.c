@@ -111,7 +111,7 @@ static void reply_texts(http_request *req, char **text, size_t n) {
         }
         len += strlen(text[i]) + 1;
     }
-    char *body = malloc(len), *p = body;
+    char *body = arena_alloc(req->arena, len), *p = body;
     if (!body) {
         http_reply_error(req, 500, "internal error: out of memory");
         return;
@@ -124,8 +124,7 @@ static void reply_texts(http_request *req, char **text, size_t n) {
         p += l;
     }
     *p++ = ']';
-    http_reply_bytes(req, 200, "application/json", body, (size_t)(p - body));
-    free(body);
+    http_reply_arena_bytes(req, 200, "application/json", body, (size_t)(p - body));
 }
 
 static void reply_matches(http_request *req, json_t *session, const face_match *faces, size_t n,
@@ -143,8 +142,8 @@ static void reply_matches(http_request *req, json_t *session, const face_match *
     size_t count = 0;
     for (size_t i = 0; i < n; i++) {
         if (&faces[i] == ref) continue;
-        const face_template *c = &faces[i].tpl;
-        float sim = c->dim == ref->tpl.dim ? embedding_similarity(ref->tpl.embedding, c->embedding, c->dim) : -1.0f;
+        const face_match *c = &faces[i];
+        float sim = c->dim == ref->dim ? embedding_similarity(ref->embedding, c->embedding, c->dim) : -1.0f;
         ranked[count++] = (ranked_face){i, sim, far_to_score(far_from_similarity(&a->far, sim))};
     }
     qsort(ranked, count, sizeof(*ranked), by_score_desc);
@@ -187,7 +186,7 @@ static bool calibrated(http_request *req) {
 /* The first face whose template cannot be compared with the reference's. */
 static const face_match *incomparable_face(const face_match *faces, size_t n, const face_match *ref) {
     for (size_t i = 0; i < n; i++)
-        if (!biometric_modes_comparable(ref->tpl.mode, faces[i].tpl.mode)) return &faces[i];
+        if (!biometric_modes_comparable(ref->mode, faces[i].mode)) return &faces[i];
     return NULL;
 }
 
@@ -207,8 +206,8 @@ void handle_get_matches(http_request *req) {
         if (!ref) http_reply_error(req, 404, "bio-session or face not found");
         else if (other)
             http_reply_error(req, 400, "face %s (mode %s) was made by another algorithm than the reference face (mode %s): "
-                             "faces compare only within one algorithm", other->id, other->tpl.mode,
-                             ref->tpl.mode);
+                             "faces compare only within one algorithm", other->id, other->mode,
+                             ref->mode);
         /* Scoring is cheap but signing every match is not (~30 us each): a large
          * session is heavy work, so it takes a worker (and idle ones help) and
          * obeys back-pressure. */

@@ -17,13 +17,17 @@ void http_add_header(http_request *req, const char *name, const char *value) {
     req->response_headers = h;
 }
 
+void http_reply_arena_bytes(http_request *req, int status, const char *type, const void *data, size_t len) {
+    req->status = status;
+    req->response_type = type;
+    req->response_body = data;
+    req->response_len = data ? len : 0;
+}
+
 void http_reply_bytes(http_request *req, int status, const char *type, const void *data, size_t len) {
     void *copy = arena_alloc(req->arena, len ? len : 1);
     if (copy && len) memcpy(copy, data, len);
-    req->status = status;
-    req->response_type = type;
-    req->response_body = copy;
-    req->response_len = copy ? len : 0;
+    http_reply_arena_bytes(req, status, type, copy, len);
 }
 
 void http_reply_empty(http_request *req, int status) {

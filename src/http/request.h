@@ -60,6 +60,8 @@ void http_add_header(http_request *req, const char *name, const char *value);
 /* Serialises body (and drops the reference). */
 void http_reply_json(http_request *req, int status, json_t *body);
 void http_reply_bytes(http_request *req, int status, const char *type, const void *data, size_t len);
+/* The same for data already in req->arena (a large body built in place: no copy). */
+void http_reply_arena_bytes(http_request *req, int status, const char *type, const void *data, size_t len);
 void http_reply_empty(http_request *req, int status);
 /* {"id": "<uuid>", "message": "..."}; the id is logged with the request. */
 void http_reply_error(http_request *req, int status, const char *fmt, ...)

@@ -235,12 +235,12 @@ def test_store_values_encrypted_and_readable_after_rotation(tmp_path):
             assert value.startswith(b"BSV1")
             for i in range(0, len(clear) - 32, max(1, len(clear) // 16)):
                 assert clear[i:i + 32] not in value  # nothing of it in the clear
-        for text in (b"FRC1", b'"digest"', face["digest"].encode(), b"SELFIE"):
+        for text in (b"FRC2", b'"digest"', face["digest"].encode(), b"SELFIE"):
             assert text not in record
         kid, plain = open_store_value(stored_image, TENANT_A, sid, "image", data)
         assert kid == 1 and plain == image
         kid, plain = open_store_value(record, TENANT_A, sid, "face", data)
-        assert kid == 1 and plain.startswith(b"FRC1") and emb.tobytes() in plain
+        assert kid == 1 and plain.startswith(b"FRC2") and emb.tobytes() in plain
         with pytest.raises(InvalidTag):  # bound to its place
             open_store_value(record, TENANT_A, sid, "image", data)
 

@@ -56,6 +56,11 @@ static void check_fields(const face_blob *r) {
     assert_int_equal(tpl->dim, 512);
     assert_memory_equal(tpl->embedding, embedding, sizeof embedding);
     free(tpl);
+    char mode[FACE_BLOB_MODE_LEN];
+    float *e = face_blob_embedding(r, mode);
+    assert_string_equal(mode, "F5_4_IDD75");
+    assert_memory_equal(e, embedding, sizeof embedding);
+    free(e);
 }
 
 static void test_round_trip(void **state) {
