@@ -25,6 +25,7 @@ struct signer {
     char *kid;
     char *header_b64; /* base64url of the fixed protected header */
     presign *presigned; /* NULL until signer_presign_start */
+    EVP_MD *sha256;      /* fetched once: SHA256() fetches it again on every call */
 };
 
 static int derive_published_forms(signer *s) {
@@ -64,6 +65,7 @@ signer *signer_load_or_create(const char *dir, char *err, size_t err_len) {
 void signer_free(signer *s) {
     if (!s) return;
     presign_free(s->presigned); /* before the key it borrows */
+    EVP_MD_free(s->sha256);
     keypair_free(&s->pair);
     free(s->cert_pem);
     free(s->kid);
@@ -107,7 +109,8 @@ static char *signing_input(const char *header_b64, const char *payload_b64) {
 }
 
 int signer_presign_start(signer *s, int capacity) {
-    if (!s->presigned) s->presigned = presign_create(s->pair.key, capacity);
+    if (!s->sha256) s->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    if (s->sha256 && !s->presigned) s->presigned = presign_create(s->pair.key, capacity);
     return s->presigned ? 0 : -1;
 }
 
@@ -116,7 +119,8 @@ int signer_presigned_ready(const signer *s) { return s->presigned ? presign_read
 /* Raw r||s over input: with a precomputed nonce when one is ready, else the usual way. */
 static int sign_raw(const signer *s, const char *input, size_t len, uint8_t raw[64]) {
     uint8_t digest[SHA256_DIGEST_LENGTH];
-    if (s->presigned && SHA256((const uint8_t *)input, len, digest) && presign_sign(s->presigned, digest, raw) == 1)
+    if (s->presigned && EVP_Digest(input, len, digest, NULL, s->sha256, NULL) == 1 &&
+        presign_sign(s->presigned, digest, raw) == 1)
         return 0;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     uint8_t der[80];
