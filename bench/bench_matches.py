@@ -16,26 +16,16 @@ branch) that binary is measured first on the same faces, and the ratio is printe
 import json, os, signal, statistics, sys, time
 import requests
 
-from bench_server import KEY, REPO, start
+from bench_server import KEY, REPO, start, thread_cpu_s
 
 DATA = os.environ.get("DATA", os.path.join(REPO, "..", "shared", "data"))
 
 
 def thread_cpu_ms(pid):
     """(CPU of the "presign" thread, CPU of every other thread) so far, in ms."""
-    pre = other = 0.0
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{tid}/comm") as f:
-                name = f.read().strip()
-            with open(f"/proc/{pid}/task/{tid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except FileNotFoundError:
-            continue
-        ms = (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
-        if name == "presign": pre += ms
-        else: other += ms
-    return pre, other
+    cpu = thread_cpu_s(pid)
+    pre = cpu.pop("presign", 0.0)
+    return pre * 1e3, sum(cpu.values()) * 1e3
 
 
 def main(n_faces=1000, repeats=30):

@@ -35,6 +35,7 @@ import requests
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "api"))
 from redis_support import RedisServer, _free_port  # noqa: E402
+from bench_server import thread_cpu_s  # noqa: E402
 
 BIOSERVER = os.path.join(ROOT, os.environ.get("BIOSERVER", "build/bioserver"))
 LFW = os.path.normpath(os.path.join(ROOT, "..", "shared", "data", "lfw", "lfw_deepfunneled"))
@@ -173,21 +174,6 @@ def machine_busy_s():
     with open("/proc/stat") as f:
         fields = [int(x) for x in f.readline().split()[1:]]
     return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # all but idle, iowait
-
-
-def thread_cpu_s(pid):
-    """CPU seconds per thread name of pid so far (workers, HTTP threads, ...)."""
-    out = {}
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{tid}/comm") as f:
-                name = f.read().strip()
-            with open(f"/proc/{pid}/task/{tid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except FileNotFoundError:
-            continue
-        out[name] = out.get(name, 0) + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return out
 
 
 def all_cores(label, binary, workdir, data):

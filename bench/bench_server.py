@@ -1,5 +1,6 @@
 """A bioserver for a benchmark: a free loopback port, a fresh data folder, one API key,
-and a wait until it answers. Shared by the bench/*.py scripts that drive one server."""
+and a wait until it answers; and its CPU time per thread name. Shared by the
+bench/*.py scripts that drive a server."""
 import os
 import socket
 import subprocess
@@ -10,6 +11,21 @@ import requests
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 KEY = "bench-key-0123456789abcdef"
+
+
+def thread_cpu_s(pid):
+    """CPU seconds (user + system) of each thread name of process pid so far."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                name = f.read().strip()
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except FileNotFoundError:  # the thread ended meanwhile
+            continue
+        out[name] = out.get(name, 0) + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
 
 
 def free_port():

@@ -77,39 +77,49 @@ json_t *face_store_get(http_request *req, const char *sid, const char *fid) {
     return face_with_template(req, meta, tpl);
 }
 
-/* Decoding a record is a JSON parse (~10 us): a 1,000-face session spreads it over
- * idle workers (worker_pool_parallel_for). */
+/* Every face record of a session, each decoded into one element of a calloc'd array
+ * on idle workers (worker_pool_parallel_for): a 1,000-face session has 1,000 records
+ * to decode. decode(batch, i) sets batch->failed when record i does not decode. */
 typedef struct {
     const store_value *values;
-    face_record *recs;
+    void *items;
     atomic_bool failed;
-} unpack_batch;
+} record_batch;
 
-static void unpack_one(void *arg, size_t i) {
-    unpack_batch *b = arg;
-    if (unpack(&b->values[i], &b->recs[i].meta, &b->recs[i].tpl) != 0) atomic_store(&b->failed, true);
-}
-
-bool face_store_records(http_request *req, const char *sid, face_record **out, size_t *count) {
+static bool decode_records(http_request *req, const char *sid, size_t item_size, void (*decode)(void *, size_t),
+                           void **out, size_t *count) {
     store_value *values = NULL;
     size_t n = 0;
+    *out = NULL;
+    *count = 0;
     int rc = req->app->store->ops->item_list(req->app->store, req->key->tenant, sid, KIND_FACE, &values, &n);
     if (rc) {
         api_reply_store_error(req, rc, "bio-session");
         return false;
     }
-    face_record *recs = calloc(n ? n : 1, sizeof(*recs));
-    unpack_batch batch = {values, recs, false};
-    if (recs) worker_pool_parallel_for(req->app->workers, n, unpack_one, &batch);
+    record_batch batch = {values, calloc(n ? n : 1, item_size), false};
+    if (batch.items) worker_pool_parallel_for(req->app->workers, n, decode, &batch);
     store_values_free(values, n);
-    if (!recs || atomic_load(&batch.failed)) {
-        face_records_free(recs, n); /* a record that failed has no meta */
-        http_reply_error(req, 500, "internal error: unreadable face record");
-        return false;
-    }
-    *out = recs;
+    *out = batch.items;
     *count = n;
-    return true;
+    if (batch.items && !atomic_load(&batch.failed)) return true;
+    http_reply_error(req, 500, "internal error: unreadable face record");
+    return false; /* the caller frees *out: a record that failed is left zeroed or partial */
+}
+
+/* A record as clients see it: a JSON parse (~10 us). */
+static void unpack_one(void *arg, size_t i) {
+    record_batch *b = arg;
+    face_record *r = (face_record *)b->items + i;
+    if (unpack(&b->values[i], &r->meta, &r->tpl) != 0) atomic_store(&b->failed, true);
+}
+
+bool face_store_records(http_request *req, const char *sid, face_record **out, size_t *count) {
+    void *items;
+    bool ok = decode_records(req, sid, sizeof(face_record), unpack_one, &items, count);
+    if (!ok) face_records_free(items, *count);
+    *out = ok ? items : NULL;
+    return ok;
 }
 
 void face_records_free(face_record *records, size_t count) {
@@ -130,16 +140,10 @@ json_t *face_store_list(http_request *req, const char *sid) {
     return list;
 }
 
-/* Match records: the same fan-out as face_store_records, without parsing JSON. */
-typedef struct {
-    const store_value *values;
-    face_match *matches;
-    atomic_bool failed;
-} match_batch;
-
+/* A record for matching: no JSON parse. */
 static void match_one(void *arg, size_t i) {
-    match_batch *b = arg;
-    face_match *m = &b->matches[i];
+    record_batch *b = arg;
+    face_match *m = (face_match *)b->items + i;
     face_blob r;
     if (face_blob_view(b->values[i].data, b->values[i].len, &r) || !(m->summary = face_blob_summary(&r, m->id)) ||
         !(m->embedding = face_blob_embedding(&r, m->mode))) {
@@ -150,25 +154,11 @@ static void match_one(void *arg, size_t i) {
 }
 
 bool face_store_matches(http_request *req, const char *sid, face_match **out, size_t *count) {
-    store_value *values = NULL;
-    size_t n = 0;
-    int rc = req->app->store->ops->item_list(req->app->store, req->key->tenant, sid, KIND_FACE, &values, &n);
-    if (rc) {
-        api_reply_store_error(req, rc, "bio-session");
-        return false;
-    }
-    face_match *matches = calloc(n ? n : 1, sizeof(*matches));
-    match_batch batch = {values, matches, false};
-    if (matches) worker_pool_parallel_for(req->app->workers, n, match_one, &batch);
-    store_values_free(values, n);
-    if (!matches || atomic_load(&batch.failed)) {
-        face_matches_free(matches, n);
-        http_reply_error(req, 500, "internal error: unreadable face record");
-        return false;
-    }
-    *out = matches;
-    *count = n;
-    return true;
+    void *items;
+    bool ok = decode_records(req, sid, sizeof(face_match), match_one, &items, count);
+    if (!ok) face_matches_free(items, *count);
+    *out = ok ? items : NULL;
+    return ok;
 }
 
 void face_matches_free(face_match *matches, size_t count) {

@@ -875,6 +875,26 @@ def test_get_matches(server, public_key, calibrated):
     assert_error(server.get(f"/v2/bio-sessions/{sid}/faces/{ref['id']}/matches", key=KEY_SESSIONS), 403)
 
 
+def session_of_templates(srv, images, count, correlation_id, templates=None):
+    """A session of `count` faces made from the templates of `images` in turn (the
+    way a client re-uses templates): (session id, face ids in order). The templates
+    are appended to `templates` when given."""
+    templates = [] if templates is None else templates
+    for path in images:
+        r = direct_face(srv, read(path), signatureDisabled=True)
+        assert r.status_code == 200, r.text
+        templates.append(r.json())
+    sid = srv.create_session(correlationId=correlation_id)
+    ids = []
+    for i in range(count):
+        face = dict(templates[i % len(templates)])
+        face.pop("id", None)
+        r = srv.post_json(f"/v2/bio-sessions/{sid}/faces", face, key=KEY_A)
+        assert r.status_code == 201, r.text
+        ids.append(r.headers["Location"].rsplit("/", 1)[1])
+    return sid, ids
+
+
 def test_get_matches_large_session_each_signed(start_server, calibrated):
     """40 faces on 3 workers: matches are built and signed in parallel, yet each is
     complete, independently verifiable and in score order."""
@@ -882,18 +902,7 @@ def test_get_matches_large_session_each_signed(start_server, calibrated):
     key = x509.load_pem_x509_certificate(srv.get("/v2/certificate").content).public_key()
     people = [SAME_A[0], SAME_A[1], SAME_B[0], SAME_B[1], DIFF_A[1], DIFF_B[1]]
     templates = []
-    for path in people:
-        r = direct_face(srv, read(path), signatureDisabled=True)
-        assert r.status_code == 200, r.text
-        templates.append(r.json())
-    sid = srv.create_session(correlationId="corr-large")
-    ids = []
-    for i in range(40):
-        face = dict(templates[i % len(templates)])
-        face.pop("id", None)
-        r = srv.post_json(f"/v2/bio-sessions/{sid}/faces", face, key=KEY_A)
-        assert r.status_code == 201, r.text
-        ids.append(r.headers["Location"].rsplit("/", 1)[1])
+    sid, ids = session_of_templates(srv, people, 40, "corr-large", templates)
     r = srv.get(f"/v2/bio-sessions/{sid}/faces/{ids[0]}/matches", key=KEY_A)
     assert r.status_code == 200, r.text
     assert r.headers["Content-Type"].startswith("application/json")
@@ -917,19 +926,7 @@ def test_get_matches_full_session_each_signed(start_server, calibrated):
     order is by score, no signature repeats, and asking again gives the same matches."""
     srv = start_server("--workers", "2")
     key = x509.load_pem_x509_certificate(srv.get("/v2/certificate").content).public_key()
-    templates = []
-    for path in (SAME_A[0], SAME_A[1], SAME_B[0], DIFF_B[1]):
-        r = direct_face(srv, read(path), signatureDisabled=True)
-        assert r.status_code == 200, r.text
-        templates.append(r.json())
-    sid = srv.create_session(correlationId="corr-full")
-    ids = []
-    for i in range(1000):
-        face = dict(templates[i % len(templates)])
-        face.pop("id", None)
-        r = srv.post_json(f"/v2/bio-sessions/{sid}/faces", face, key=KEY_A)
-        assert r.status_code == 201, r.text
-        ids.append(r.headers["Location"].rsplit("/", 1)[1])
+    sid, ids = session_of_templates(srv, (SAME_A[0], SAME_A[1], SAME_B[0], DIFF_B[1]), 1000, "corr-full")
     lists = []
     for _ in range(2):
         r = srv.get(f"/v2/bio-sessions/{sid}/faces/{ids[0]}/matches", key=KEY_A)
