@@ -4,7 +4,7 @@
  *
  *   bench_nn run   MODEL IN.f32 OUT.f32 [int8]  run once; outputs concatenated (native layout)
  *   bench_nn bench MODEL IN.f32 ITERS [int8]    time ITERS runs, print one JSON line
- *   bench_nn memory MODEL...               load all, one session each; print RSS vs weights
+ *   bench_nn memory [int8] MODEL...        load all, one session each; print RSS vs weights
  *
  * IN.f32 holds the first input as raw little-endian float32 (missing = zeros).
  * With `int8` the model's dense convolutions run in int8 (nn_model_use_int8).
@@ -65,9 +65,11 @@ int main(int argc, char **argv)
     if (argc >= 3 && strcmp(argv[1], "memory") == 0) {
         long before = rss_kb();
         size_t weights = 0;
-        for (int i = 2; i < argc; i++) {
+        int int8 = strcmp(argv[2], "int8") == 0;
+        for (int i = 2 + int8; i < argc; i++) {
             nn_model *m = nn_model_load(argv[i], err, sizeof err);
             if (!m) { fprintf(stderr, "%s\n", err); return 1; }
+            if (int8 && nn_model_use_int8(m, err, sizeof err) < 0) { fprintf(stderr, "%s\n", err); return 1; }
             nn_session *s = nn_session_create(m, err, sizeof err);
             if (!s) { fprintf(stderr, "%s\n", err); return 1; }
             nn_run(s);
@@ -78,7 +80,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (argc != 5 && !(argc == 6 && strcmp(argv[5], "int8") == 0)) {
-        fprintf(stderr, "usage: bench_nn run MODEL IN OUT [int8] | bench MODEL IN ITERS [int8] | memory MODEL...\n");
+        fprintf(stderr, "usage: bench_nn run MODEL IN OUT [int8] | bench MODEL IN ITERS [int8] | memory [int8] MODEL...\n");
         return 2;
     }
     nn_model *m = nn_model_load(argv[2], err, sizeof err);

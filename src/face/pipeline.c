@@ -24,6 +24,35 @@
 
 #include "face/geometry.h"
 
+/* Models whose dense convolutions run in int8 (nn_model_use_int8, src/nn/quantize.c).
+ * Measured on this machine (AMD EPYC, AVX-512 VNNI): `make bench-nn` for the
+ * latency, `make bench-accuracy` (LFW 10-fold, age MAE) and `make bench-pad`
+ * (APCER/BPCER) with BIOSERVER_NN_PRECISION=fp32 as the baseline. A model absent
+ * from the table runs in fp32. */
+static const struct {
+    const char *file;
+    bool int8;
+} model_precision[] = {
+    {"fr_detect.onnx", true},
+    {"fr_landmark.onnx", true},
+    {"fr_feature.onnx", true},
+    {"fr_liveness.onnx", true},
+    {"faceres-deep.json", true},
+};
+
+/* BIOSERVER_NN_PRECISION: "fp32" runs every model in fp32 (the baseline of the
+ * accuracy benchmarks, or a CPU where int8 does not pay), "int8" every model of
+ * the table in int8; unset or anything else, the table's choice. */
+bool face_model_int8(const char *file)
+{
+    const char *force = getenv("BIOSERVER_NN_PRECISION");
+    if (force && strcmp(force, "fp32") == 0) return false;
+    for (size_t i = 0; i < sizeof model_precision / sizeof model_precision[0]; i++)
+        if (strcmp(model_precision[i].file, file) == 0)
+            return model_precision[i].int8 || (force && strcmp(force, "int8") == 0);
+    return false;
+}
+
 /* The model file must exist before we try to parse it, so the message says "missing"
  * (a set-up problem) rather than a parse error. */
 nn_model *face_load_model(const char *dir, const char *name, char *err, size_t err_len)
@@ -40,6 +69,11 @@ nn_model *face_load_model(const char *dir, const char *name, char *err, size_t e
     char nn_err[512];
     nn_model *m = nn_model_load(path, nn_err, sizeof nn_err);
     if (!m) snprintf(err, err_len, "cannot load %s: %s", path, nn_err);
+    else if (face_model_int8(name) && nn_model_use_int8(m, nn_err, sizeof nn_err) < 0) {
+        snprintf(err, err_len, "cannot load %s in int8: %s", path, nn_err);
+        nn_model_free(m);
+        return NULL;
+    }
     return m;
 }
 

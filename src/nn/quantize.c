@@ -22,8 +22,9 @@
  *
  * Threading: the model's primitives and weights are read-only and executed
  * concurrently by sessions, each with its own stream and scratchpad (oneDNN's
- * user-scratchpad mode). This oneDNN runs on OpenMP; each run asks for one thread,
- * so a session stays single-threaded as nn.h promises.
+ * user-scratchpad mode). This oneDNN runs on OpenMP, whose thread count belongs to
+ * the calling thread: creating a kernel and every run ask for one thread, so a
+ * session stays single-threaded as nn.h promises.
  */
 #include "nn/nn_internal.h"
 
@@ -256,6 +257,8 @@ nn_int8_conv *nn_int8_conv_create(const nn_graph *g, const nn_node *n)
 {
     const nn_conv_params *c = &n->conv;
     if (n->op != NN_OP_CONV || c->groups != 1 || !cpu_engine()) return NULL;
+    /* oneDNN plans a kernel's work split for the thread count at creation. */
+    omp_set_num_threads(1);
     nn_int8_conv *ic = calloc(1, sizeof *ic);
     size_t n_weights = (size_t)c->cout * c->kh * c->kw * c->cin;
     int8_t *plain = malloc(n_weights);
