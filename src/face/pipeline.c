@@ -40,16 +40,21 @@ static const struct {
     {"faceres-deep.json", true},
 };
 
-/* BIOSERVER_NN_PRECISION: "fp32" runs every model in fp32 (the baseline of the
- * accuracy benchmarks, or a CPU where int8 does not pay), "int8" every model of
- * the table in int8; unset or anything else, the table's choice. */
+/* BIOSERVER_NN_PRECISION overrides the table, to measure: "fp32" runs every model
+ * in fp32 (the accuracy benchmarks' baseline, or a CPU where int8 does not pay), a
+ * comma-separated list of files ("fr_detect.onnx,fr_landmark.onnx") exactly those
+ * in int8. Unset or empty, the table decides. */
 bool face_model_int8(const char *file)
 {
     const char *force = getenv("BIOSERVER_NN_PRECISION");
-    if (force && strcmp(force, "fp32") == 0) return false;
+    if (force && *force) {
+        size_t len = strlen(file);
+        for (const char *p = strstr(force, file); p; p = strstr(p + 1, file))
+            if ((p == force || p[-1] == ',') && (p[len] == ',' || p[len] == 0)) return true;
+        return false;
+    }
     for (size_t i = 0; i < sizeof model_precision / sizeof model_precision[0]; i++)
-        if (strcmp(model_precision[i].file, file) == 0)
-            return model_precision[i].int8 || (force && strcmp(force, "int8") == 0);
+        if (strcmp(model_precision[i].file, file) == 0) return model_precision[i].int8;
     return false;
 }
 

@@ -15,6 +15,9 @@
  *
  * Layouts: inputs and outputs use the model's native layout, NCHW for ONNX and
  * NHWC for TF.js models.
+ *
+ * Precision: fp32 unless the caller asks for int8 (nn_model_use_int8): then the
+ * convolutions with groups == 1 run on oneDNN's int8 kernels (quantize.c).
  */
 #ifndef BIO_NN_H
 #define BIO_NN_H

@@ -44,7 +44,8 @@ struct nn_int8_conv {
     dnnl_primitive_desc_t pd;
     dnnl_primitive_t prim;
     dnnl_memory_t weights;       /* int8, in the layout the kernel wants */
-    int unsigned_input;          /* uint8 input: the graph proves it non-negative */
+    int unsigned_input;          /* uint8 input with a per-run zero point, else int8 symmetric */
+    float *weight_sum;           /* [cout]: w_scale[c] * the sum of channel c's int8 weights */
     size_t in_elems, out_pixels; /* input elements, output pixels (N*H*W) */
     int cout;
     float *bias;                 /* [cout], zeros when the node has none */
@@ -60,6 +61,7 @@ struct nn_int8_step {
     const float *in;
     float *out;
     void *qin;                   /* quantized input, in the session's int8 buffer */
+    float *bias;                 /* [cout]: this run's bias, the zero point's share taken out */
 };
 
 /* ---- one engine per process ----------------------------------------------- */
@@ -84,19 +86,24 @@ static dnnl_engine_t cpu_engine(void)
  * have AVX-512 versions (this machine's oneDNN runs its VNNI kernels there); the
  * plain C ones are the reference and the fallback. Rounding is to nearest even in
  * both. */
-static float largest_magnitude_c(const float *x, size_t n)
+static void value_range_c(const float *x, size_t n, float *lo, float *hi)
 {
-    float m = 0;
-    for (size_t i = 0; i < n; i++) m = fabsf(x[i]) > m ? fabsf(x[i]) : m;
-    return m;
+    float a = 0, b = 0;
+    for (size_t i = 0; i < n; i++) {
+        a = x[i] < a ? x[i] : a;
+        b = x[i] > b ? x[i] : b;
+    }
+    *lo = a;
+    *hi = b;
 }
 
-static void quantize_c(const float *x, void *q, size_t n, float inv, int is_unsigned)
+/* uint8: round(x * inv) + zero_point in [0, 255]; int8: round(x * inv) in [-127, 127]. */
+static void quantize_c(const float *x, void *q, size_t n, float inv, int zero_point, int is_unsigned)
 {
     for (size_t i = 0; i < n; i++) {
-        float v = x[i] * inv;
-        if (is_unsigned) ((uint8_t *)q)[i] = (uint8_t)lrintf(v < 0 ? 0 : v > 255 ? 255 : v);
-        else ((int8_t *)q)[i] = (int8_t)lrintf(v < -127 ? -127 : v > 127 ? 127 : v);
+        long v = lrintf(x[i] * inv);
+        if (is_unsigned) ((uint8_t *)q)[i] = (uint8_t)(v + zero_point < 0 ? 0 : v + zero_point > 255 ? 255 : v + zero_point);
+        else ((int8_t *)q)[i] = (int8_t)(v < -127 ? -127 : v > 127 ? 127 : v);
     }
 }
 
@@ -116,22 +123,27 @@ static void epilogue_c(float *y, size_t pixels, int cout, float scale, const flo
 
 static inline __mmask16 tail_mask(size_t left) { return left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1); }
 
-AVX512 static float largest_magnitude_avx512(const float *x, size_t n)
+AVX512 static void value_range_avx512(const float *x, size_t n, float *lo, float *hi)
 {
-    __m512 m = _mm512_setzero_ps();
-    for (size_t i = 0; i < n; i += 16)
-        m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_maskz_loadu_ps(tail_mask(n - i), x + i)));
-    return _mm512_reduce_max_ps(m);
+    __m512 a = _mm512_setzero_ps(), b = _mm512_setzero_ps();
+    for (size_t i = 0; i < n; i += 16) {
+        __m512 v = _mm512_maskz_loadu_ps(tail_mask(n - i), x + i); /* lanes past the end read 0 */
+        a = _mm512_min_ps(a, v);
+        b = _mm512_max_ps(b, v);
+    }
+    *lo = _mm512_reduce_min_ps(a);
+    *hi = _mm512_reduce_max_ps(b);
 }
 
-AVX512 static void quantize_avx512(const float *x, void *q, size_t n, float inv, int is_unsigned)
+AVX512 static void quantize_avx512(const float *x, void *q, size_t n, float inv, int zero_point, int is_unsigned)
 {
     __m512 k = _mm512_set1_ps(inv);
-    __m512i zero = _mm512_setzero_si512(), lo = _mm512_set1_epi32(-127);
+    __m512i zp = _mm512_set1_epi32(zero_point), zero = _mm512_setzero_si512(), lo = _mm512_set1_epi32(-127);
     for (size_t i = 0; i < n; i += 16) {
         __mmask16 mask = tail_mask(n - i);
         __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(mask, x + i), k));
-        if (is_unsigned) _mm512_mask_cvtusepi32_storeu_epi8((uint8_t *)q + i, mask, _mm512_max_epi32(v, zero));
+        if (is_unsigned)
+            _mm512_mask_cvtusepi32_storeu_epi8((uint8_t *)q + i, mask, _mm512_max_epi32(_mm512_add_epi32(v, zp), zero));
         else _mm512_mask_cvtsepi32_storeu_epi8((int8_t *)q + i, mask, _mm512_max_epi32(v, lo));
     }
 }
@@ -150,7 +162,7 @@ AVX512 static void epilogue_avx512(float *y, size_t pixels, int cout, float scal
 
 static int has_avx512(void) { return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw"); }
 #else
-#define largest_magnitude_avx512 largest_magnitude_c
+#define value_range_avx512 value_range_c
 #define quantize_avx512 quantize_c
 #define epilogue_avx512 epilogue_c
 static int has_avx512(void) { return 0; }
@@ -264,16 +276,27 @@ nn_int8_conv *nn_int8_conv_create(const nn_graph *g, const nn_node *n)
     int8_t *plain = malloc(n_weights);
     float *w_scale = malloc((size_t)c->cout * sizeof *w_scale);
     if (!ic || !plain || !w_scale) goto fail;
-    ic->unsigned_input = produces_nonnegative(g, n->in[0]);
+    /* A zero point shifts the padding too (oneDNN pads the uint8 input with 0, which
+     * would mean -zero_point): only unpadded or non-negative inputs take one. */
+    ic->unsigned_input = produces_nonnegative(g, n->in[0]) ||
+                         (c->pad_top == 0 && c->pad_left == 0 && c->pad_bottom == 0 && c->pad_right == 0);
     ic->in_elems = nn_shape_size(&g->tensors[n->in[0]].shape);
     ic->out_pixels = nn_shape_size(&g->tensors[n->out].shape) / (size_t)c->cout;
     ic->cout = c->cout;
     ic->avx512 = has_avx512();
-    if (!(ic->bias = calloc((size_t)c->cout, sizeof *ic->bias))) goto fail;
+    if (!(ic->bias = calloc((size_t)c->cout, sizeof *ic->bias)) ||
+        !(ic->weight_sum = calloc((size_t)c->cout, sizeof *ic->weight_sum)))
+        goto fail;
     if (c->bias) memcpy(ic->bias, c->bias, (size_t)c->cout * sizeof *ic->bias);
     ic->out_min = c->out_min;
     ic->out_max = c->out_max;
     quantize_weights(c, plain, w_scale);
+    size_t per = n_weights / (size_t)c->cout;
+    for (int o = 0; o < c->cout; o++) {
+        long sum = 0;
+        for (size_t i = 0; i < per; i++) sum += plain[(size_t)o * per + i];
+        ic->weight_sum[o] = w_scale[o] * (float)sum;
+    }
     if (make_primitive(ic, g, n, w_scale) != 0 || pack_weights(ic, c, plain) != 0) goto fail;
     free(plain);
     free(w_scale);
@@ -292,6 +315,7 @@ void nn_int8_conv_free(nn_int8_conv *ic)
     dnnl_primitive_destroy(ic->prim);
     dnnl_primitive_desc_destroy(ic->pd);
     free(ic->bias);
+    free(ic->weight_sum);
     free(ic);
 }
 
@@ -313,6 +337,10 @@ nn_int8_step *nn_int8_step_create(const nn_int8_conv *ic, const float *in, float
     st->in = in;
     st->out = out;
     st->qin = qin;
+    if (!(st->bias = malloc((size_t)ic->cout * sizeof *st->bias))) {
+        free(st);
+        return NULL;
+    }
     const dnnl_memory_desc_t *src_md = dnnl_primitive_desc_query_md(ic->pd, dnnl_query_src_md, 0);
     const dnnl_memory_desc_t *dst_md = dnnl_primitive_desc_query_md(ic->pd, dnnl_query_dst_md, 0);
     const dnnl_memory_desc_t *sp_md = dnnl_primitive_desc_query_md(ic->pd, dnnl_query_scratchpad_md, 0);
@@ -333,17 +361,25 @@ void nn_int8_step_free(nn_int8_step *st)
     dnnl_memory_destroy(st->dst);
     dnnl_memory_destroy(st->scratch);
     dnnl_stream_destroy(st->stream);
+    free(st->bias);
     free(st);
 }
 
 int nn_int8_step_run(nn_int8_step *st)
 {
     const nn_int8_conv *ic = st->conv;
-    int fast = ic->avx512;
-    float m = fast ? largest_magnitude_avx512(st->in, ic->in_elems) : largest_magnitude_c(st->in, ic->in_elems);
-    float scale = m > 0 && isfinite(m) ? m / (ic->unsigned_input ? 255.f : 127.f) : 1.f;
-    if (fast) quantize_avx512(st->in, st->qin, ic->in_elems, 1.f / scale, ic->unsigned_input);
-    else quantize_c(st->in, st->qin, ic->in_elems, 1.f / scale, ic->unsigned_input);
+    int fast = ic->avx512, zero_point = 0;
+    float lo, hi, scale;
+    if (fast) value_range_avx512(st->in, ic->in_elems, &lo, &hi);
+    else value_range_c(st->in, ic->in_elems, &lo, &hi);
+    /* uint8 spans [lo, hi] (0 included, so exactly representable); int8 [-max, max]. */
+    scale = ic->unsigned_input ? (hi - lo) / 255.f : fmaxf(-lo, hi) / 127.f;
+    if (!(scale > 0) || !isfinite(scale)) scale = 1.f;
+    else if (ic->unsigned_input) zero_point = (int)lrintf(-lo / scale);
+    if (fast) quantize_avx512(st->in, st->qin, ic->in_elems, 1.f / scale, zero_point, ic->unsigned_input);
+    else quantize_c(st->in, st->qin, ic->in_elems, 1.f / scale, zero_point, ic->unsigned_input);
+    /* conv(x) = scale * (kernel output - zero_point * weight_sum) + bias */
+    for (int c = 0; c < ic->cout; c++) st->bias[c] = ic->bias[c] - (float)zero_point * scale * ic->weight_sum[c];
     /* OpenMP's thread count is per calling thread: ask for one on every run. */
     omp_set_num_threads(1);
     dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, st->src}, {DNNL_ARG_WEIGHTS, ic->weights}, {DNNL_ARG_DST, st->dst},
@@ -351,7 +387,7 @@ int nn_int8_step_run(nn_int8_step *st)
     if (dnnl_primitive_execute(ic->prim, st->stream, st->scratch ? 4 : 3, args) != dnnl_success ||
         dnnl_stream_wait(st->stream) != dnnl_success)
         return -1;
-    if (fast) epilogue_avx512(st->out, ic->out_pixels, ic->cout, scale, ic->bias, ic->out_min, ic->out_max);
-    else epilogue_c(st->out, ic->out_pixels, ic->cout, scale, ic->bias, ic->out_min, ic->out_max);
+    if (fast) epilogue_avx512(st->out, ic->out_pixels, ic->cout, scale, st->bias, ic->out_min, ic->out_max);
+    else epilogue_c(st->out, ic->out_pixels, ic->cout, scale, st->bias, ic->out_min, ic->out_max);
     return 0;
 }
