@@ -1,10 +1,12 @@
 #!/usr/bin/python3
 """make bench-nn: single-thread latency of the C nn runtime against OpenCV DNN.
 
-For each model: p50/p99 of build/tools/bench_nn and of cv2.dnn (setNumThreads(1))
-on the same input in the same run, the speed-up, and GFLOP/s (2 x MACs counted
-from the graph / p50). Then resident memory of all models loaded (one session
-each) against their weight bytes. Run from the repository root.
+For each model: p50/p99 of build/tools/bench_nn in fp32 and with its dense
+convolutions in int8 (nn_model_use_int8), and of cv2.dnn (setNumThreads(1)), on the
+same input in the same run; the int8/fp32 speed-up, the speed-up of the faster C
+variant over OpenCV, and GFLOP/s (2 x MACs counted from the graph / fp32 p50). Then
+resident memory of all models loaded (one session each) against their weight
+bytes, fp32 and int8. Run from the repository root.
 """
 import json
 import os
@@ -56,34 +58,39 @@ def main():
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     print(f"machine: {cpu}, {os.cpu_count()} cores, {platform.system()}; OpenCV {cv2.__version__}; "
           f"{ITERS} runs per model, 1 thread")
-    head = f"{'model':15} {'C p50':>8} {'C p99':>8} {'CV p50':>8} {'CV p99':>8} {'speedup':>8} {'GMAC':>7} {'GFLOP/s':>8}"
+    head = (f"{'model':15} {'fp32 p50':>8} {'fp32 p99':>8} {'int8 p50':>8} {'int8 p99':>8} {'int8/fp32':>9} "
+            f"{'CV p50':>8} {'CV p99':>8} {'vs CV':>7} {'GMAC':>7} {'GFLOP/s':>8} {'int8 conv':>9}")
     print(head)
     print("-" * len(head))
     rng = np.random.default_rng(1)
     for name, path, shape in MODELS:
         x = rng.uniform(-1, 1, shape).astype(np.float32)
         x.tofile("/tmp/bench_nn_input.f32")
-        r = subprocess.run([TOOL, "bench", path, "/tmp/bench_nn_input.f32", str(ITERS)],
-                           capture_output=True, text=True)
-        if r.returncode:
-            print(f"{name:15} C runtime failed: {r.stderr.strip()}")
+        runs = [subprocess.run([TOOL, "bench", path, "/tmp/bench_nn_input.f32", str(ITERS)] + extra,
+                               capture_output=True, text=True) for extra in ([], ["int8"])]
+        if any(r.returncode for r in runs):
+            print(f"{name:15} C runtime failed: {' '.join(r.stderr.strip() for r in runs)}")
             continue
-        c = json.loads(r.stdout)
+        c, q = (json.loads(r.stdout) for r in runs)
         gflops = 2 * c["macs"] / (c["p50_ms"] * 1e-3) / 1e9
+        best = min(c["p50_ms"], q["p50_ms"])
         if path.endswith(".onnx"):
             cv50, cv99 = opencv_times(path, x)
-            cvs = f"{cv50:8.2f} {cv99:8.2f} {cv50 / c['p50_ms']:7.2f}x"
+            cvs = f"{cv50:8.2f} {cv99:8.2f} {cv50 / best:6.2f}x"
         else:
-            cvs = f"{'-':>8} {'-':>8} {'-':>8}"   # OpenCV DNN cannot read TF.js graph models
-        print(f"{name:15} {c['p50_ms']:8.2f} {c['p99_ms']:8.2f} {cvs} {c['macs'] / 1e9:7.3f} {gflops:8.1f}")
+            cvs = f"{'-':>8} {'-':>8} {'-':>7}"   # OpenCV DNN cannot read TF.js graph models
+        print(f"{name:15} {c['p50_ms']:8.2f} {c['p99_ms']:8.2f} {q['p50_ms']:8.2f} {q['p99_ms']:8.2f} "
+              f"{c['p50_ms'] / q['p50_ms']:8.2f}x {cvs} {c['macs'] / 1e9:7.3f} {gflops:8.1f} {q['int8_convs']:9d}")
     paths = [p for _, p, _ in MODELS]
-    r = subprocess.run([TOOL, "memory"] + paths, capture_output=True, text=True)
-    if r.returncode == 0:
-        m = json.loads(r.stdout)
-        print(f"\nmemory, all {len(paths)} models loaded + one session each: RSS {m['rss_kb'] / 1024:.1f} MiB, "
-              f"weights {m['weight_kb'] / 1024:.1f} MiB, ratio {m['rss_kb'] / max(m['weight_kb'], 1):.2f}x")
-    else:
-        print("memory measurement failed:", r.stderr.strip())
+    print()
+    for label, extra in (("fp32", []), ("int8", ["int8"])):
+        r = subprocess.run([TOOL, "memory"] + extra + paths, capture_output=True, text=True)
+        if r.returncode == 0:
+            m = json.loads(r.stdout)
+            print(f"memory {label}, all {len(paths)} models loaded + one session each: RSS {m['rss_kb'] / 1024:.1f} MiB, "
+                  f"weights {m['weight_kb'] / 1024:.1f} MiB, ratio {m['rss_kb'] / max(m['weight_kb'], 1):.2f}x")
+        else:
+            print(f"memory {label} measurement failed:", r.stderr.strip())
     os.unlink("/tmp/bench_nn_input.f32")
 
 

@@ -7,7 +7,7 @@ packages=(
   build-essential pkg-config
   libmicrohttpd-dev libjansson-dev libssl-dev
   libturbojpeg0-dev libjpeg62-turbo-dev libpng-dev libwebp-dev libexif-dev
-  libxnnpack-dev libpthreadpool-dev libprotobuf-c-dev protobuf-c-compiler libonnx-dev
+  libxnnpack-dev libpthreadpool-dev libdnnl-dev libprotobuf-c-dev protobuf-c-compiler libonnx-dev
   libhiredis-dev redis-server libcurl4-openssl-dev libsqlite3-dev
   libcmocka-dev python3-pytest python3-requests python3-numpy python3-opencv
   python3-cryptography python3-botocore openssl curl wrk

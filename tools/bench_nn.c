@@ -2,11 +2,12 @@
  * bench_nn - drives the nn runtime for bench/bench_nn.py and for checking it
  * against a reference by hand.
  *
- *   bench_nn run   MODEL IN.f32 OUT.f32    run once; outputs concatenated (native layout)
- *   bench_nn bench MODEL IN.f32 ITERS      time ITERS runs, print one JSON line
- *   bench_nn memory MODEL...               load all, one session each; print RSS vs weights
+ *   bench_nn run   MODEL IN.f32 OUT.f32 [int8]  run once; outputs concatenated (native layout)
+ *   bench_nn bench MODEL IN.f32 ITERS [int8]    time ITERS runs, print one JSON line
+ *   bench_nn memory [int8] MODEL...        load all, one session each; print RSS vs weights
  *
  * IN.f32 holds the first input as raw little-endian float32 (missing = zeros).
+ * With `int8` the model's dense convolutions run in int8 (nn_model_use_int8).
  */
 #include "nn/nn.h"
 #include "nn/nn_internal.h"
@@ -64,9 +65,11 @@ int main(int argc, char **argv)
     if (argc >= 3 && strcmp(argv[1], "memory") == 0) {
         long before = rss_kb();
         size_t weights = 0;
-        for (int i = 2; i < argc; i++) {
+        int int8 = strcmp(argv[2], "int8") == 0;
+        for (int i = 2 + int8; i < argc; i++) {
             nn_model *m = nn_model_load(argv[i], err, sizeof err);
             if (!m) { fprintf(stderr, "%s\n", err); return 1; }
+            if (int8 && nn_model_use_int8(m, err, sizeof err) < 0) { fprintf(stderr, "%s\n", err); return 1; }
             nn_session *s = nn_session_create(m, err, sizeof err);
             if (!s) { fprintf(stderr, "%s\n", err); return 1; }
             nn_run(s);
@@ -76,12 +79,14 @@ int main(int argc, char **argv)
         printf("{\"rss_kb\": %ld, \"weight_kb\": %zu}\n", after - before, weights / 1024);
         return 0;
     }
-    if (argc != 5) {
-        fprintf(stderr, "usage: bench_nn run MODEL IN OUT | bench MODEL IN ITERS | memory MODEL...\n");
+    if (argc != 5 && !(argc == 6 && strcmp(argv[5], "int8") == 0)) {
+        fprintf(stderr, "usage: bench_nn run MODEL IN OUT [int8] | bench MODEL IN ITERS [int8] | memory [int8] MODEL...\n");
         return 2;
     }
     nn_model *m = nn_model_load(argv[2], err, sizeof err);
     if (!m) { fprintf(stderr, "load: %s\n", err); return 1; }
+    int int8_convs = argc == 6 ? nn_model_use_int8(m, err, sizeof err) : 0;
+    if (int8_convs < 0) { fprintf(stderr, "int8: %s\n", err); return 1; }
     nn_session *s = nn_session_create(m, err, sizeof err);
     if (!s) { fprintf(stderr, "session: %s\n", err); return 1; }
     read_input(s, m, argv[3]);
@@ -103,9 +108,9 @@ int main(int argc, char **argv)
             t[i] = now_ms() - t0;
         }
         qsort(t, (size_t)iters, sizeof *t, cmp_double);
-        printf("{\"p50_ms\": %.4f, \"p99_ms\": %.4f, \"macs\": %.0f, \"weight_bytes\": %zu}\n",
+        printf("{\"p50_ms\": %.4f, \"p99_ms\": %.4f, \"macs\": %.0f, \"weight_bytes\": %zu, \"int8_convs\": %d}\n",
                t[iters / 2], t[(iters * 99) / 100 < iters ? (iters * 99) / 100 : iters - 1],
-               nn_model_macs(m), nn_model_weight_bytes(m));
+               nn_model_macs(m), nn_model_weight_bytes(m), int8_convs);
         free(t);
     }
     nn_session_free(s);

@@ -24,6 +24,40 @@
 
 #include "face/geometry.h"
 
+/* Models whose dense convolutions run in int8 (nn_model_use_int8, src/nn/quantize.c).
+ * Measured on this machine (AMD EPYC, AVX-512 VNNI): `make bench-nn` for the
+ * latency, `make bench-accuracy` (LFW 10-fold, age MAE) and `make bench-pad`
+ * (APCER/BPCER) with BIOSERVER_NN_PRECISION=fp32 as the baseline. A model absent
+ * from the table runs in fp32. */
+static const struct {
+    const char *file;
+    bool int8;
+} model_precision[] = {
+    {"fr_detect.onnx", true},
+    {"fr_landmark.onnx", true},
+    {"fr_feature.onnx", true},
+    {"fr_liveness.onnx", true},
+    {"faceres-deep.json", true},
+};
+
+/* BIOSERVER_NN_PRECISION overrides the table, to measure: "fp32" runs every model
+ * in fp32 (the accuracy benchmarks' baseline, or a CPU where int8 does not pay), a
+ * comma-separated list of files ("fr_detect.onnx,fr_landmark.onnx") exactly those
+ * in int8. Unset or empty, the table decides. */
+bool face_model_int8(const char *file)
+{
+    const char *force = getenv("BIOSERVER_NN_PRECISION");
+    if (force && *force) {
+        size_t len = strlen(file);
+        for (const char *p = strstr(force, file); p; p = strstr(p + 1, file))
+            if ((p == force || p[-1] == ',') && (p[len] == ',' || p[len] == 0)) return true;
+        return false;
+    }
+    for (size_t i = 0; i < sizeof model_precision / sizeof model_precision[0]; i++)
+        if (strcmp(model_precision[i].file, file) == 0) return model_precision[i].int8;
+    return false;
+}
+
 /* The model file must exist before we try to parse it, so the message says "missing"
  * (a set-up problem) rather than a parse error. */
 nn_model *face_load_model(const char *dir, const char *name, char *err, size_t err_len)
@@ -40,6 +74,11 @@ nn_model *face_load_model(const char *dir, const char *name, char *err, size_t e
     char nn_err[512];
     nn_model *m = nn_model_load(path, nn_err, sizeof nn_err);
     if (!m) snprintf(err, err_len, "cannot load %s: %s", path, nn_err);
+    else if (face_model_int8(name) && nn_model_use_int8(m, nn_err, sizeof nn_err) < 0) {
+        snprintf(err, err_len, "cannot load %s in int8: %s", path, nn_err);
+        nn_model_free(m);
+        return NULL;
+    }
     return m;
 }
 

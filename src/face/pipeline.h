@@ -47,6 +47,12 @@ enum {
     FACE_ERR_NOMEM = -4,
 };
 
+/* A model file of dir by name, in the precision measured for it (face_model_int8);
+ * the message says "missing" for a set-up problem. The liveness models load here too. */
+nn_model *face_load_model(const char *dir, const char *name, char *err, size_t err_len);
+/* Whether the model file runs its dense convolutions in int8 (table in pipeline.c). */
+bool face_model_int8(const char *file);
+
 /* Loads every model from models_dir (models/faceplugin, models/human). */
 face_engine *face_engine_load(const char *models_dir, char *err, size_t err_len);
 void face_engine_free(face_engine *e);

@@ -56,8 +56,6 @@ struct face_worker {
     float aligned[3 * FEAT_SIZE * FEAT_SIZE]; /* the aligned face, kept for the mirror */
 };
 
-/* A model file of dir by name; the message says "missing" for a set-up problem. */
-nn_model *face_load_model(const char *dir, const char *name, char *err, size_t err_len);
 /* Maps an IMAGE_ERR_* to the FACE_ERR_* the caller returns. */
 int face_image_error(int rc);
 

@@ -8,6 +8,7 @@
 
 #include "face/geometry.h"
 #include "face/image.h"
+#include "face/pipeline.h"
 #include "match/similarity.h"
 #include "nn/nn.h"
 
@@ -38,12 +39,9 @@ liveness_thresholds liveness_level_thresholds(liveness_level level) {
 }
 
 static nn_model *load(const char *dir, const char *name, char *err, size_t err_len) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/faceplugin/%s", dir, name);
-    char inner[256];
-    nn_model *m = nn_model_load(path, inner, sizeof inner);
-    if (!m) snprintf(err, err_len, "%s: %s", path, inner);
-    return m;
+    char sub[1024];
+    snprintf(sub, sizeof sub, "%s/faceplugin", dir);
+    return face_load_model(sub, name, err, err_len);
 }
 
 liveness_engine *liveness_engine_load(const char *models_dir, char *err, size_t err_len) {

@@ -9,6 +9,8 @@
  * operators are set up once at session creation and nn_run only executes them:
  * no allocation per run. Sessions share the model's packed weights and their
  * convolutions' indirection buffers (create_shared_op, shared_weights.c).
+ * After nn_model_use_int8, the dense convolutions run as int8 steps (quantize.c)
+ * instead of XNNPACK operators.
  */
 #include "nn/nn.h"
 #include "nn/graph.h"
@@ -30,6 +32,8 @@ struct nn_session {
     const float **in_ptrs;        /* per node input pointer arrays, flattened */
     int *in_offset;               /* node i's inputs start at in_ptrs[in_offset[i]] */
     xnn_operator_t *ops;          /* per node, NULL for glue nodes */
+    nn_int8_step **int8;          /* per node, its int8 convolution (quantize.c) or NULL */
+    void *int8_buf;               /* quantized input, then oneDNN's scratchpad */
     size_t shared_bytes;          /* packed weights taken from the model's cache */
 };
 
@@ -181,9 +185,35 @@ nn_model *nn_model_load(const char *path, char *err, size_t err_len)
     return m;
 }
 
+/* The fp32 weights of a converted node are dropped: only the int8 copy runs. */
+int nn_model_use_int8(nn_model *m, char *err, size_t err_len)
+{
+    if (!m) return 0;
+    if (!m->int8 && !(m->int8 = calloc((size_t)m->g.n_nodes + 1, sizeof *m->int8))) {
+        if (err && err_len) snprintf(err, err_len, "out of memory");
+        return -1;
+    }
+    int converted = 0;
+    for (int i = 0; i < m->g.n_nodes; i++) {
+        nn_node *n = &m->g.nodes[i];
+        if (m->int8[i] || !(m->int8[i] = nn_int8_conv_create(&m->g, n))) continue;
+        converted++;
+        if (nn_int8_conv_input_bytes(m->int8[i]) > m->int8_in_bytes)
+            m->int8_in_bytes = nn_int8_conv_input_bytes(m->int8[i]);
+        if (nn_int8_conv_scratch_bytes(m->int8[i]) > m->int8_scratch_bytes)
+            m->int8_scratch_bytes = nn_int8_conv_scratch_bytes(m->int8[i]);
+        free(n->conv.weights);
+        n->conv.weights = NULL;
+    }
+    return converted;
+}
+
 void nn_model_free(nn_model *model)
 {
     if (!model) return;
+    if (model->int8)
+        for (int i = 0; i < model->g.n_nodes; i++) nn_int8_conv_free(model->int8[i]);
+    free(model->int8);
     nn_packed_cache_free(model->packed);
     free(model->arena_offset);
     nn_graph_free(&model->g);
@@ -225,7 +255,9 @@ size_t nn_model_weight_bytes(const nn_model *m)
         if (g->tensors[i].data) bytes += nn_shape_size(&g->tensors[i].shape) * sizeof(float);
     for (int i = 0; i < g->n_nodes; i++) {
         const nn_node *n = &g->nodes[i];
-        if (n->op == NN_OP_CONV)
+        if (m->int8 && m->int8[i])
+            bytes += nn_int8_conv_weight_bytes(m->int8[i]) + (size_t)n->conv.cout * sizeof(float);
+        else if (n->op == NN_OP_CONV)
             bytes += ((size_t)n->conv.cout * n->conv.kh * n->conv.kw * (n->conv.cin / n->conv.groups) + n->conv.cout) * sizeof(float);
         if (n->op == NN_OP_FC) bytes += ((size_t)n->fc.m * n->fc.k + n->fc.m) * sizeof(float);
     }
@@ -292,6 +324,27 @@ static enum xnn_status setup_op(const nn_graph *g, const nn_node *n, xnn_operato
     default:
         return xnn_status_success;
     }
+}
+
+/* The session's int8 buffer: the largest quantized input, then (64-byte aligned)
+ * the largest scratchpad; steps run one at a time so they share it. */
+static size_t int8_in_part(const nn_model *m) { return (m->int8_in_bytes + 63) & ~(size_t)63; }
+
+static int create_int8_steps(nn_session *s)
+{
+    const nn_model *m = s->model;
+    if (!m->int8) return 0;
+    s->int8 = calloc((size_t)m->g.n_nodes + 1, sizeof *s->int8);
+    s->int8_buf = aligned_alloc(64, int8_in_part(m) + ((m->int8_scratch_bytes + 63) & ~(size_t)63) + 64);
+    if (!s->int8 || !s->int8_buf) return -1;
+    char *scratch = (char *)s->int8_buf + int8_in_part(m);
+    for (int i = 0; i < m->g.n_nodes; i++) {
+        const nn_node *n = &m->g.nodes[i];
+        if (m->int8[i] &&
+            !(s->int8[i] = nn_int8_step_create(m->int8[i], s->ptr[n->in[0]], s->ptr[n->out], s->int8_buf, scratch)))
+            return -1;
+    }
+    return 0;
 }
 
 static int session_fail(nn_session *s, char *err, size_t err_len, const char *fmt, const char *what, const char *name, int status)
@@ -395,11 +448,17 @@ nn_session *nn_session_create_in(const nn_model *m, void *arena, char *err, size
         return NULL;
     }
     bind_tensors(s, arena);
+    if (create_int8_steps(s) != 0) {
+        if (err && err_len) snprintf(err, err_len, "cannot create the int8 convolutions' buffers");
+        nn_session_free(s);
+        return NULL;
+    }
     int k = 0;
     for (int i = 0; i < g->n_nodes; i++) {
         const nn_node *n = &g->nodes[i];
         s->in_offset[i] = k;
         for (int j = 0; j < n->n_in; j++) s->in_ptrs[k++] = s->ptr[n->in[j]];
+        if (s->int8 && s->int8[i]) continue;
         enum xnn_status st = create_shared_op(s, i, arena);
         if (st != xnn_status_success) {
             session_fail(s, err, err_len, "%s %s: XNNPACK operator rejected (status %d)",
@@ -416,6 +475,10 @@ void nn_session_free(nn_session *s)
     if (s->ops && s->model)
         for (int i = 0; i < s->model->g.n_nodes; i++)
             if (s->ops[i]) xnn_delete_operator(s->ops[i]);
+    if (s->int8 && s->model)
+        for (int i = 0; i < s->model->g.n_nodes; i++) nn_int8_step_free(s->int8[i]);
+    free(s->int8);
+    free(s->int8_buf);
     free(s->ops);
     free(s->in_ptrs);
     free(s->in_offset);
@@ -442,7 +505,9 @@ int nn_run(nn_session *s)
     const nn_graph *g = &s->model->g;
     for (int i = 0; i < g->n_nodes; i++) {
         const nn_node *n = &g->nodes[i];
-        if (s->ops[i]) {
+        if (s->int8 && s->int8[i]) {
+            if (nn_int8_step_run(s->int8[i]) != 0) return NN_ERR_KERNEL;
+        } else if (s->ops[i]) {
             if (xnn_run_operator(s->ops[i], NULL) != xnn_status_success) return NN_ERR_KERNEL;
         } else if (n->op != NN_OP_RESHAPE || s->ptr[n->out] != s->ptr[n->in[0]]) {
             nn_glue_run(g, n, s->in_ptrs + s->in_offset[i], s->ptr[n->out]);

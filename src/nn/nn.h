@@ -15,6 +15,9 @@
  *
  * Layouts: inputs and outputs use the model's native layout, NCHW for ONNX and
  * NHWC for TF.js models.
+ *
+ * Precision: fp32 unless the caller asks for int8 (nn_model_use_int8): then the
+ * convolutions with groups == 1 run on oneDNN's int8 kernels (quantize.c).
  */
 #ifndef BIO_NN_H
 #define BIO_NN_H
@@ -36,6 +39,13 @@ enum {
  * the op/tensor on failure. err may be NULL. */
 nn_model *nn_model_load(const char *path, char *err, size_t err_len);
 void nn_model_free(nn_model *model);
+
+/* Runs the model's dense convolutions in int8 from now on (quantize.c: per-channel
+ * weights, a per-run activation scale), for the sessions created after this call:
+ * call it before the first session. Returns how many convolutions it converted (0
+ * when none qualifies), or -1 with a message when out of memory; the model stays
+ * usable in fp32 on failure. */
+int nn_model_use_int8(nn_model *m, char *err, size_t err_len);
 
 int nn_model_input_count(const nn_model *m);
 int nn_model_output_count(const nn_model *m);

@@ -11,13 +11,34 @@
 #include "nn/graph.h"
 
 typedef struct nn_packed_cache nn_packed_cache;
+typedef struct nn_int8_conv nn_int8_conv;
+typedef struct nn_int8_step nn_int8_step;
 
 struct nn_model {
     nn_graph g;
     nn_packed_cache *packed; /* per node: the blocks every session shares */
     size_t *arena_offset;    /* per tensor: its offset in a session's arena, SIZE_MAX if none */
     size_t arena_bytes;
+    nn_int8_conv **int8;     /* per node: its int8 convolution, NULL = fp32 (nn_model_use_int8) */
+    size_t int8_in_bytes;    /* largest quantized input of those convolutions */
+    size_t int8_scratch_bytes; /* largest oneDNN scratchpad */
 };
+
+/* ---- int8 convolutions (quantize.c) ---- */
+
+/* Node n (a convolution with groups == 1) in int8, its weights quantized and packed
+ * once; NULL when the node does not qualify or oneDNN has no fast kernel for it. */
+nn_int8_conv *nn_int8_conv_create(const nn_graph *g, const nn_node *n);
+void nn_int8_conv_free(nn_int8_conv *ic);
+size_t nn_int8_conv_input_bytes(const nn_int8_conv *ic);   /* its quantized input */
+size_t nn_int8_conv_scratch_bytes(const nn_int8_conv *ic); /* oneDNN's scratchpad */
+size_t nn_int8_conv_weight_bytes(const nn_int8_conv *ic);  /* packed int8 weights */
+/* One session's use of ic: fp32 `in` and `out` in its arena, `qin` and `scratch`
+ * buffers of the sizes above (64-byte aligned), all outliving the step. */
+nn_int8_step *nn_int8_step_create(const nn_int8_conv *ic, const float *in, float *out, void *qin, void *scratch);
+void nn_int8_step_free(nn_int8_step *st);
+/* 0, or -1 when oneDNN failed. */
+int nn_int8_step_run(nn_int8_step *st);
 
 /* ---- shared packed weights (shared_weights.c) ---- */
 

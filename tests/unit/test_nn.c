@@ -158,6 +158,102 @@ FIXTURE_TEST(test_facemesh, "facemesh")
 FIXTURE_TEST(test_faceres_deep, "faceres-deep")
 FIXTURE_TEST(test_mobilefacenet, "mobilefacenet")
 
+/* ---- int8 convolutions (nn_model_use_int8) ------------------------------ */
+
+/* Per output: the largest difference from the fp32 reference and the smallest
+ * cosine with it: what was measured on these fixtures, with some room. The
+ * detector's scores moved by 0.020 and its boxes by 0.023; the landmarks by 0.0013
+ * (crop widths); the embedding's cosine was 0.9982, faceres-deep's 0.9966. */
+typedef struct {
+    const char *name;
+    double tol[3], min_cosine[3];
+} int8_case;
+
+static const int8_case int8_cases[] = {
+    {"fr_detect", {0.05, 0.05}, {0.9999, 0.9999}},
+    {"fr_landmark", {0.005}, {0.99999}},
+    {"fr_feature", {0.06}, {0.995}},
+    {"fr_liveness", {0.6}, {0.98}},
+    {"faceres-deep", {0.005, 0.2, 0.005}, {0.999, 0.99, 0.999}},
+};
+
+static double cosine_of(const float *a, const float *b, size_t n, double *maxabs)
+{
+    double dot = 0, na = 0, nb = 0;
+    *maxabs = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (!(d <= *maxabs)) *maxabs = d;   /* NaN counts as a failure */
+        dot += (double)a[i] * b[i];
+        na += (double)a[i] * a[i];
+        nb += (double)b[i] * b[i];
+    }
+    return na > 0 && nb > 0 ? dot / sqrt(na * nb) : (na == nb ? 1.0 : 0.0);
+}
+
+/* The int8 model against the same model in fp32, on a real face. */
+static void check_int8(const int8_case *c)
+{
+    recipe r;
+    assert_int_equal(read_recipe(c->name, &r), 0);
+    char err[512];
+    nn_model *fp = nn_model_load(r.model, err, sizeof err), *q = nn_model_load(r.model, err, sizeof err);
+    if (!fp || !q) fail_msg("%s: %s", c->name, err);
+    int converted = nn_model_use_int8(q, err, sizeof err);
+    print_message("  %-15s %d convolutions in int8, weights %zu -> %zu bytes\n", c->name, converted,
+                  nn_model_weight_bytes(fp), nn_model_weight_bytes(q));
+    assert_true(converted > 0);
+    assert_true(nn_model_weight_bytes(q) < nn_model_weight_bytes(fp));
+    nn_session *a = nn_session_create(fp, err, sizeof err), *b = nn_session_create(q, err, sizeof err);
+    assert_non_null(a);
+    assert_non_null(b);
+    fill_input(a, fp, &r);
+    fill_input(b, q, &r);
+    assert_int_equal(nn_run(a), 0);
+    assert_int_equal(nn_run(b), 0);
+    for (int o = 0; o < r.n_out && o < 3; o++) {
+        double maxabs, cos = cosine_of(nn_session_output(a, o), nn_session_output(b, o), r.out_len[o], &maxabs);
+        print_message("  %-15s output %d: int8 vs fp32 max abs diff %.3g (tol %.3g), cosine %.6f (min %.5f)\n",
+                      c->name, o, maxabs, c->tol[o], cos, c->min_cosine[o]);
+        if (!(maxabs <= c->tol[o])) fail_msg("%s output %d: int8 differs by %g > %g", c->name, o, maxabs, c->tol[o]);
+        if (r.out_len[o] >= 4 && !(cos >= c->min_cosine[o]))
+            fail_msg("%s output %d: int8 cosine %f < %f", c->name, o, cos, c->min_cosine[o]);
+    }
+    nn_session_free(a);
+    nn_session_free(b);
+    nn_model_free(fp);
+    nn_model_free(q);
+}
+
+static void test_int8_close_to_fp32(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof int8_cases / sizeof int8_cases[0]; i++) check_int8(&int8_cases[i]);
+}
+
+/* Every convolution with groups 1 converts and drops its fp32 weights; depthwise
+ * ones keep theirs (fp32 on XNNPACK); a second call converts nothing more; NULL is
+ * no model. */
+static void test_int8_what_converts(void **state)
+{
+    (void)state;
+    char err[256];
+    assert_int_equal(nn_model_use_int8(NULL, err, sizeof err), 0);
+    nn_model *m = nn_model_load("models/faceplugin/fr_landmark.onnx", err, sizeof err);
+    assert_non_null(m);
+    int first = nn_model_use_int8(m, err, sizeof err);
+    assert_true(first > 0);
+    assert_int_equal(nn_model_use_int8(m, err, sizeof err), 0);
+    int dense = 0;
+    for (int i = 0; i < m->g.n_nodes; i++)
+        if (m->g.nodes[i].op == NN_OP_CONV && m->g.nodes[i].conv.groups == 1) dense++;
+    assert_int_equal(first, dense);
+    for (int i = 0; i < m->g.n_nodes; i++)
+        if (m->int8[i]) assert_null(m->g.nodes[i].conv.weights); /* only the int8 copy is kept */
+        else if (m->g.nodes[i].op == NN_OP_CONV) assert_non_null(m->g.nodes[i].conv.weights);
+    nn_model_free(m);
+}
+
 /* ---- API behaviour ---------------------------------------------------- */
 
 static void test_api_shapes_and_names(void **state)
@@ -281,13 +377,14 @@ static void *run_shared(void *arg)
     return NULL;
 }
 
-/* Threads running sessions that share weights get the single-thread answers. */
-static void test_shared_weights_across_threads(void **state)
+/* Threads running sessions that share weights get the single-thread answers, also
+ * when the model's int8 kernels and weights are shared. */
+static void check_shared_across_threads(bool int8)
 {
-    (void)state;
     char err[256];
     nn_model *m = nn_model_load("models/faceplugin/fr_landmark.onnx", err, sizeof err);
     assert_non_null(m);
+    if (int8) assert_true(nn_model_use_int8(m, err, sizeof err) > 0);
     nn_session *ref = nn_session_create(m, err, sizeof err);
     assert_non_null(ref);
     size_t n = output_bytes(m) / sizeof(float);
@@ -311,6 +408,18 @@ static void test_shared_weights_across_threads(void **state)
     free(want);
     nn_session_free(ref);
     nn_model_free(m);
+}
+
+static void test_shared_weights_across_threads(void **state)
+{
+    (void)state;
+    check_shared_across_threads(false);
+}
+
+static void test_int8_shared_across_threads(void **state)
+{
+    (void)state;
+    check_shared_across_threads(true);
 }
 
 static bool inside(const void *p, const char *arena, size_t bytes)
@@ -545,6 +654,9 @@ int main(void)
         cmocka_unit_test(test_facemesh),
         cmocka_unit_test(test_faceres_deep),
         cmocka_unit_test(test_mobilefacenet),
+        cmocka_unit_test(test_int8_close_to_fp32),
+        cmocka_unit_test(test_int8_what_converts),
+        cmocka_unit_test(test_int8_shared_across_threads),
         cmocka_unit_test(test_api_shapes_and_names),
         cmocka_unit_test(test_two_sessions_agree),
         cmocka_unit_test(test_sessions_share_packed_weights),
