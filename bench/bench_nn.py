@@ -4,7 +4,9 @@
 For each model: p50/p99 of build/tools/bench_nn in fp32 and with its dense
 convolutions in int8 (nn_model_use_int8), and of cv2.dnn (setNumThreads(1)), on the
 same input in the same run; the int8/fp32 speed-up, the speed-up of the faster C
-variant over OpenCV, and GFLOP/s (2 x MACs counted from the graph / fp32 p50). Then
+variant over OpenCV, and GFLOP/s (2 x MACs counted from the graph / fp32 p50). A
+second table gives the p50 of the thread's CPU time, which on a shared machine
+leaves out the time spent waiting for a core, and the same ratios on it. Then
 resident memory of all models loaded (one session each) against their weight
 bytes, fp32 and int8. Run from the repository root.
 """
@@ -44,13 +46,14 @@ def opencv_times(path, x):
     for _ in range(3):
         net.setInput(x)
         net.forward(names)
-    t = []
+    t, cpu = [], []
     for _ in range(ITERS):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         net.setInput(x)
         net.forward(names)
         t.append((time.perf_counter() - t0) * 1e3)
-    return np.percentile(t, 50), np.percentile(t, 99)
+        cpu.append((time.thread_time() - c0) * 1e3)
+    return np.percentile(t, 50), np.percentile(t, 99), np.percentile(cpu, 50)
 
 
 def main():
@@ -63,6 +66,7 @@ def main():
     print(head)
     print("-" * len(head))
     rng = np.random.default_rng(1)
+    cpu_rows = []
     for name, path, shape in MODELS:
         x = rng.uniform(-1, 1, shape).astype(np.float32)
         x.tofile("/tmp/bench_nn_input.f32")
@@ -74,13 +78,20 @@ def main():
         c, q = (json.loads(r.stdout) for r in runs)
         gflops = 2 * c["macs"] / (c["p50_ms"] * 1e-3) / 1e9
         best = min(c["p50_ms"], q["p50_ms"])
+        cvcpu = None
         if path.endswith(".onnx"):
-            cv50, cv99 = opencv_times(path, x)
+            cv50, cv99, cvcpu = opencv_times(path, x)
             cvs = f"{cv50:8.2f} {cv99:8.2f} {cv50 / best:6.2f}x"
         else:
             cvs = f"{'-':>8} {'-':>8} {'-':>7}"   # OpenCV DNN cannot read TF.js graph models
+        cpu_rows.append((name, c["cpu_p50_ms"], q["cpu_p50_ms"], cvcpu))
         print(f"{name:15} {c['p50_ms']:8.2f} {c['p99_ms']:8.2f} {q['p50_ms']:8.2f} {q['p99_ms']:8.2f} "
               f"{c['p50_ms'] / q['p50_ms']:8.2f}x {cvs} {c['macs'] / 1e9:7.3f} {gflops:8.1f} {q['int8_convs']:9d}")
+    print(f"\nCPU time of the running thread, p50 (ms)\n{'model':15} {'fp32':>8} {'int8':>8} {'int8/fp32':>9} "
+          f"{'CV':>8} {'vs CV':>7}")
+    for name, fp, q8, cv in cpu_rows:
+        cvs = f"{cv:8.2f} {cv / min(fp, q8):6.2f}x" if cv else f"{'-':>8} {'-':>7}"
+        print(f"{name:15} {fp:8.2f} {q8:8.2f} {fp / q8:8.2f}x {cvs}")
     paths = [p for _, p, _ in MODELS]
     print()
     for label, extra in (("fp32", []), ("int8", ["int8"])):

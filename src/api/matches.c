@@ -91,12 +91,9 @@ static bool shared_parts(const face_match *ref, const char *corr, const char *ev
     api_set_times(shared, time_now_ms(), expires_ms); /* one creation time for the whole list */
     char *text = json_dumps(shared, HTTP_JSON_FLAGS);
     json_decref(shared);
-    *head = *tail = NULL;
-    if (text && (asprintf(head, "{\"reference\":%s,\"candidate\":", ref->summary) < 0 ||
-                 asprintf(tail, ",%s", text + 1) < 0)) {
-        free(*head);
-        *head = *tail = NULL;
-    }
+    *head = *tail = NULL; /* both freed by the caller, whatever this returns */
+    if (text && asprintf(head, "{\"reference\":%s,\"candidate\":", ref->summary) < 0) *head = NULL;
+    if (text && asprintf(tail, ",%s", text + 1) < 0) *tail = NULL;
     free(text);
     return *head && *tail;
 }
