@@ -4,7 +4,7 @@
  * Fixtures (build/fixtures/nn/, made at test time by scripts/make_nn_fixtures.py
  * from ../shared/data, never committed) hold an
  * input image, the recipe turning its pixels into the model input, and the
- * outputs OpenCV DNN (ONNX) or a float64 numpy interpreter (TF.js) computed.
+ * outputs OpenCV DNN (ONNX) or a float64 numpy interpreter (TF.js, TFLite) computed.
  * Run from the repository root: models are read from models/.
  */
 #include <setjmp.h>
@@ -157,6 +157,8 @@ FIXTURE_TEST(test_blazeface_back, "blazeface-back")
 FIXTURE_TEST(test_facemesh, "facemesh")
 FIXTURE_TEST(test_faceres_deep, "faceres-deep")
 FIXTURE_TEST(test_mobilefacenet, "mobilefacenet")
+FIXTURE_TEST(test_tflite_mobilefacenet, "MobileFaceNet")
+FIXTURE_TEST(test_tflite_face_anti_spoofing, "FaceAntiSpoofing")
 
 /* ---- API behaviour ---------------------------------------------------- */
 
@@ -545,6 +547,8 @@ int main(void)
         cmocka_unit_test(test_facemesh),
         cmocka_unit_test(test_faceres_deep),
         cmocka_unit_test(test_mobilefacenet),
+        cmocka_unit_test(test_tflite_mobilefacenet),
+        cmocka_unit_test(test_tflite_face_anti_spoofing),
         cmocka_unit_test(test_api_shapes_and_names),
         cmocka_unit_test(test_two_sessions_agree),
         cmocka_unit_test(test_sessions_share_packed_weights),
