@@ -295,9 +295,9 @@ void liveness_decide(const liveness_request *rq, const liveness_frame *frames, c
     }
     if (used == 0) return verdict(out, VERDICT_FAILED, "no frontal face to score%s", 0, 0);
     if (out->live_score < th.live_min)
-        return verdict(out, VERDICT_SPOOF, "presentation attack: live score %.4f below %.2f", out->live_score,
+        return verdict(out, VERDICT_SPOOF, "presentation attack: live score %.4f below %.4f", out->live_score,
                        th.live_min);
-    verdict(out, VERDICT_SUCCESS, "live score %.4f (threshold %.2f)", out->live_score, th.live_min);
+    verdict(out, VERDICT_SUCCESS, "live score %.4f (threshold %.4f)", out->live_score, th.live_min);
 }
 
 void liveness_evaluate(liveness_engine *e, face_worker *fw, const liveness_request *rq,

@@ -401,12 +401,15 @@ static int const_ints(tfl_ctx *c, const tfl_op *o, int k, int lo, int hi, int *o
 
 /* ---- operators --------------------------------------------------------------- */
 
-static int opt_int(tfl_ctx *c, const tfl_op *o, int field, int bytes, long long def, long long lo, long long hi, int *out)
+/* Option `field` (named `what` in messages) of the operator's builtin options. */
+static int opt_int(tfl_ctx *c, const tfl_op *o, int field, const char *what, int bytes, long long def, long long lo,
+                   long long hi, int *out)
 {
     int bad = 0;
     long long v = o->has_opt ? fb_int(&c->f, &o->opt, field, bytes, 1, def, &bad) : def;
-    if (bad || v < lo || v > hi)
-        return nn_fail(c->g, "%s %s: option %d is %lld, outside [%lld, %lld]", o->op, o->out_name, field, v, lo, hi);
+    if (bad) return nn_fail(c->g, "%s %s: option %s lies outside its table", o->op, o->out_name, what);
+    if (v < lo || v > hi)
+        return nn_fail(c->g, "%s %s: option %s is %lld, outside [%lld, %lld]", o->op, o->out_name, what, v, lo, hi);
     *out = (int)v;
     return 0;
 }
@@ -415,7 +418,7 @@ static int opt_int(tfl_ctx *c, const tfl_op *o, int field, int bytes, long long 
 static int activation(tfl_ctx *c, const tfl_op *o, int field, float *lo, float *hi, int *tanh)
 {
     int act;
-    if (opt_int(c, o, field, 1, 0, 0, 4, &act)) return -1;
+    if (opt_int(c, o, field, "fused_activation_function", 1, 0, 0, 4, &act)) return -1;
     static const float LO[] = {-INFINITY, 0, -1, 0, -INFINITY}, HI[] = {INFINITY, INFINITY, 1, 6, INFINITY};
     *lo = LO[act];
     *hi = HI[act];
@@ -445,8 +448,8 @@ static const char *inner_name(const tfl_op *o, const char *suffix, char *buf, si
 static int window(tfl_ctx *c, const tfl_op *o, int x, nn_conv_params *p)
 {
     int pad, sw, sh;
-    if (opt_int(c, o, 0, 1, 0, 0, 1, &pad) || opt_int(c, o, 1, 4, 1, 1, 1 << 16, &sw) ||
-        opt_int(c, o, 2, 4, 1, 1, 1 << 16, &sh))
+    if (opt_int(c, o, 0, "padding", 1, 0, 0, 1, &pad) || opt_int(c, o, 1, "stride_w", 4, 1, 1, 1 << 16, &sw) ||
+        opt_int(c, o, 2, "stride_h", 4, 1, 1, 1 << 16, &sh))
         return -1;
     const nn_shape *s = &c->g->tensors[x].shape;
     if (s->rank != 4) return nn_fail(c->g, "%s %s: input is not 4-D", o->op, o->out_name);
@@ -471,7 +474,7 @@ static int op_conv(tfl_ctx *c, const tfl_op *o)
     int kh = ws->dims[1], kw = ws->dims[2], cin = xs->dims[3], tanh;
     nn_conv_params p = {.kh = kh, .kw = kw, .cin = cin};
     int dil_field = depthwise ? 5 : 4;
-    if (opt_int(c, o, dil_field, 4, 1, 1, 1 << 16, &p.dw) || opt_int(c, o, dil_field + 1, 4, 1, 1, 1 << 16, &p.dh) ||
+    if (opt_int(c, o, dil_field, "dilation_w_factor", 4, 1, 1, 1 << 16, &p.dw) || opt_int(c, o, dil_field + 1, "dilation_h_factor", 4, 1, 1, 1 << 16, &p.dh) ||
         window(c, o, x, &p) || activation(c, o, depthwise ? 4 : 3, &p.out_min, &p.out_max, &tanh))
         return -1;
     if (depthwise) {
@@ -505,7 +508,7 @@ static int op_fully_connected(tfl_ctx *c, const tfl_op *o)
 {
     int x = input_of(c, o, o->in[0]), w, b = -1, format;
     const float *wd = x < 0 ? NULL : const_input(c, o, 1, &w), *bd = NULL;
-    if (!wd || opt_int(c, o, 1, 1, 0, 0, 0, &format)) return -1;   /* weights_format DEFAULT only */
+    if (!wd || opt_int(c, o, 1, "weights_format", 1, 0, 0, 0, &format)) return -1;   /* weights_format DEFAULT only */
     if (o->n_in > 2 && o->in[2] >= 0 && !(bd = const_input(c, o, 2, &b))) return -1;
     nn_fc_params p;
     /* weights [M][K]: already the runtime's layout, i.e. "transposed" for the helper */
@@ -535,7 +538,7 @@ static int op_pool(tfl_ctx *c, const tfl_op *o)
 {
     int x = input_of(c, o, o->in[0]);
     nn_conv_params p = {0};
-    if (x < 0 || opt_int(c, o, 3, 4, 0, 1, 1 << 16, &p.kw) || opt_int(c, o, 4, 4, 0, 1, 1 << 16, &p.kh) ||
+    if (x < 0 || opt_int(c, o, 3, "filter_width", 4, 0, 1, 1 << 16, &p.kw) || opt_int(c, o, 4, "filter_height", 4, 0, 1, 1 << 16, &p.kh) ||
         window(c, o, x, &p))
         return -1;
     int id = nn_add_pool(c->g, o->op, o->out_name, o->code == B_MAX_POOL_2D ? NN_OP_MAXPOOL : NN_OP_AVGPOOL, x, &p);
@@ -566,9 +569,9 @@ static int op_strided_slice(tfl_ctx *c, const tfl_op *o, const nn_shape *declare
     int nb = const_ints(c, o, 1, INT_MIN, INT_MAX, b, NN_MAX_RANK);
     int ne = nb < 0 ? -1 : const_ints(c, o, 2, INT_MIN, INT_MAX, e, NN_MAX_RANK);
     int ns = ne < 0 ? -1 : const_ints(c, o, 3, INT_MIN, INT_MAX, st, NN_MAX_RANK);
-    if (ns < 0 || opt_int(c, o, 0, 4, 0, 0, INT_MAX, &bm) || opt_int(c, o, 1, 4, 0, 0, INT_MAX, &em) ||
-        opt_int(c, o, 2, 4, 0, 0, 0, &ellipsis) || opt_int(c, o, 3, 4, 0, 0, 0, &newaxis) ||
-        opt_int(c, o, 4, 4, 0, 0, INT_MAX, &shrink))
+    if (ns < 0 || opt_int(c, o, 0, "begin_mask", 4, 0, 0, INT_MAX, &bm) || opt_int(c, o, 1, "end_mask", 4, 0, 0, INT_MAX, &em) ||
+        opt_int(c, o, 2, "ellipsis_mask", 4, 0, 0, 0, &ellipsis) || opt_int(c, o, 3, "new_axis_mask", 4, 0, 0, 0, &newaxis) ||
+        opt_int(c, o, 4, "shrink_axis_mask", 4, 0, 0, INT_MAX, &shrink))
         return -1;
     if (nb != s->rank || ne != s->rank || ns != s->rank)
         return nn_fail(c->g, "%s %s: begin/end/strides need %d values", o->op, o->out_name, s->rank);
@@ -588,7 +591,7 @@ static int op_concat(tfl_ctx *c, const tfl_op *o)
     int ids[TFL_MAX_OP_INPUTS], axis;
     for (int i = 0; i < o->n_in; i++)
         if ((ids[i] = input_of(c, o, o->in[i])) < 0) return -1;
-    if (opt_int(c, o, 0, 4, 0, -NN_MAX_RANK, NN_MAX_RANK - 1, &axis)) return -1;
+    if (opt_int(c, o, 0, "axis", 4, 0, -NN_MAX_RANK, NN_MAX_RANK - 1, &axis)) return -1;
     return with_activation(c, o, 1, nn_add_concat(c->g, o->op, o->out_name, ids, o->n_in, axis));
 }
 
@@ -626,7 +629,7 @@ static int op_reduce(tfl_ctx *c, const tfl_op *o)
     int x = input_of(c, o, o->in[0]), axes[NN_MAX_RANK], keep;
     int r = x < 0 ? 0 : c->g->tensors[x].shape.rank;
     int n = x < 0 ? -1 : const_ints(c, o, 1, -r, r - 1, axes, NN_MAX_RANK);
-    if (n < 0 || opt_int(c, o, 0, 1, 0, 0, 1, &keep)) return -1;
+    if (n < 0 || opt_int(c, o, 0, "keep_dims", 1, 0, 0, 1, &keep)) return -1;
     int mask = 0;
     for (int i = 0; i < n; i++) mask |= 1 << (axes[i] < 0 ? axes[i] + r : axes[i]);
     nn_reduce_kind k = o->code == B_MEAN ? NN_RED_MEAN : o->code == B_SUM ? NN_RED_SUM : NN_RED_MAX;
