@@ -86,21 +86,26 @@ static void fusion_name(unsigned mask, char *out, size_t cap) {
             snprintf(out + strlen(out), cap - strlen(out), "%s%s", out[0] ? "+" : "", pad_model_name((pad_model_id)m));
 }
 
-/* z-normalisation of every model over the items in `use` that have a face. */
+/* z-normalisation of every model over the items in `use` that have a face, and its
+ * orientation: a model whose live faces score lower than the attacks on those
+ * items is turned round (negative sd). One model alone keeps its own scale. */
 static void fit_fusion(const item *items, int n, const int *use, unsigned mask, pad_fusion *f) {
     memset(f, 0, sizeof *f);
     f->mask = mask;
-    if (__builtin_popcount(mask) == 1) { /* one model keeps its own scale (a probability) */
-        for (int m = 0; m < PAD_MODELS; m++) f->sd[m] = 1;
-        return;
-    }
     for (int m = 0; m < PAD_MODELS; m++) {
-        double s = 0, s2 = 0;
-        int k = 0;
-        for (int i = 0; i < n; i++)
-            if (use[i] && items[i].info.face) s += items[i].raw[m], s2 += (double)items[i].raw[m] * items[i].raw[m], k++;
-        f->mean[m] = k ? (float)(s / k) : 0;
-        f->sd[m] = k > 1 ? (float)sqrt(fmax(s2 / k - (s / k) * (s / k), 1e-12)) : 1;
+        double s = 0, s2 = 0, by_label[2] = {0};
+        int k = 0, count[2] = {0};
+        for (int i = 0; i < n; i++) {
+            if (!use[i] || !items[i].info.face) continue;
+            double v = items[i].raw[m];
+            s += v, s2 += v * v, k++;
+            by_label[items[i].attack] += v, count[items[i].attack]++;
+        }
+        bool turned = count[0] && count[1] && by_label[0] / count[0] < by_label[1] / count[1];
+        bool alone = __builtin_popcount(mask) == 1;
+        f->mean[m] = k && !alone ? (float)(s / k) : 0;
+        f->sd[m] = k > 1 && !alone ? (float)sqrt(fmax(s2 / k - (s / k) * (s / k), 1e-12)) : 1;
+        if (turned) f->sd[m] = -f->sd[m];
     }
 }
 

@@ -278,7 +278,10 @@ void liveness_decide(const liveness_request *rq, const liveness_frame *frames, c
     liveness_thresholds th = liveness_level_thresholds(rq->level);
     for (int i = 0; i < n; i++) out->frames_with_face += infos[i].face;
     int best = best_quality_frame(infos, n);
-    if (best < 0) return verdict(out, VERDICT_FAILED, "no face found in %.0f frames", n, 0);
+    if (best < 0) {
+        verdict(out, VERDICT_FAILED, "no face found in %.0f frames", n, 0);
+        return;
+    }
     out->best_frame = best;
     memcpy(out->box, infos[best].box, sizeof out->box);
     memcpy(out->eyes, infos[best].eyes, sizeof out->eyes);
@@ -286,18 +289,19 @@ void liveness_decide(const liveness_request *rq, const liveness_frame *frames, c
     if (rq->type == LIVENESS_PASSIVE) {
         out->live_score = infos[best].live;
     } else {
-        if (out->frames_with_face < VIDEO_MIN_FACES)
-            return verdict(out, VERDICT_FAILED, "a face in only %.0f frames; at least %.0f are needed",
-                           out->frames_with_face, VIDEO_MIN_FACES);
+        if (out->frames_with_face < VIDEO_MIN_FACES) {
+            verdict(out, VERDICT_FAILED, "a face in only %.0f frames; at least %.0f are needed",
+                    out->frames_with_face, VIDEO_MIN_FACES);
+            return;
+        }
         if (rq->type == LIVENESS_ACTIVE && !challenges_ok(rq, infos, n, th.turn_min, out)) return;
         if (!temporal_ok(infos, n, best, out)) return;
         out->live_score = mean_live(infos, n, rq->type == LIVENESS_ACTIVE, &used);
     }
-    if (used == 0) return verdict(out, VERDICT_FAILED, "no frontal face to score%s", 0, 0);
-    if (out->live_score < th.live_min)
-        return verdict(out, VERDICT_SPOOF, "presentation attack: live score %.4f below %.4f", out->live_score,
-                       th.live_min);
-    verdict(out, VERDICT_SUCCESS, "live score %.4f (threshold %.4f)", out->live_score, th.live_min);
+    if (used == 0) verdict(out, VERDICT_FAILED, "no frontal face to score", 0, 0);
+    else if (out->live_score < th.live_min)
+        verdict(out, VERDICT_SPOOF, "presentation attack: live score %.4f below %.4f", out->live_score, th.live_min);
+    else verdict(out, VERDICT_SUCCESS, "live score %.4f (threshold %.4f)", out->live_score, th.live_min);
 }
 
 void liveness_evaluate(liveness_engine *e, face_worker *fw, const liveness_request *rq,
@@ -305,7 +309,10 @@ void liveness_evaluate(liveness_engine *e, face_worker *fw, const liveness_reque
     memset(out, 0, sizeof(*out));
     out->best_frame = -1;
     liveness_frame_info *infos = n > 0 && n <= LIVENESS_MAX_FRAMES ? calloc((size_t)n, sizeof(*infos)) : NULL;
-    if (!infos) return verdict(out, VERDICT_ERROR, "cannot evaluate %.0f frames", n, 0);
+    if (!infos) {
+        verdict(out, VERDICT_ERROR, "cannot evaluate %.0f frames", n, 0);
+        return;
+    }
     for (int i = 0; i < n; i++) {
         char err[200];
         if (liveness_analyze_frame(e, fw, &frames[i], rq->max_pixels, &infos[i], err, sizeof err)) {

@@ -1,10 +1,10 @@
 /* Server-side replay of a liveness capture: from timestamped frames to a verdict.
  *
  * Per frame: the face pipeline (box, eyes, embedding, quality), the 68-point
- * landmarks again for the nose tip (head yaw), and fr_liveness's presentation-attack
- * score on the face box scaled 2.7x around its centre, clipped to the frame, fed as
- * raw 0-255 BGR (the guide's "RGB, black padding" measured BPCER 79% at 0.5 on
- * data/spoof; BGR + clipping separates it completely, see docs/liveness.md).
+ * landmarks again for the nose tip (head yaw), and the presentation-attack score
+ * of the server's PAD fusion (liveness/pad.h, chosen in evaluate.c by `make
+ * bench-pad`: fr_liveness alone, on the face box scaled 2.7x around its centre,
+ * clipped to the frame, raw 0-255 BGR; see docs/liveness.md).
  *
  * Then per type:
  *   PASSIVE        the live score of the best-quality frame;

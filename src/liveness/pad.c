@@ -105,7 +105,7 @@ float pad_fuse(const pad_fusion *f, const float raw[PAD_MODELS])
     int n = 0;
     for (int i = 0; i < PAD_MODELS; i++)
         if (f->mask >> i & 1) {
-            z += (raw[i] - f->mean[i]) / (f->sd[i] > 0 ? f->sd[i] : 1.0f);
+            z += (raw[i] - f->mean[i]) / (f->sd[i] != 0 ? f->sd[i] : 1.0f);
             n++;
         }
     return n ? 1.0f / (1.0f + expf(-z / (float)n)) : 0.0f;

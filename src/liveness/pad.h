@@ -31,7 +31,8 @@ nn_model *pad_model_load(pad_model_id id, const char *models_dir, char *err, siz
  * live score goes to *score. -1 when the crop is empty or the run fails. */
 int pad_score(pad_model_id id, nn_session *s, const image_rgb *img, const float box[4], float *score);
 
-/* A fusion: the models in `mask` (bit = 1 << id), each z-normalised. */
+/* A fusion: the models in `mask` (bit = 1 << id), each z-normalised; a negative
+ * sd turns round a model whose scores run the other way on the tuning data. */
 typedef struct pad_fusion {
     unsigned mask;
     float mean[PAD_MODELS], sd[PAD_MODELS];
