@@ -165,6 +165,15 @@ static void count(const item *items, int n, const int *use, const pad_fusion *f,
 
 static double pct(int a, int b) { return b ? 100.0 * a / b : 0; }
 
+/* Tunes a fusion and its thresholds on the items in `tune`; counts the items in `test`. */
+static void tune_and_test(const item *items, int n, const int *tune, const int *test, unsigned mask, pad_fusion *f,
+                          float th[3], counts c[3]) {
+    memset(c, 0, 3 * sizeof *c);
+    fit_fusion(items, n, tune, mask, f);
+    fit_thresholds(items, n, tune, f, th);
+    count(items, n, test, f, th, c);
+}
+
 /* Held-out subjects of fold k: 2k+1 and 2k+2. */
 static int held_out(int subject, int fold) { return (subject - 1) / 2 == fold; }
 
@@ -178,10 +187,8 @@ static void cross_validate(const item *items, int n, unsigned mask, bool all_fol
         for (int i = 0; i < n; i++) test[i] = held_out(items[i].subject, k), tune[i] = !test[i];
         pad_fusion f;
         float th[3];
-        counts c[3] = {{0}};
-        fit_fusion(items, n, tune, mask, &f);
-        fit_thresholds(items, n, tune, &f, th);
-        count(items, n, test, &f, th, c);
+        counts c[3];
+        tune_and_test(items, n, tune, test, mask, &f, th, c);
         for (int l = 0; l < 3; l++) {
             pooled[l].attacks += c[l].attacks, pooled[l].accepted += c[l].accepted;
             pooled[l].bona += c[l].bona, pooled[l].rejected += c[l].rejected;
@@ -204,10 +211,8 @@ static void server_split(const item *items, int n, unsigned mask) {
     for (int i = 0; i < n; i++) tune[i] = items[i].subject <= 4, test[i] = !tune[i];
     pad_fusion f;
     float th[3];
-    counts c[3] = {{0}};
-    fit_fusion(items, n, tune, mask, &f);
-    fit_thresholds(items, n, tune, &f, th);
-    count(items, n, test, &f, th, c);
+    counts c[3];
+    tune_and_test(items, n, tune, test, mask, &f, th, c);
     char name[128];
     fusion_name(mask, name, sizeof name);
     printf("\nserver split: %s tuned on subjects 0001-0004, held out 0005-0008\n", name);
