@@ -6,8 +6,8 @@
  * sanitizer build checks the reads). The real models' outputs are checked
  * against a reference in test_nn.c.
  *
- * The model: input x [1,2,2,2] -> CONV_2D with a 1x1 filter w [2,1,1,2] and a
- * bias b [2] -> y [1,2,2,2]. The little flatbuffer writer below lays every object
+ * The model: input x [1,2,2,2] -> CONV_2D with a 1x1 filter w [2,1,1,2] (float32,
+ * or int8 with a scale per output channel) and a bias b [2] -> y [1,2,2,2]. The little flatbuffer writer below lays every object
  * after the one that points to it (flatbuffer offsets point forward) and gives
  * every table 4-byte slots, one per field.
  * Run from the repository root (one case reads models/expo).
@@ -114,18 +114,35 @@ typedef struct {
     int32_t op_input1;   /* the operator's second input (the filter) */
     int break_root;      /* root offset beyond the file */
     int no_options;      /* operator without builtin options */
+    int w_int8;          /* the filter as int8 with per-channel scales */
 } variant;
 
-static const variant GOOD = {3, 1, 1, 16, 2, 1, 0, 0};
+static const variant GOOD = {3, 1, 1, 16, 2, 1, 0, 0, 0};
 
-static size_t tensor(fbb *f, size_t vec, int k, const char *name, const int32_t *shape, int rank, int32_t buffer) {
+/* A float32 tensor, or with `scales` an int8 one quantised per channel along axis 0
+ * (zero points 0). */
+static size_t tensor(fbb *f, size_t vec, int k, const char *name, const int32_t *shape, int rank, int32_t buffer,
+                     const float *scales) {
     size_t t = table(f, 5);
     set_elem(f, vec, k, t);
-    set_u32(f, t, 1, 0); /* FLOAT32 */
+    set_u32(f, t, 1, scales ? 9 : 0); /* INT8 : FLOAT32 */
     set_u32(f, t, 2, (uint32_t)buffer);
-    clear(f, t, 4);      /* no quantization */
     set_ref(f, t, 0, vec_i32(f, shape, (uint32_t)rank));
     set_ref(f, t, 3, vec_bytes(f, name, (uint32_t)strlen(name)));
+    if (!scales) {
+        clear(f, t, 4);
+        return t;
+    }
+    size_t q = table(f, 7); /* QuantizationParameters: min, max, scale, zero_point, ..., quantized_dimension */
+    set_ref(f, t, 4, q);
+    clear(f, q, 0), clear(f, q, 1), clear(f, q, 4), clear(f, q, 5);
+    set_u32(f, q, 6, 0);
+    const int64_t zero[2] = {0, 0};
+    set_ref(f, q, 2, vec_i32(f, (const int32_t *)scales, (uint32_t)shape[0]));
+    size_t z = vec_bytes(f, zero, sizeof zero);
+    uint32_t two = 2;
+    memcpy(f->b + z, &two, 4);
+    set_ref(f, q, 3, z);
     return t;
 }
 
@@ -157,10 +174,11 @@ static size_t build(fbb *f, const variant *v) {
     set_ref(f, sg, 0, tensors);
     const int32_t x_shape[4] = {1, 2, 2, 2}, w_shape[4] = {2, 1, 1, 2}, b_shape[1] = {2};
     const int32_t y_shape[4] = {1, 2, 2, v->y_channels};
-    tensor(f, tensors, 0, "x", x_shape, 4, 0);
-    tensor(f, tensors, 1, "w", w_shape, 4, v->w_buffer);
-    tensor(f, tensors, 2, "b", b_shape, 1, 2);
-    tensor(f, tensors, 3, "y", y_shape, 4, 0);
+    const float scales[2] = {0.5f, 2.0f};
+    tensor(f, tensors, 0, "x", x_shape, 4, 0, NULL);
+    tensor(f, tensors, 1, "w", w_shape, 4, v->w_buffer, v->w_int8 ? scales : NULL);
+    tensor(f, tensors, 2, "b", b_shape, 1, 2, NULL);
+    tensor(f, tensors, 3, "y", y_shape, 4, 0, NULL);
     const int32_t in[1] = {0}, out[1] = {3}, op_in[3] = {0, v->op_input1, 2};
     set_ref(f, sg, 1, vec_i32(f, in, 1));
     set_ref(f, sg, 2, vec_i32(f, out, 1));
@@ -184,13 +202,14 @@ static size_t build(fbb *f, const variant *v) {
     size_t bufs = vec_tables(f, 3);
     set_ref(f, model, 4, bufs);
     const float w[4] = {1, 2, 3, 4}, b[2] = {0.5f, -1};
+    const int8_t w8[4] = {2, 4, 2, 2}; /* x scales 0.5, 2 per output channel: 1, 2, 4, 4 */
     for (int k = 0; k < 3; k++) {
         size_t buf = table(f, 3);
         set_elem(f, bufs, k, buf);
         clear(f, buf, 1);
         clear(f, buf, 2);
         if (k == 0) clear(f, buf, 0);
-        else if (k == 1) set_ref(f, buf, 0, vec_bytes(f, w, v->w_bytes));
+        else if (k == 1) set_ref(f, buf, 0, v->w_int8 ? vec_bytes(f, w8, 4) : vec_bytes(f, w, v->w_bytes));
         else set_ref(f, buf, 0, vec_bytes(f, b, sizeof b));
     }
     return f->n;
@@ -227,10 +246,10 @@ static int teardown(void **state) {
 
 /* ---- tests ----------------------------------------------------------------------------- */
 
-static void test_tiny_model_runs(void **state) {
-    (void)state;
+/* Loads variant v, runs it on x = 1..8 and checks y = x . w^T + b. */
+static void check_runs(const variant *v, const float w[4]) {
     char err[256];
-    nn_model *m = nn_model_load(write_model(&GOOD), err, sizeof err);
+    nn_model *m = nn_model_load(write_model(v), err, sizeof err);
     if (!m) fail_msg("%s", err);
     nn_shape s = nn_model_input_shape(m, 0);
     assert_int_equal(s.rank, 4);
@@ -242,14 +261,27 @@ static void test_tiny_model_runs(void **state) {
     for (int i = 0; i < 8; i++) x[i] = (float)(i + 1);
     assert_int_equal(nn_run(ss), NN_OK);
     const float *y = nn_session_output(ss, 0);
-    /* y[p][o] = sum_i x[p][i] * w[o][i] + b[o], w = [[1, 2], [3, 4]], b = [0.5, -1] */
+    /* y[p][o] = sum_i x[p][i] * w[o][i] + b[o], b = [0.5, -1] */
     for (int p = 0; p < 4; p++) {
         float a = x[2 * p], c = x[2 * p + 1];
-        assert_float_equal(y[2 * p], a + 2 * c + 0.5f, 1e-5);
-        assert_float_equal(y[2 * p + 1], 3 * a + 4 * c - 1, 1e-5);
+        assert_float_equal(y[2 * p], w[0] * a + w[1] * c + 0.5f, 1e-5);
+        assert_float_equal(y[2 * p + 1], w[2] * a + w[3] * c - 1, 1e-5);
     }
     nn_session_free(ss);
     nn_model_free(m);
+}
+
+static void test_tiny_model_runs(void **state) {
+    (void)state;
+    check_runs(&GOOD, (const float[4]){1, 2, 3, 4});
+}
+
+/* int8 weights with a scale per output channel are dequantised at load. */
+static void test_int8_weights(void **state) {
+    (void)state;
+    variant v = GOOD;
+    v.w_int8 = 1;
+    check_runs(&v, (const float[4]){1, 2, 4, 4});
 }
 
 static void test_not_tflite(void **state) {
@@ -328,6 +360,7 @@ static void test_truncated_real_model(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tiny_model_runs),
+        cmocka_unit_test(test_int8_weights),
         cmocka_unit_test(test_not_tflite),
         cmocka_unit_test(test_bad_fields_are_named),
         cmocka_unit_test(test_default_options),
