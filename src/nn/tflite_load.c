@@ -180,6 +180,7 @@ typedef struct {
     size_t buffers, n_buffers;   /* vector of Buffer tables */
     size_t tensors, n_tensors;   /* vector of Tensor tables */
     int *id;               /* tflite tensor -> graph tensor, -1 while unknown */
+    struct tfl_producer { int code, in[2], plain; } *made_by; /* per tflite tensor, code -1: none */
 } tfl_ctx;
 
 typedef struct {          /* one operator being translated */
@@ -672,6 +673,44 @@ static const struct { int code; nn_unary_kind k; float lo, hi; } UNARY[] = {
     {B_SQUARE, NN_UN_SQUARE, 0, 0}, {B_SQRT, NN_UN_SQRT, 0, 0}, {B_RSQRT, NN_UN_RSQRT, 0, 0},
 };
 
+/* 1 when tflite tensor t came from an operator `code` without fused activation. */
+static int made_by(const tfl_ctx *c, int t, int code)
+{
+    return t >= 0 && (size_t)t < c->n_tensors && c->made_by[t].code == code && c->made_by[t].plain;
+}
+
+/* relu(x) + k * (x - |x|) is PReLU(x) with slope 2k: how TOCO wrote MobileFaceNet's
+ * PReLU. One XNNPACK node instead of five glue passes over the feature map (the
+ * four others are left without readers and dropped). -2 when ADD is not that. */
+static int fused_prelu(tfl_ctx *c, const tfl_op *o)
+{
+    for (int k = 0; k < 2 && o->n_in == 2; k++) {
+        int relu = o->in[k], mul = o->in[1 - k];
+        if (!made_by(c, relu, B_RELU) || !made_by(c, mul, B_MUL)) continue;
+        int x = c->made_by[relu].in[0];
+        for (int j = 0; j < 2; j++) {
+            int konst = c->made_by[mul].in[j], sub = c->made_by[mul].in[1 - j];
+            if (!made_by(c, sub, B_SUB) || c->made_by[sub].in[0] != x) continue;
+            int abs = c->made_by[sub].in[1];
+            if (!made_by(c, abs, B_ABS) || c->made_by[abs].in[0] != x || c->id[x] < 0) continue;
+            int kid = input_of(c, o, konst);
+            if (kid < 0) return -1;
+            const nn_tensor *kt = &c->g->tensors[kid];
+            const nn_shape *xs = &c->g->tensors[c->id[x]].shape;
+            int ch = xs->rank ? xs->dims[xs->rank - 1] : 1;
+            size_t n = nn_shape_size(&kt->shape);
+            if (!kt->data || (n != 1 && n != (size_t)ch)) continue;
+            float *slope = malloc(n * sizeof *slope);
+            if (!slope) return nn_fail(c->g, "out of memory");
+            for (size_t i = 0; i < n; i++) slope[i] = 2.0f * kt->data[i];
+            char buf[300];
+            int len = (int)n, sl = nn_tensor_add(c->g, inner_name(o, "slope", buf, sizeof buf), nn_shape_make(1, &len), slope);
+            return sl < 0 ? -1 : nn_add_prelu(c->g, "ADD(PRELU)", o->out_name, c->id[x], sl);
+        }
+    }
+    return -2;
+}
+
 /* Builds one operator; returns its output's graph tensor. */
 static int translate(tfl_ctx *c, const tfl_op *o, const nn_shape *declared)
 {
@@ -684,7 +723,10 @@ static int translate(tfl_ctx *c, const tfl_op *o, const nn_shape *declared)
     case B_CONV_2D: case B_DEPTHWISE_CONV_2D: return op_conv(c, o);
     case B_FULLY_CONNECTED: return op_fully_connected(c, o);
     case B_MAX_POOL_2D: case B_AVERAGE_POOL_2D: return op_pool(c, o);
-    case B_ADD: return op_binary(c, o, NN_BIN_ADD, 0, 0);
+    case B_ADD: {
+        int act, id = opt_int(c, o, 0, "fused_activation_function", 1, 0, 0, 4, &act) ? -1 : act ? -2 : fused_prelu(c, o);
+        return id == -2 ? op_binary(c, o, NN_BIN_ADD, 0, 0) : id;
+    }
     case B_SUB: return op_binary(c, o, NN_BIN_SUB, 0, 0);
     case B_MUL: return op_binary(c, o, NN_BIN_MUL, 0, 0);
     case B_DIV: return op_binary(c, o, NN_BIN_DIV, 0, 0);
@@ -765,6 +807,10 @@ static int build_op(tfl_ctx *c, size_t ops, size_t k)
         if (id < 0) return -1;
     }
     c->id[o.out] = id;
+    int act = 0;
+    if ((o.code == B_ADD || o.code == B_SUB || o.code == B_MUL) && opt_int(c, &o, 0, "fused_activation_function", 1, 0, 0, 4, &act))
+        return -1;
+    c->made_by[o.out] = (struct tfl_producer){o.code, {o.in[0], o.n_in > 1 ? o.in[1] : -1}, act == 0};
     return 0;
 }
 
@@ -849,8 +895,9 @@ static int build(tfl_ctx *c)
         return nn_fail(c->g, "subgraph 0 outside the file");
     if (c->n_tensors > TFL_MAX_TENSORS) return nn_fail(c->g, "%zu tensors, at most %d", c->n_tensors, TFL_MAX_TENSORS);
     c->id = malloc((c->n_tensors + 1) * sizeof *c->id);
-    if (!c->id) return nn_fail(c->g, "out of memory");
-    for (size_t i = 0; i <= c->n_tensors; i++) c->id[i] = -1;
+    c->made_by = malloc((c->n_tensors + 1) * sizeof *c->made_by);
+    if (!c->id || !c->made_by) return nn_fail(c->g, "out of memory");
+    for (size_t i = 0; i <= c->n_tensors; i++) c->id[i] = -1, c->made_by[i].code = -1;
     if (add_inputs(c)) return -1;
     for (size_t k = 0; k < n_ops; k++)
         if (build_op(c, ops, k)) return -1;
@@ -866,6 +913,7 @@ int nn_tflite_load(nn_graph *g, const char *path)
     int rc = build(&c);
     free(c.opcodes);
     free(c.id);
+    free(c.made_by);
     free(bytes);
     if (rc) nn_fail_prefix(g, path);
     return rc;
