@@ -33,6 +33,8 @@ MODELS = [
     ("facemesh", "models/human/facemesh.json", (1, 192, 192, 3)),
     ("faceres-deep", "models/human/faceres-deep.json", (1, 224, 224, 3)),
     ("mobilefacenet", "models/human/mobilefacenet.json", (1, 112, 112, 3)),
+    ("MobileFaceNet", "models/expo/MobileFaceNet.tflite", (2, 112, 112, 3)),   # face + mirror
+    ("FaceAntiSpoof", "models/expo/FaceAntiSpoofing.tflite", (1, 256, 256, 3)),
 ]
 
 
@@ -74,7 +76,7 @@ def main():
             cv50, cv99 = opencv_times(path, x)
             cvs = f"{cv50:8.2f} {cv99:8.2f} {cv50 / c['p50_ms']:7.2f}x"
         else:
-            cvs = f"{'-':>8} {'-':>8} {'-':>8}"   # OpenCV DNN cannot read TF.js graph models
+            cvs = f"{'-':>8} {'-':>8} {'-':>8}"   # OpenCV 4.6 DNN reads neither TF.js nor TFLite
         print(f"{name:15} {c['p50_ms']:8.2f} {c['p99_ms']:8.2f} {cvs} {c['macs'] / 1e9:7.3f} {gflops:8.1f}")
     paths = [p for _, p, _ in MODELS]
     r = subprocess.run([TOOL, "memory"] + paths, capture_output=True, text=True)
