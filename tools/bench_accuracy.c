@@ -16,7 +16,9 @@
  *   bench_accuracy [DATA_DIR [MODELS_DIR]]   (defaults ../shared/data, models)
  *   environment: BENCH_ONLY=lfw|age, BENCH_NO_TAR=1 (skip the 30M impostor pairs),
  *   BENCH_MIRROR=1 (also embed the mirrored face), AGE_DUMP=FILE (per-image
- *   truth and estimate, to try other calibrations) */
+ *   truth and estimate, to try other calibrations), BENCH_TFLITE=MODEL (embed the
+ *   same aligned face with this 112x112 NHWC model instead, e.g.
+ *   models/expo/MobileFaceNet.tflite: RGB (x - 127.5) / 128, batch 2 = face + mirror) */
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -26,6 +28,7 @@
 #include "core/file.h"
 #include "face/pipeline.h"
 #include "match/similarity.h"
+#include "nn/nn.h"
 
 #define MAX_IMAGES 20000
 #define MAX_PAIRS 6000
@@ -54,10 +57,33 @@ typedef struct {
     int n, next, want_age, mirror;
     int dim;
     const face_engine *engine;
+    const nn_model *tflite; /* BENCH_TFLITE, else NULL */
     pthread_mutex_t lock;
 } job_queue;
 
-static void analyse_item(face_worker *w, job_queue *q, item *it, face_result *r)
+/* The L2-normalised embedding of the worker's aligned face by a 112x112 NHWC model
+ * with a batch of two: the face and its mirror (summed when mirror). */
+static int embed_tflite(const face_worker *w, nn_session *s, int mirror, float *emb, int dim)
+{
+    const float *a = face_worker_aligned(w);
+    float *in = nn_session_input(s, 0);
+    const int n = 112, plane = n * n;
+    for (int y = 0; y < n; y++)
+        for (int x = 0; x < n; x++)
+            for (int c = 0; c < 3; c++) {   /* (p - 127) / 128 -> (p - 127.5) / 128 */
+                float v = a[c * plane + y * n + x] - 0.5f / 128.0f;
+                in[(y * n + x) * 3 + c] = v;
+                in[plane * 3 + (y * n + (n - 1 - x)) * 3 + c] = v;
+            }
+    if (nn_run(s) != NN_OK) return -1;
+    const float *o = nn_session_output(s, 0);
+    double norm = 0;
+    for (int i = 0; i < dim; i++) emb[i] = o[i] + (mirror ? o[dim + i] : 0), norm += (double)emb[i] * emb[i];
+    for (int i = 0; i < dim; i++) emb[i] = (float)(emb[i] / sqrt(norm > 0 ? norm : 1));
+    return 0;
+}
+
+static void analyse_item(face_worker *w, nn_session *tflite, job_queue *q, item *it, face_result *r)
 {
     char err[256];
     size_t len;
@@ -66,8 +92,8 @@ static void analyse_item(face_worker *w, job_queue *q, item *it, face_result *r)
                         .mirror_embedding = q->mirror};
     if (data && face_analyze(w, data, len, &opt, r, err, sizeof err) == FACE_OK &&
         r->faces_found > 0) {
-        it->ok = 1;
-        if (it->emb) memcpy(it->emb, r->embedding, sizeof(float) * (size_t)q->dim);
+        it->ok = !tflite || embed_tflite(w, tflite, q->mirror, it->emb, q->dim) == 0;
+        if (it->emb && !tflite) memcpy(it->emb, r->embedding, sizeof(float) * (size_t)q->dim);
         it->has_age = r->has_age;
         it->age = r->age;
     }
@@ -80,7 +106,8 @@ static void *worker_main(void *arg)
     char err[256];
     face_worker *w = face_worker_create(q->engine, err, sizeof err);
     face_result *r = malloc(sizeof *r);
-    if (!w || !r) {
+    nn_session *tflite = q->tflite ? nn_session_create(q->tflite, err, sizeof err) : NULL;
+    if (!w || !r || (q->tflite && !tflite)) {
         fprintf(stderr, "worker: %s\n", err);
         exit(1);
     }
@@ -89,8 +116,9 @@ static void *worker_main(void *arg)
         int i = q->next++;
         pthread_mutex_unlock(&q->lock);
         if (i >= q->n) break;
-        analyse_item(w, q, &q->items[i], r);
+        analyse_item(w, tflite, q, &q->items[i], r);
     }
+    nn_session_free(tflite);
     free(r);
     face_worker_free(w);
     return NULL;
@@ -224,10 +252,13 @@ static void tar_at_far(const item *items, int n_items, const pair *p, int n, int
     free(imp);
 }
 
-static void write_embeddings(const item *items, int n, int dim)
+static void write_embeddings(const item *items, int n, int dim, const char *name)
 {
-    FILE *tsv = fopen("build/lfw_embeddings.tsv", "w");
-    FILE *bin = fopen("build/lfw_embeddings.f32", "wb");
+    char path[256];
+    snprintf(path, sizeof path, "build/%s.tsv", name);
+    FILE *tsv = fopen(path, "w");
+    snprintf(path, sizeof path, "build/%s.f32", name);
+    FILE *bin = fopen(path, "wb");
     if (!tsv || !bin) {
         if (tsv) fclose(tsv);
         if (bin) fclose(bin);
@@ -240,7 +271,7 @@ static void write_embeddings(const item *items, int n, int dim)
     }
     fclose(tsv);
     fclose(bin);
-    printf("embeddings: build/lfw_embeddings.tsv + .f32 (%d x %d float32)\n", n, dim);
+    printf("embeddings: build/%s.tsv + .f32 (%d x %d float32)\n", name, n, dim);
 }
 
 static void bench_lfw(const char *dir, const face_engine *e)
@@ -249,6 +280,14 @@ static void bench_lfw(const char *dir, const face_engine *e)
     pair *pairs = calloc(MAX_PAIRS, sizeof *pairs);
     int n_items = 0, dim = face_engine_embedding_dim(e);
     int n = load_pairs(dir, items, &n_items, pairs);
+    char err[512];
+    const char *tflite_path = getenv("BENCH_TFLITE");
+    nn_model *tflite = tflite_path ? nn_model_load(tflite_path, err, sizeof err) : NULL;
+    if (tflite_path && !tflite) {
+        fprintf(stderr, "%s\n", err);
+        exit(1);
+    }
+    if (tflite) dim = nn_model_output_shape(tflite, 0).dims[1];
     if (n <= 0) {
         fprintf(stderr, "cannot read %s/lfw/pairs_lfw/pairs.txt\n", dir);
         exit(1);
@@ -256,7 +295,7 @@ static void bench_lfw(const char *dir, const face_engine *e)
     float *embs = calloc((size_t)n_items * dim, sizeof *embs);
     for (int i = 0; i < n_items; i++) items[i].emb = embs + (size_t)i * dim;
     /* BENCH_MIRROR=1 measures the slower mirrored-embedding variant. */
-    job_queue q = {.items = items, .n = n_items, .dim = dim, .engine = e,
+    job_queue q = {.items = items, .n = n_items, .dim = dim, .engine = e, .tflite = tflite,
                    .mirror = getenv("BENCH_MIRROR") != NULL};
     run_all(&q);
     int failed = 0;
@@ -268,7 +307,9 @@ static void bench_lfw(const char *dir, const face_engine *e)
     printf("LFW: %d pairs, %d images, %d failures to enrol\n", n, n_items, failed);
     ten_fold(pairs, n);
     if (!getenv("BENCH_NO_TAR")) tar_at_far(items, n_items, pairs, n, dim, failed);
-    if (!q.mirror) write_embeddings(items, n_items, dim); /* only the default variant */
+    /* the default variant, and the plain one of a TFLite model (for fusion studies) */
+    if (!q.mirror) write_embeddings(items, n_items, dim, tflite ? "lfw_embeddings_tflite" : "lfw_embeddings");
+    nn_model_free(tflite);
     free(embs);
     free(items);
     free(pairs);

@@ -206,6 +206,8 @@ void face_worker_free(face_worker *w)
     free(w);
 }
 
+const float *face_worker_aligned(const face_worker *w) { return w->aligned; }
+
 nn_session *face_worker_session(face_worker *w, const nn_model *m)
 {
     for (int i = 0; i < w->n_extra; i++)

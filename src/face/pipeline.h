@@ -70,6 +70,10 @@ void face_worker_free(face_worker *w);
  * or memory is short. */
 nn_session *face_worker_session(face_worker *w, const nn_model *m);
 
+/* The face the last face_analyze aligned (when it embedded one): fr_feature's input,
+ * 3 x 112 x 112 planes (NCHW) of RGB (x - 127) / 128, for other 112x112 models. */
+const float *face_worker_aligned(const face_worker *w);
+
 /* Decodes and analyses one image. faces_found == 0 is not an error. */
 int face_analyze(face_worker *w, const uint8_t *data, size_t len, const face_options *opt,
                  face_result *out, char *err, size_t err_len);

@@ -1,10 +1,10 @@
 /* Server-side replay of a liveness capture: from timestamped frames to a verdict.
  *
  * Per frame: the face pipeline (box, eyes, embedding, quality), the 68-point
- * landmarks again for the nose tip (head yaw), and fr_liveness's presentation-attack
- * score on the face box scaled 2.7x around its centre, clipped to the frame, fed as
- * raw 0-255 BGR (the guide's "RGB, black padding" measured BPCER 79% at 0.5 on
- * data/spoof; BGR + clipping separates it completely, see docs/liveness.md).
+ * landmarks again for the nose tip (head yaw), and the presentation-attack score
+ * of the server's PAD fusion (liveness/pad.h, chosen in evaluate.c by `make
+ * bench-pad`: fr_liveness alone, on the face box scaled 2.7x around its centre,
+ * clipped to the frame, raw 0-255 BGR; see docs/liveness.md).
  *
  * Then per type:
  *   PASSIVE        the live score of the best-quality frame;
@@ -35,7 +35,7 @@ typedef enum { VERDICT_SUCCESS = 0, VERDICT_FAILED, VERDICT_SPOOF, VERDICT_ERROR
 
 /* Operating points, measured on data/spoof by `make bench-pad`. */
 typedef struct {
-    float live_min;      /* fr_liveness class-0 probability needed */
+    float live_min;      /* the PAD fusion's 0-1 live score needed (liveness/pad.h) */
     float turn_min;      /* |yaw| a head turn must reach (ACTIVE) */
 } liveness_thresholds;
 
@@ -43,10 +43,13 @@ liveness_thresholds liveness_level_thresholds(liveness_level level);
 
 typedef struct liveness_engine liveness_engine;
 
-/* Loads fr_liveness and fr_landmark from models_dir/faceplugin. Their sessions
- * belong to the face_workers that run them, which must be freed first. */
+/* Loads fr_landmark and the PAD models of the server's fusion (liveness/pad.h)
+ * from models_dir. Their sessions belong to the face_workers that run them, which
+ * must be freed first. */
 liveness_engine *liveness_engine_load(const char *models_dir, char *err, size_t err_len);
 void liveness_engine_free(liveness_engine *e);
+/* The PAD fusion whose 0-1 live score the level thresholds apply to. */
+const struct pad_fusion *liveness_engine_fusion(const liveness_engine *e);
 
 typedef struct {
     int64_t timestamp_ms;
@@ -70,7 +73,7 @@ typedef struct {
     float nose[2];
     float yaw;         /* nose offset from the eye midpoint along the eye line / eye distance;
                         * > 0: nose towards the image right = the user's left */
-    float live;        /* fr_liveness class-0 probability */
+    float live;        /* the PAD fusion's 0-1 live score */
     float quality;
     float embedding[FACE_EMBEDDING_MAX];
     int embedding_dim;

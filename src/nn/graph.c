@@ -61,6 +61,35 @@ nn_shape nn_shape_make(int rank, const int *dims)
     return s;
 }
 
+float nn_half_to_float(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
+    if (exp == 0) {
+        if (!man) bits = sign;
+        else {   /* subnormal: normalise */
+            exp = 127 - 15 + 1;
+            while (!(man & 0x400)) { man <<= 1; exp--; }
+            bits = sign | (exp << 23) | ((man & 0x3ff) << 13);
+        }
+    } else if (exp == 31) bits = sign | 0x7f800000u | (man << 13);
+    else bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+int nn_same_pads(int in_size, int k, int s, int d, int *before, int *after)
+{
+    /* 64-bit: no attribute value can overflow it */
+    long long out = ((long long)in_size + s - 1) / s, eff = (long long)(k - 1) * d + 1;
+    long long total = (out - 1) * s + eff - in_size;
+    if (total < 0) total = 0;
+    if (total > INT_MAX) return -1;
+    *before = (int)(total / 2);
+    *after = (int)(total - *before);
+    return 0;
+}
+
 void nn_graph_init(nn_graph *g, char *err, size_t err_len)
 {
     memset(g, 0, sizeof *g);
@@ -628,6 +657,8 @@ static float binary_apply(int kind, float a, float b)
     case NN_BIN_MUL: return a * b;
     case NN_BIN_DIV: return a / b;
     case NN_BIN_MAX: return a > b ? a : b;
+    case NN_BIN_GE: return a >= b ? 1.0f : 0.0f;
+    case NN_BIN_LT: return a < b ? 1.0f : 0.0f;
     default: return a < b ? a : b;
     }
 }
@@ -647,6 +678,8 @@ static void binary_row(int kind, const float *restrict a, size_t sa, const float
     case NN_BIN_MUL: BIN_LOOP(x * y) break;
     case NN_BIN_DIV: BIN_LOOP(x / y) break;
     case NN_BIN_MAX: BIN_LOOP(x > y ? x : y) break;
+    case NN_BIN_GE: BIN_LOOP(x >= y ? 1.0f : 0.0f) break;
+    case NN_BIN_LT: BIN_LOOP(x < y ? 1.0f : 0.0f) break;
     default: BIN_LOOP(x < y ? x : y) break;
     }
 }

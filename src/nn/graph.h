@@ -12,6 +12,7 @@
 #define BIO_NN_GRAPH_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include "nn/nn.h"
 
 #define NN_MAX_RANK 6
@@ -44,7 +45,8 @@ typedef enum {
     NN_UN_NEG, NN_UN_SQUARE, NN_UN_SQRT, NN_UN_RSQRT, NN_UN_COPY,
 } nn_unary_kind;
 
-typedef enum { NN_BIN_ADD, NN_BIN_SUB, NN_BIN_MUL, NN_BIN_DIV, NN_BIN_MAX, NN_BIN_MIN } nn_binary_kind;
+/* GE and LT give 1.0 or 0.0 (TFLite's comparisons, whose booleans the graph keeps as floats). */
+typedef enum { NN_BIN_ADD, NN_BIN_SUB, NN_BIN_MUL, NN_BIN_DIV, NN_BIN_MAX, NN_BIN_MIN, NN_BIN_GE, NN_BIN_LT } nn_binary_kind;
 typedef enum { NN_RED_SUM, NN_RED_MEAN, NN_RED_MAX } nn_reduce_kind;
 
 typedef struct {
@@ -113,6 +115,11 @@ int nn_shape_ok(const nn_shape *s);
  * a cast would be undefined behaviour. */
 int nn_float_to_int(float f, int lo, int hi, int *out);
 nn_shape nn_shape_make(int rank, const int *dims);
+/* An IEEE half-precision value (float16 weights of TF.js and TFLite models). */
+float nn_half_to_float(uint16_t h);
+/* TensorFlow's "SAME" padding along one axis (k, s, d >= 1): 0, or -1 when it
+ * does not fit in an int. */
+int nn_same_pads(int in_size, int k, int s, int d, int *before, int *after);
 
 void nn_graph_init(nn_graph *g, char *err, size_t err_len);
 void nn_graph_free(nn_graph *g);
@@ -160,6 +167,7 @@ double nn_graph_macs(const nn_graph *g);
 /* Loaders (fill g; return 0 or -1 with g->err set). */
 int nn_onnx_load(nn_graph *g, const char *path);
 int nn_tfjs_load(nn_graph *g, const char *path);
+int nn_tflite_load(nn_graph *g, const char *path);
 
 /* Puts "prefix: " before the load error unless it already starts with it; the
  * loaders use it so every message names the model file (and the node). */

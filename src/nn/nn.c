@@ -18,6 +18,7 @@
 
 #include <malloc.h>
 #include <math.h>
+#include <stdarg.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -167,7 +168,9 @@ nn_model *nn_model_load(const char *path, char *err, size_t err_len)
         return NULL;
     }
     nn_graph_init(&m->g, err, err_len);
-    int rc = ends_with(path, ".json") ? nn_tfjs_load(&m->g, path) : nn_onnx_load(&m->g, path);
+    int rc = ends_with(path, ".json")     ? nn_tfjs_load(&m->g, path)
+           : ends_with(path, ".tflite") ? nn_tflite_load(&m->g, path)
+                                        : nn_onnx_load(&m->g, path);
     if (rc == 0) rc = nn_graph_finish(&m->g);
     if (rc == 0 && !m->g.failed &&
         (!(m->packed = nn_packed_cache_create(2 * m->g.n_nodes)) || plan_model_memory(m) != 0))
@@ -347,11 +350,19 @@ static int create_int8_steps(nn_session *s)
     return 0;
 }
 
-static int session_fail(nn_session *s, char *err, size_t err_len, const char *fmt, const char *what, const char *name, int status)
+/* Frees the half-built session s and says why; returns NULL for the caller to return. */
+static nn_session *session_fail(nn_session *s, char *err, size_t err_len, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static nn_session *session_fail(nn_session *s, char *err, size_t err_len, const char *fmt, ...)
 {
-    if (err && err_len) snprintf(err, err_len, fmt, what, name, status);
+    if (err && err_len) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, err_len, fmt, ap);
+        va_end(ap);
+    }
     nn_session_free(s);
-    return -1;
+    return NULL;
 }
 
 /* Points every tensor at its storage: constants at the model, others into the arena. */
@@ -439,20 +450,12 @@ nn_session *nn_session_create_in(const nn_model *m, void *arena, char *err, size
     s->in_ptrs = calloc((size_t)total_in + 1, sizeof *s->in_ptrs);
     s->in_offset = calloc((size_t)g->n_nodes + 1, sizeof *s->in_offset);
     s->ops = calloc((size_t)g->n_nodes + 1, sizeof *s->ops);
-    if (!s->ptr || !s->in_ptrs || !s->in_offset || !s->ops) {
-        session_fail(s, err, err_len, "%s%s out of memory (%d)", "", "", 0);
-        return NULL;
-    }
-    if (!arena && !(arena = s->own_arena = nn_arena_for(&m, 1))) {
-        session_fail(s, err, err_len, "%s%s out of memory for arena (%d)", "", "", 0);
-        return NULL;
-    }
+    if (!s->ptr || !s->in_ptrs || !s->in_offset || !s->ops) return session_fail(s, err, err_len, "out of memory");
+    if (!arena && !(arena = s->own_arena = nn_arena_for(&m, 1)))
+        return session_fail(s, err, err_len, "out of memory for arena");
     bind_tensors(s, arena);
-    if (create_int8_steps(s) != 0) {
-        if (err && err_len) snprintf(err, err_len, "cannot create the int8 convolutions' buffers");
-        nn_session_free(s);
-        return NULL;
-    }
+    if (create_int8_steps(s) != 0)
+        return session_fail(s, err, err_len, "cannot create the int8 convolutions' buffers");
     int k = 0;
     for (int i = 0; i < g->n_nodes; i++) {
         const nn_node *n = &g->nodes[i];
@@ -460,11 +463,9 @@ nn_session *nn_session_create_in(const nn_model *m, void *arena, char *err, size
         for (int j = 0; j < n->n_in; j++) s->in_ptrs[k++] = s->ptr[n->in[j]];
         if (s->int8 && s->int8[i]) continue;
         enum xnn_status st = create_shared_op(s, i, arena);
-        if (st != xnn_status_success) {
-            session_fail(s, err, err_len, "%s %s: XNNPACK operator rejected (status %d)",
-                         n->source_op, g->tensors[n->out].name, (int)st);
-            return NULL;
-        }
+        if (st != xnn_status_success)
+            return session_fail(s, err, err_len, "%s %s: XNNPACK operator rejected (status %d)", n->source_op,
+                                g->tensors[n->out].name, (int)st);
     }
     return s;
 }

@@ -1,10 +1,10 @@
 /*
  * nn.h - small neural-network inference runtime.
  *
- * Loads an ONNX model (opset 9) or a TF.js graph model (model.json + weight
- * shards beside it) into one immutable graph, and runs it with XNNPACK for the
- * heavy operators (convolution, fully connected, pooling) and plain C for the
- * cheap glue. It knows nothing about faces.
+ * Loads an ONNX model (opset 9), a TF.js graph model (model.json + weight
+ * shards beside it) or a TensorFlow Lite model (.tflite) into one immutable
+ * graph, and runs it with XNNPACK for the heavy operators (convolution, fully
+ * connected, pooling) and plain C for the cheap glue. It knows nothing about faces.
  *
  * Threading: an nn_model is immutable after load and may be shared read-only
  * by any number of threads. Each thread creates its own nn_session (operators
@@ -14,7 +14,7 @@
  * share one activation arena (nn_session_create_in).
  *
  * Layouts: inputs and outputs use the model's native layout, NCHW for ONNX and
- * NHWC for TF.js models.
+ * NHWC for TF.js and TFLite models.
  *
  * Precision: fp32 unless the caller asks for int8 (nn_model_use_int8): then the
  * convolutions with groups == 1 run on oneDNN's int8 kernels (quantize.c).
@@ -35,8 +35,8 @@ enum {
     NN_ERR_KERNEL = -2,   /* an XNNPACK operator failed */
 };
 
-/* .onnx or TF.js model.json (weights shards beside it); NULL + message naming
- * the op/tensor on failure. err may be NULL. */
+/* .onnx, .tflite or TF.js model.json (weights shards beside it); NULL +
+ * message naming the op/tensor on failure. err may be NULL. */
 nn_model *nn_model_load(const char *path, char *err, size_t err_len);
 void nn_model_free(nn_model *model);
 

@@ -100,23 +100,6 @@ static int attr_bool(json_t *node, const char *name)
     return json_is_true(json_object_get(attr(node, name), "b"));
 }
 
-static float half_to_float(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
-    if (exp == 0) {
-        if (!man) bits = sign;
-        else {   /* subnormal: normalise */
-            exp = 127 - 15 + 1;
-            while (!(man & 0x400)) { man <<= 1; exp--; }
-            bits = sign | (exp << 23) | ((man & 0x3ff) << 13);
-        }
-    } else if (exp == 31) bits = sign | 0x7f800000u | (man << 13);
-    else bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
-
 static tf_entry *find(tf_ctx *c, const char *name)
 {
     for (int i = 0; i < c->n; i++)
@@ -195,7 +178,7 @@ static int add_weight(tf_ctx *c, json_t *w, const unsigned char *data, size_t le
     for (size_t i = 0; i < n; i++) {
         if (!strcmp(stored, "float32")) { float v; memcpy(&v, p + 4 * i, 4); d[i] = v; }
         else if (!strcmp(stored, "int32")) { int32_t v; memcpy(&v, p + 4 * i, 4); d[i] = (float)v; }
-        else if (!strcmp(stored, "float16")) { uint16_t v; memcpy(&v, p + 2 * i, 2); d[i] = half_to_float(v); }
+        else if (!strcmp(stored, "float16")) { uint16_t v; memcpy(&v, p + 2 * i, 2); d[i] = nn_half_to_float(v); }
         else if (!strcmp(stored, "uint16")) { uint16_t v; memcpy(&v, p + 2 * i, 2); d[i] = (float)(v * scale + minv); }
         else d[i] = q ? (float)(p[i] * scale + minv) : (float)p[i];
     }
@@ -283,13 +266,8 @@ static int tf_pads(json_t *node, int in_size, int k, int s, int d, int axis, int
     char pad[32];
     attr_str(node, "padding", pad, sizeof pad);
     *before = *after = 0;
-    if (!strcmp(pad, "SAME")) {   /* s, d, k >= 1 (checked by geometry); 64-bit against overflow */
-        long long out = ((long long)in_size + s - 1) / s, eff = (long long)(k - 1) * d + 1;
-        long long total = (out - 1) * s + eff - in_size;
-        if (total < 0) total = 0;
-        if (total > INT_MAX) return -1;
-        *before = (int)(total / 2);
-        *after = (int)(total - *before);
+    if (!strcmp(pad, "SAME")) {   /* s, d, k >= 1 (checked by geometry) */
+        if (nn_same_pads(in_size, k, s, d, before, after)) return -1;
     } else if (!strcmp(pad, "EXPLICIT")) {
         int ep[8] = {0};
         if (attr_ints(node, "explicit_paddings", ep, 8) != 8 || ep[2 * axis] < 0 || ep[2 * axis + 1] < 0) return -1;

@@ -4,7 +4,7 @@
  * Fixtures (build/fixtures/nn/, made at test time by scripts/make_nn_fixtures.py
  * from ../shared/data, never committed) hold an
  * input image, the recipe turning its pixels into the model input, and the
- * outputs OpenCV DNN (ONNX) or a float64 numpy interpreter (TF.js) computed.
+ * outputs OpenCV DNN (ONNX) or a float64 numpy interpreter (TF.js, TFLite) computed.
  * Run from the repository root: models are read from models/.
  */
 #include <setjmp.h>
@@ -157,6 +157,8 @@ FIXTURE_TEST(test_blazeface_back, "blazeface-back")
 FIXTURE_TEST(test_facemesh, "facemesh")
 FIXTURE_TEST(test_faceres_deep, "faceres-deep")
 FIXTURE_TEST(test_mobilefacenet, "mobilefacenet")
+FIXTURE_TEST(test_tflite_mobilefacenet, "MobileFaceNet")
+FIXTURE_TEST(test_tflite_face_anti_spoofing, "FaceAntiSpoofing")
 
 /* ---- int8 convolutions (nn_model_use_int8) ------------------------------ */
 
@@ -654,6 +656,8 @@ int main(void)
         cmocka_unit_test(test_facemesh),
         cmocka_unit_test(test_faceres_deep),
         cmocka_unit_test(test_mobilefacenet),
+        cmocka_unit_test(test_tflite_mobilefacenet),
+        cmocka_unit_test(test_tflite_face_anti_spoofing),
         cmocka_unit_test(test_int8_close_to_fp32),
         cmocka_unit_test(test_int8_what_converts),
         cmocka_unit_test(test_int8_shared_across_threads),

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "nn/nn.h"
+#include "nn_load_expect.h"
 #include "onnx/onnx.pb-c.h"
 
 static char tmp_dir[64];
@@ -33,21 +34,6 @@ static const char *tmp_path(const char *name)
     return path;
 }
 
-/* Loads path, expects failure, and every needle in the message. */
-static void expect_error(const char *path, const char *const *needles)
-{
-    char err[512] = "";
-    nn_model *m = nn_model_load(path, err, sizeof err);
-    if (m) {
-        nn_model_free(m);
-        fail_msg("%s loaded, expected an error mentioning \"%s\"", path, needles[0]);
-    }
-    print_message("  -> %s\n", err);
-    if (strncmp(err, path, strlen(path)) != 0) fail_msg("error \"%s\" does not start with the file %s", err, path);
-    for (int i = 0; needles[i]; i++)
-        if (!strstr(err, needles[i])) fail_msg("error \"%s\" does not mention \"%s\"", err, needles[i]);
-}
-#define EXPECT_ERROR(path, ...) expect_error(path, (const char *const[]){__VA_ARGS__, NULL})
 
 /* ---- ONNX: a small valid model, and one field broken per test ----------- */
 
