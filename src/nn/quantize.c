@@ -2,23 +2,29 @@
  * quantize.c - dense convolutions in int8 with oneDNN (nn_model_use_int8).
  *
  * Why oneDNN and not XNNPACK: Debian 12's XNNPACK (git 2022-02-16) has no VNNI
- * kernels; its int8 convolutions (qc8, avx512skx) ran fr_feature's convolutions only
- * 1.08x faster than fp32 and its depthwise ones slower. Debian's oneDNN 2.6 picks
- * avx512_core_vnni kernels: the same convolutions ran 2.64x faster (fr_detect 1.99x,
- * fr_landmark 1.79x, fr_liveness 2.51x; `make bench-nn` prints the model totals).
+ * kernels. Timed one by one, fr_feature's convolutions took 4.41 ms in fp32 and
+ * 4.10 ms as XNNPACK qc8 (avx512skx; its depthwise ones were slower in int8), but
+ * 1.58 ms on oneDNN 2.6's avx512_core_vnni kernels (4.18 ms in its fp32). Whole
+ * models, `make bench-nn`: fr_feature 1.74x, fr_detect 1.27x faster in CPU time.
  *
  * What is quantized: convolutions with groups == 1. Depthwise ones stay fp32 on
- * XNNPACK, because in int8 they were no faster (brdgmm_dw vnni vs XNNPACK fp32).
- * Weights: symmetric int8 per output channel (scale = max|w| / 127), quantized once
- * per model and shared by every session. Activations: the scale is dynamic, taken at
- * every run from the input's largest magnitude, so no calibration file can go stale
- * and an unusual image cannot saturate; inputs that the graph proves non-negative
- * (after a ReLU, a clamp at 0 or raw pixels) use uint8 and get one more bit.
+ * XNNPACK: in int8 they were no faster (oneDNN brdgmm_dw vnni vs XNNPACK fp32).
+ * Weights: symmetric int8 per output channel (scale = max|w| / 127), quantized and
+ * packed once per model and shared by every session. Activations: the range is
+ * taken at every run, so no calibration file can go stale and an unusual image
+ * cannot saturate. An input that the convolution does not pad, or that the graph
+ * proves non-negative (after a ReLU or a clamp at 0), is uint8 over [min, max] with
+ * a zero point; a padded signed input is int8 over [-max|x|, max|x|], because
+ * oneDNN pads with 0, which under a zero point would not mean 0. fr_feature's 1x1
+ * convolutions after PReLU gained most from the zero point: its embedding moved
+ * from fp32 by 1-cos 2.8e-3 (int8 everywhere) and 2.0e-3 (with zero points), mean
+ * of 40 LFW faces.
  *
- * A step: input max|x| -> quantize into the session's int8 buffer -> oneDNN
+ * A step: input range -> quantize into the session's int8 buffer -> oneDNN
  * convolution (per-channel weight scales applied, fp32 output) -> fp32 epilogue
- * (times the input scale, plus bias, fused clamp). The bias and clamp stay out of
- * oneDNN because they must come after the per-run input scale.
+ * (times the input scale, plus a bias that also takes out the zero point's share,
+ * fused clamp). Bias and clamp stay out of oneDNN because they depend on the
+ * per-run scale.
  *
  * Threading: the model's primitives and weights are read-only and executed
  * concurrently by sessions, each with its own stream and scratchpad (oneDNN's
