@@ -621,7 +621,10 @@ static void stream_run(void *cls, int fd, const char *extra, size_t extra_len, c
     capture_stream *cs = cls;
     cs->stopping = stopping;
     cs->ws = ws_conn_create(fd, extra, extra_len, TEXT_MAX, cs->app->config.capture_stream_max_frame_bytes);
-    if (cs->ws) stream_loop(cs);
+    if (cs->ws) {
+        stream_loop(cs);
+        ws_linger(cs->ws, 1000, (size_t)8 << 20);
+    }
     ws_conn_free(cs->ws);
     stream_free(cs);
 }
