@@ -100,6 +100,9 @@ def test_bad_websocket_handshake_is_426(server, headers, part):
 def test_unknown_session_is_404(server):
     cs = open_stream(server, "8a1c5cf4-2a2f-4a35-9b5b-2b4a0e0e6d11")
     assert cs.status == 404 and "waits for a capture" in cs.body["message"]
+    # A plain GET gets the refusal the upgrade would get (a browser cannot read it).
+    assert_error(server.get("/v2/bio-sessions/8a1c5cf4-2a2f-4a35-9b5b-2b4a0e0e6d11/capture-stream"), 404,
+                 "waits for a capture")
 
 
 def test_session_without_liveness_parameters_is_404(server):
@@ -116,6 +119,7 @@ def test_second_stream_for_the_same_parameters_is_409_and_reinit_opens_a_new_one
     assert first.status == 101 and first.hello["serverRandom"] == r.json()["serverRandom"]
     second = open_stream(server, sid)
     assert second.status == 409 and "already opened" in second.body["message"]
+    assert_error(server.get(f"/v2/bio-sessions/{sid}/capture-stream"), 409, "already opened")
     first.close()
     r = server.post_json(f"/v2/bio-sessions/{sid}/init-liveness-parameters", {"type": "LIVENESS_PASSIVE"}, key=KEY_A)
     third = open_stream(server, sid)
@@ -145,9 +149,13 @@ def test_stream_limit_is_503_with_retry_after(start_server):
     srv = start_server("--capture-stream-max", "1")
     first = open_stream(srv, new_session(srv))
     assert first.status == 101
-    cs = open_stream(srv, new_session(srv))
+    sid = new_session(srv)
+    cs = open_stream(srv, sid)
     assert cs.status == 503 and "limit" in cs.body["message"]
     assert cs.ws.headers.get("retry-after")
+    r = srv.get(f"/v2/bio-sessions/{sid}/capture-stream")
+    assert_error(r, 503, "limit")
+    assert r.headers["Retry-After"]
     first.close()
     time.sleep(0.3)  # the slot comes back when the stream's thread ends
     assert open_stream(srv, new_session(srv)).status == 101
