@@ -2,7 +2,7 @@
  * is decided in the request handler (ticket, liveness state, a free slot, the
  * ticket's compare-and-set), so a refused client holds nothing. An accepted stream
  * runs on its own thread (http/server.c): it reads one message at a time, tracks
- * each frame on the worker pool (the face detector and landmarks, no embedding),
+ * each frame on the worker pool (face_track: the detector and landmarks only),
  * answers guidance (liveness/guidance.c), keeps the frames the mode needs and,
  * once complete, submits them exactly as an upload would. */
 #include "api/capture_stream.h"
@@ -312,11 +312,11 @@ typedef struct {
     char err[160];
 } track_job;
 
-/* On a worker: the light tracker, the detector and landmarks without the embedding. */
+/* On a worker: the light tracker (face_track: detector and landmarks on a
+ * downscaled decode; `make bench-capture` measures it against face_analyze). */
 static void track_on_worker(void *worker_ctx, void *arg) {
     track_job *j = arg;
-    face_options opt = {.max_pixels = j->max_pixels};
-    j->rc = face_analyze(worker_ctx, j->data, j->len, &opt, &j->result, j->err, sizeof j->err);
+    j->rc = face_track(worker_ctx, j->data, j->len, j->max_pixels, &j->result, j->err, sizeof j->err);
 }
 
 /* Decrypts frame message m in place of plain (m_len - header - tag bytes). */
