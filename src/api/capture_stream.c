@@ -627,6 +627,10 @@ static void stream_loop(capture_stream *cs) {
             else out_of_time(cs, what);
             return;
         }
+        if ((rc == WS_ERR_CLOSED || rc == WS_ERR_IO) && atomic_load(cs->stopping)) {
+            fail(cs, WS_CLOSE_GOING_AWAY, 503, "the server is shutting down");
+            return;
+        }
         if (rc == WS_ERR_CLOSED || rc == WS_ERR_IO) return;
         if (rc) {
             fail(cs, ws_close_code_for(rc), rc == WS_ERR_TOO_BIG ? 413 : 400, "%s",
