@@ -397,6 +397,18 @@ def test_live_passive_video_capture_succeeds(server):
     assert challenge_result(server, sid)["livenessStatus"] == "SUCCESS"
 
 
+def test_capture_is_submitted_when_it_holds_what_an_upload_may(start_server):
+    """The frames kept stay within liveness_max_upload_bytes (as base64 in JSON): a
+    video capture that reaches it is submitted with the frames it holds."""
+    srv = start_server("--liveness-max-upload-bytes", "230000")  # 172,500 bytes of frames: 4-5 NUAA frames
+    sid = new_session(srv, "LIVENESS_PASSIVE_VIDEO")
+    cs, msgs = run_capture(srv.base, sid, [read(f) for f in LIVE], fps=10, path_prefix=VIDEO)
+    cs.close()
+    frames = [m for m in msgs if m["type"] == "tracking" and "seq" in m]
+    assert 4 <= len(frames) <= 6, len(frames)  # not the 12 of a video capture: it was full
+    assert msgs[-1]["type"] == "result" and msgs[-1]["livenessStatus"] == "SUCCESS", msgs[-3:]
+
+
 def test_printed_photo_passive_video_capture_is_not_success(server):
     sid = new_session(server, "LIVENESS_PASSIVE_VIDEO")
     cs, msgs = run_capture(server.base, sid, [read(SPOOF[2])], fps=10, path_prefix=VIDEO)
