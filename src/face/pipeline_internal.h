@@ -56,6 +56,8 @@ struct face_worker {
     float aligned[3 * FEAT_SIZE * FEAT_SIZE]; /* the aligned face, kept for the mirror */
 };
 
+/* The DCT scale (1, 2, 4 or 8) of the coarsest decode whose long side stays >= min_side. */
+int face_decode_denom(image_format fmt, int W, int H, int min_side);
 /* Maps an IMAGE_ERR_* to the FACE_ERR_* the caller returns. */
 int face_image_error(int rc);
 
