@@ -673,22 +673,16 @@ static void dir_of(const char *path, char *dir, size_t cap)
     else snprintf(dir, cap, ".");
 }
 
-int nn_tfjs_weights_load(nn_graph *g, const char *manifest_path)
+/* A weights-only manifest: the array of weight groups itself. */
+static int weights_only(tf_ctx *c, json_t *root, const char *dir)
 {
-    json_error_t jerr;
-    json_t *root = json_load_file(manifest_path, 0, &jerr);
-    if (!root) return nn_fail(g, "%s: invalid JSON at line %d: %s", manifest_path, jerr.line, jerr.text);
-    char dir[4096];
-    dir_of(manifest_path, dir, sizeof dir);
-    tf_ctx c = {.g = g};
-    int rc = json_is_array(root) ? load_weights(&c, root, dir)
-                                 : nn_fail(g, "not a weights manifest (a JSON array of weight groups)");
-    json_decref(root);
-    if (rc) nn_fail_prefix(g, manifest_path);
-    return rc;
+    return json_is_array(root) ? load_weights(c, root, dir)
+                               : nn_fail(c->g, "not a weights manifest (a JSON array of weight groups)");
 }
 
-int nn_tfjs_load(nn_graph *g, const char *path)
+/* Parses the JSON file at path and hands it, with the folder of its shards, to fn;
+ * a failure's message starts with path. */
+static int load_json(nn_graph *g, const char *path, int (*fn)(tf_ctx *c, json_t *root, const char *dir))
 {
     json_error_t jerr;
     json_t *root = json_load_file(path, 0, &jerr);
@@ -696,9 +690,13 @@ int nn_tfjs_load(nn_graph *g, const char *path)
     char dir[4096];
     dir_of(path, dir, sizeof dir);
     tf_ctx c = {.g = g};
-    int rc = build(&c, root, dir);
+    int rc = fn(&c, root, dir);
     free(c.e);
     json_decref(root);
     if (rc) nn_fail_prefix(g, path);
     return rc;
 }
+
+int nn_tfjs_weights_load(nn_graph *g, const char *manifest_path) { return load_json(g, manifest_path, weights_only); }
+
+int nn_tfjs_load(nn_graph *g, const char *path) { return load_json(g, path, build); }

@@ -8,8 +8,9 @@ with this commit's calibration: same person well above the FAR-1e-3 threshold
 (score 3000), different people well below.
 """
 import math
+import subprocess
 
-from conftest import KEY_A, assert_error
+from conftest import BIOSERVER, KEY_A, assert_error
 from test_faces import DIFF_A, DIFF_B, SAME_A, SAME_B, create_face, match_face, post_face, read
 
 ACCURATE = "F5_2_VID75"
@@ -94,3 +95,20 @@ def test_template_mode_cannot_be_relabelled(server):
 def test_accurate_mode_bad_image_is_400(server):
     sid = server.create_session()
     assert_error(post_face(server, sid, b"not an image", mode=ACCURATE), 400, "invalid image")
+
+
+def test_missing_accurate_calibration(start_server, tmp_path):
+    """The accurate mode's scores need its own table: without it the server refuses to
+    start, naming the file; with degraded_start it serves, but matches answer 503."""
+    missing = str(tmp_path / "far-accurate-missing.txt")
+    refused = subprocess.run([BIOSERVER, "--calibration-accurate", missing, "--listen", "127.0.0.1:0",
+                              "--api-key", KEY_A, "--data", str(tmp_path / "refused")],
+                             capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 1, refused.stderr
+    assert "far-accurate-missing.txt" in refused.stderr, refused.stderr
+    srv = start_server("--calibration-accurate", missing, "--degraded-start", "true")
+    mon = srv.get("/v2/monitor")
+    assert mon.status_code == 503 and mon.json()["status"] == "DEGRADED", mon.text
+    sid = srv.create_session()
+    face = create_face(srv, sid, SAME_A[0], mode=ACCURATE)
+    assert_error(srv.get(f"/v2/bio-sessions/{sid}/faces/{face['id']}/matches", key=KEY_A), 503, "calibration")
