@@ -19,7 +19,8 @@
  *
  *   bench_accuracy [DATA_DIR [MODELS_DIR]]   (defaults ../shared/data, models)
  *   environment: BENCH_ONLY=lfw|age, BENCH_MODES=fast,accurate (default both),
- *   BENCH_NO_TAR=1 (skip the 30M impostor pairs),
+ *   BENCH_NO_TAR=1 (skip the 30M impostor pairs), BENCH_PAIRS=N (only the first N pairs:
+ *   a quick speed comparison),
  *   BENCH_MIRROR=1 (also embed the mirrored face), AGE_DUMP=FILE (per-image
  *   truth and estimate, to try other calibrations) */
 #include <math.h>
@@ -150,7 +151,11 @@ static int load_pairs(const char *dir, item *items, int *n_items, pair *pairs)
     if (!f) return -1;
     int folds = 0, per = 0, n = 0;
     if (!fgets(line, sizeof line, f) || sscanf(line, "%d %d", &folds, &per) != 2) folds = 0;
-    while (n < MAX_PAIRS && fgets(line, sizeof line, f)) {
+    /* BENCH_PAIRS=N keeps the first N pairs: a quick speed comparison of the modes
+     * (accuracy needs all of them: the folds are consecutive blocks). */
+    int max = getenv("BENCH_PAIRS") ? atoi(getenv("BENCH_PAIRS")) : MAX_PAIRS;
+    if (max < 1 || max > MAX_PAIRS) max = MAX_PAIRS;
+    while (n < max && fgets(line, sizeof line, f)) {
         char a[128], b[128];
         int i, j;
         pair *p = &pairs[n];
