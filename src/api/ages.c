@@ -76,7 +76,7 @@ void handle_create_age(http_request *req) {
     age_options o = {0};
     if (!parse_age_part(req, &body, &o)) return;
     req->correlation_id = api_part_text(req, &body, "correlationId");
-    face_result *r = api_analyze_image(req, image->data, image->len, o.rotation, true);
+    face_result *r = api_analyze_image(req, image->data, image->len, o.rotation, true, NULL);
     if (!r) return;
     char id[UUID_STR_LEN], digest[65];
     uuid_generate(id);

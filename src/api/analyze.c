@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "api/app.h"
+#include "api/modes.h"
 #include "core/log.h"
 
 typedef struct {
@@ -38,7 +39,8 @@ bool api_run_on_worker(http_request *req, void (*fn)(void *worker_ctx, void *arg
     return rc == WORKER_POOL_OK;
 }
 
-face_result *api_analyze_image(http_request *req, const uint8_t *data, size_t len, bool rotation, bool want_age) {
+face_result *api_analyze_image(http_request *req, const uint8_t *data, size_t len, bool rotation, bool want_age,
+                               const char *mode) {
     app *a = req->app;
     if (!a->faces) {
         http_reply_error(req, 503, "the face models are not loaded on this server (see the server log)");
@@ -56,7 +58,8 @@ face_result *api_analyze_image(http_request *req, const uint8_t *data, size_t le
     }
     *job = (analyze_job){.data = data, .len = len, .result = result,
                          .options = {.rotation_enabled = rotation, .want_embedding = true,
-                                     .want_age = want_age, .max_pixels = a->config.max_image_pixels}};
+                                     .want_age = want_age, .max_pixels = a->config.max_image_pixels,
+                                     .accurate = biometric_mode_accurate(mode ? mode : a->config.default_mode)}};
     if (!api_run_on_worker(req, analyze_run, job)) return NULL;
     switch (job->rc) {
     case FACE_OK: break;

@@ -7,9 +7,11 @@
 #include "face/pipeline.h"
 #include "http/request.h"
 
-/* Returns a result in the request arena, or NULL after replying with an error. */
+/* Returns a result in the request arena, or NULL after replying with an error. The
+ * embedding is the algorithm of `mode` (api/modes.h: the accurate mode's is fused
+ * and longer); NULL is the server's default mode. */
 face_result *api_analyze_image(http_request *req, const uint8_t *data, size_t len,
-                               bool rotation_enabled, bool want_age);
+                               bool rotation_enabled, bool want_age, const char *mode);
 
 /* Runs fn(worker_ctx, arg) on the bounded worker pool and waits for it (inline when
  * the handler already runs on a worker, see http_request.on_worker). Returns false

@@ -12,6 +12,7 @@
 #include "api/liveness_evidence.h"
 #include "api/liveness_jobs.h"
 #include "api/liveness_state.h"
+#include "api/modes.h"
 #include "core/keyring.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -135,7 +136,9 @@ int app_init(app *a, const server_config *cfg, char *err, size_t err_len) {
     if (a->store) a->store = store_sealed_create(a->store, a->data_keys, sealed_kinds);
     if (!a->store || store_durability_check(a, err, err_len)) goto fail;
     /* Without a calibration, scores would be guesses: match routes answer 503. */
-    a->far_loaded = far_table_load(&a->far, a->config.calibration_file, a->far_error, sizeof a->far_error) == 0;
+    a->far_loaded = far_table_load(&a->far, a->config.calibration_file, a->far_error, sizeof a->far_error) == 0 &&
+                    far_table_load(&a->far_accurate, a->config.calibration_accurate_file, a->far_error,
+                                   sizeof a->far_error) == 0;
     if (!a->far_loaded) log_event("error", "%s", a->far_error);
     /* Missing models degrade the service (503 on face routes, /monitor says why)
      * instead of refusing to start: sessions and certificates still work. */
@@ -155,6 +158,10 @@ int app_init(app *a, const server_config *cfg, char *err, size_t err_len) {
 fail:
     app_cleanup(a);
     return -1;
+}
+
+const far_table *app_far(const app *a, const char *mode) {
+    return biometric_mode_accurate(mode) ? &a->far_accurate : &a->far;
 }
 
 const char *app_unavailable_reason(app *a) {

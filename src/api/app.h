@@ -30,8 +30,9 @@ typedef struct app {
     data_keyring *data_keys;           /* at-rest keys (DATA/data-keys): templates and the sealed store items */
     template_keys templates; /* what template_encode/template_decode use */
     uint8_t template_v1_key[TEMPLATE_V1_KEY_LEN]; /* legacy_templates: the version 1 MAC key */
-    far_table far; /* similarity -> false acceptance rate, measured by `make calibrate` */
-    bool far_loaded;
+    far_table far;          /* similarity -> false acceptance rate of the fast modes, measured by `make calibrate` */
+    far_table far_accurate; /* the same for the accurate mode (F5_2_VID75): another algorithm, another table */
+    bool far_loaded;        /* both tables */
     char far_error[256];
     struct keyring *keys; /* config keys + keys file (SIGHUP reloads it) */
     int64_t started_ms;
@@ -54,6 +55,8 @@ int app_init(app *a, const server_config *cfg, char *err, size_t err_len);
 /* Why this instance cannot do its core work (store, face models, calibration), in
  * words fit for clients (no file paths: the log has those); NULL when it can. */
 const char *app_unavailable_reason(app *a);
+/* The FAR calibration of the algorithm that mode runs (api/modes.h). */
+const far_table *app_far(const app *a, const char *mode);
 void app_cleanup(app *a);
 /* Calls report once for each reason this server would serve only part of the API
  * (models, liveness, calibration, web files; not the store, which may come up

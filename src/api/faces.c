@@ -17,7 +17,7 @@
 /* Analyses the image and renders the face JSON with a fresh template. */
 static json_t *face_from_image(http_request *req, const face_input *in, const char *id, int64_t expires_ms,
                                face_result **result) {
-    face_result *r = api_analyze_image(req, in->image, in->image_len, in->rotation, false);
+    face_result *r = api_analyze_image(req, in->image, in->image_len, in->rotation, false, in->mode);
     if (!r) return NULL;
     if (r->faces_found == 0) {
         http_reply_error(req, 400, "no face detected in the image (quality %d): send another image", (int)r->quality);

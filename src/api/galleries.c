@@ -193,7 +193,7 @@ static json_t *face_meta(json_t *src) {
 
 static bool probe_from_image(http_request *req, const uint8_t *img, size_t len, const char *type, const char *friendly,
                              bool rotation, probe *p) {
-    face_result *r = api_analyze_image(req, img, len, rotation, false);
+    face_result *r = api_analyze_image(req, img, len, rotation, false, NULL);
     if (!r) return false;
     if (r->faces_found == 0) {
         http_reply_error(req, 400, "no face detected in the image (quality %d): send another image", (int)r->quality);
@@ -530,8 +530,8 @@ static json_t *result_json(app *a, const gallery_hit *h, long size) {
         json_t *v = json_object_get(rec, shown[i]);
         if (v) json_object_set(face, shown[i], v);
     }
+    double far = far_from_similarity(app_far(a, json_string_value(json_object_get(rec, "mode"))), h->similarity);
     json_decref(rec);
-    double far = far_from_similarity(&a->far, h->similarity);
     double in_gallery = -expm1((double)size * log1p(-fmin(far, 1.0 - 1e-16)));
     return json_pack("{s:o,s:f,s:f,s:f,s:I}", "face", face, "score", far_to_score(far), "falseAcceptanceRate",
                      100.0 * far, "galleryFalseAcceptanceRate", 100.0 * in_gallery, "gallerySize", (json_int_t)size);

@@ -12,6 +12,7 @@
 #include "api/face_store.h"
 #include "api/liveness_evidence.h"
 #include "api/liveness_state.h"
+#include "api/modes.h"
 #include "core/log.h"
 #include "liveness/notifier.h"
 
@@ -157,7 +158,8 @@ static void store_best_face(capture_job *job, void *worker_ctx, const liveness_o
     app *a = job->app;
     const liveness_frame *f = &job->frames[o->best_frame];
     face_result *r = calloc(1, sizeof(*r));
-    face_options opt = {.want_embedding = true, .want_age = true, .max_pixels = a->config.max_image_pixels};
+    face_options opt = {.want_embedding = true, .want_age = true, .max_pixels = a->config.max_image_pixels,
+                        .accurate = biometric_mode_accurate(a->config.default_mode)};
     char err[160];
     store_value session = {0};
     int64_t expires_ms = 0;

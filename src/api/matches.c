@@ -15,26 +15,27 @@
 #include "match/far.h"
 #include "match/similarity.h"
 
-/* Adds score and falseAcceptanceRate (percent) for a similarity. */
-static void set_score(app *a, json_t *match, float similarity) {
-    double far = far_from_similarity(&a->far, similarity);
+/* Adds score and falseAcceptanceRate (percent) for a similarity, by the calibration
+ * of the algorithm that made the embeddings (app_far). */
+static void set_score(const far_table *table, json_t *match, float similarity) {
+    double far = far_from_similarity(table, similarity);
     json_object_set_new(match, "score", json_real(far_to_score(far)));
     json_object_set_new(match, "falseAcceptanceRate", json_real(100.0 * far));
 }
 
 /* Everything of a match after "reference" and "candidate", in the reply's order. */
-static void add_match_fields(app *a, json_t *m, float similarity, const char *corr, const char *evid,
+static void add_match_fields(const far_table *table, json_t *m, float similarity, const char *corr, const char *evid,
                              int64_t expires_ms) {
-    set_score(a, m, similarity);
+    set_score(table, m, similarity);
     if (corr) json_object_set_new(m, "correlationId", json_string(corr));
     if (evid) json_object_set_new(m, "evidenceId", json_string(evid));
     api_set_times(m, time_now_ms(), expires_ms);
 }
 
-static json_t *match_json(app *a, json_t *reference, json_t *candidate, float similarity, const char *corr,
-                          const char *evid, int64_t expires_ms) {
+static json_t *match_json(const far_table *table, json_t *reference, json_t *candidate, float similarity,
+                          const char *corr, const char *evid, int64_t expires_ms) {
     json_t *m = json_pack("{s:o,s:o}", "reference", reference, "candidate", candidate);
-    add_match_fields(a, m, similarity, corr, evid, expires_ms);
+    add_match_fields(table, m, similarity, corr, evid, expires_ms);
     return m;
 }
 
@@ -58,6 +59,7 @@ static int by_score_desc(const void *a, const void *b) {
  * matches share (once per request), each as jansson serialises it. */
 typedef struct {
     app *a;
+    const far_table *far;
     const face_match *faces;
     const ranked_face *ranked;
     const char *head; /* {"reference":<summary>,"candidate": */
@@ -69,7 +71,7 @@ static void build_match(void *arg, size_t rank) {
     match_batch *b = arg;
     const ranked_face *r = &b->ranked[rank];
     json_t *score = json_object();
-    set_score(b->a, score, r->similarity);
+    set_score(b->far, score, r->similarity);
     char fields[128]; /* {"score":...,"falseAcceptanceRate":...} */
     size_t len = json_dumpb(score, fields, sizeof fields, HTTP_JSON_FLAGS);
     json_decref(score);
@@ -137,16 +139,17 @@ static void reply_matches(http_request *req, json_t *session, const face_match *
     const char *corr = api_json_string(session, "correlationId"), *evid = api_json_string(session, "evidenceId");
     req->correlation_id = corr ? arena_strdup(req->arena, corr) : NULL;
     size_t count = 0;
+    const far_table *far = app_far(a, ref->mode);
     for (size_t i = 0; i < n; i++) {
         if (&faces[i] == ref) continue;
         const face_match *c = &faces[i];
         float sim = c->dim == ref->dim ? embedding_similarity(ref->embedding, c->embedding, c->dim) : -1.0f;
-        ranked[count++] = (ranked_face){i, sim, far_to_score(far_from_similarity(&a->far, sim))};
+        ranked[count++] = (ranked_face){i, sim, far_to_score(far_from_similarity(far, sim))};
     }
     qsort(ranked, count, sizeof(*ranked), by_score_desc);
     char *head, *tail;
     if (shared_parts(ref, corr, evid, expires_ms, &head, &tail)) {
-        match_batch batch = {a, faces, ranked, head, tail, text};
+        match_batch batch = {a, far, faces, ranked, head, tail, text};
         worker_pool_parallel_for(a->workers, count, build_match, &batch);
         reply_texts(req, text, count);
     } else {
@@ -214,10 +217,11 @@ void handle_get_matches(http_request *req) {
     json_decref(session);
 }
 
-/* A face made from one image of a direct match: summary JSON plus its embedding. */
+/* A face made from one image of a direct match, in mode (the algorithm it is
+ * compared with): summary JSON plus its embedding. */
 static json_t *analyse_for_match(http_request *req, const uint8_t *img, size_t len, const char *type,
-                                 bool rotation, const char *part, face_result **out) {
-    face_result *r = api_analyze_image(req, img, len, rotation, false);
+                                 bool rotation, const char *part, const char *mode, face_result **out) {
+    face_result *r = api_analyze_image(req, img, len, rotation, false, mode);
     if (!r) return NULL;
     if (r->faces_found == 0) {
         http_reply_error(req, 400, "no face detected in '%s': send another image", part);
@@ -226,7 +230,7 @@ static json_t *analyse_for_match(http_request *req, const uint8_t *img, size_t l
     face_input in = {.image_type = type, .image = img, .image_len = len, .rotation = rotation};
     char id[UUID_STR_LEN];
     uuid_generate(id);
-    json_t *face = api_face_json(&in, r, id, req->app->config.default_mode, NULL, time_now_ms(), 0);
+    json_t *face = api_face_json(&in, r, id, mode, NULL, time_now_ms(), 0);
     json_t *summary = api_face_summary(face);
     json_object_del(summary, "digest");
     json_decref(face);
@@ -274,15 +278,17 @@ void handle_match_images(http_request *req) {
     if (!ct || !api_part_bool(req, &body, "imageRotationEnabled", &rotation)) return;
     req->correlation_id = api_part_text(req, &body, "correlationId");
     face_result *rr, *cr;
-    json_t *ref = analyse_for_match(req, ri->data, ri->len, rt, rotation, "referenceImage", &rr);
+    const char *mode = req->app->config.default_mode;
+    json_t *ref = analyse_for_match(req, ri->data, ri->len, rt, rotation, "referenceImage", mode, &rr);
     if (!ref) return;
-    json_t *cand = analyse_for_match(req, ci->data, ci->len, ct, rotation, "candidateImage", &cr);
+    json_t *cand = analyse_for_match(req, ci->data, ci->len, ct, rotation, "candidateImage", mode, &cr);
     if (!cand) {
         json_decref(ref);
         return;
     }
     float sim = embedding_similarity(rr->embedding, cr->embedding, rr->embedding_dim);
-    json_t *m = match_json(req->app, ref, cand, sim, req->correlation_id, api_part_text(req, &body, "evidenceId"), 0);
+    json_t *m = match_json(app_far(req->app, mode), ref, cand, sim, req->correlation_id,
+                           api_part_text(req, &body, "evidenceId"), 0);
     api_reply_signed(req, 200, m, false, false);
 }
 
@@ -309,14 +315,16 @@ void handle_match(http_request *req) {
     } else if (tpl && api_check_face_json(req, face, tpl)) {
         req->correlation_id = api_part_text(req, &body, "correlationId");
         face_result *cr;
-        json_t *cand = analyse_for_match(req, ci->data, ci->len, ct, rotation, "candidateImage", &cr);
+        /* The candidate is embedded by the reference template's algorithm. */
+        json_t *cand = analyse_for_match(req, ci->data, ci->len, ct, rotation, "candidateImage", tpl->mode, &cr);
         if (cand) {
             float sim = tpl->dim == cr->embedding_dim ? embedding_similarity(tpl->embedding, cr->embedding, tpl->dim) : -1.0f;
             json_t *ref = api_face_summary(face);
             json_object_del(ref, "landmarks");
             json_object_del(ref, "quality");
             json_object_del(ref, "digest");
-            json_t *m = match_json(req->app, ref, cand, sim, req->correlation_id, api_part_text(req, &body, "evidenceId"), 0);
+            json_t *m = match_json(app_far(req->app, tpl->mode), ref, cand, sim, req->correlation_id,
+                                   api_part_text(req, &body, "evidenceId"), 0);
             api_reply_signed(req, 200, m, false, false);
         }
     }

@@ -21,6 +21,7 @@ void config_defaults(server_config *cfg) {
     snprintf(cfg->models_dir, sizeof cfg->models_dir, "models");
     snprintf(cfg->data_dir, sizeof cfg->data_dir, "data");
     snprintf(cfg->calibration_file, sizeof cfg->calibration_file, "calibration/far-v1.txt");
+    snprintf(cfg->calibration_accurate_file, sizeof cfg->calibration_accurate_file, "calibration/far-accurate-v1.txt");
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     cfg->workers = cores > 0 ? (int)cores : 2;
     cfg->queue_depth = 32;
@@ -57,6 +58,8 @@ void config_defaults(server_config *cfg) {
 void config_use_install_dirs(server_config *cfg, const char *share_dir, const char *state_dir) {
     snprintf(cfg->models_dir, sizeof cfg->models_dir, "%s/models", share_dir);
     snprintf(cfg->calibration_file, sizeof cfg->calibration_file, "%s/calibration/far-v1.txt", share_dir);
+    snprintf(cfg->calibration_accurate_file, sizeof cfg->calibration_accurate_file,
+             "%s/calibration/far-accurate-v1.txt", share_dir);
     snprintf(cfg->web_dir, sizeof cfg->web_dir, "%s/web", share_dir);
     snprintf(cfg->data_dir, sizeof cfg->data_dir, "%s", state_dir);
     cfg->gallery_max_faces = 1000000;
@@ -268,6 +271,8 @@ int config_set(server_config *cfg, const char *name, const char *v, char *err, s
             return fail(err, err_len, "redis_password is too long%s%s", "", ""); /* never echo it */
     } else if (!strcmp(name, "models")) bad = copy_string(cfg->models_dir, sizeof cfg->models_dir, v);
     else if (!strcmp(name, "calibration")) bad = copy_string(cfg->calibration_file, sizeof cfg->calibration_file, v);
+    else if (!strcmp(name, "calibration-accurate") || !strcmp(name, "calibration_accurate"))
+        bad = copy_string(cfg->calibration_accurate_file, sizeof cfg->calibration_accurate_file, v);
     else if (!strcmp(name, "data")) bad = copy_string(cfg->data_dir, sizeof cfg->data_dir, v);
     else if (!strcmp(name, "tls-cert") || !strcmp(name, "tls_cert")) bad = copy_string(cfg->tls_cert, sizeof cfg->tls_cert, v);
     else if (!strcmp(name, "tls-key") || !strcmp(name, "tls_key")) bad = copy_string(cfg->tls_key, sizeof cfg->tls_key, v);
@@ -334,7 +339,8 @@ static char *trim(char *s) {
 /* Settings naming a file or folder. In a config file a relative value is taken from
  * the file's own folder, so a configuration works whatever the current directory. */
 static bool is_path_setting(const char *name) {
-    static const char *const paths[] = {"models", "data", "calibration", "web", "tls_cert", "tls-cert",
+    static const char *const paths[] = {"models", "data", "calibration", "calibration_accurate",
+                                        "calibration-accurate", "web", "tls_cert", "tls-cert",
                                         "tls_key", "tls-key", "keys_file", "keys-file"};
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
         if (!strcmp(name, paths[i])) return true;
@@ -417,7 +423,8 @@ static const struct { const char *name, *arg, *help; } settings_help[] = {
     {"store", "memory|redis://HOST:PORT[/DB]", "state store (default memory)"},
     {"redis_password", "P", "Redis AUTH password (never logged)"},
     {"models", "DIR", "model files (faceplugin/, human/)"},
-    {"calibration", "FILE", "similarity -> FAR table (calibration/far-v1.txt)"},
+    {"calibration", "FILE", "similarity -> FAR table of the fast modes (calibration/far-v1.txt)"},
+    {"calibration_accurate", "FILE", "the same for the accurate mode F5_2_VID75 (calibration/far-accurate-v1.txt)"},
     {"web", "DIR", "folder holding capture/, the browser capture page"},
     {"data", "DIR", "signing key, certificate, template and envelope keys (created when missing)"},
     {"tls_cert", "PEM", "HTTPS certificate chain (with tls_key); re-read on SIGHUP"},

@@ -40,7 +40,8 @@ typedef struct {
     char redis_password[256]; /* Redis AUTH; never logged */
     char models_dir[512];
     char data_dir[512];
-    char calibration_file[512]; /* similarity -> FAR table */
+    char calibration_file[512]; /* similarity -> FAR table of the fast modes */
+    char calibration_accurate_file[512]; /* the accurate mode's (F5_2_VID75) */
     char tls_cert[512], tls_key[512]; /* HTTPS when both are set */
     int workers;           /* heavy-work threads */
     int queue_depth;       /* waiting heavy jobs before 429 */

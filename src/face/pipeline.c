@@ -1,7 +1,8 @@
 /* The face pipeline behind pipeline.h: decode -> detect (fr_detect, RFB-320) -> pick
  * the most prominent face -> 68 landmarks (fr_landmark) -> 5-point similarity
  * alignment to the ArcFace 112x112 template -> embedding (fr_feature; the mirrored
- * face's too when face_options ask) -> quality, and optionally age (faceres-deep's age head).
+ * face's too when face_options ask; in the accurate mode fused with dlib's ResNet,
+ * embed_dlib.c) -> quality, and optionally age (faceres-deep's age head).
  *
  * Speed: a large JPEG is decoded once with DCT scaling so the detector's source is
  * no bigger than it needs, and that same raster is used for alignment whenever the
@@ -11,7 +12,8 @@
  * activation arena: each step copies what it needs out of a model's output before
  * the next model runs.
  *
- * Stages: detect.c, align.c (landmarks, alignment, embedding), quality.c, age.c;
+ * Stages: detect.c, align.c (landmarks, alignment, embedding), embed_dlib.c (the
+ * accurate mode), quality.c, age.c;
  * pipeline_internal.h holds what they share. Choices measured on LFW
  * (tools/bench_accuracy.c, 10-fold) are noted where made. */
 #include "face/pipeline_internal.h"
@@ -134,7 +136,7 @@ face_engine *face_engine_load(const char *models_dir, char *err, size_t err_len)
     if (!(e->detect = face_load_model(dir, "fr_detect.onnx", err, err_len)) ||
         !(e->landmark = face_load_model(dir, "fr_landmark.onnx", err, err_len)) ||
         !(e->feature = face_load_model(dir, "fr_feature.onnx", err, err_len)) ||
-        check_engine_shapes(e, err, err_len) != 0) {
+        check_engine_shapes(e, err, err_len) != 0 || face_load_dlib_model(e, models_dir, err, err_len) != 0) {
         face_engine_free(e);
         return NULL;
     }
@@ -146,11 +148,11 @@ face_engine *face_engine_load(const char *models_dir, char *err, size_t err_len)
     }
     if (e->age)
         snprintf(e->describe, sizeof e->describe,
-                 "fr_detect+fr_landmark+fr_feature(%d)+faceres-deep(age)", e->embedding_dim);
+                 "fr_detect+fr_landmark+fr_feature(%d)+dlib(%d)+faceres-deep(age)", e->embedding_dim, DLIB_DIM);
     else
         snprintf(e->describe, sizeof e->describe,
-                 "fr_detect+fr_landmark+fr_feature(%d); no age: %.150s", e->embedding_dim,
-                 age_why);
+                 "fr_detect+fr_landmark+fr_feature(%d)+dlib(%d); no age: %.150s", e->embedding_dim,
+                 DLIB_DIM, age_why);
     return e;
 }
 
@@ -161,6 +163,7 @@ void face_engine_free(face_engine *e)
     nn_model_free(e->landmark);
     nn_model_free(e->feature);
     nn_model_free(e->age);
+    nn_model_free(e->dlib);
     free(e);
 }
 
@@ -176,10 +179,10 @@ face_worker *face_worker_create(const face_engine *e, char *err, size_t err_len)
         return NULL;
     }
     w->e = e;
-    const nn_model *models[] = {e->detect, e->landmark, e->feature, e->age};
-    for (int i = 0; i < 4; i++)
+    const nn_model *models[] = {e->detect, e->landmark, e->feature, e->age, e->dlib};
+    for (int i = 0; i < 5; i++)
         if (nn_model_arena_bytes(models[i]) > w->arena_bytes) w->arena_bytes = nn_model_arena_bytes(models[i]);
-    if (!(w->arena = nn_arena_for(models, 4))) {
+    if (!(w->arena = nn_arena_for(models, 5))) {
         snprintf(err, err_len, "out of memory");
         free(w);
         return NULL;
@@ -187,6 +190,7 @@ face_worker *face_worker_create(const face_engine *e, char *err, size_t err_len)
     if (!(w->detect = nn_session_create_in(e->detect, w->arena, err, err_len)) ||
         !(w->landmark = nn_session_create_in(e->landmark, w->arena, err, err_len)) ||
         !(w->feature = nn_session_create_in(e->feature, w->arena, err, err_len)) ||
+        !(w->dlib = nn_session_create_in(e->dlib, w->arena, err, err_len)) ||
         (e->age && !(w->age = nn_session_create_in(e->age, w->arena, err, err_len)))) {
         face_worker_free(w);
         return NULL;
@@ -201,6 +205,7 @@ void face_worker_free(face_worker *w)
     nn_session_free(w->landmark);
     nn_session_free(w->feature);
     nn_session_free(w->age);
+    nn_session_free(w->dlib);
     for (int i = 0; i < w->n_extra; i++) nn_session_free(w->extra[i].session);
     free(w->arena);
     free(w);
@@ -298,7 +303,10 @@ static int analyse_face(face_worker *w, const view *v, const det_box *box,
     face_point_to_original(five[2], five[3], v->denom, v->rot, W, H, out->eyes + 2);
     float dx = out->eyes[2] - out->eyes[0], dy = out->eyes[3] - out->eyes[1];
     out->quality = face_quality(w->aligned, box->score, sqrtf(dx * dx + dy * dy), five);
-    if (opt->want_embedding && (rc = face_embed(w, opt->mirror_embedding, out)) != FACE_OK) return rc;
+    if (opt->want_embedding && opt->accurate && (rc = face_embed_accurate(w, &v->img, pts, out)) != FACE_OK)
+        return rc;
+    if (opt->want_embedding && !opt->accurate && (rc = face_embed(w, opt->mirror_embedding, out)) != FACE_OK)
+        return rc;
     if (opt->want_age && w->age) {
         if ((rc = face_estimate_age(w, &v->img, five, &out->age)) != FACE_OK) return rc;
         out->has_age = true;

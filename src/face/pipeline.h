@@ -23,6 +23,8 @@ typedef struct {
     long max_pixels;       /* decompression-bomb guard */
     bool mirror_embedding; /* add the mirrored face's embedding: LFW 99.08% vs 99.02%, +5 ms;
                             * off in the server, which must meet its latency target */
+    bool accurate;         /* the accurate mode's fused embedding (embed_dlib.c), dimension
+                            * face_engine_embedding_dim + 128; mirror_embedding is implied */
 } face_options;
 
 typedef struct {

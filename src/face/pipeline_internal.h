@@ -27,9 +27,12 @@
 #define FEAT_SIZE 112
 #define AGE_SIZE 224
 #define AGE_BINS 100
+#define DLIB_SIZE 150 /* dlib's face chip (embed_dlib.c) */
+#define DLIB_DIM 128
 
 struct face_engine {
     nn_model *detect, *landmark, *feature, *age;
+    nn_model *dlib;            /* the accurate mode's second embedding (embed_dlib.c) */
     int det_scores, det_boxes; /* output indices of fr_detect */
     int embedding_dim;
     int age_output;            /* output index of the age head, -1 without age */
@@ -46,7 +49,7 @@ struct face_worker {
     const face_engine *e;
     void *arena; /* activations of every session, sized for the largest engine model */
     size_t arena_bytes;
-    nn_session *detect, *landmark, *feature, *age;
+    nn_session *detect, *landmark, *feature, *age, *dlib;
     struct {
         const nn_model *model;
         nn_session *session;
@@ -84,6 +87,13 @@ int face_embed(face_worker *w, bool mirror, face_result *out);
  * W x H upright image; a point (pixel centre) likewise. */
 void face_box_to_original(const det_box *b, int denom, int rot, int W, int H, float *box);
 void face_point_to_original(float x, float y, int denom, int rot, int W, int H, float *out);
+
+/* ---- embed_dlib.c ---- */
+/* Loads dlib's ResNet (models/faceapi) into e->dlib; -1 with err set on failure. */
+int face_load_dlib_model(face_engine *e, const char *models_dir, char *err, size_t err_len);
+/* The accurate mode's fused embedding into out: fr_feature of w->aligned and dlib's
+ * ResNet on its own chip of img, located by the 68 points pts, both with mirrors. */
+int face_embed_accurate(face_worker *w, const image_rgb *img, const float *pts, face_result *out);
 
 /* ---- quality.c (pure: no model) ---- */
 /* The spec's quality (> 100 good, negative = send again) of the aligned 112x112 face

@@ -2,9 +2,10 @@
  * nn.h - small neural-network inference runtime.
  *
  * Loads an ONNX model (opset 9), a TF.js graph model (model.json + weight
- * shards beside it) or a TensorFlow Lite model (.tflite) into one immutable
- * graph, and runs it with XNNPACK for the heavy operators (convolution, fully
- * connected, pooling) and plain C for the cheap glue. It knows nothing about faces.
+ * shards beside it), a TensorFlow Lite model (.tflite) or a face-api weights
+ * manifest into one immutable graph, and runs it with XNNPACK for the heavy
+ * operators (convolution, fully connected, pooling) and plain C for the cheap
+ * glue. It knows nothing about faces.
  *
  * Threading: an nn_model is immutable after load and may be shared read-only
  * by any number of threads. Each thread creates its own nn_session (operators
@@ -35,8 +36,9 @@ enum {
     NN_ERR_KERNEL = -2,   /* an XNNPACK operator failed */
 };
 
-/* .onnx, .tflite or TF.js model.json (weights shards beside it); NULL +
- * message naming the op/tensor on failure. err may be NULL. */
+/* .onnx, .tflite, TF.js model.json (weights shards beside it) or a face-api
+ * NAME-weights_manifest.json (faceapi_load.c); NULL + message naming
+ * the op/tensor on failure. err may be NULL. */
 nn_model *nn_model_load(const char *path, char *err, size_t err_len);
 void nn_model_free(nn_model *model);
 

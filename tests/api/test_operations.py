@@ -48,7 +48,7 @@ def test_help_and_example_config_document_every_setting():
 def test_check_config_accepts_the_repository_config_from_any_directory(tmp_path):
     conf = tmp_path / "bioserver.conf"
     text = open(CONF).read()
-    for name in ("models", "calibration", "web"):  # absolute: this copy lives elsewhere
+    for name in ("models", "calibration", "calibration_accurate", "web"):  # absolute: this copy lives elsewhere
         text = re.sub(rf"^{name} = (.*)$", lambda m: f"{name} = {os.path.join(REPO_ROOT, m.group(1))}", text, flags=re.M)
     conf.write_text(text + f"\napi_key = {KEY_A}\n")
     p = run("--config", str(conf), "--check-config")

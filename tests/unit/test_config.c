@@ -391,7 +391,8 @@ static void test_paths_relative_to_config_file(void **state) {
     snprintf(path, sizeof path, "%s/bio.conf", dir);
     FILE *f = fopen(path, "w");
     assert_non_null(f);
-    fputs("models = ../share/models\ncalibration = cal/far.txt\nweb = /abs/web\ndata = data\n"
+    fputs("models = ../share/models\ncalibration = cal/far.txt\ncalibration_accurate = cal/acc.txt\n"
+          "web = /abs/web\ndata = data\n"
           "keys_file = api-keys\ntls_cert = c.pem\ntls_key = k.pem\nstore = memory\n", f);
     fclose(f);
     server_config c;
@@ -403,6 +404,8 @@ static void test_paths_relative_to_config_file(void **state) {
     assert_string_equal(c.models_dir, want);
     snprintf(want, sizeof want, "%s/cal/far.txt", dir);
     assert_string_equal(c.calibration_file, want);
+    snprintf(want, sizeof want, "%s/cal/acc.txt", dir);
+    assert_string_equal(c.calibration_accurate_file, want);
     snprintf(want, sizeof want, "%s/data", dir);
     assert_string_equal(c.data_dir, want);
     snprintf(want, sizeof want, "%s/api-keys", dir);
@@ -445,6 +448,7 @@ static void test_install_dirs_and_new_settings(void **state) {
     config_use_install_dirs(&c, "/usr/share/bioserver", "/var/lib/bioserver");
     assert_string_equal(c.models_dir, "/usr/share/bioserver/models");
     assert_string_equal(c.calibration_file, "/usr/share/bioserver/calibration/far-v1.txt");
+    assert_string_equal(c.calibration_accurate_file, "/usr/share/bioserver/calibration/far-accurate-v1.txt");
     assert_string_equal(c.web_dir, "/usr/share/bioserver/web");
     assert_string_equal(c.data_dir, "/var/lib/bioserver");
     char err[256];

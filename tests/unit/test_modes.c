@@ -33,10 +33,25 @@ static void test_comparable_within_one_algorithm(void **state) {
     assert_false(biometric_modes_comparable("unknown", "unknown"));
 }
 
+/* F5_2_VID75 alone runs the accurate algorithm; the fast modes compare with each other, not with it. */
+static void test_accurate_mode_is_its_own_algorithm(void **state) {
+    (void)state;
+    assert_true(biometric_mode_accurate("F5_2_VID75"));
+    assert_false(biometric_mode_accurate("F5_1_VID60"));
+    assert_false(biometric_mode_accurate("F5_3_VID60"));
+    assert_false(biometric_mode_accurate("F5_1_VID0"));
+    assert_false(biometric_mode_accurate("unknown"));
+    assert_false(biometric_mode_accurate(NULL));
+    assert_false(biometric_modes_comparable("F5_2_VID75", "F5_1_VID60"));
+    assert_true(biometric_modes_comparable("F5_2_VID75", "F5_2_VID75"));
+    assert_true(biometric_modes_comparable("F5_1_VID60", "F5_3_VID60"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_reference_mode_is_known),
         cmocka_unit_test(test_comparable_within_one_algorithm),
+        cmocka_unit_test(test_accurate_mode_is_its_own_algorithm),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -103,6 +103,41 @@ static void test_same_person_scores_above_different(void **state)
     assert_true(fabsf(embedding_similarity(a.embedding, a.embedding, a.embedding_dim) - 1) < 1e-4f);
 }
 
+/* The accurate mode's embedding: fr_feature's 512 values then dlib's 128, parts of
+ * squared norms 0.25 and 0.75 (the fusion weights, embed_dlib.c), unit length in all;
+ * the same person scores above another, and the fast part is the mirrored fast
+ * embedding (same direction). */
+static void test_accurate_embedding(void **state)
+{
+    fixture *fx = *state;
+    static face_result a, b, c, fast;
+    const char *paths[3] = {SAME_A, SAME_B, OTHER};
+    face_result *out[3] = {&a, &b, &c};
+    char err[256] = "";
+    face_options opt = {.want_embedding = true, .accurate = true};
+    for (int i = 0; i < 3; i++) {
+        blob bl = read_blob(paths[i]);
+        assert_non_null(bl.data);
+        assert_int_equal(face_analyze(fx->worker, bl.data, bl.len, &opt, out[i], err, sizeof err), FACE_OK);
+        free(bl.data);
+        assert_true(out[i]->faces_found >= 1);
+    }
+    int fd = face_engine_embedding_dim(fx->engine);
+    assert_int_equal(a.embedding_dim, fd + 128);
+    double n_feature = 0, n_dlib = 0;
+    for (int i = 0; i < a.embedding_dim; i++) *(i < fd ? &n_feature : &n_dlib) += (double)a.embedding[i] * a.embedding[i];
+    assert_true(fabs(n_feature - 0.25) < 1e-4 && fabs(n_dlib - 0.75) < 1e-4);
+    float same = embedding_similarity(a.embedding, b.embedding, a.embedding_dim);
+    float diff = embedding_similarity(a.embedding, c.embedding, a.embedding_dim);
+    print_message("  accurate: same %.4f, different %.4f\n", same, diff);
+    assert_true(same > diff + 0.2f);
+    face_options mirrored = {.want_embedding = true, .mirror_embedding = true};
+    blob bl = read_blob(SAME_A);
+    assert_int_equal(face_analyze(fx->worker, bl.data, bl.len, &mirrored, &fast, err, sizeof err), FACE_OK);
+    free(bl.data);
+    assert_true(fabsf(2.0f * embedding_similarity(a.embedding, fast.embedding, fd) - 1.0f) < 1e-3f);
+}
+
 static void test_no_face(void **state)
 {
     fixture *fx = *state;
@@ -260,6 +295,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_same_person_scores_above_different),
+        cmocka_unit_test(test_accurate_embedding),
         cmocka_unit_test(test_no_face),
         cmocka_unit_test(test_multi_face_and_landmarks),
         cmocka_unit_test(test_rotation_search),
