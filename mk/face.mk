@@ -1,5 +1,7 @@
 # Face pipeline benchmarks (included by the Makefile).
-#   make bench-accuracy  LFW 10-fold / TAR@FAR and age MAE with the real face_analyze
+#   make bench-accuracy  LFW 10-fold / TAR@FAR with the real face_analyze
+#   make bench-age       age MAE and the under-18 rule, current method vs the superseded one
+#   make bench-negatives faces found on no_face / lost on LFW, photos, documents, before/after
 #   make bench           face_analyze latency vs an OpenCV-DNN reference, same inputs
 #   make bench-memory    server RSS at 1, 2, 4, 8 workers (bench/bench_memory.py)
 bench-accuracy: build/tools/bench_accuracy
@@ -17,3 +19,15 @@ bench-compression: build/bioserver
 .PHONY: bench-memory
 bench-memory: build/bioserver
 	/usr/bin/python3 bench/bench_memory.py
+
+# Age on data/age: the method in use against the superseded one on the same faces,
+# tuned on the even MANIFEST rows, reported on the odd ones (docs/age.md).
+.PHONY: bench-age
+bench-age: build/tools/bench_age
+	nice ./build/tools/bench_age ../shared/data models
+
+# No face where there is none, none lost where there is one: the detector alone
+# ("before") against the plausibility check ("after"), per data set, same run.
+.PHONY: bench-negatives
+bench-negatives: build/tools/bench_negatives
+	nice ./build/tools/bench_negatives ../shared/data models

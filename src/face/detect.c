@@ -108,12 +108,9 @@ static int orientation_evidence(face_worker *w, const image_rgb *img, const det_
     face_five_points(pts, five);
     *out = 0;
     if (face_align(w, img, five) != 0) return FACE_OK;
-    memcpy(nn_session_input(w->feature, 0), w->aligned, sizeof w->aligned);
-    if (nn_run(w->feature) != NN_OK) return FACE_ERR_MODEL;
-    const float *o = nn_session_output(w->feature, 0);
-    double sum = 0;
-    for (int i = 0; i < w->e->embedding_dim; i++) sum += (double)o[i] * o[i];
-    *out = (float)sqrt(sum) * b->score;
+    float norm;
+    if ((rc = face_feature_run(w, &norm)) != FACE_OK) return rc;
+    *out = norm * b->score;
     return FACE_OK;
 }
 

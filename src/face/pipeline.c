@@ -227,7 +227,9 @@ static int alignment_view(const uint8_t *data, size_t len, const image_limits *l
     return rc ? face_image_error(rc) : 0;
 }
 
-/* Landmarks, alignment, quality, embedding and age on the chosen face. */
+/* Landmarks, alignment, embedding, the plausibility check, quality and age on the
+ * chosen face. fr_feature runs even when no embedding is wanted: its output norm is
+ * what tells a face from a face-like pattern (FACE_NORM_MIN). */
 static int analyse_face(face_worker *w, const view *v, const det_box *box,
                         const face_options *opt, face_result *out)
 {
@@ -239,15 +241,23 @@ static int analyse_face(face_worker *w, const view *v, const det_box *box,
         out->faces_found = 0; /* degenerate landmarks: treat as no usable face */
         return FACE_OK;
     }
+    if ((rc = face_embed(w, opt->want_embedding && opt->mirror_embedding, out)) != FACE_OK) return rc;
+    if (!opt->want_embedding) out->embedding_dim = 0;
+    if (out->embedding_norm < FACE_NORM_MIN) {
+        out->faces_found = 0;
+        out->implausible = true;
+        return FACE_OK;
+    }
     int W = out->image_width, H = out->image_height;
     face_box_to_original(box, v->denom, v->rot, W, H, out->box);
     face_point_to_original(five[0], five[1], v->denom, v->rot, W, H, out->eyes);
     face_point_to_original(five[2], five[3], v->denom, v->rot, W, H, out->eyes + 2);
     float dx = out->eyes[2] - out->eyes[0], dy = out->eyes[3] - out->eyes[1];
-    out->quality = face_quality(w->aligned, box->score, sqrtf(dx * dx + dy * dy), five);
-    if (opt->want_embedding && (rc = face_embed(w, opt->mirror_embedding, out)) != FACE_OK) return rc;
+    out->quality = face_quality(w->aligned, box->score, sqrtf(dx * dx + dy * dy), five,
+                                out->embedding_norm, out->quality_factors);
     if (opt->want_age && w->age) {
-        if ((rc = face_estimate_age(w, &v->img, five, &out->age)) != FACE_OK) return rc;
+        rc = face_estimate_age(w, &v->img, five, opt->age_baseline, &out->age, &out->age_raw);
+        if (rc != FACE_OK) return rc;
         out->has_age = true;
     }
     return FACE_OK;
@@ -259,7 +269,7 @@ int face_analyze(face_worker *w, const uint8_t *data, size_t len, const face_opt
     static const face_options defaults = {.want_embedding = true};
     if (!opt) opt = &defaults;
     memset(out, 0, offsetof(face_result, embedding));
-    out->has_age = false, out->age = 0;
+    out->has_age = false, out->age = 0, out->age_raw = 0;
     out->quality = -10000.0f;
     int W, H;
     int probe = image_probe(data, len, &W, &H, NULL);

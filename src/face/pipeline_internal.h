@@ -22,6 +22,12 @@
 /* Face box width (px) below which alignment decodes finer: fr_feature's 112x112
  * crop holds a detector box at about 80 px, so 80 px of source avoids upsampling. */
 #define ALIGN_MIN_BOX 80.0f
+/* The plausibility check: a detection whose aligned face gives fr_feature an output
+ * norm below this is not a face (docs/negatives.md). Measured with the pipeline: the
+ * face-like patterns of data/negatives/no_face that pass the detector score 1.43
+ * (text) and 1.67 (retina); real faces are above 1.98 (the faintest document
+ * portrait; LFW's lowest of 13,233 is 2.2). */
+#define FACE_NORM_MIN 1.80f
 #define LMK_SIZE 64
 #define LMK_POINTS 68
 #define FEAT_SIZE 112
@@ -78,7 +84,11 @@ int face_landmarks_68(face_worker *w, const image_rgb *img, const det_box *b, fl
 void face_five_points(const float *pts, float *five);
 /* Warps img into w->aligned; -1 when the five points are degenerate. */
 int face_align(face_worker *w, const image_rgb *img, const float *five);
-/* The L2-normalised embedding of w->aligned (plus its mirror when asked) into out. */
+/* Runs fr_feature on w->aligned; *norm gets the norm of its raw output, which stays in
+ * the feature session until the worker runs another model. */
+int face_feature_run(face_worker *w, float *norm);
+/* The L2-normalised embedding of w->aligned (plus its mirror when asked) into out, and
+ * out->embedding_norm. */
 int face_embed(face_worker *w, bool mirror, face_result *out);
 /* Box (edges, in a raster decoded at 1/denom and rotated by rot) -> x, y, w, h of the
  * W x H upright image; a point (pixel centre) likewise. */
@@ -89,13 +99,16 @@ void face_point_to_original(float x, float y, int denom, int rot, int W, int H, 
 /* The spec's quality (> 100 good, negative = send again) of the aligned 112x112 face
  * tensor (fr_feature's input layout), its detection score, the inter-eye distance in
  * original pixels and the five points. */
-float face_quality(const float *aligned, float det_score, float eye_dist_px, const float *five);
+float face_quality(const float *aligned, float det_score, float eye_dist_px, const float *five,
+                   float embedding_norm, float factors[FACE_QF_COUNT]);
 
 /* ---- age.c ---- */
 /* Loads faceres-deep into e->age. -1 (why set) when the file is missing; 0 otherwise,
  * with e->age NULL and why set when it is present but unusable. */
 int face_load_age_model(face_engine *e, const char *models_dir, char *why, size_t why_len);
-/* The calibrated age of the face with these five points in img into *age. */
-int face_estimate_age(face_worker *w, const image_rgb *img, const float *five, float *age);
+/* The calibrated age of the face with these five points in img into *age, the model's
+ * own into *raw; baseline selects the superseded method (face_options.age_baseline). */
+int face_estimate_age(face_worker *w, const image_rgb *img, const float *five, bool baseline,
+                      float *age, float *raw);
 
 #endif

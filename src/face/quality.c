@@ -63,20 +63,27 @@ static double aligned_brightness(const float *t)
  * so ordinary photos are not penalised and only clearly blurred ones are. A typical
  * LFW image (40 px between the eyes) scores about 190. */
 #define QUALITY_SHARP_GOOD 60.0
-float face_quality(const float *aligned, float det_score, float eye_dist_px, const float *five)
+#define QUALITY_NORM_LOW FACE_NORM_MIN
+#define QUALITY_NORM_GOOD 3.5f
+float face_quality(const float *aligned, float det_score, float eye_dist_px, const float *five,
+                   float embedding_norm, float factors[FACE_QF_COUNT])
 {
-    float det = clamp01((det_score - 0.5f) / 0.4f);
-    float eyes = clamp01(eye_dist_px / 60.0f);
-    float sharp = clamp01((float)(aligned_sharpness(aligned) / QUALITY_SHARP_GOOD));
+    float *f = factors;
+    f[FACE_QF_DETECTION] = clamp01((det_score - 0.5f) / 0.4f);
+    f[FACE_QF_EYES] = clamp01(eye_dist_px / 60.0f);
+    f[FACE_QF_SHARPNESS] = clamp01((float)(aligned_sharpness(aligned) / QUALITY_SHARP_GOOD));
     double b = aligned_brightness(aligned);
-    float expo = b < 70 ? clamp01((float)(b - 20) / 50.0f)
-                        : b > 190 ? clamp01((float)(245 - b) / 55.0f) : 1.0f;
+    f[FACE_QF_EXPOSURE] = b < 70 ? clamp01((float)(b - 20) / 50.0f)
+                                 : b > 190 ? clamp01((float)(245 - b) / 55.0f) : 1.0f;
     float ex = five[2] - five[0], ey = five[3] - five[1];
     float d = sqrtf(ex * ex + ey * ey);
     float roll = fabsf(atan2f(ey, ex)) * 57.2958f;
     float mid_x = 0.5f * (five[0] + five[2]), mid_y = 0.5f * (five[1] + five[3]);
     /* Nose offset along the eye line, so roll does not read as yaw. */
     float yaw = d > 0 ? fabsf(((five[4] - mid_x) * ex + (five[5] - mid_y) * ey) / d) / d : 1;
-    float pose = clamp01(1.0f - (yaw - 0.15f) / 0.6f) * clamp01(1.0f - (roll - 30.0f) / 45.0f);
-    return 330.0f * det * eyes * sharp * expo * pose - 30.0f;
+    f[FACE_QF_POSE] = clamp01(1.0f - (yaw - 0.15f) / 0.6f) * clamp01(1.0f - (roll - 30.0f) / 45.0f);
+    f[FACE_QF_LIKENESS] = clamp01((embedding_norm - QUALITY_NORM_LOW) / (QUALITY_NORM_GOOD - QUALITY_NORM_LOW));
+    float product = 1;
+    for (int i = 0; i < FACE_QF_LIKENESS; i++) product *= f[i];
+    return 330.0f * product - 30.0f;
 }
