@@ -15,7 +15,6 @@
  * closest to the threshold on each side, i.e. the margin the check has.
  *
  *   bench_negatives [DATA_DIR [MODELS_DIR]]   environment: LFW_EVERY=N */
-#define _GNU_SOURCE
 #include <dirent.h>
 #include <math.h>
 #include <stdio.h>
@@ -61,8 +60,8 @@ static int add_dir(bench_image_list *l, const char *dir, int every, int *seen)
     struct dirent **names;
     int n = scandir(dir, &names, is_image, alphasort), added = 0;
     for (int i = 0; i < n; i++) {
-        char path[2048];
-        snprintf(path, sizeof path, "%s/%s", dir, names[i]->d_name);
+        char path[4096];
+        snprintf(path, sizeof path, "%.3000s/%.1023s", dir, names[i]->d_name);
         if ((*seen)++ % every == 0) bench_images_add(l, path), added++;
         free(names[i]);
     }
@@ -75,8 +74,8 @@ static int add_lfw(bench_image_list *l, const char *root, int every)
     struct dirent **people;
     int n = scandir(root, &people, is_subdir, alphasort), added = 0, seen = 0;
     for (int i = 0; i < n; i++) {
-        char dir[2048];
-        snprintf(dir, sizeof dir, "%s/%s", root, people[i]->d_name);
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%.2047s/%.1023s", root, people[i]->d_name);
         added += add_dir(l, dir, every, &seen);
         free(people[i]);
     }
