@@ -95,7 +95,18 @@ build/fixtures/nn/.done: scripts/make_nn_fixtures.py
 	$(PYTHON) scripts/make_nn_fixtures.py $(DATA)/lfw build/fixtures/nn
 	touch $@
 
-test-unit: $(UNIT_BIN) $(UNIT_ASAN) build/fixtures/nn/.done
+# face-api's reference outputs come from face-api itself on TF.js's CPU backend
+# (versions and checksums pinned in scripts/faceapi_ref/package-lock.json).
+build/faceapi-ref/.installed: scripts/faceapi_ref/package.json scripts/faceapi_ref/package-lock.json
+	@mkdir -p build/faceapi-ref
+	cp scripts/faceapi_ref/package.json scripts/faceapi_ref/package-lock.json build/faceapi-ref/
+	cd build/faceapi-ref && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $@
+build/fixtures/nn/.faceapi: build/fixtures/nn/.done build/faceapi-ref/.installed scripts/faceapi_ref/make_fixtures.js
+	NODE_PATH=build/faceapi-ref/node_modules node scripts/faceapi_ref/make_fixtures.js build/fixtures/nn models/faceapi
+	touch $@
+
+test-unit: $(UNIT_BIN) $(UNIT_ASAN) build/fixtures/nn/.done build/fixtures/nn/.faceapi
 	@set -e; for t in $(UNIT_BIN) $(UNIT_ASAN); do echo "== $$t"; $$t; done
 
 # API tests run against the real binary, once plain and once under ASan/UBSan.

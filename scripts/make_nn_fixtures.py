@@ -4,7 +4,9 @@
 For every model: a small input image (PNG, lossless, built from an LFW face),
 the recipe turning its pixels into the model input (value = pixel*scale+offset,
 layout), and the expected outputs as float32 little-endian. ONNX references come
-from OpenCV DNN; TF.js references from the float64 numpy interpreter below.
+from OpenCV DNN; TF.js references from the float64 numpy interpreter below;
+face-api's from face-api itself (scripts/faceapi_ref/make_fixtures.js, run after
+this script by `make test`: this one writes only their input crops).
 
 The inputs are derived from the evaluation data, which never enters the
 repository, so `make test` regenerates the fixtures under build/ (1.5 s) before the
@@ -47,6 +49,15 @@ CASES = [
     ("facemesh", "models/human/facemesh.json", "AJ_Cook", (55, 50, 195, 200), (192, 192), False, 1 / 255, 0.0, "nhwc"),
     ("faceres-deep", "models/human/faceres-deep.json", "Aaron_Eckhart", (50, 50, 200, 200), (224, 224), False, 1.0, 0.0, "nhwc"),
     ("mobilefacenet", "models/human/mobilefacenet.json", "Aaron_Eckhart", (69, 69, 181, 181), (112, 112), False, 1 / 127.5, -1.0, "nhwc"),
+]
+
+# face-api's networks (weights manifests, graph built in src/nn/faceapi_load.c):
+# here only the input crops, as PNG for the C test and raw RGB for the reference,
+# scripts/faceapi_ref/make_fixtures.js (face-api itself on TF.js), which writes the
+# recipes and outputs. name, person, crop box, size
+FACEAPI_CASES = [
+    ("faceapi-age_gender", "AJ_Lamas", (50, 45, 200, 195), (112, 112)),
+    ("faceapi-recognition", "Aaron_Eckhart", (50, 50, 200, 200), (150, 150)),
 ]
 
 # ---------------------------------------------------------------------------
@@ -257,6 +268,10 @@ def main():
                 f.write(f"output {o.size} {tol:.6g}\n")
         np.concatenate([o.ravel() for o in outs]).astype("<f4").tofile(f"{OUT}/{name}.out")
         print(name, [o.shape for o in outs])
+    for name, person, box, size in FACEAPI_CASES:
+        img = crop_resize(lfw_image(person), box, size)
+        cv2.imwrite(f"{OUT}/{name}.png", cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+        img.astype(np.uint8).tofile(f"{OUT}/{name}.rgb")
 
 
 if __name__ == "__main__":

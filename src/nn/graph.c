@@ -148,7 +148,83 @@ int nn_fc_from_matrix(nn_graph *g, const float *w, const nn_shape *ws, int trans
     return 0;
 }
 
+int nn_same_pads(int in, int k, int s, int d, int *before, int *after)
+{   /* s, d, k >= 1 (checked by the callers); 64-bit against overflow */
+    long long out = ((long long)in + s - 1) / s, eff = (long long)(k - 1) * d + 1;
+    long long total = (out - 1) * s + eff - in;
+    if (total < 0) total = 0;
+    if (total > INT_MAX) return -1;
+    *before = (int)(total / 2);
+    *after = (int)(total - *before);
+    return 0;
+}
+
+int nn_conv_from_hwio(nn_graph *g, const float *f, const nn_shape *fs, int depthwise, nn_conv_params *p)
+{
+    if (fs->rank != 4 || !nn_shape_ok(fs) || nn_shape_size(fs) == 0) return nn_fail(g, "filter is not a non-empty 4-D tensor");
+    int kh = fs->dims[0], kw = fs->dims[1], ci = fs->dims[2], co = fs->dims[3];
+    p->kh = kh;
+    p->kw = kw;
+    p->out_min = -INFINITY;
+    p->out_max = INFINITY;
+    p->cin = ci;
+    p->groups = depthwise ? ci : 1;
+    p->cout = depthwise ? ci * co : co;
+    size_t per = (size_t)kh * kw * (depthwise ? 1 : ci);
+    p->weights = malloc((size_t)p->cout * per * sizeof(float));
+    p->bias = calloc((size_t)p->cout, sizeof(float));
+    if (!p->weights || !p->bias) {
+        free(p->weights);
+        free(p->bias);
+        p->weights = p->bias = NULL;
+        return nn_fail(g, "out of memory");
+    }
+    for (int y = 0; y < kh; y++)
+        for (int xx = 0; xx < kw; xx++)
+            for (int i = 0; i < ci; i++)
+                for (int o = 0; o < co; o++) {
+                    float v = f[(((size_t)y * kw + xx) * ci + i) * co + o];
+                    if (depthwise) p->weights[((size_t)(i * co + o)) * per + (size_t)y * kw + xx] = v;
+                    else p->weights[(size_t)o * per + ((size_t)y * kw + xx) * ci + i] = v;
+                }
+    return 0;
+}
+
 /* ---- tensors ---------------------------------------------------------- */
+
+int nn_tensor_find(const nn_graph *g, const char *name)
+{
+    for (int i = 0; i < g->n_tensors; i++)
+        if (g->tensors[i].name && strcmp(g->tensors[i].name, name) == 0) return i;
+    return -1;
+}
+
+int nn_graph_add_input(nn_graph *g, const char *name, nn_shape shape)
+{
+    int id = nn_tensor_add(g, name, shape, NULL);
+    if (id < 0) return -1;
+    int *ins = realloc(g->inputs, (size_t)(g->n_inputs + 1) * sizeof *ins);
+    if (!ins) return nn_fail(g, "out of memory");
+    g->inputs = ins;
+    ins[g->n_inputs++] = id;
+    return id;
+}
+
+int nn_graph_add_output(nn_graph *g, const char *public_name, int id)
+{
+    if (id < 0 || id >= g->n_tensors) return nn_fail(g, "output %s: no such tensor", public_name);
+    int n = g->n_outputs;
+    int *o = realloc(g->outputs, (size_t)(n + 1) * sizeof *o);
+    if (o) g->outputs = o;
+    char **names = realloc(g->output_names, (size_t)(n + 1) * sizeof *names);
+    if (names) g->output_names = names;
+    char *copy = o && names ? strdup(public_name) : NULL;
+    if (!copy) return nn_fail(g, "out of memory");
+    o[n] = id;
+    names[n] = copy;
+    g->n_outputs++;
+    return 0;
+}
 
 int nn_tensor_add(nn_graph *g, const char *name, nn_shape shape, float *data_owned)
 {

@@ -148,6 +148,21 @@ int nn_add_gather(nn_graph *g, const char *src, const char *out_name, int x, int
 int nn_add_pad(nn_graph *g, const char *src, const char *out_name, int x, const int *before, const int *after, float value);
 int nn_add_reduce(nn_graph *g, const char *src, const char *out_name, int x, nn_reduce_kind k, int axes_mask, int keepdims);
 
+/* Declares a fixed-shape input (a new activation tensor); returns its id. */
+int nn_graph_add_input(nn_graph *g, const char *name, nn_shape shape);
+/* Makes tensor id an output published as public_name. */
+int nn_graph_add_output(nn_graph *g, const char *public_name, int id);
+/* The tensor named name, -1 if none. */
+int nn_tensor_find(const nn_graph *g, const char *name);
+
+/* TF "SAME" padding of one axis (output = ceil(in / s)); 0, or -1 when it would
+ * not fit an int. */
+int nn_same_pads(int in, int k, int s, int d, int *before, int *after);
+/* Fills p's channels, groups, weights (XNNPACK layout) and a zero bias from a TF
+ * filter f of shape [kh, kw, cin, cout] (HWIO; a depthwise filter's cout is its
+ * channel multiplier), no clamp. Geometry (strides, pads) is left to the caller. */
+int nn_conv_from_hwio(nn_graph *g, const float *f, const nn_shape *fs, int depthwise, nn_conv_params *p);
+
 /* After loading: fuse activations / bias / scale into convs, drop dead nodes. */
 int nn_graph_finish(nn_graph *g);
 
@@ -160,6 +175,13 @@ double nn_graph_macs(const nn_graph *g);
 /* Loaders (fill g; return 0 or -1 with g->err set). */
 int nn_onnx_load(nn_graph *g, const char *path);
 int nn_tfjs_load(nn_graph *g, const char *path);
+/* A weights-only TF.js manifest (a JSON array of {paths, weights}, shards beside
+ * it): every weight becomes a constant tensor of its manifest name, float16 and
+ * quantised weights expanded to float32. */
+int nn_tfjs_weights_load(nn_graph *g, const char *manifest_path);
+/* @vladmandic/face-api's `*-weights_manifest.json` models: the layer graph is
+ * built in code from the weight names (faceapi_load.c). */
+int nn_faceapi_load(nn_graph *g, const char *path);
 
 /* Puts "prefix: " before the load error unless it already starts with it; the
  * loaders use it so every message names the model file (and the node). */

@@ -163,7 +163,9 @@ nn_model *nn_model_load(const char *path, char *err, size_t err_len)
         return NULL;
     }
     nn_graph_init(&m->g, err, err_len);
-    int rc = ends_with(path, ".json") ? nn_tfjs_load(&m->g, path) : nn_onnx_load(&m->g, path);
+    int rc = ends_with(path, "-weights_manifest.json") ? nn_faceapi_load(&m->g, path)
+             : ends_with(path, ".json")                ? nn_tfjs_load(&m->g, path)
+                                                       : nn_onnx_load(&m->g, path);
     if (rc == 0) rc = nn_graph_finish(&m->g);
     if (rc == 0 && !m->g.failed &&
         (!(m->packed = nn_packed_cache_create(2 * m->g.n_nodes)) || plan_model_memory(m) != 0))

@@ -1,8 +1,8 @@
 /*
  * nn.h - small neural-network inference runtime.
  *
- * Loads an ONNX model (opset 9) or a TF.js graph model (model.json + weight
- * shards beside it) into one immutable graph, and runs it with XNNPACK for the
+ * Loads an ONNX model (opset 9), a TF.js graph model (model.json + weight
+ * shards beside it) or a face-api weights manifest into one immutable graph, and runs it with XNNPACK for the
  * heavy operators (convolution, fully connected, pooling) and plain C for the
  * cheap glue. It knows nothing about faces.
  *
@@ -32,7 +32,8 @@ enum {
     NN_ERR_KERNEL = -2,   /* an XNNPACK operator failed */
 };
 
-/* .onnx or TF.js model.json (weights shards beside it); NULL + message naming
+/* .onnx, TF.js model.json (weights shards beside it) or a face-api
+ * NAME-weights_manifest.json (faceapi_load.c); NULL + message naming
  * the op/tensor on failure. err may be NULL. */
 nn_model *nn_model_load(const char *path, char *err, size_t err_len);
 void nn_model_free(nn_model *model);

@@ -283,13 +283,8 @@ static int tf_pads(json_t *node, int in_size, int k, int s, int d, int axis, int
     char pad[32];
     attr_str(node, "padding", pad, sizeof pad);
     *before = *after = 0;
-    if (!strcmp(pad, "SAME")) {   /* s, d, k >= 1 (checked by geometry); 64-bit against overflow */
-        long long out = ((long long)in_size + s - 1) / s, eff = (long long)(k - 1) * d + 1;
-        long long total = (out - 1) * s + eff - in_size;
-        if (total < 0) total = 0;
-        if (total > INT_MAX) return -1;
-        *before = (int)(total / 2);
-        *after = (int)(total - *before);
+    if (!strcmp(pad, "SAME")) {   /* s, d, k >= 1 (checked by geometry) */
+        if (nn_same_pads(in_size, k, s, d, before, after)) return -1;
     } else if (!strcmp(pad, "EXPLICIT")) {
         int ep[8] = {0};
         if (attr_ints(node, "explicit_paddings", ep, 8) != 8 || ep[2 * axis] < 0 || ep[2 * axis + 1] < 0) return -1;
@@ -366,26 +361,10 @@ static int op_conv(tf_ctx *c, json_t *node, const char *op, const char *name)
     const nn_shape *fs = &c->g->tensors[f].shape, *xs = &c->g->tensors[x].shape;
     if (fs->rank != 4 || xs->rank != 4 || fs->dims[2] != xs->dims[3])
         return nn_fail(c->g, "%s %s: filter %s does not match input channels", op, name, c->g->tensors[f].name);
-    int kh = fs->dims[0], kw = fs->dims[1], ci = fs->dims[2], co = fs->dims[3];
     nn_conv_params p = {0};
-    if (geometry(c, node, op, name, x, kh, kw, &p)) return -1;
-    p.out_min = -INFINITY;
-    p.out_max = INFINITY;
-    p.cin = ci;
-    p.groups = depthwise ? ci : 1;
-    p.cout = depthwise ? ci * co : co;
-    size_t per = (size_t)kh * kw * (depthwise ? 1 : ci);
-    p.weights = malloc((size_t)p.cout * per * sizeof(float));
-    p.bias = calloc((size_t)p.cout, sizeof(float));
-    if (!p.weights || !p.bias) { free(p.weights); free(p.bias); return nn_fail(c->g, "out of memory"); }
-    for (int y = 0; y < kh; y++)
-        for (int xx = 0; xx < kw; xx++)
-            for (int i = 0; i < ci; i++)
-                for (int o = 0; o < co; o++) {
-                    float v = fd[(((size_t)y * kw + xx) * ci + i) * co + o];
-                    if (depthwise) p.weights[((size_t)(i * co + o)) * per + (size_t)y * kw + xx] = v;
-                    else p.weights[(size_t)o * per + ((size_t)y * kw + xx) * ci + i] = v;
-                }
+    if (geometry(c, node, op, name, x, fs->dims[0], fs->dims[1], &p) ||
+        nn_conv_from_hwio(c->g, fd, fs, depthwise, &p))
+        return -1;
     /* Biases are folded into p.bias before the node is built. */
     float *bias = p.bias;
     json_t *l = json_object_get(json_object_get(attr(node, "fused_ops"), "list"), "s");
@@ -612,11 +591,8 @@ static int add_input(tf_ctx *c, json_t *node)
         if (d < 1 || d > (1 << 24)) return nn_fail(c->g, "input %s: dimension %d is not fixed", name, i);
         s.dims[i] = (int)d;
     }
-    int id = nn_tensor_add(c->g, name, s, NULL);
-    int *ins = realloc(c->g->inputs, (size_t)(c->g->n_inputs + 1) * sizeof *ins);
-    if (id < 0 || !ins) return nn_fail(c->g, "out of memory");
-    c->g->inputs = ins;
-    ins[c->g->n_inputs++] = id;
+    int id = nn_graph_add_input(c->g, name, s);
+    if (id < 0) return -1;
     find(c, name)->id = id;
     return 0;
 }
@@ -625,16 +601,7 @@ static int add_output(tf_ctx *c, const char *public_name, const char *ref)
 {
     int id = resolve(c, ref);
     if (id < 0) return -1;
-    int n = c->g->n_outputs;
-    int *o = realloc(c->g->outputs, (size_t)(n + 1) * sizeof *o);
-    if (o) c->g->outputs = o;
-    char **names = realloc(c->g->output_names, (size_t)(n + 1) * sizeof *names);
-    if (names) c->g->output_names = names;
-    if (!o || !names) return nn_fail(c->g, "out of memory");
-    o[n] = id;
-    names[n] = strdup(public_name);
-    c->g->n_outputs++;
-    return 0;
+    return nn_graph_add_output(c->g, public_name, id);
 }
 
 /* Outputs: the signature if there is one, else every node nobody reads. */
@@ -697,16 +664,37 @@ static int build(tf_ctx *c, json_t *root, const char *dir)
     return add_outputs(c, root, nodes);
 }
 
+/* The folder of path, where the weight shards are. */
+static void dir_of(const char *path, char *dir, size_t cap)
+{
+    snprintf(dir, cap, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = 0;
+    else snprintf(dir, cap, ".");
+}
+
+int nn_tfjs_weights_load(nn_graph *g, const char *manifest_path)
+{
+    json_error_t jerr;
+    json_t *root = json_load_file(manifest_path, 0, &jerr);
+    if (!root) return nn_fail(g, "%s: invalid JSON at line %d: %s", manifest_path, jerr.line, jerr.text);
+    char dir[4096];
+    dir_of(manifest_path, dir, sizeof dir);
+    tf_ctx c = {.g = g};
+    int rc = json_is_array(root) ? load_weights(&c, root, dir)
+                                 : nn_fail(g, "not a weights manifest (a JSON array of weight groups)");
+    json_decref(root);
+    if (rc) nn_fail_prefix(g, manifest_path);
+    return rc;
+}
+
 int nn_tfjs_load(nn_graph *g, const char *path)
 {
     json_error_t jerr;
     json_t *root = json_load_file(path, 0, &jerr);
     if (!root) return nn_fail(g, "%s: invalid JSON at line %d: %s", path, jerr.line, jerr.text);
     char dir[4096];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash) *slash = 0;
-    else snprintf(dir, sizeof dir, ".");
+    dir_of(path, dir, sizeof dir);
     tf_ctx c = {.g = g};
     int rc = build(&c, root, dir);
     free(c.e);

@@ -157,6 +157,9 @@ FIXTURE_TEST(test_blazeface_back, "blazeface-back")
 FIXTURE_TEST(test_facemesh, "facemesh")
 FIXTURE_TEST(test_faceres_deep, "faceres-deep")
 FIXTURE_TEST(test_mobilefacenet, "mobilefacenet")
+/* face-api's weights manifests, graph built by faceapi_load.c; reference = face-api on TF.js */
+FIXTURE_TEST(test_faceapi_age_gender, "faceapi-age_gender")
+FIXTURE_TEST(test_faceapi_recognition, "faceapi-recognition")
 
 /* ---- API behaviour ---------------------------------------------------- */
 
@@ -533,6 +536,39 @@ static void test_mismatched_shapes(void **state)
     unlink(path);
 }
 
+/* face-api manifests of networks faceapi_load.c does not build are refused by name. */
+static void test_faceapi_unknown_network(void **state)
+{
+    (void)state;
+    expect_load_error("models/faceapi/tiny_face_detector_model-weights_manifest.json", "not a face-api network");
+}
+
+/* A manifest lacking one weight the graph needs names that weight. The last entry
+ * of age_gender_model is fc/gender/bias, float32 [2]: dropped from the manifest and
+ * its 8 bytes from the shard. */
+static void test_faceapi_missing_weight(void **state)
+{
+    (void)state;
+    char dir[64], cmd[512], path[128];
+    snprintf(dir, sizeof dir, "/tmp/nn-test-faceapi-%d", (int)getpid());
+    snprintf(cmd, sizeof cmd, "mkdir -p %s && /usr/bin/python3 -c \"import json,sys; m=json.load(open(sys.argv[1]));"
+             " assert m[0]['weights'][-1]['name']=='fc/gender/bias'; m[0]['weights'].pop();"
+             " json.dump(m, open(sys.argv[2], 'w'))\" models/faceapi/age_gender_model-weights_manifest.json"
+             " %s/age_gender_model-weights_manifest.json", dir, dir);
+    assert_int_equal(system(cmd), 0);
+    FILE *f = fopen("models/faceapi/age_gender_model.bin", "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    double keep = (double)(ftell(f) - 8) / (double)ftell(f);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/age_gender_model.bin", dir);
+    copy_prefix("models/faceapi/age_gender_model.bin", path, keep + 1e-9);
+    snprintf(path, sizeof path, "%s/age_gender_model-weights_manifest.json", dir);
+    expect_load_error(path, "weight fc/gender/bias missing");
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -545,6 +581,10 @@ int main(void)
         cmocka_unit_test(test_facemesh),
         cmocka_unit_test(test_faceres_deep),
         cmocka_unit_test(test_mobilefacenet),
+        cmocka_unit_test(test_faceapi_age_gender),
+        cmocka_unit_test(test_faceapi_recognition),
+        cmocka_unit_test(test_faceapi_unknown_network),
+        cmocka_unit_test(test_faceapi_missing_weight),
         cmocka_unit_test(test_api_shapes_and_names),
         cmocka_unit_test(test_two_sessions_agree),
         cmocka_unit_test(test_sessions_share_packed_weights),
