@@ -24,7 +24,9 @@ VERSION    := $(shell sed -n 's/.*cfg->version, "\([^"]*\)".*/\1/p' src/core/con
 # their licences; nothing else of the npm packages is installed.
 MODEL_FILES := faceplugin/fr_detect.onnx faceplugin/fr_landmark.onnx faceplugin/fr_feature.onnx \
                faceplugin/fr_liveness.onnx faceplugin/LICENSE \
-               human/faceres-deep.json human/faceres-deep.bin human/LICENSE
+               human/faceres-deep.json human/faceres-deep.bin human/LICENSE \
+               faceapi/age_gender_model-weights_manifest.json faceapi/age_gender_model.bin \
+               faceapi/LICENSE
 WEB_FILES   := $(wildcard web/capture/*)
 
 # Defaults compiled into the binary: a development build finds models/, calibration/,
@@ -52,7 +54,8 @@ conf_path = $(if $(filter absolute,$(CONF_PATHS)),$1,$(shell realpath -m --relat
 
 install: build/dist/bioserver
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SHAREDIR)/calibration $(DESTDIR)$(SHAREDIR)/web/capture \
-	    $(DESTDIR)$(SHAREDIR)/models/faceplugin $(DESTDIR)$(SHAREDIR)/models/human $(DESTDIR)$(SYSCONFDIR)/bioserver
+	    $(DESTDIR)$(SHAREDIR)/models/faceplugin $(DESTDIR)$(SHAREDIR)/models/human \
+	    $(DESTDIR)$(SHAREDIR)/models/faceapi $(DESTDIR)$(SYSCONFDIR)/bioserver
 	install -d -m 0750 $(DESTDIR)$(STATEDIR)
 	install -m 0755 build/dist/bioserver $(DESTDIR)$(BINDIR)/bioserver
 	for f in $(MODEL_FILES); do install -m 0644 models/$$f $(DESTDIR)$(SHAREDIR)/models/$$f || exit 1; done

@@ -2,6 +2,7 @@
 #   make bench-accuracy  LFW 10-fold / TAR@FAR with the real face_analyze
 #   make bench-age       age MAE and the under-18 rule, current method vs the superseded one
 #   make bench-negatives faces found on no_face / lost on LFW, photos, documents, before/after
+#   make bench-quality   LFW error-versus-discard curve of the quality score, before/after
 #   make bench           face_analyze latency vs an OpenCV-DNN reference, same inputs
 #   make bench-memory    server RSS at 1, 2, 4, 8 workers (bench/bench_memory.py)
 bench-accuracy: build/tools/bench_accuracy
@@ -31,3 +32,9 @@ bench-age: build/tools/bench_age
 .PHONY: bench-negatives
 bench-negatives: build/tools/bench_negatives
 	nice ./build/tools/bench_negatives ../shared/data models
+
+# Quality that predicts errors: FNMR at the FAR-1e-3 threshold after discarding the
+# lowest-quality 0/5/10/20 % of LFW comparisons, per quality predictor (docs/quality.md).
+.PHONY: bench-quality
+bench-quality: build/tools/bench_quality
+	nice ./build/tools/bench_quality ../shared/data models

@@ -10,7 +10,7 @@
  *
  * Prints per method: MAE (evaluation and tuning half), the share of under-18s called
  * >= 18 and of adults refused at threshold 18 without and with the margin, and the
- * milliseconds face_analyze takes per image (p50, one thread: decode, detection,
+ * CPU milliseconds face_analyze takes per image (p50, one thread: decode, detection,
  * landmarks, embedding and age).
  *
  *   bench_age [DATA_DIR [MODELS_DIR]]   (defaults ../shared/data, models) */
@@ -28,7 +28,8 @@
 typedef struct {
     int n;
     float *truth;
-    float *age[2], *raw[2]; /* [0] current, [1] baseline; NAN without a face */
+    float *age[2];          /* [0] current, [1] baseline; NAN without a face */
+    float *raw;             /* the current method's model estimates, 2 per image */
     double *seconds[2];
     int method;             /* being filled */
 } age_set;
@@ -38,7 +39,7 @@ static void on_result(void *ctx, int i, int rc, const face_result *r, double sec
     age_set *s = ctx;
     bool ok = rc == FACE_OK && r->faces_found > 0 && r->has_age;
     s->age[s->method][i] = ok ? r->age : NAN;
-    s->raw[s->method][i] = ok ? r->age_raw : NAN;
+    if (s->method == 0) s->raw[2 * i] = ok ? r->age_raw[0] : NAN, s->raw[2 * i + 1] = r->age_raw[1];
     s->seconds[s->method][i] = seconds;
 }
 
@@ -121,7 +122,7 @@ static void print_method(const age_set *s, int method, const char *name)
     age_stats evm = half_stats(s, method, 1, margin);
     printf("%-9s MAE %5.2f (tuning half %5.2f) | minors called adult %5.1f%% (%d/%d), adults "
            "refused %5.1f%% | margin %2d (from tuning): %5.1f%% (%d/%d), refused %5.1f%% (%d/%d) "
-           "| no face %d | %.1f ms/face p50\n",
+           "| no face %d | %.1f CPU ms/face p50\n",
            name, ev.mae, tu.mae, pct(ev.minors_adult, ev.minors), ev.minors_adult, ev.minors,
            pct(ev.adults_refused, ev.adults), margin, pct(evm.minors_adult, evm.minors),
            evm.minors_adult, evm.minors, pct(evm.adults_refused, evm.adults),
@@ -140,53 +141,57 @@ static void print_margins(const age_set *s)
     }
 }
 
-/* Solves the 3x3 system a x = b by Gaussian elimination with partial pivoting. */
-static int solve3(double a[3][3], double b[3], double x[3])
+#define T FACE_AGE_TERMS
+
+/* Solves the T x T system a x = b by Gaussian elimination with partial pivoting. */
+static int solve(double a[T][T], double b[T], double x[T])
 {
-    for (int c = 0; c < 3; c++) {
+    for (int c = 0; c < T; c++) {
         int p = c;
-        for (int r = c + 1; r < 3; r++)
+        for (int r = c + 1; r < T; r++)
             if (fabs(a[r][c]) > fabs(a[p][c])) p = r;
         if (fabs(a[p][c]) < 1e-12) return -1;
-        for (int k = 0; k < 3; k++) {
+        for (int k = 0; k < T; k++) {
             double t = a[c][k];
             a[c][k] = a[p][k], a[p][k] = t;
         }
         double t = b[c];
         b[c] = b[p], b[p] = t;
-        for (int r = c + 1; r < 3; r++) {
+        for (int r = c + 1; r < T; r++) {
             double f = a[r][c] / a[c][c];
-            for (int k = c; k < 3; k++) a[r][k] -= f * a[c][k];
+            for (int k = c; k < T; k++) a[r][k] -= f * a[c][k];
             b[r] -= f * b[c];
         }
     }
-    for (int r = 2; r >= 0; r--) {
+    for (int r = T - 1; r >= 0; r--) {
         double v = b[r];
-        for (int k = r + 1; k < 3; k++) v -= a[r][k] * x[k];
+        for (int k = r + 1; k < T; k++) v -= a[r][k] * x[k];
         x[r] = v / a[r][r];
     }
     return 0;
 }
 
-/* truth ~ c0 + c1 raw + c2 raw^2 on the tuning half, by least absolute deviations
- * (iteratively reweighted least squares): the MAE is what we report, and it is less
- * pulled by the few faces the model gets badly wrong than a least-squares fit. */
-static int fit_calibration(const age_set *s, double c[3])
+/* truth ~ c0 + c1 d + c2 d^2 + c3 f (the terms of src/face/age.c) on the tuning half,
+ * by least absolute deviations (iteratively reweighted least squares): the MAE is
+ * what we report, and it is less pulled by the few faces the models get badly wrong
+ * than a least-squares fit. */
+static int fit_calibration(const age_set *s, double c[T])
 {
-    c[0] = 0, c[1] = 1, c[2] = 0;
+    for (int k = 0; k < T; k++) c[k] = 0;
     for (int iter = 0; iter < 100; iter++) {
-        double a[3][3] = {{0}}, b[3] = {0};
+        double a[T][T] = {{0}}, b[T] = {0};
         for (int i = 0; i < s->n; i += 2) {
-            double x = s->raw[0][i];
-            if (isnan(x)) continue;
-            double f[3] = {1, x, x * x}, pred = c[0] + c[1] * x + c[2] * x * x;
+            double d = s->raw[2 * i], f = s->raw[2 * i + 1];
+            if (isnan(d)) continue;
+            double x[T] = {1, d, d * d, f}, pred = 0;
+            for (int k = 0; k < T; k++) pred += c[k] * x[k];
             double w = iter == 0 ? 1 : 1 / fmax(fabs(pred - s->truth[i]), 0.5);
-            for (int r = 0; r < 3; r++) {
-                for (int k = 0; k < 3; k++) a[r][k] += w * f[r] * f[k];
-                b[r] += w * f[r] * s->truth[i];
+            for (int r = 0; r < T; r++) {
+                for (int k = 0; k < T; k++) a[r][k] += w * x[r] * x[k];
+                b[r] += w * x[r] * s->truth[i];
             }
         }
-        if (solve3(a, b, c) != 0) return -1;
+        if (solve(a, b, c) != 0) return -1;
     }
     return 0;
 }
@@ -214,11 +219,11 @@ int main(int argc, char **argv)
         return 1;
     }
     s.n = l.n;
+    if (!(s.raw = malloc(2 * (size_t)s.n * sizeof(float)))) return 1;
     for (int m = 0; m < 2; m++) {
         s.age[m] = malloc((size_t)s.n * sizeof(float));
-        s.raw[m] = malloc((size_t)s.n * sizeof(float));
         s.seconds[m] = malloc((size_t)s.n * sizeof(double));
-        if (!s.age[m] || !s.raw[m] || !s.seconds[m]) return 1;
+        if (!s.age[m] || !s.seconds[m]) return 1;
         face_options opt = {.want_embedding = true, .want_age = true, .age_baseline = m == 1};
         s.method = m;
         bench_images_run(&l, e, &opt, 1, on_result, &s); /* one thread: honest ms/face */
@@ -229,13 +234,15 @@ int main(int argc, char **argv)
     print_method(&s, 1, "baseline");
     print_method(&s, 0, "current");
     print_margins(&s);
-    double c[3];
-    float now[3];
+    double c[T];
+    float now[T];
     face_age_calibration(now);
     if (fit_calibration(&s, c) == 0)
-        printf("\nrefit on the tuning half: age = %.4f %+.5f raw %+.6f raw^2 (in use: %.4f %+.5f "
-               "raw %+.6f raw^2; src/face/age.c)\n", c[0], c[1], c[2], now[0], now[1], now[2]);
-    for (int m = 0; m < 2; m++) free(s.age[m]), free(s.raw[m]), free(s.seconds[m]);
+        printf("\nrefit on the tuning half (d faceres-deep, f face-api): age = %.4f %+.5f d %+.6f d^2 "
+               "%+.5f f\n  in use (src/face/age.c):                      age = %.4f %+.5f d %+.6f "
+               "d^2 %+.5f f\n", c[0], c[1], c[2], c[3], now[0], now[1], now[2], now[3]);
+    for (int m = 0; m < 2; m++) free(s.age[m]), free(s.seconds[m]);
+    free(s.raw);
     free(s.truth);
     bench_images_free(&l);
     face_engine_free(e);

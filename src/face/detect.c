@@ -82,17 +82,14 @@ static int detect_with_retry(face_worker *w, const image_rgb *img)
     return detect_faces(w, img, -px, -py, W + px, H + py);
 }
 
-/* The most prominent face: largest area weighted by score, so a big, clear face
- * wins over a small one in the background. */
-static int most_prominent(const det_box *boxes, int n)
+/* Prominence: area weighted by score, so a big, clear face wins over a small one in
+ * the background. */
+static float prominence(const det_box *b) { return (b->x1 - b->x0) * (b->y1 - b->y0) * b->score; }
+
+static int by_prominence_desc(const void *pa, const void *pb)
 {
-    int best = 0;
-    float best_v = -1;
-    for (int i = 0; i < n; i++) {
-        float v = (boxes[i].x1 - boxes[i].x0) * (boxes[i].y1 - boxes[i].y0) * boxes[i].score;
-        if (v > best_v) best_v = v, best = i;
-    }
-    return best;
+    float a = prominence(pa), b = prominence(pb);
+    return (a < b) - (a > b);
 }
 
 /* How strongly the recognition network sees a face in this orientation: the norm of
@@ -128,11 +125,10 @@ int face_detect_all_rotations(face_worker *w, const image_rgb *det, bool rotatio
         }
         int n = detect_with_retry(w, src), rc = FACE_OK;
         float evidence = 0;
-        det_box best = {0};
         if (n > 0) {
-            best = w->cand[most_prominent(w->cand, n)];
-            evidence = best.score;
-            if (rotations) rc = orientation_evidence(w, src, &best, &evidence);
+            qsort(w->cand, (size_t)n, sizeof *w->cand, by_prominence_desc);
+            evidence = w->cand[0].score;
+            if (rotations) rc = orientation_evidence(w, src, &w->cand[0], &evidence);
         }
         image_rgb_free(&rotated);
         if (n < 0) return n;
@@ -141,7 +137,7 @@ int face_detect_all_rotations(face_worker *w, const image_rgb *det, bool rotatio
             out->faces = n;
             out->rot = rot;
             out->evidence = evidence;
-            out->best = best;
+            memcpy(out->top, w->cand, (size_t)(n < FACE_TRIES ? n : FACE_TRIES) * sizeof *out->top);
         }
         if (!rotations) break;
     }

@@ -1,7 +1,7 @@
 /* The face pipeline behind pipeline.h: decode -> detect (fr_detect, RFB-320) -> pick
  * the most prominent face -> 68 landmarks (fr_landmark) -> 5-point similarity
  * alignment to the ArcFace 112x112 template -> embedding (fr_feature; the mirrored
- * face's too when face_options ask) -> quality, and optionally age (faceres-deep's age head).
+ * face's too when face_options ask) -> quality, and optionally age (faceres-deep's age head with face-api's age_gender_model).
  *
  * Speed: a large JPEG is decoded once with DCT scaling so the detector's source is
  * no bigger than it needs, and that same raster is used for alignment whenever the
@@ -96,7 +96,8 @@ face_engine *face_engine_load(const char *models_dir, char *err, size_t err_len)
     }
     if (e->age)
         snprintf(e->describe, sizeof e->describe,
-                 "fr_detect+fr_landmark+fr_feature(%d)+faceres-deep(age)", e->embedding_dim);
+                 "fr_detect+fr_landmark+fr_feature(%d)+faceres-deep,age_gender_model(age)",
+                 e->embedding_dim);
     else
         snprintf(e->describe, sizeof e->describe,
                  "fr_detect+fr_landmark+fr_feature(%d); no age: %.150s", e->embedding_dim,
@@ -111,6 +112,7 @@ void face_engine_free(face_engine *e)
     nn_model_free(e->landmark);
     nn_model_free(e->feature);
     nn_model_free(e->age);
+    nn_model_free(e->age_faceapi);
     free(e);
 }
 
@@ -126,10 +128,11 @@ face_worker *face_worker_create(const face_engine *e, char *err, size_t err_len)
         return NULL;
     }
     w->e = e;
-    const nn_model *models[] = {e->detect, e->landmark, e->feature, e->age};
-    for (int i = 0; i < 4; i++)
+    const nn_model *models[] = {e->detect, e->landmark, e->feature, e->age, e->age_faceapi};
+    const int n_models = (int)(sizeof models / sizeof *models);
+    for (int i = 0; i < n_models; i++)
         if (nn_model_arena_bytes(models[i]) > w->arena_bytes) w->arena_bytes = nn_model_arena_bytes(models[i]);
-    if (!(w->arena = nn_arena_for(models, 4))) {
+    if (!(w->arena = nn_arena_for(models, n_models))) {
         snprintf(err, err_len, "out of memory");
         free(w);
         return NULL;
@@ -137,7 +140,9 @@ face_worker *face_worker_create(const face_engine *e, char *err, size_t err_len)
     if (!(w->detect = nn_session_create_in(e->detect, w->arena, err, err_len)) ||
         !(w->landmark = nn_session_create_in(e->landmark, w->arena, err, err_len)) ||
         !(w->feature = nn_session_create_in(e->feature, w->arena, err, err_len)) ||
-        (e->age && !(w->age = nn_session_create_in(e->age, w->arena, err, err_len)))) {
+        (e->age && !(w->age = nn_session_create_in(e->age, w->arena, err, err_len))) ||
+        (e->age_faceapi &&
+         !(w->age_faceapi = nn_session_create_in(e->age_faceapi, w->arena, err, err_len)))) {
         face_worker_free(w);
         return NULL;
     }
@@ -151,6 +156,7 @@ void face_worker_free(face_worker *w)
     nn_session_free(w->landmark);
     nn_session_free(w->feature);
     nn_session_free(w->age);
+    nn_session_free(w->age_faceapi);
     for (int i = 0; i < w->n_extra; i++) nn_session_free(w->extra[i].session);
     free(w->arena);
     free(w);
@@ -202,15 +208,14 @@ typedef struct {
  * the chosen raster. Returns 1 to reuse det as is, 0 when out->img was made (the
  * caller frees it), or a negative FACE_ERR_*. */
 static int alignment_view(const uint8_t *data, size_t len, const image_limits *lim,
-                          const view *det, const detection *d, view *out, det_box *box,
-                          char *err, size_t err_len)
+                          const view *det, const detection *d, const det_box *face, view *out,
+                          det_box *box, char *err, size_t err_len)
 {
-    float bw = d->best.x1 - d->best.x0;
+    float bw = face->x1 - face->x0;
     int denom = det->denom;
     while (denom > 1 && bw * ((float)det->denom / (float)denom) < ALIGN_MIN_BOX) denom /= 2;
     float k = (float)det->denom / (float)denom;
-    *box = (det_box){d->best.x0 * k, d->best.y0 * k, d->best.x1 * k, d->best.y1 * k,
-                     d->best.score};
+    *box = (det_box){face->x0 * k, face->y0 * k, face->x1 * k, face->y1 * k, face->score};
     out->denom = denom;
     out->rot = d->rot;
     if (denom == det->denom && d->rot == 0) return 1; /* reuse the detection raster */
@@ -256,9 +261,33 @@ static int analyse_face(face_worker *w, const view *v, const det_box *box,
     out->quality = face_quality(w->aligned, box->score, sqrtf(dx * dx + dy * dy), five,
                                 out->embedding_norm, out->quality_factors);
     if (opt->want_age && w->age) {
-        rc = face_estimate_age(w, &v->img, five, opt->age_baseline, &out->age, &out->age_raw);
+        rc = face_estimate_age(w, &v->img, five, opt->age_baseline, &out->age, out->age_raw);
         if (rc != FACE_OK) return rc;
         out->has_age = true;
+    }
+    return FACE_OK;
+}
+
+/* The most prominent detection that passes the plausibility check, of the first
+ * FACE_TRIES; faces_found counts the detections less those found implausible. */
+static int analyse_detections(face_worker *w, const uint8_t *data, size_t len,
+                              const image_limits *lim, const view *det, const detection *d,
+                              const face_options *opt, face_result *out, char *err, size_t err_len)
+{
+    int tries = d->faces < FACE_TRIES ? d->faces : FACE_TRIES, rejected = 0;
+    for (int t = 0; t < tries; t++) {
+        view al = {0};
+        det_box box;
+        int reuse = alignment_view(data, len, lim, det, d, &d->top[t], &al, &box, err, err_len);
+        if (reuse < 0) return reuse;
+        out->faces_found = d->faces - rejected;
+        out->detection_score = d->top[t].score;
+        out->rotation = d->rot;
+        out->implausible = false;
+        int rc = analyse_face(w, reuse ? det : &al, &box, opt, out);
+        if (!reuse) image_rgb_free(&al.img);
+        if (rc != FACE_OK || !out->implausible) return rc;
+        rejected++;
     }
     return FACE_OK;
 }
@@ -269,7 +298,7 @@ int face_analyze(face_worker *w, const uint8_t *data, size_t len, const face_opt
     static const face_options defaults = {.want_embedding = true};
     if (!opt) opt = &defaults;
     memset(out, 0, offsetof(face_result, embedding));
-    out->has_age = false, out->age = 0, out->age_raw = 0;
+    out->has_age = false, out->age = 0, out->age_raw[0] = out->age_raw[1] = 0;
     out->quality = -10000.0f;
     int W, H;
     int probe = image_probe(data, len, &W, &H, NULL);
@@ -286,20 +315,7 @@ int face_analyze(face_worker *w, const uint8_t *data, size_t len, const face_opt
     if (rc) return face_image_error(rc);
     detection d;
     rc = face_detect_all_rotations(w, &det.img, opt->rotation_enabled, &d);
-    if (rc == FACE_OK && d.faces > 0) {
-        view al = {0};
-        det_box box;
-        int reuse = alignment_view(data, len, &lim, &det, &d, &al, &box, err, err_len);
-        if (reuse < 0) {
-            rc = reuse;
-        } else {
-            out->faces_found = d.faces;
-            out->detection_score = d.best.score;
-            out->rotation = d.rot;
-            rc = analyse_face(w, reuse ? &det : &al, &box, opt, out);
-            if (!reuse) image_rgb_free(&al.img);
-        }
-    }
+    if (rc == FACE_OK) rc = analyse_detections(w, data, len, &lim, &det, &d, opt, out, err, err_len);
     image_rgb_free(&det.img);
     if (rc == FACE_OK && out->faces_found == 0) out->quality = -10000.0f;
     if (rc == FACE_ERR_MODEL) snprintf(err, err_len, "inference failed");

@@ -55,7 +55,7 @@ typedef struct {
     float embedding[FACE_EMBEDDING_MAX]; /* L2-normalised */
     bool has_age;
     float age;              /* calibrated years */
-    float age_raw;          /* the model's own estimate, before calibration */
+    float age_raw[2];       /* the models' own estimates: faceres-deep, face-api */
 } face_result;
 
 enum {
@@ -87,11 +87,13 @@ nn_session *face_worker_session(face_worker *w, const nn_model *m);
 int face_analyze(face_worker *w, const uint8_t *data, size_t len, const face_options *opt,
                  face_result *out, char *err, size_t err_len);
 
-/* True when the age model loaded (faceres-deep); without it has_age stays false. */
+/* True when the age models loaded (faceres-deep, face-api's age_gender_model); without
+ * them has_age stays false. */
 bool face_engine_has_age(const face_engine *e);
-/* The age calibration in use, age = c[0] + c[1] raw + c[2] raw^2 with raw the model's
- * output (face_result.age_raw), for the refit in tools/bench_age.c. */
-void face_age_calibration(float c[3]);
+/* The age calibration in use, age = c[0] + c[1] d + c[2] d^2 + c[3] f with d and f
+ * the two models' estimates (face_result.age_raw), for the refit in tools/bench_age.c. */
+#define FACE_AGE_TERMS 4
+void face_age_calibration(float c[FACE_AGE_TERMS]);
 
 
 #endif

@@ -28,17 +28,23 @@
  * (text) and 1.67 (retina); real faces are above 1.98 (the faintest document
  * portrait; LFW's lowest of 13,233 is 2.2). */
 #define FACE_NORM_MIN 1.80f
+/* Detections tried, most prominent first, until one passes the check: on LFW the most
+ * prominent box is sometimes a raised arm or a shoulder beside the face (2 of 13,233
+ * images, e.g. Mark_Gottfried_0003), and the real face comes next. */
+#define FACE_TRIES 3
 #define LMK_SIZE 64
 #define LMK_POINTS 68
 #define FEAT_SIZE 112
 #define AGE_SIZE 224
 #define AGE_BINS 100
+#define AGE_FACEAPI_SIZE 112
 
 struct face_engine {
-    nn_model *detect, *landmark, *feature, *age;
+    nn_model *detect, *landmark, *feature;
+    nn_model *age, *age_faceapi; /* faceres-deep, face-api's age_gender_model: both or none */
     int det_scores, det_boxes; /* output indices of fr_detect */
     int embedding_dim;
-    int age_output;            /* output index of the age head, -1 without age */
+    int age_output, age_faceapi_output; /* output indices of the age heads, -1 without age */
     char describe[256];
 };
 
@@ -52,7 +58,7 @@ struct face_worker {
     const face_engine *e;
     void *arena; /* activations of every session, sized for the largest engine model */
     size_t arena_bytes;
-    nn_session *detect, *landmark, *feature, *age;
+    nn_session *detect, *landmark, *feature, *age, *age_faceapi;
     struct {
         const nn_model *model;
         nn_session *session;
@@ -71,7 +77,7 @@ int face_image_error(int rc);
 typedef struct {
     int faces, rot;
     float evidence; /* what decided the rotation (see detect.c) */
-    det_box best;   /* its most prominent face */
+    det_box top[FACE_TRIES]; /* its most prominent faces, best first (min(faces, FACE_TRIES)) */
 } detection;
 /* Detects on det (upright) and, when asked, on its 90/180/270 rotations; keeps the
  * rotation with the strongest evidence of an upright face. */
@@ -103,12 +109,13 @@ float face_quality(const float *aligned, float det_score, float eye_dist_px, con
                    float embedding_norm, float factors[FACE_QF_COUNT]);
 
 /* ---- age.c ---- */
-/* Loads faceres-deep into e->age. -1 (why set) when the file is missing; 0 otherwise,
- * with e->age NULL and why set when it is present but unusable. */
+/* Loads faceres-deep and face-api's age_gender_model into e->age and e->age_faceapi.
+ * -1 (why set) when a file is missing; 0 otherwise, with both NULL and why set when
+ * one is present but unusable. */
 int face_load_age_model(face_engine *e, const char *models_dir, char *why, size_t why_len);
-/* The calibrated age of the face with these five points in img into *age, the model's
- * own into *raw; baseline selects the superseded method (face_options.age_baseline). */
+/* The calibrated age of the face with these five points in img into *age, the models'
+ * own into raw; baseline selects the superseded method (face_options.age_baseline). */
 int face_estimate_age(face_worker *w, const image_rgb *img, const float *five, bool baseline,
-                      float *age, float *raw);
+                      float *age, float raw[2]);
 
 #endif
