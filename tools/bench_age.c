@@ -198,14 +198,8 @@ static int fit_calibration(const age_set *s, double c[T])
 
 int main(int argc, char **argv)
 {
-    const char *dir = argc > 1 ? argv[1] : "../shared/data";
-    const char *models = argc > 2 ? argv[2] : "models";
-    char err[512];
-    face_engine *e = face_engine_load(models, err, sizeof err);
-    if (!e) {
-        fprintf(stderr, "%s\n", err);
-        return 1;
-    }
+    const char *dir;
+    face_engine *e = bench_engine_from_args(argc, argv, &dir);
     if (!face_engine_has_age(e)) {
         fprintf(stderr, "no age model: %s\n", face_engine_describe(e));
         return 1;

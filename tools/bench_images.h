@@ -43,6 +43,21 @@ typedef struct {
     pthread_mutex_t lock;
 } bench_images_job;
 
+/* The engine of a benchmark run as `tool [DATA_DIR [MODELS_DIR]]` (defaults
+ * ../shared/data and models); *data_dir gets the data folder. Exits when the models
+ * do not load. */
+static inline face_engine *bench_engine_from_args(int argc, char **argv, const char **data_dir)
+{
+    char err[512];
+    *data_dir = argc > 1 ? argv[1] : "../shared/data";
+    face_engine *e = face_engine_load(argc > 2 ? argv[2] : "models", err, sizeof err);
+    if (!e) {
+        fprintf(stderr, "%s\n", err);
+        exit(1);
+    }
+    return e;
+}
+
 static inline void bench_images_add(bench_image_list *l, const char *path)
 {
     if (l->n == l->cap) {

@@ -107,16 +107,10 @@ static void report(const image_set *s, const outcome *o, const bench_image_list 
 
 int main(int argc, char **argv)
 {
-    const char *dir = argc > 1 ? argv[1] : "../shared/data";
-    const char *models = argc > 2 ? argv[2] : "models";
-    const char *every_env = getenv("LFW_EVERY");
+    const char *dir, *every_env = getenv("LFW_EVERY");
     int lfw_every = every_env && atoi(every_env) > 0 ? atoi(every_env) : 1;
-    char err[512], path[2048];
-    face_engine *e = face_engine_load(models, err, sizeof err);
-    if (!e) {
-        fprintf(stderr, "%s\n", err);
-        return 1;
-    }
+    char path[2048];
+    face_engine *e = bench_engine_from_args(argc, argv, &dir);
     bench_image_list l = {0};
     image_set sets[] = {{"no_face", false, 0, 0},  {"multi_face", true, 0, 0},
                         {"photos", true, 0, 0},    {"documents", true, 0, 0},

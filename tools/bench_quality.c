@@ -10,8 +10,9 @@
  *    has quality -10000 and counts as a false non-match).
  * 3. FNMR at that fixed threshold after discarding the lowest-quality 0, 5, 10, 20 %
  *    of the genuine comparisons, for each predictor: the server's quality, the
- *    superseded quality (the same factors without the likeness factor and without
- *    the exponents fitted on DevTrain: src/face/quality.c), and each factor alone.
+ *    superseded quality (the first five factors multiplied, without the likeness
+ *    factor and the exponents fitted on DevTrain: src/face/quality.c), and each
+ *    factor alone.
  *
  * The exponents in src/face/quality.c were fitted on DevTrain only (tools/fit_quality.py
  * on the dump below); DevTest is the honest report, DevTrain shows the fit.
@@ -214,14 +215,9 @@ static void dump(const char *prefix, const lfw_run *run, const bench_image_list 
 
 int main(int argc, char **argv)
 {
-    const char *dir = argc > 1 ? argv[1] : "../shared/data";
-    const char *models = argc > 2 ? argv[2] : "models";
-    char err[512], lfw[1024];
-    face_engine *e = face_engine_load(models, err, sizeof err);
-    if (!e) {
-        fprintf(stderr, "%s\n", err);
-        return 1;
-    }
+    const char *dir;
+    face_engine *e = bench_engine_from_args(argc, argv, &dir);
+    char lfw[1024];
     snprintf(lfw, sizeof lfw, "%s/lfw", dir);
     bench_image_list l = {0};
     lfw_run run = {.dim = face_engine_embedding_dim(e)};
