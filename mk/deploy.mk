@@ -26,6 +26,7 @@ MODEL_FILES := faceplugin/fr_detect.onnx faceplugin/fr_landmark.onnx faceplugin/
                faceplugin/fr_liveness.onnx faceplugin/LICENSE \
                human/faceres-deep.json human/faceres-deep.bin human/LICENSE \
                faceapi/face_recognition_model-weights_manifest.json faceapi/face_recognition_model.bin \
+               faceapi/age_gender_model-weights_manifest.json faceapi/age_gender_model.bin \
                faceapi/LICENSE
 WEB_FILES   := $(wildcard web/capture/*)
 

@@ -1,5 +1,8 @@
 # Face pipeline benchmarks (included by the Makefile).
-#   make bench-accuracy  LFW 10-fold / TAR@FAR and age MAE with the real face_analyze
+#   make bench-accuracy  LFW 10-fold / TAR@FAR per mode with the real face_analyze
+#   make bench-age       age MAE and the under-18 rule, current method vs the superseded one
+#   make bench-negatives faces found on no_face / lost on LFW, photos, documents, before/after
+#   make bench-quality   LFW error-versus-discard curve of the quality score, before/after
 #   make bench           face_analyze latency vs an OpenCV-DNN reference and the
 #                        baseline build (mk/baseline.mk), same inputs
 #   make bench-memory    server RSS at 1, 2, 4, 8 workers (bench/bench_memory.py), this
@@ -19,3 +22,21 @@ bench-compression: build/bioserver
 .PHONY: bench-memory
 bench-memory: build/bioserver $(BASELINE)
 	BIOSERVER_BASELINE=$(BASELINE) /usr/bin/python3 bench/bench_memory.py
+
+# Age on data/age: the method in use against the superseded one on the same faces,
+# tuned on the even MANIFEST rows, reported on the odd ones (docs/age.md).
+.PHONY: bench-age
+bench-age: build/tools/bench_age
+	nice ./build/tools/bench_age ../shared/data models
+
+# No face where there is none, none lost where there is one: the detector alone
+# ("before") against the plausibility check ("after"), per data set, same run.
+.PHONY: bench-negatives
+bench-negatives: build/tools/bench_negatives
+	nice ./build/tools/bench_negatives ../shared/data models
+
+# Quality that predicts errors: FNMR at the FAR-1e-3 threshold after discarding the
+# lowest-quality 0/5/10/20 % of LFW comparisons, per quality predictor (docs/quality.md).
+.PHONY: bench-quality
+bench-quality: build/tools/bench_quality
+	nice ./build/tools/bench_quality ../shared/data models

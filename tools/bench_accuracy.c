@@ -8,21 +8,17 @@
  *    pairs.txt against every impostor pair that the embedded images can form. An
  *    image without a usable face is a failure to enrol: its pairs always count as
  *    wrong (genuine rejected, impostor accepted), never skipped.
- *  - Age on data/age: the MANIFEST rows are split by index (even = calibration half,
- *    odd = evaluation half); prints the MAE on the evaluation half, the share of
- *    under-18s called >= 18, and the least-squares refit of the calibration on the
- *    even half (compose it with AGE_CAL_A/B in src/face/age.c to refit).
+ *  Age: tools/bench_age.c (`make bench-age`).
  *
  * Every image is analysed once a mode, by two threads each owning a face_worker. The
  * LFW embeddings go to build/lfw_embeddings[_accurate].{tsv,f32} for the matching and
  * calibration work.
  *
  *   bench_accuracy [DATA_DIR [MODELS_DIR]]   (defaults ../shared/data, models)
- *   environment: BENCH_ONLY=lfw|age, BENCH_MODES=fast,accurate (default both),
+ *   environment: BENCH_MODES=fast,accurate (default both),
  *   BENCH_NO_TAR=1 (skip the 30M impostor pairs), BENCH_PAIRS=N (only the first N pairs:
  *   a quick speed comparison),
- *   BENCH_MIRROR=1 (also embed the mirrored face), AGE_DUMP=FILE (per-image
- *   truth and estimate, to try other calibrations), BENCH_TFLITE=MODEL (embed the
+ *   BENCH_MIRROR=1 (also embed the mirrored face), BENCH_TFLITE=MODEL (embed the
  *   same aligned face with this 112x112 NHWC model instead, e.g.
  *   models/expo/MobileFaceNet.tflite: RGB (x - 127.5) / 128, batch 2 = face + mirror) */
 #include <math.h>
@@ -46,9 +42,6 @@ typedef struct {
     char path[MAX_PATH];
     char person[128];
     int ok;          /* 1 = a face was embedded */
-    float age;       /* age tasks: reported age, truth below */
-    int has_age;
-    float truth;
     float *emb;
 } item;
 
@@ -61,7 +54,7 @@ typedef struct {
 
 typedef struct {
     item *items;
-    int n, next, want_age, mirror, accurate;
+    int n, next, mirror, accurate;
     int dim;
     double cpu_s;   /* thread CPU time of every face_analyze call */
     const face_engine *engine;
@@ -104,7 +97,7 @@ static double analyse_item(face_worker *w, nn_session *tflite, job_queue *q, ite
     char err[256];
     size_t len;
     uint8_t *data = file_read_all(it->path, (size_t)1 << 28, &len);
-    face_options opt = {.want_embedding = !q->want_age, .want_age = q->want_age,
+    face_options opt = {.want_embedding = true,
                         .mirror_embedding = q->mirror, .accurate = q->accurate};
     double t0 = thread_cpu_s();
     int rc = data ? face_analyze(w, data, len, &opt, r, err, sizeof err) : FACE_ERR_IMAGE;
@@ -112,8 +105,6 @@ static double analyse_item(face_worker *w, nn_session *tflite, job_queue *q, ite
     if (rc == FACE_OK && r->faces_found > 0) {
         it->ok = !tflite || embed_tflite(w, tflite, q->mirror, it->emb, q->dim) == 0;
         if (it->emb && !tflite) memcpy(it->emb, r->embedding, sizeof(float) * (size_t)q->dim);
-        it->has_age = r->has_age;
-        it->age = r->age;
     }
     free(data);
     return spent;
@@ -351,84 +342,10 @@ static void bench_lfw(const char *dir, const face_engine *e, int algo)
     free(pairs);
 }
 
-/* ---- age ---------------------------------------------------------------------------- */
-
-static int load_age_manifest(const char *dir, item *items)
-{
-    char path[MAX_PATH], line[1024];
-    snprintf(path, sizeof path, "%s/age/MANIFEST.tsv", dir);
-    FILE *f = fopen(path, "r");
-    if (!f) return -1;
-    int n = 0;
-    if (!fgets(line, sizeof line, f)) n = 0; /* header */
-    while (n < MAX_IMAGES && fgets(line, sizeof line, f)) {
-        char file[256];
-        float age;
-        if (sscanf(line, "%255[^\t]\t%f", file, &age) != 2) continue;
-        snprintf(items[n].path, MAX_PATH, "%s/age/%s", dir, file);
-        items[n].truth = age;
-        n++;
-    }
-    fclose(f);
-    return n;
-}
-
-static void bench_age(const char *dir, const face_engine *e)
-{
-    item *items = calloc(MAX_IMAGES, sizeof *items);
-    int n = load_age_manifest(dir, items);
-    if (n <= 0) {
-        fprintf(stderr, "cannot read %s/age/MANIFEST.tsv\n", dir);
-        free(items);
-        return;
-    }
-    job_queue q = {.items = items, .n = n, .want_age = 1, .engine = e};
-    run_all(&q);
-    const char *dump = getenv("AGE_DUMP"); /* file for tools/fit_age.py: row truth reported */
-    FILE *df = dump ? fopen(dump, "w") : NULL;
-    for (int i = 0; df && i < n; i++)
-        fprintf(df, "%d\t%.1f\t%.4f\t%d\n", i, items[i].truth, items[i].age, items[i].has_age);
-    if (df) fclose(df);
-    /* Fit truth = a * reported + b on the even rows. */
-    double sx = 0, sy = 0, sxx = 0, sxy = 0, m = 0;
-    for (int i = 0; i < n; i += 2) {
-        if (!items[i].has_age) continue;
-        double x = items[i].age, y = items[i].truth;
-        sx += x, sy += y, sxx += x * x, sxy += x * y, m++;
-    }
-    double den = m * sxx - sx * sx;
-    double a = den != 0 ? (m * sxy - sx * sy) / den : 1, b = m > 0 ? (sy - a * sx) / m : 0;
-    /* Evaluate on the odd rows; a failure to estimate counts as age 30 (error). */
-    double abs_err = 0;
-    int count = 0, minors = 0, minors_adult = 0, missing = 0;
-    for (int i = 1; i < n; i += 2) {
-        float est = items[i].has_age ? items[i].age : 30.0f;
-        missing += !items[i].has_age;
-        abs_err += fabs(est - items[i].truth);
-        count++;
-        if (items[i].truth < 18) minors++, minors_adult += est >= 18;
-    }
-    if (m == 0) {
-        printf("age: no estimates (engine without an age model)\n");
-    } else {
-        printf("age: MAE %.2f years on the evaluation half (%d images, %d without estimate)\n",
-               abs_err / count, count, missing);
-        printf("age: under-18s called >= 18: %.1f%% (%d of %d)\n",
-               minors ? 100.0 * minors_adult / minors : 0.0, minors_adult, minors);
-        float ca, cb;
-        face_age_calibration(&ca, &cb);
-        printf("age: refit on the calibration half: truth = %.4f * reported %+.3f, i.e. "
-               "AGE_CAL_A %.4f, AGE_CAL_B %.4f (now %.4f, %.4f)\n",
-               a, b, a * ca, a * cb + b, ca, cb);
-    }
-    free(items);
-}
-
 int main(int argc, char **argv)
 {
     const char *dir = argc > 1 ? argv[1] : "../shared/data";
     const char *models = argc > 2 ? argv[2] : "models";
-    const char *only = getenv("BENCH_ONLY"); /* "lfw" or "age" to run one part */
     char err[512];
     face_engine *e = face_engine_load(models, err, sizeof err);
     if (!e) {
@@ -437,9 +354,8 @@ int main(int argc, char **argv)
     }
     printf("engine: %s\n", face_engine_describe(e));
     const char *modes = getenv("BENCH_MODES");
-    for (int a = 0; a < 2 && (!only || strcmp(only, "lfw") == 0); a++)
+    for (int a = 0; a < 2; a++)
         if (!modes || strstr(modes, ALGORITHMS[a].name)) bench_lfw(dir, e, a);
-    if (!only || strcmp(only, "age") == 0) bench_age(dir, e);
     face_engine_free(e);
     return 0;
 }

@@ -83,17 +83,14 @@ static int detect_with_retry(face_worker *w, const image_rgb *img)
     return detect_faces(w, img, -px, -py, W + px, H + py);
 }
 
-/* The most prominent face: largest area weighted by score, so a big, clear face
- * wins over a small one in the background. */
-static int most_prominent(const det_box *boxes, int n)
+/* Prominence: area weighted by score, so a big, clear face wins over a small one in
+ * the background. */
+static float prominence(const det_box *b) { return (b->x1 - b->x0) * (b->y1 - b->y0) * b->score; }
+
+static int by_prominence_desc(const void *pa, const void *pb)
 {
-    int best = 0;
-    float best_v = -1;
-    for (int i = 0; i < n; i++) {
-        float v = (boxes[i].x1 - boxes[i].x0) * (boxes[i].y1 - boxes[i].y0) * boxes[i].score;
-        if (v > best_v) best_v = v, best = i;
-    }
-    return best;
+    float a = prominence(pa), b = prominence(pb);
+    return (a < b) - (a > b);
 }
 
 /* How strongly the recognition network sees a face in this orientation: the norm of
@@ -109,12 +106,9 @@ static int orientation_evidence(face_worker *w, const image_rgb *img, const det_
     face_five_points(pts, five);
     *out = 0;
     if (face_align(w, img, five) != 0) return FACE_OK;
-    memcpy(nn_session_input(w->feature, 0), w->aligned, sizeof w->aligned);
-    if (nn_run(w->feature) != NN_OK) return FACE_ERR_MODEL;
-    const float *o = nn_session_output(w->feature, 0);
-    double sum = 0;
-    for (int i = 0; i < w->e->embedding_dim; i++) sum += (double)o[i] * o[i];
-    *out = (float)sqrt(sum) * b->score;
+    float norm;
+    if ((rc = face_feature_run(w, &norm)) != FACE_OK) return rc;
+    *out = norm * b->score;
     return FACE_OK;
 }
 
@@ -132,11 +126,10 @@ int face_detect_all_rotations(face_worker *w, const image_rgb *det, bool rotatio
         }
         int n = detect_with_retry(w, src), rc = FACE_OK;
         float evidence = 0;
-        det_box best = {0};
         if (n > 0) {
-            best = w->cand[most_prominent(w->cand, n)];
-            evidence = best.score;
-            if (rotations) rc = orientation_evidence(w, src, &best, &evidence);
+            qsort(w->cand, (size_t)n, sizeof *w->cand, by_prominence_desc);
+            evidence = w->cand[0].score;
+            if (rotations) rc = orientation_evidence(w, src, &w->cand[0], &evidence);
         }
         image_rgb_free(&rotated);
         if (n < 0) return n;
@@ -145,7 +138,7 @@ int face_detect_all_rotations(face_worker *w, const image_rgb *det, bool rotatio
             out->faces = n;
             out->rot = rot;
             out->evidence = evidence;
-            out->best = best;
+            memcpy(out->top, w->cand, (size_t)(n < FACE_TRIES ? n : FACE_TRIES) * sizeof *out->top);
         }
         if (!rotations) break;
     }
@@ -175,11 +168,11 @@ int face_track(face_worker *w, const uint8_t *data, size_t len, long max_pixels,
     detection d;
     rc = face_detect_all_rotations(w, &img, false, &d);
     float pts[2 * LMK_POINTS], five[10];
-    if (rc == FACE_OK && d.faces > 0 && (rc = face_landmarks_68(w, &img, &d.best, pts)) == FACE_OK) {
+    if (rc == FACE_OK && d.faces > 0 && (rc = face_landmarks_68(w, &img, &d.top[0], pts)) == FACE_OK) {
         face_five_points(pts, five);
         out->faces_found = d.faces;
-        out->detection_score = d.best.score;
-        face_box_to_original(&d.best, denom, 0, W, H, out->box);
+        out->detection_score = d.top[0].score;
+        face_box_to_original(&d.top[0], denom, 0, W, H, out->box);
         face_point_to_original(five[0], five[1], denom, 0, W, H, out->eyes);
         face_point_to_original(five[2], five[3], denom, 0, W, H, out->eyes + 2);
     }

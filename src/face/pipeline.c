@@ -2,7 +2,8 @@
  * the most prominent face -> 68 landmarks (fr_landmark) -> 5-point similarity
  * alignment to the ArcFace 112x112 template -> embedding (fr_feature; the mirrored
  * face's too when face_options ask; in the accurate mode fused with dlib's ResNet,
- * embed_dlib.c) -> quality, and optionally age (faceres-deep's age head).
+ * embed_dlib.c) -> quality, and optionally age (faceres-deep's age head with
+ * face-api's age_gender_model).
  *
  * Speed: a large JPEG is decoded once with DCT scaling so the detector's source is
  * no bigger than it needs, and that same raster is used for alignment whenever the
@@ -148,7 +149,8 @@ face_engine *face_engine_load(const char *models_dir, char *err, size_t err_len)
     }
     if (e->age)
         snprintf(e->describe, sizeof e->describe,
-                 "fr_detect+fr_landmark+fr_feature(%d)+dlib(%d)+faceres-deep(age)", e->embedding_dim, DLIB_DIM);
+                 "fr_detect+fr_landmark+fr_feature(%d)+dlib(%d)+faceres-deep,age_gender_model(age)",
+                 e->embedding_dim, DLIB_DIM);
     else
         snprintf(e->describe, sizeof e->describe,
                  "fr_detect+fr_landmark+fr_feature(%d)+dlib(%d); no age: %.150s", e->embedding_dim,
@@ -164,6 +166,7 @@ void face_engine_free(face_engine *e)
     nn_model_free(e->feature);
     nn_model_free(e->age);
     nn_model_free(e->dlib);
+    nn_model_free(e->age_faceapi);
     free(e);
 }
 
@@ -179,10 +182,11 @@ face_worker *face_worker_create(const face_engine *e, char *err, size_t err_len)
         return NULL;
     }
     w->e = e;
-    const nn_model *models[] = {e->detect, e->landmark, e->feature, e->age, e->dlib};
-    for (int i = 0; i < 5; i++)
+    const nn_model *models[] = {e->detect, e->landmark, e->feature, e->age, e->age_faceapi, e->dlib};
+    const int n_models = (int)(sizeof models / sizeof *models);
+    for (int i = 0; i < n_models; i++)
         if (nn_model_arena_bytes(models[i]) > w->arena_bytes) w->arena_bytes = nn_model_arena_bytes(models[i]);
-    if (!(w->arena = nn_arena_for(models, 5))) {
+    if (!(w->arena = nn_arena_for(models, n_models))) {
         snprintf(err, err_len, "out of memory");
         free(w);
         return NULL;
@@ -191,7 +195,9 @@ face_worker *face_worker_create(const face_engine *e, char *err, size_t err_len)
         !(w->landmark = nn_session_create_in(e->landmark, w->arena, err, err_len)) ||
         !(w->feature = nn_session_create_in(e->feature, w->arena, err, err_len)) ||
         !(w->dlib = nn_session_create_in(e->dlib, w->arena, err, err_len)) ||
-        (e->age && !(w->age = nn_session_create_in(e->age, w->arena, err, err_len)))) {
+        (e->age && !(w->age = nn_session_create_in(e->age, w->arena, err, err_len))) ||
+        (e->age_faceapi &&
+         !(w->age_faceapi = nn_session_create_in(e->age_faceapi, w->arena, err, err_len)))) {
         face_worker_free(w);
         return NULL;
     }
@@ -206,6 +212,7 @@ void face_worker_free(face_worker *w)
     nn_session_free(w->feature);
     nn_session_free(w->age);
     nn_session_free(w->dlib);
+    nn_session_free(w->age_faceapi);
     for (int i = 0; i < w->n_extra; i++) nn_session_free(w->extra[i].session);
     free(w->arena);
     free(w);
@@ -260,15 +267,14 @@ typedef struct {
  * the chosen raster. Returns 1 to reuse det as is, 0 when out->img was made (the
  * caller frees it), or a negative FACE_ERR_*. */
 static int alignment_view(const uint8_t *data, size_t len, const image_limits *lim,
-                          const view *det, const detection *d, view *out, det_box *box,
-                          char *err, size_t err_len)
+                          const view *det, const detection *d, const det_box *face, view *out,
+                          det_box *box, char *err, size_t err_len)
 {
-    float bw = d->best.x1 - d->best.x0;
+    float bw = face->x1 - face->x0;
     int denom = det->denom;
     while (denom > 1 && bw * ((float)det->denom / (float)denom) < ALIGN_MIN_BOX) denom /= 2;
     float k = (float)det->denom / (float)denom;
-    *box = (det_box){d->best.x0 * k, d->best.y0 * k, d->best.x1 * k, d->best.y1 * k,
-                     d->best.score};
+    *box = (det_box){face->x0 * k, face->y0 * k, face->x1 * k, face->y1 * k, face->score};
     out->denom = denom;
     out->rot = d->rot;
     if (denom == det->denom && d->rot == 0) return 1; /* reuse the detection raster */
@@ -285,7 +291,9 @@ static int alignment_view(const uint8_t *data, size_t len, const image_limits *l
     return rc ? face_image_error(rc) : 0;
 }
 
-/* Landmarks, alignment, quality, embedding and age on the chosen face. */
+/* Landmarks, alignment, embedding, the plausibility check, quality and age on the
+ * chosen face. fr_feature runs even when no embedding is wanted: its output norm is
+ * what tells a face from a face-like pattern (FACE_NORM_MIN). */
 static int analyse_face(face_worker *w, const view *v, const det_box *box,
                         const face_options *opt, face_result *out)
 {
@@ -297,19 +305,51 @@ static int analyse_face(face_worker *w, const view *v, const det_box *box,
         out->faces_found = 0; /* degenerate landmarks: treat as no usable face */
         return FACE_OK;
     }
+    /* The embedding runs even when not asked for: its norm is the plausibility check. */
+    rc = opt->want_embedding && opt->accurate ? face_embed_accurate(w, &v->img, pts, out)
+                                              : face_embed(w, opt->want_embedding && opt->mirror_embedding, out);
+    if (rc != FACE_OK) return rc;
+    if (!opt->want_embedding) out->embedding_dim = 0;
+    if (out->embedding_norm < FACE_NORM_MIN) {
+        out->faces_found = 0;
+        out->implausible = true;
+        return FACE_OK;
+    }
     int W = out->image_width, H = out->image_height;
     face_box_to_original(box, v->denom, v->rot, W, H, out->box);
     face_point_to_original(five[0], five[1], v->denom, v->rot, W, H, out->eyes);
     face_point_to_original(five[2], five[3], v->denom, v->rot, W, H, out->eyes + 2);
     float dx = out->eyes[2] - out->eyes[0], dy = out->eyes[3] - out->eyes[1];
-    out->quality = face_quality(w->aligned, box->score, sqrtf(dx * dx + dy * dy), five);
-    if (opt->want_embedding && opt->accurate && (rc = face_embed_accurate(w, &v->img, pts, out)) != FACE_OK)
-        return rc;
-    if (opt->want_embedding && !opt->accurate && (rc = face_embed(w, opt->mirror_embedding, out)) != FACE_OK)
-        return rc;
+    out->quality = face_quality(w->aligned, box->score, sqrtf(dx * dx + dy * dy), five,
+                                out->embedding_norm, out->quality_factors);
     if (opt->want_age && w->age) {
-        if ((rc = face_estimate_age(w, &v->img, five, &out->age)) != FACE_OK) return rc;
+        rc = face_estimate_age(w, &v->img, five, opt->age_baseline, &out->age, out->age_raw);
+        if (rc != FACE_OK) return rc;
         out->has_age = true;
+    }
+    return FACE_OK;
+}
+
+/* The most prominent detection that passes the plausibility check, of the first
+ * FACE_TRIES; faces_found counts the detections less those found implausible. */
+static int analyse_detections(face_worker *w, const uint8_t *data, size_t len,
+                              const image_limits *lim, const view *det, const detection *d,
+                              const face_options *opt, face_result *out, char *err, size_t err_len)
+{
+    int tries = d->faces < FACE_TRIES ? d->faces : FACE_TRIES, rejected = 0;
+    for (int t = 0; t < tries; t++) {
+        view al = {0};
+        det_box box;
+        int reuse = alignment_view(data, len, lim, det, d, &d->top[t], &al, &box, err, err_len);
+        if (reuse < 0) return reuse;
+        out->faces_found = d->faces - rejected;
+        out->detection_score = d->top[t].score;
+        out->rotation = d->rot;
+        out->implausible = false;
+        int rc = analyse_face(w, reuse ? det : &al, &box, opt, out);
+        if (!reuse) image_rgb_free(&al.img);
+        if (rc != FACE_OK || !out->implausible) return rc;
+        rejected++;
     }
     return FACE_OK;
 }
@@ -320,7 +360,7 @@ int face_analyze(face_worker *w, const uint8_t *data, size_t len, const face_opt
     static const face_options defaults = {.want_embedding = true};
     if (!opt) opt = &defaults;
     memset(out, 0, offsetof(face_result, embedding));
-    out->has_age = false, out->age = 0;
+    out->has_age = false, out->age = 0, out->age_raw[0] = out->age_raw[1] = 0;
     out->quality = -10000.0f;
     int W, H;
     int probe = image_probe(data, len, &W, &H, NULL);
@@ -337,20 +377,7 @@ int face_analyze(face_worker *w, const uint8_t *data, size_t len, const face_opt
     if (rc) return face_image_error(rc);
     detection d;
     rc = face_detect_all_rotations(w, &det.img, opt->rotation_enabled, &d);
-    if (rc == FACE_OK && d.faces > 0) {
-        view al = {0};
-        det_box box;
-        int reuse = alignment_view(data, len, &lim, &det, &d, &al, &box, err, err_len);
-        if (reuse < 0) {
-            rc = reuse;
-        } else {
-            out->faces_found = d.faces;
-            out->detection_score = d.best.score;
-            out->rotation = d.rot;
-            rc = analyse_face(w, reuse ? &det : &al, &box, opt, out);
-            if (!reuse) image_rgb_free(&al.img);
-        }
-    }
+    if (rc == FACE_OK) rc = analyse_detections(w, data, len, &lim, &det, &d, opt, out, err, err_len);
     image_rgb_free(&det.img);
     if (rc == FACE_OK && out->faces_found == 0) out->quality = -10000.0f;
     if (rc == FACE_ERR_MODEL) snprintf(err, err_len, "inference failed");

@@ -25,20 +25,39 @@ typedef struct {
                             * off in the server, which must meet its latency target */
     bool accurate;         /* the accurate mode's fused embedding (embed_dlib.c), dimension
                             * face_engine_embedding_dim + 128; mirror_embedding is implied */
+    bool age_baseline;     /* benchmarks only: the superseded age method (docs/age.md), so
+                            * tools/bench_age.c measures old and new on the same faces */
 } face_options;
+
+/* The factors of face_result.quality, each in [0, 1] (src/face/quality.c says how each
+ * is measured and how they combine). */
+enum {
+    FACE_QF_DETECTION, /* detector score */
+    FACE_QF_EYES,      /* inter-eye distance against the spec's 60 px */
+    FACE_QF_SHARPNESS, /* Laplacian variance of the aligned face */
+    FACE_QF_EXPOSURE,  /* mean luma of the aligned face */
+    FACE_QF_POSE,      /* yaw and roll from the landmarks */
+    FACE_QF_LIKENESS,  /* the embedding norm: how clearly the recognition model sees a face */
+    FACE_QF_COUNT
+};
 
 typedef struct {
     int faces_found;        /* 0: no usable face; >1: the most prominent was used */
+    bool implausible;       /* a detection was found but failed the plausibility check
+                             * (not a face to fr_feature: docs/negatives.md); faces_found is 0 */
     float box[4];           /* x, y, width, height in original image pixels */
     float eyes[4];          /* x1, y1 (subject's right eye, image left), x2, y2 */
     float detection_score;  /* 0..1 */
     float quality;          /* spec semantics: > 100 good, negative = send again */
+    float quality_factors[FACE_QF_COUNT]; /* what quality is made of */
+    float embedding_norm;   /* fr_feature's output norm before normalisation (no mirror) */
     int rotation;           /* degrees clockwise applied to find the face */
     int image_width, image_height; /* after EXIF orientation */
     int embedding_dim;
     float embedding[FACE_EMBEDDING_MAX]; /* L2-normalised */
     bool has_age;
-    float age;
+    float age;              /* calibrated years */
+    float age_raw[2];       /* the models' own estimates: faceres-deep, face-api */
 } face_result;
 
 enum {
@@ -88,10 +107,13 @@ int face_analyze(face_worker *w, const uint8_t *data, size_t len, const face_opt
 int face_track(face_worker *w, const uint8_t *data, size_t len, long max_pixels, face_result *out, char *err,
                size_t err_len);
 
-/* True when the age model loaded (faceres-deep); without it has_age stays false. */
+/* True when the age models loaded (faceres-deep, face-api's age_gender_model); without
+ * them has_age stays false. */
 bool face_engine_has_age(const face_engine *e);
-/* The linear age calibration in use (age = a * raw + b), for the refit tool. */
-void face_age_calibration(float *a, float *b);
+/* The age calibration in use, age = c[0] + c[1] d + c[2] d^2 + c[3] f with d and f
+ * the two models' estimates (face_result.age_raw), for the refit in tools/bench_age.c. */
+#define FACE_AGE_TERMS 4
+void face_age_calibration(float c[FACE_AGE_TERMS]);
 
 
 #endif

@@ -22,20 +22,32 @@
 /* Face box width (px) below which alignment decodes finer: fr_feature's 112x112
  * crop holds a detector box at about 80 px, so 80 px of source avoids upsampling. */
 #define ALIGN_MIN_BOX 80.0f
+/* The plausibility check: a detection whose aligned face gives fr_feature an output
+ * norm below this is not a face (docs/negatives.md). Measured with the pipeline
+ * (make bench-negatives): the face-like patterns of data/negatives/no_face that pass
+ * the detector reach 1.60 (a retina photo; printed text 1.43); real faces are above
+ * 1.82 (LFW's lowest of 13,233; photos 1.94, documents 1.99). 1.70 is the middle. */
+#define FACE_NORM_MIN 1.70f
+/* Detections tried, most prominent first, until one passes the check: on LFW the most
+ * prominent box is sometimes a raised arm or a shoulder beside the face (2 of 13,233
+ * images, e.g. Mark_Gottfried_0003), and the real face comes next. */
+#define FACE_TRIES 3
 #define LMK_SIZE 64
 #define LMK_POINTS 68
 #define FEAT_SIZE 112
 #define AGE_SIZE 224
 #define AGE_BINS 100
+#define AGE_FACEAPI_SIZE 112
 #define DLIB_SIZE 150 /* dlib's face chip (embed_dlib.c) */
 #define DLIB_DIM 128
 
 struct face_engine {
-    nn_model *detect, *landmark, *feature, *age;
-    nn_model *dlib;            /* the accurate mode's second embedding (embed_dlib.c) */
+    nn_model *detect, *landmark, *feature;
+    nn_model *age, *age_faceapi; /* faceres-deep, face-api's age_gender_model: both or none */
+    nn_model *dlib;              /* the accurate mode's second embedding (embed_dlib.c) */
     int det_scores, det_boxes; /* output indices of fr_detect */
     int embedding_dim;
-    int age_output;            /* output index of the age head, -1 without age */
+    int age_output, age_faceapi_output; /* output indices of the age heads, -1 without age */
     char describe[256];
 };
 
@@ -49,7 +61,7 @@ struct face_worker {
     const face_engine *e;
     void *arena; /* activations of every session, sized for the largest engine model */
     size_t arena_bytes;
-    nn_session *detect, *landmark, *feature, *age, *dlib;
+    nn_session *detect, *landmark, *feature, *age, *age_faceapi, *dlib;
     struct {
         const nn_model *model;
         nn_session *session;
@@ -68,7 +80,7 @@ int face_image_error(int rc);
 typedef struct {
     int faces, rot;
     float evidence; /* what decided the rotation (see detect.c) */
-    det_box best;   /* its most prominent face */
+    det_box top[FACE_TRIES]; /* its most prominent faces, best first (min(faces, FACE_TRIES)) */
 } detection;
 /* Detects on det (upright) and, when asked, on its 90/180/270 rotations; keeps the
  * rotation with the strongest evidence of an upright face. */
@@ -81,7 +93,11 @@ int face_landmarks_68(face_worker *w, const image_rgb *img, const det_box *b, fl
 void face_five_points(const float *pts, float *five);
 /* Warps img into w->aligned; -1 when the five points are degenerate. */
 int face_align(face_worker *w, const image_rgb *img, const float *five);
-/* The L2-normalised embedding of w->aligned (plus its mirror when asked) into out. */
+/* Runs fr_feature on w->aligned; *norm gets the norm of its raw output, which stays in
+ * the feature session until the worker runs another model. */
+int face_feature_run(face_worker *w, float *norm);
+/* The L2-normalised embedding of w->aligned (plus its mirror when asked) into out, and
+ * out->embedding_norm. */
 int face_embed(face_worker *w, bool mirror, face_result *out);
 /* Box (edges, in a raster decoded at 1/denom and rotated by rot) -> x, y, w, h of the
  * W x H upright image; a point (pixel centre) likewise. */
@@ -99,13 +115,17 @@ int face_embed_accurate(face_worker *w, const image_rgb *img, const float *pts, 
 /* The spec's quality (> 100 good, negative = send again) of the aligned 112x112 face
  * tensor (fr_feature's input layout), its detection score, the inter-eye distance in
  * original pixels and the five points. */
-float face_quality(const float *aligned, float det_score, float eye_dist_px, const float *five);
+float face_quality(const float *aligned, float det_score, float eye_dist_px, const float *five,
+                   float embedding_norm, float factors[FACE_QF_COUNT]);
 
 /* ---- age.c ---- */
-/* Loads faceres-deep into e->age. -1 (why set) when the file is missing; 0 otherwise,
- * with e->age NULL and why set when it is present but unusable. */
+/* Loads faceres-deep and face-api's age_gender_model into e->age and e->age_faceapi.
+ * -1 (why set) when a file is missing; 0 otherwise, with both NULL and why set when
+ * one is present but unusable. */
 int face_load_age_model(face_engine *e, const char *models_dir, char *why, size_t why_len);
-/* The calibrated age of the face with these five points in img into *age. */
-int face_estimate_age(face_worker *w, const image_rgb *img, const float *five, float *age);
+/* The calibrated age of the face with these five points in img into *age, the models'
+ * own into raw; baseline selects the superseded method (face_options.age_baseline). */
+int face_estimate_age(face_worker *w, const image_rgb *img, const float *five, bool baseline,
+                      float *age, float raw[2]);
 
 #endif

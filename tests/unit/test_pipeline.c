@@ -1,6 +1,7 @@
 /* Unit tests for the face pipeline (src/face/pipeline.c) on real images read from
  * ../shared/data (tests run from the repository root): verification ordering on an
- * LFW pair, no face / several faces, landmark sanity, rotation search, and the
+ * LFW pair, no face / several faces, the plausibility check, quality factors, the
+ * age methods, landmark sanity, rotation search, and the
  * error paths (corrupt data, pixel limit, missing model). One engine is loaded for
  * the whole group; each test uses its own worker. */
 #include <setjmp.h>
@@ -18,6 +19,7 @@
 #include "core/file.h"
 #include "face/image.h"
 #include "face/pipeline.h"
+#include "face/pipeline_internal.h" /* FACE_NORM_MIN */
 #include "match/similarity.h"
 
 #define DATA "../shared/data/"
@@ -28,6 +30,11 @@
 #define NO_FACE DATA "negatives/no_face/skimage__brick.png"
 #define MULTI_FACE DATA "photos/sample1.jpg"
 #define WEBCAM DATA "spoof/nuaa/live/0001/0001_00_00_01_0.jpg" /* 640x480 */
+/* no_face images that fr_detect takes for a face (docs/negatives.md). */
+#define FOOLS_DETECTOR_A DATA "negatives/no_face/skimage__retina.jpg"
+#define FOOLS_DETECTOR_B DATA "negatives/no_face/skimage__text.png"
+#define SMALL_PORTRAIT DATA "documents/specimens/passporteye__0_pass-lva.jpg" /* faintest kept */
+#define AGE_ADULT DATA "age/utkface/44_0_0_20170104183723462.jpg.chip.jpg"  /* labelled 44 */
 
 typedef struct {
     face_engine *engine;
@@ -145,6 +152,66 @@ static void test_no_face(void **state)
     assert_int_equal(analyse_file(fx, NO_FACE, r), FACE_OK);
     assert_int_equal(r->faces_found, 0);
     assert_true(r->quality < 0);
+}
+
+/* What the detector finds on a retina photo and on printed text is not a face to
+ * fr_feature: no face, flagged implausible, no quality. */
+static void test_implausible_detection_is_no_face(void **state)
+{
+    fixture *fx = *state;
+    face_result *r = &fx->result;
+    const char *fools[] = {FOOLS_DETECTOR_A, FOOLS_DETECTOR_B};
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(analyse_file(fx, fools[i], r), FACE_OK);
+        assert_int_equal(r->faces_found, 0);
+        assert_true(r->implausible);
+        assert_true(r->embedding_norm > 0 && r->embedding_norm < FACE_NORM_MIN);
+        assert_true(r->quality < 0);
+    }
+    /* A real face, however small and printed, passes, and says by how much. */
+    assert_int_equal(analyse_file(fx, SMALL_PORTRAIT, r), FACE_OK);
+    assert_true(r->faces_found >= 1 && !r->implausible);
+    assert_true(r->embedding_norm > FACE_NORM_MIN);
+    assert_int_equal(analyse_file(fx, NO_FACE, r), FACE_OK);
+    assert_false(r->implausible); /* nothing detected at all */
+}
+
+/* Quality is its factors combined: each in [0, 1], and a good LFW face has every
+ * factor high and a quality above the spec's 100. */
+static void test_quality_factors(void **state)
+{
+    fixture *fx = *state;
+    face_result *r = &fx->result;
+    assert_int_equal(analyse_file(fx, SAME_A, r), FACE_OK);
+    for (int k = 0; k < FACE_QF_COUNT; k++)
+        assert_true(r->quality_factors[k] >= 0 && r->quality_factors[k] <= 1);
+    assert_true(r->quality_factors[FACE_QF_DETECTION] > 0.9f);
+    assert_true(r->quality_factors[FACE_QF_LIKENESS] > 0.5f);
+    assert_true(r->quality > 100 && r->quality <= 300);
+}
+
+/* Age: the method in use and the superseded one read the same face; both near the
+ * label of an adult, and the calibration is what age.c says. */
+static void test_age_methods(void **state)
+{
+    fixture *fx = *state;
+    static face_result now, before;
+    blob b = read_blob(AGE_ADULT);
+    assert_non_null(b.data);
+    char err[256];
+    face_options opt = {.want_embedding = true, .want_age = true};
+    assert_int_equal(face_analyze(fx->worker, b.data, b.len, &opt, &now, err, sizeof err), FACE_OK);
+    opt.age_baseline = true;
+    assert_int_equal(face_analyze(fx->worker, b.data, b.len, &opt, &before, err, sizeof err), FACE_OK);
+    free(b.data);
+    assert_true(now.has_age && before.has_age);
+    assert_true(fabsf(now.age - 44) < 10 && fabsf(before.age - 44) < 10);
+    assert_true(now.age_raw[0] != before.age_raw[0]); /* other context, other input */
+    assert_true(before.age_raw[1] == 0);                /* the old method: faceres-deep only */
+    assert_true(fabsf(now.age_raw[1] - 44) < 15);       /* face-api's own estimate, in years */
+    float c[FACE_AGE_TERMS], d = now.age_raw[0], f = now.age_raw[1];
+    face_age_calibration(c);
+    assert_true(fabsf(now.age - (c[0] + c[1] * d + c[2] * d * d + c[3] * f)) < 1e-3f);
 }
 
 static void test_multi_face_and_landmarks(void **state)
@@ -297,6 +364,9 @@ int main(void)
         cmocka_unit_test(test_same_person_scores_above_different),
         cmocka_unit_test(test_accurate_embedding),
         cmocka_unit_test(test_no_face),
+        cmocka_unit_test(test_implausible_detection_is_no_face),
+        cmocka_unit_test(test_quality_factors),
+        cmocka_unit_test(test_age_methods),
         cmocka_unit_test(test_multi_face_and_landmarks),
         cmocka_unit_test(test_rotation_search),
         cmocka_unit_test(test_corrupt_image),
