@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "api/app.h"
 
@@ -15,6 +16,12 @@ void http_add_header(http_request *req, const char *name, const char *value) {
     h->value = arena_strdup(req->arena, value);
     h->next = req->response_headers;
     req->response_headers = h;
+}
+
+const char *http_response_header(const http_request *req, const char *name) {
+    for (const http_header *h = req->response_headers; h; h = h->next)
+        if (!strcasecmp(h->name, name)) return h->value;
+    return NULL;
 }
 
 void http_reply_bytes(http_request *req, int status, const char *type, const void *data, size_t len) {
