@@ -23,6 +23,7 @@ def test_make_install_into_destdir_serves_from_anywhere(tmp_path):
     files = {str(f.relative_to(root)) for f in root.rglob("*") if f.is_file()}
     expected = {"bin/bioserver", "etc/bioserver/bioserver.conf", "etc/bioserver/bioserver.conf.example",
                 "share/bioserver/calibration/far-v1.txt", "share/bioserver/web/capture/index.html",
+                "share/bioserver/web/sdk/bioserver-network-check.js",
                 "share/bioserver/models/faceplugin/fr_detect.onnx", "share/bioserver/models/faceplugin/LICENSE",
                 "share/bioserver/models/human/faceres-deep.json", "share/bioserver/models/human/LICENSE"}
     assert expected <= files, expected - files
