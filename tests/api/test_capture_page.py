@@ -13,53 +13,32 @@ run (form, capturing, verdict) land in build/artifacts/capture-page/.
 """
 import glob
 import os
-import shutil
 
 import pytest
 
+from browser_support import W, chromium, needs_chromium, shoot as shoot_in, write_y4m
 from conftest import KEY_A, REPO_ROOT, SANITIZED
 
 NUAA = os.path.join(REPO_ROOT, "..", "shared", "data", "spoof", "nuaa")
 LIVE = sorted(glob.glob(os.path.join(NUAA, "live", "0001", "*.jpg")))
 SPOOF = sorted(glob.glob(os.path.join(NUAA, "spoof", "0001", "*.jpg")))
-ARTIFACTS = os.path.join(REPO_ROOT, "build", "artifacts", "capture-page")
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-W, H, FPS, REPEAT = 640, 480, 15, 4   # each source frame shown 4/15 s; the file loops
 VERDICT_WAIT = 150 if SANITIZED else 60
 
 try:
-    from selenium import webdriver
     from selenium.common.exceptions import TimeoutException
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
-    HAVE_SELENIUM = True
 except ImportError:
-    HAVE_SELENIUM = False
+    pass
 
 pytestmark = [
     pytest.mark.skipif(not LIVE or not SPOOF, reason="../shared/data/spoof/nuaa is missing"),
-    pytest.mark.skipif(not HAVE_SELENIUM or not os.access(CHROMIUM, os.X_OK) or not os.access(CHROMEDRIVER, os.X_OK),
-                       reason="chromium, chromium-driver or python3-selenium not installed (make deps)"),
+    needs_chromium,
 ]
 
 
-def write_y4m(path, frames):
-    """YUV4MPEG2, 4:2:0 (planar I420 per frame), every frame REPEAT times."""
-    import cv2
-    with open(path, "wb") as f:
-        f.write(f"YUV4MPEG2 W{W} H{H} F{FPS}:1 Ip A1:1 C420jpeg\n".encode())
-        for name in frames:
-            img = cv2.imread(name, cv2.IMREAD_COLOR)
-            assert img is not None, name
-            if img.shape[:2] != (H, W):
-                img = cv2.resize(img, (W, H), interpolation=cv2.INTER_AREA)
-            i420 = cv2.cvtColor(img, cv2.COLOR_BGR2YUV_I420).tobytes()  # Y, then U, then V
-            assert len(i420) == W * H * 3 // 2
-            for _ in range(REPEAT):
-                f.write(b"FRAME\n")
-                f.write(i420)
+def shoot(drv, name):
+    return shoot_in(drv, "capture-page", name)
 
 
 @pytest.fixture(scope="module")
@@ -70,28 +49,6 @@ def videos(tmp_path_factory):
         out[name] = str(d / f"{name}.y4m")
         write_y4m(out[name], frames)
     return out
-
-
-def chromium(video, profile_dir, log_path):
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                f"--use-file-for-fake-video-capture={video}",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-default-apps", "--disable-extensions", "--no-first-run",
-                "--no-default-browser-check", "--mute-audio", "--window-size=480,1000",
-                f"--user-data-dir={profile_dir}"):
-        opts.add_argument(arg)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return webdriver.Chrome(service=Service(CHROMEDRIVER, log_path=log_path), options=opts)
-
-
-def shoot(drv, name):
-    os.makedirs(ARTIFACTS, exist_ok=True)
-    path = os.path.join(ARTIFACTS, name + ("-asan" if SANITIZED else "") + ".png")
-    drv.save_screenshot(path)
-    return path
 
 
 @pytest.mark.parametrize("sample,expected", [("live", "SUCCESS"), ("spoof", "SPOOF")])
