@@ -28,15 +28,13 @@ clicking its own buttons, as a user would:
 Screenshots of each step go to build/artifacts/webcapture-pages/.
 """
 import glob
-import json
 import os
 import time
 
 import pytest
-import requests
 
 from browser_support import chromium, needs_chromium, shoot, write_y4m
-from conftest import KEY_A, REPO_ROOT, SANITIZED, launch
+from conftest import REPO_ROOT, SANITIZED, free_port, launch
 from test_webcapture_demo import DEMO_DIR, INSTALL_STAMP, NODE, Demo
 
 try:
@@ -189,6 +187,19 @@ class Page:
         assert not self.shown("#step-weak-network"), self.explain("the connectivity check found a weak network")
         return entries
 
+    def measure(self, latency_url=None):
+        """BioserverNetworkCheck.connectivityMeasure as the pages call it; returns
+        ["update", measure] or ["error", message]."""
+        base = f"{self.bioserver.base}/video-server"
+        self.drv.set_script_timeout(30)
+        return self.drv.execute_async_script("""
+            const done = arguments[arguments.length - 1];
+            BioserverNetworkCheck.connectivityMeasure({
+                uploadURL: arguments[0] + '/network-speed', latencyURL: arguments[1],
+                onNetworkCheckUpdate: (m) => done(['update', m]),
+                errorFn: (e) => done(['error', String(e && e.message || e)])
+            });""", base, latency_url or base + "/network-latency")
+
     def click_to_capture(self):
         for step, selector in self.spec["clicks"]:
             self.wait_any((step,) + TROUBLE)
@@ -236,6 +247,35 @@ def test_page_reaches_the_capture_start(open_page, page):
         # Without BioserverVideo the page stops at initFaceCaptureClient, after the session.
         p.wait_any((p.spec["error"],), timeout=30)
         p.shot("no-video-api")
+
+
+def test_connectivity_measure_numbers(open_page):
+    """The measure the pages act on, on loopback; then a 600 ms link (Chromium's network
+    emulation): the page shows its weak-network screen with the threshold; then a
+    latency URL nobody answers: errorFn."""
+    p = open_page("passive", "live")
+    p.open()
+    p.network_check()
+    kind, m = p.measure()
+    assert kind == "update", m
+    print(f"\nconnectivity on loopback: {m}")
+    assert set(m) == {"latencyMs", "upload", "download", "goodConnectivity"}, m
+    assert m["goodConnectivity"] is True and m["download"] is None, m
+    assert 0 <= m["latencyMs"] < 500 and m["upload"] >= p.js("return BioserverNetworkCheck.UPLOAD_SPEED_THRESHOLD"), m
+
+    p.drv.set_network_conditions(latency=600, download_throughput=10 << 20, upload_throughput=10 << 20)
+    kind, m = p.measure()
+    assert kind == "update" and m["goodConnectivity"] is False and m["latencyMs"] >= 600, m
+    assert m["upload"] is None, "the upload is not tried when the latency is already too high"
+    p.drv.get(f"http://localhost:{p.demo.port}/demo-server/passive-liveness/")
+    p.wait_any(("#step-weak-network",), timeout=30)
+    assert p.js("return document.querySelector('#step-weak-network .signal-min-value').textContent") == "400 kb/s"
+    p.shot("weak-network")
+    p.drv.delete_network_conditions()
+
+    closed = free_port()
+    kind, msg = p.measure(f"http://127.0.0.1:{closed}/video-server/network-latency")
+    assert kind == "error" and msg, msg
 
 
 @needs_video_api

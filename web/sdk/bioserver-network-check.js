@@ -22,7 +22,8 @@
  *
  * How: the latency is the median of LATENCY_PROBES round trips after one warm-up
  * (which opens the connection); the upload sends UPLOAD_BYTES of random data (so no
- * proxy can compress it) and takes the time of the POST minus one round trip. An
+ * proxy can compress it) and takes the time of the POST minus one round trip
+ * (at most half of it). An
  * upload slower than REQUEST_TIMEOUT_MS is cut off and reported as at most what
  * that time allows, which is below the threshold. */
 (function (global) {
@@ -87,6 +88,12 @@
         return Math.max(0, Math.floor(bytes * 8 / Math.max(ms, 1)));  /* bits per ms = kb/s */
     }
 
+    /* The transfer's share of a request's time: minus one round trip, but never
+     * less than half of it (on a fast link the round trip is all there is). */
+    function uploadTime(elapsedMs, latencyMs) {
+        return Math.max(elapsedMs - latencyMs, elapsedMs / 2);
+    }
+
     function measureUpload(url, latencyMs) {
         var body = randomBytes(UPLOAD_BYTES);
         var timedOut = false;
@@ -98,7 +105,7 @@
                     if (answer && answer.receivedBytes !== UPLOAD_BYTES) {
                         throw new Error('the server received ' + answer.receivedBytes + ' of ' + UPLOAD_BYTES + ' bytes');
                     }
-                    return kbps(UPLOAD_BYTES, now() - t0 - latencyMs);
+                    return kbps(UPLOAD_BYTES, uploadTime(now() - t0, latencyMs));
                 });
             }, function (e) {
                 if (timedOut) return kbps(UPLOAD_BYTES, REQUEST_TIMEOUT_MS); /* an upper bound */
@@ -109,7 +116,7 @@
     function measureDownload(url, latencyMs) {
         var t0 = now();
         return withTimeout(url, { method: 'GET' }, function () {}).then(function (r) {
-            return r.arrayBuffer().then(function (buf) { return kbps(buf.byteLength, now() - t0 - latencyMs); });
+            return r.arrayBuffer().then(function (buf) { return kbps(buf.byteLength, uploadTime(now() - t0, latencyMs)); });
         });
     }
 
