@@ -64,11 +64,37 @@ static void content_etag(const char *data, size_t len, char out[35]) {
     out[34] = '\0';
 }
 
+/* data with every `token` replaced by `value`, in the arena (NULL when out of memory). */
+static char *replace_all(arena *a, const char *data, size_t n, const char *token, const char *value, size_t *out_len) {
+    size_t tl = strlen(token), vl = strlen(value), count = 0;
+    for (const char *p = data; (p = memmem(p, n - (size_t)(p - data), token, tl)); p += tl) count++;
+    size_t len = n + count * vl - count * tl;
+    char *out = arena_alloc(a, len + 1), *o = out;
+    if (!out) return NULL;
+    const char *p = data, *end = data + n, *hit;
+    while ((hit = memmem(p, (size_t)(end - p), token, tl))) {
+        memcpy(o, p, (size_t)(hit - p));
+        o += hit - p;
+        memcpy(o, value, vl);
+        o += vl;
+        p = hit + tl;
+    }
+    memcpy(o, p, (size_t)(end - p));
+    *out_len = len;
+    return out;
+}
+
+/* The page loads the SDK from the video prefix, which is a setting: index.html says
+ * %VIDEO_SERVER_PATH% where it goes. */
+#define VIDEO_PATH_TOKEN "%VIDEO_SERVER_PATH%"
+
 void handle_web_capture(http_request *req) {
     const web_file *file = find_file(capture_files, req->param_count > 0 ? req->params[0] : "index.html");
     if (!file) { http_reply_error(req, 404, "no such file in the capture page"); return; }
     size_t n;
     char *data = read_web_file(req, "capture", file->name, &n);
+    if (data && !strcmp(file->name, "index.html"))
+        data = replace_all(req->arena, data, n, VIDEO_PATH_TOKEN, req->app->config.video_server_path, &n);
     if (!data) { http_reply_error(req, 404, "the capture page is not installed on this server (%s)", file->name); return; }
     http_add_header(req, "Content-Security-Policy",
                     "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; object-src 'none'; frame-ancestors 'none'");

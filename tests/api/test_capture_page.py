@@ -5,7 +5,8 @@ Chromium's fake camera plays a YUV4MPEG2 video made here from NUAA frames
 test_liveness.py): the page creates a session, asks for PASSIVE parameters, grabs a
 frame from getUserMedia, seals it with WebCrypto, uploads it and shows the verdict.
 The live sequence must end in SUCCESS, the printed-photo sequence in SPOOF, and the
-verdict the page shows must be the one the API reports for that session.
+verdict the page shows must be the one the API reports for that session. Before the
+camera, the page's WebCapture SDK checks (environment, connection) must pass.
 
 Driven by Debian's chromium + chromium-driver through python3-selenium (make deps
 installs them; without them the test is skipped and says so). Screenshots of each
@@ -61,6 +62,12 @@ def test_capture_page_passive(server, videos, tmp_path, sample, expected):
         # The fragment filled the form (the key never goes into the URL that is sent).
         assert drv.find_element(By.ID, "apikey").get_attribute("value") == KEY_A
         assert drv.find_element(By.ID, "type").get_attribute("value") == "LIVENESS_PASSIVE"
+        # The SDK's checks ran before the camera: this browser can capture, the link is good.
+        WebDriverWait(drv, 30, poll_frequency=0.1).until(lambda d: d.find_element(By.ID, "network").get_attribute("data-good"))
+        assert drv.find_element(By.ID, "environment").get_attribute("data-supported") == "true", text("environment")
+        assert text("environment").startswith("Browser: Chrome "), text("environment")
+        assert drv.find_element(By.ID, "network").get_attribute("data-good") == "true", text("network")
+        assert text("network").startswith("Connection: good ("), text("network")
         shoot(drv, f"{sample}-1-form")
 
         drv.find_element(By.ID, "start").click()

@@ -1,5 +1,6 @@
-/* Replay-liveness capture client: init parameters, camera, challenge prompts,
- * WebCrypto encryption to the server's certificate, upload, verdict.
+/* Replay-liveness capture client: environment and connection checks (the WebCapture
+ * SDK, web/sdk/), init parameters, camera, challenge prompts, WebCrypto encryption to
+ * the server's certificate, upload, verdict.
  * Protocol (docs/liveness.md, tools/liveness_client.py is the same in Python):
  *   AAD = "bioserver-liveness-v1\n" + sessionId + "\n" + serverRandom
  *   AES-256-GCM(capture JSON), key wrapped with RSA-OAEP SHA-256. */
@@ -144,5 +145,45 @@
     }
   }
 
+  /* Before the camera: can this browser capture (BioserverEnvironment), and is the
+   * link good enough to send the frames (BioserverNetworkCheck; a weak link is only a
+   * warning here, the capture is one upload). */
+  function checkEnvironment() {
+    const env = BioserverEnvironment.detection().envDetected;
+    if (!env) { $("environment").textContent = "Cannot tell which browser this is."; return true; }
+    const { os, browser } = env;
+    $("environment").dataset.supported = String(os.isSupported && browser.isSupported);
+    if (os.isSupported && browser.isSupported) {
+      $("environment").textContent = "Browser: " + browser.name + " " + browser.version.split(".")[0] + " on " + os.name + ".";
+      return true;
+    }
+    $("environment").className = "bad";
+    $("environment").textContent = !os.isSupported ? "This operating system is not supported (use " + os.supportedList.join(", ") + ")."
+      : "This browser cannot do the check" + (browser.missingFeatures.length ? " (no " + browser.missingFeatures.join(", ") + ")" : "")
+        + "; use one of: " + browser.supportedList.map((b) => b.name + " " + b.minimumVersion + "+").join(", ") + ".";
+    $("start").disabled = true;
+    return false;
+  }
+
+  function checkNetwork() {
+    const video = document.body.dataset.videoPath;
+    const show = (m) => {
+      const el = $("network");
+      el.dataset.good = String(!!(m && m.goodConnectivity));
+      el.className = m && m.goodConnectivity ? "" : "bad";
+      el.textContent = !m ? "Could not check the connection."
+        : m.goodConnectivity ? "Connection: good (" + m.latencyMs + " ms, " + m.upload + " kb/s up)."
+          : "Connection: weak (" + m.latencyMs + " ms" + (m.upload !== undefined ? ", " + m.upload + " kb/s up" : "")
+            + "; at least " + BioserverNetworkCheck.UPLOAD_SPEED_THRESHOLD + " kb/s and at most "
+            + BioserverNetworkCheck.LATENCY_THRESHOLD + " ms are needed).";
+    };
+    $("network").textContent = "Checking the connection…";
+    BioserverNetworkCheck.connectivityMeasure({
+      latencyURL: video + "/network-latency", uploadURL: video + "/network-speed",
+      onNetworkCheckUpdate: show, errorFn: () => show(null),
+    });
+  }
+
   $("setup").addEventListener("submit", run);
+  if (checkEnvironment()) checkNetwork();
 })();
