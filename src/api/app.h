@@ -2,6 +2,7 @@
  * passed down explicitly (no global mutable state). */
 #ifndef API_APP_H
 #define API_APP_H
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "core/config.h"
@@ -37,6 +38,7 @@ typedef struct app {
     struct liveness_notifier *notifier;
     struct callback_policy *callbacks; /* where callbackURLs may point (checked at creation and delivery) */
     struct dispatcher *dispatcher; /* evaluations and TIMEOUTs shared through the store */
+    atomic_int capture_streams; /* open capture streams (api/capture_stream.c), at most capture_stream_max */
     struct evidence_store *evidence; /* liveness evidence uploader; NULL when evidence_s3_url is empty */
     char liveness_error[256];
     /* Galleries (src/gallery): NULL answers 503, galleries_error says why. */

@@ -41,6 +41,7 @@ void handle_liveness_challenge_result(http_request *req);
 void handle_webcapture_sdk(http_request *req);
 void handle_network_latency(http_request *req);
 void handle_network_speed(http_request *req);
+void handle_capture_stream(http_request *req);
 
 /* Shared by sessions.c, liveness.c and webcapture.c (each NULL/false after replying). */
 /* Validates the session object `in` (borrowed), stores a new session with the

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/capture_stream.h"
 #include "api/common.h"
 #include "api/handlers.h"
 #include "api/liveness_evidence.h"
@@ -22,7 +23,6 @@
 #define SERVER_RANDOM_BYTES 32
 #define DEFAULT_CHALLENGES 2
 #define SECONDS_PER_CHALLENGE 3 /* one head turn, announced and performed */
-#define MAX_INFO_BYTES 4096   /* deviceInfo / sdkInfo, serialised */
 
 bool liveness_ready(http_request *req) {
     app *a = req->app;
@@ -161,6 +161,8 @@ json_t *liveness_start(http_request *req, const char *sid, json_t *in) {
         api_reply_store_error(req, rc, "bio-session");
     } else {
         liveness_watch_deadline(a, tenant, sid, callback_copy, deadline);
+        rc = capture_stream_ticket_issue(a, tenant, sid, api_json_string(item, "serverRandom"), deadline);
+        if (rc) log_event("warn", "session %s: no capture stream can open (state store error %d)", sid, rc);
         out = params_public(a, item);
     }
     free(callback_copy);
@@ -208,11 +210,8 @@ static uint8_t *decode_b64_field(http_request *req, json_t *obj, const char *nam
 }
 
 static bool info_ok(http_request *req, json_t *capture, const char *name) {
-    json_t *v = json_object_get(capture, name);
-    char *text = v ? json_dumps(v, JSON_COMPACT) : NULL;
-    bool ok = !text || strlen(text) <= MAX_INFO_BYTES;
-    free(text);
-    if (!ok) http_reply_error(req, 400, "%s in the capture is larger than %d bytes", name, MAX_INFO_BYTES);
+    bool ok = liveness_info_fits(capture, name);
+    if (!ok) http_reply_error(req, 400, "%s in the capture is larger than %d bytes", name, LIVENESS_MAX_INFO_BYTES);
     return ok;
 }
 
@@ -293,28 +292,14 @@ static capture_job *capture_job_create(http_request *req, json_t *item, json_t *
     return job;
 }
 
-/* Marks the capture IN_PROGRESS (session first: the compare-and-set makes a
- * concurrent second upload lose) and queues the evaluation for any instance. */
+/* Queues the evaluation (liveness_submit_capture) and answers 202. */
 static void start_evaluation(http_request *req, json_t *item, json_t *capture, capture_job *job) {
-    app *a = req->app;
-    int rc = liveness_session_transition(a->store, job->tenant, job->sid, "INITIALIZED", job->nonce, "IN_PROGRESS", NULL);
-    if (rc) {
-        if (rc == STORE_CONFLICT) http_reply_error(req, 409, "a capture was already uploaded for these liveness parameters (replays are refused)");
-        else api_reply_store_error(req, rc, "bio-session");
+    int rc = liveness_submit_capture(req->app, item, capture, job);
+    if (rc == STORE_CONFLICT) {
+        http_reply_error(req, 409, "a capture was already uploaded for these liveness parameters (replays are refused)");
         return;
     }
-    json_object_set_new(item, "status", json_string("IN_PROGRESS"));
-    json_t *dev = json_object_get(capture, "deviceInfo"), *sdk = json_object_get(capture, "sdkInfo");
-    if (json_is_object(dev)) json_object_set(item, "deviceInfo", dev);
-    if (json_is_object(sdk)) json_object_set(item, "sdkInfo", sdk);
-    rc = liveness_item_save(a->store, job->tenant, job->sid, item);
-    if (rc == STORE_OK) rc = liveness_queue_capture(a, job, capture);
     if (rc) {
-        /* Not queued: give the capture window back so the client may retry. */
-        a->store->ops->item_delete(a->store, job->tenant, job->sid, LIVENESS_CAPTURE_KIND, LIVENESS_ITEM);
-        liveness_session_transition(a->store, job->tenant, job->sid, "IN_PROGRESS", NULL, "INITIALIZED", NULL);
-        json_object_set_new(item, "status", json_string("INITIALIZED"));
-        liveness_item_save(a->store, job->tenant, job->sid, item);
         api_reply_store_error(req, rc, "bio-session");
         return;
     }

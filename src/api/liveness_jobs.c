@@ -108,6 +108,35 @@ int liveness_queue_capture(app *a, const capture_job *job, json_t *capture) {
     return rc;
 }
 
+bool liveness_info_fits(json_t *capture, const char *name) {
+    json_t *v = json_object_get(capture, name);
+    char *text = v ? json_dumps(v, JSON_COMPACT) : NULL;
+    bool ok = !text || strlen(text) <= LIVENESS_MAX_INFO_BYTES;
+    free(text);
+    return ok;
+}
+
+/* Session first: the compare-and-set makes a concurrent second submission lose. */
+int liveness_submit_capture(app *a, json_t *item, json_t *capture, capture_job *job) {
+    int rc = liveness_session_transition(a->store, job->tenant, job->sid, "INITIALIZED", job->nonce, "IN_PROGRESS", NULL);
+    if (rc) return rc;
+    json_object_set_new(item, "status", json_string("IN_PROGRESS"));
+    json_t *dev = json_object_get(capture, "deviceInfo"), *sdk = json_object_get(capture, "sdkInfo");
+    if (json_is_object(dev)) json_object_set(item, "deviceInfo", dev);
+    if (json_is_object(sdk)) json_object_set(item, "sdkInfo", sdk);
+    rc = liveness_item_save(a->store, job->tenant, job->sid, item);
+    if (rc == STORE_OK) rc = liveness_queue_capture(a, job, capture);
+    if (rc) {
+        /* Not queued: give the capture window back so the client may retry. */
+        a->store->ops->item_delete(a->store, job->tenant, job->sid, LIVENESS_CAPTURE_KIND, LIVENESS_ITEM);
+        liveness_session_transition(a->store, job->tenant, job->sid, "IN_PROGRESS", NULL, "INITIALIZED", NULL);
+        json_object_set_new(item, "status", json_string("INITIALIZED"));
+        liveness_item_save(a->store, job->tenant, job->sid, item);
+        if (rc == STORE_CONFLICT) rc = STORE_UNAVAILABLE; /* only the first transition's conflict means a replay */
+    }
+    return rc;
+}
+
 /* ---- evaluation (worker thread, on whichever instance popped the job) ------------------ */
 
 static json_t *landmarks_json(const liveness_outcome *o) {

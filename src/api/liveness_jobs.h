@@ -35,6 +35,18 @@ void liveness_job_free(capture_job *job);
  * message) when they do not hold. */
 bool liveness_parse_frames(json_t *capture, capture_job *job, char *err, size_t err_len);
 
+#define LIVENESS_MAX_INFO_BYTES 4096 /* deviceInfo / sdkInfo, serialised */
+/* False when capture's member `name` serialises to more than LIVENESS_MAX_INFO_BYTES. */
+bool liveness_info_fits(json_t *capture, const char *name);
+
+/* What the upload and the capture stream share once a capture is validated: marks
+ * it IN_PROGRESS (the session record's compare-and-set from INITIALIZED with the
+ * job's nonce: STORE_CONFLICT means another capture won, a replay), records
+ * deviceInfo/sdkInfo in the item (borrowed, updated), stores the frames and queues
+ * the evaluation. On a store failure after the transition the window is given back
+ * (INITIALIZED) and the store error returned. */
+int liveness_submit_capture(app *a, json_t *item, json_t *capture, capture_job *job);
+
 /* Stores the frames (item LIVENESS_CAPTURE_KIND) and queues the reference. */
 int liveness_queue_capture(app *a, const capture_job *job, json_t *capture);
 

@@ -51,6 +51,10 @@ const route api_routes[] = {
      handle_liveness_challenge_result},
     {"GET", "/v2/bio-sessions/{}/liveness-challenge-result/{}/{}", PERM_LIVENESS, "getLivenessChallengeResult",
      handle_liveness_challenge_result},
+    /* The browser SDK's real-time capture (api/capture_stream.c): a WebSocket opened
+     * with the bio-session id alone, under video_server_path and our own prefix. */
+    {"GET", "/video-server/v2/bio-sessions/{}/capture-stream", 0, "captureStream", handle_capture_stream},
+    {"GET", "/v2/bio-sessions/{}/capture-stream", 0, "captureStream", handle_capture_stream},
     {"POST", "/v2/galleries", PERM_FACES, "createGallery", handle_create_gallery, ROUTE_BODY_JSON},
     {"GET", "/v2/galleries", PERM_FACES, "getGalleries", handle_get_galleries},
     {"GET", "/v2/galleries/{}", PERM_FACES, "getGallery", handle_get_gallery},

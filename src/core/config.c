@@ -39,6 +39,11 @@ void config_defaults(server_config *cfg) {
     snprintf(cfg->default_mode, sizeof cfg->default_mode, "F5_1_VID60");
     cfg->liveness_timeout_seconds = 120;
     cfg->liveness_max_upload_bytes = 12u << 20;
+    cfg->capture_stream_max = 8;
+    cfg->capture_stream_max_fps = 15;
+    cfg->capture_stream_max_frame_bytes = 512u << 10;
+    cfg->capture_stream_max_seconds = 30;
+    cfg->capture_stream_idle_timeout = 10;
     cfg->liveness_dispatch = true;
     cfg->liveness_job_lease_seconds = 30;
     snprintf(cfg->web_dir, sizeof cfg->web_dir, "web");
@@ -282,6 +287,11 @@ int config_set(server_config *cfg, const char *name, const char *v, char *err, s
     else if (!strcmp(name, "generate-dev-key") || !strcmp(name, "generate_dev_key")) { bad = parse_bool(v, &b); cfg->generate_dev_key = b; }
     else if (!strcmp(name, "liveness-timeout") || !strcmp(name, "liveness_timeout")) { bad = parse_long(v, 1, 3600, &n); cfg->liveness_timeout_seconds = (int)n; }
     else if (!strcmp(name, "liveness-max-upload-bytes") || !strcmp(name, "liveness_max_upload_bytes")) { bad = parse_long(v, 1024, 1L << 30, &n); cfg->liveness_max_upload_bytes = (size_t)n; }
+    else if (!strcmp(name, "capture-stream-max") || !strcmp(name, "capture_stream_max")) { bad = parse_long(v, 0, 10000, &n); cfg->capture_stream_max = (int)n; }
+    else if (!strcmp(name, "capture-stream-max-fps") || !strcmp(name, "capture_stream_max_fps")) { bad = parse_long(v, 1, 120, &n); cfg->capture_stream_max_fps = (int)n; }
+    else if (!strcmp(name, "capture-stream-max-frame-bytes") || !strcmp(name, "capture_stream_max_frame_bytes")) { bad = parse_long(v, 1024, 16L << 20, &n); cfg->capture_stream_max_frame_bytes = (size_t)n; }
+    else if (!strcmp(name, "capture-stream-max-seconds") || !strcmp(name, "capture_stream_max_seconds")) { bad = parse_long(v, 1, 3600, &n); cfg->capture_stream_max_seconds = (int)n; }
+    else if (!strcmp(name, "capture-stream-idle-timeout") || !strcmp(name, "capture_stream_idle_timeout")) { bad = parse_long(v, 1, 3600, &n); cfg->capture_stream_idle_timeout = (int)n; }
     else if (!strcmp(name, "callback-allow-private") || !strcmp(name, "callback_allow_private")) { bad = parse_bool(v, &b); cfg->callback_allow_private = b; }
     else if (!strcmp(name, "liveness-dispatch") || !strcmp(name, "liveness_dispatch")) { bad = parse_bool(v, &b); cfg->liveness_dispatch = b; }
     else if (!strcmp(name, "legacy-templates") || !strcmp(name, "legacy_templates")) { bad = parse_bool(v, &b); cfg->legacy_templates = b; }
@@ -427,6 +437,11 @@ static const struct { const char *name, *arg, *help; } settings_help[] = {
     {"age_margin", "YEARS", "aboveThreshold needs estimate >= threshold + margin (default 0: the reference's rule)"},
     {"liveness_timeout", "S", "init-liveness-parameters -> upload window (default 120)"},
     {"liveness_max_upload_bytes", "N", "encrypted capture upload limit (default 12 MiB)"},
+    {"capture_stream_max", "N", "concurrent capture streams (WebSocket) per instance, 503 beyond; 0 = none (default 8)"},
+    {"capture_stream_max_fps", "N", "frames a capture stream processes per second, more are dropped (default 15)"},
+    {"capture_stream_max_frame_bytes", "N", "largest capture-stream frame (default 512 KiB)"},
+    {"capture_stream_max_seconds", "S", "capture-stream length from its start (default 30)"},
+    {"capture_stream_idle_timeout", "S", "capture stream closed after this long without a message (default 10)"},
     {"callback_allow_private", "BOOL", "allow callbacks to loopback/private addresses (default false)"},
     {"callback_allow", "LIST", "CIDRs and host names callbacks may reach despite the guard (default none)"},
     {"cors_origins", "LIST", "browser origins allowed to call the API: * or a list (default none)"},

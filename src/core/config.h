@@ -62,6 +62,12 @@ typedef struct {
     bool generate_dev_key; /* print a fresh key even when others are configured */
     int liveness_timeout_seconds;     /* init-liveness-parameters -> upload, else TIMEOUT */
     size_t liveness_max_upload_bytes; /* encrypted capture upload, 413 beyond */
+    /* The real-time capture stream (docs/capture-stream.md). */
+    int capture_stream_max;             /* concurrent streams per instance, 503 beyond */
+    int capture_stream_max_fps;         /* frames processed per second per stream; more are dropped */
+    size_t capture_stream_max_frame_bytes; /* largest frame message */
+    int capture_stream_max_seconds;     /* capture length from the stream's start */
+    int capture_stream_idle_timeout;    /* seconds without a client message */
     bool callback_allow_private;      /* callbacks to loopback/private addresses (SSRF guard off) */
     char callback_allow[1024];        /* CIDRs and host names callbacks may reach despite the guard */
     char cors_origins[1024];          /* allowed browser origins ("*" or a comma list); empty = no CORS */

@@ -40,6 +40,13 @@ void http_reply_empty(http_request *req, int status) {
     req->response_len = 0;
 }
 
+void http_accept_upgrade(http_request *req, http_upgrade_run run, http_upgrade_drop drop, void *cls) {
+    http_reply_empty(req, 101);
+    req->upgrade_run = run;
+    req->upgrade_drop = drop;
+    req->upgrade_cls = cls;
+}
+
 void http_reply_json(http_request *req, int status, json_t *body) {
     char *text = json_dumps(body, HTTP_JSON_FLAGS);
     json_decref(body);

@@ -4,6 +4,7 @@
 #ifndef HTTP_REQUEST_H
 #define HTTP_REQUEST_H
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -20,6 +21,14 @@ typedef struct http_header {
 } http_header;
 
 #define HTTP_MAX_PARAMS 4
+
+/* An upgraded connection (a WebSocket), run on a thread of the server's own once the
+ * 101 is sent: fd is the connection (owned by the server: never closed here),
+ * extra the bytes already read past the handshake. It returns when done; *stopping
+ * turns true (and fd is shut down) when the server stops. drop is called instead
+ * of run when the upgrade cannot go ahead (the client left, no thread). */
+typedef void (*http_upgrade_run)(void *cls, int fd, const char *extra, size_t extra_len, const atomic_bool *stopping);
+typedef void (*http_upgrade_drop)(void *cls);
 
 typedef struct http_request {
     arena *arena;
@@ -47,6 +56,9 @@ typedef struct http_request {
     char error_id[UUID_STR_LEN];
     const char *error_message;
     const char *correlation_id; /* for the log line */
+    http_upgrade_run upgrade_run; /* set by http_accept_upgrade */
+    http_upgrade_drop upgrade_drop;
+    void *upgrade_cls;
 } http_request;
 
 const char *http_query(const http_request *req, const char *name);
@@ -66,6 +78,9 @@ void http_reply_empty(http_request *req, int status);
 /* {"id": "<uuid>", "message": "..."}; the id is logged with the request. */
 void http_reply_error(http_request *req, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* 101 Switching Protocols (add the protocol's headers, e.g. Upgrade, with
+ * http_add_header); exactly one of run or drop is later called with cls. */
+void http_accept_upgrade(http_request *req, http_upgrade_run run, http_upgrade_drop drop, void *cls);
 /* 429 with Retry-After and the spec's wording. */
 void http_reply_busy(http_request *req);
 

@@ -4,11 +4,15 @@
  * buffered bytes, then discarded; a ROUTE_BODY_DISCARD route's are only counted),
  * and dispatch to its handler. A heavy route's handler runs on a worker thread
  * while its connection is suspended, so HTTP threads never wait on inference:
- * cheap routes stay fast under load, and a full worker queue is a 429 at once. */
+ * cheap routes stay fast under load, and a full worker queue is a 429 at once. A
+ * handler may accept an upgrade (a WebSocket, http_accept_upgrade): after the 101
+ * the connection runs on a thread of its own, tracked here so that stopping the
+ * server shuts those connections down first. */
 #include "http/server.h"
 
 #include <microhttpd.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +34,28 @@ struct http_server {
     atomic_int in_flight;
     atomic_llong usage_warned_ms; /* last "usage not stored" log line (monotonic ms; 0 = never) */
     atomic_size_t buffered;       /* request-body bytes held across connections (max_buffered_bytes) */
+    pthread_mutex_t upgraded_lock; /* guards upgraded (the list) */
+    pthread_cond_t upgraded_gone;
+    struct upgraded *upgraded;
+    atomic_bool stopping;
 };
+
+/* One accepted upgrade: PENDING until libmicrohttpd hands the socket over
+ * (STARTED: its thread owns this struct) or the request ends without it
+ * (DROPPED: on_completed frees it). Both happen on the connection's MHD thread. */
+enum { UPGRADE_PENDING, UPGRADE_STARTED, UPGRADE_DROPPED };
+typedef struct upgraded {
+    http_server *server;
+    http_upgrade_run run;
+    http_upgrade_drop drop;
+    void *cls;
+    int state;
+    int fd;
+    struct MHD_UpgradeResponseHandle *urh;
+    char *extra;
+    size_t extra_len;
+    struct upgraded *next;
+} upgraded;
 
 #define USAGE_WARN_INTERVAL_MS 60000
 
@@ -45,6 +70,7 @@ typedef struct {
     size_t body_len, body_cap, body_limit;
     double started;
     int key_index;
+    upgraded *upgrade; /* a 101 was queued */
 } request_ctx;
 
 const char *http_query(const http_request *req, const char *name) {
@@ -55,17 +81,97 @@ const char *http_header_value(const http_request *req, const char *name) {
     return MHD_lookup_connection_value(req->connection, MHD_HEADER_KIND, name);
 }
 
+static void *upgraded_thread(void *arg) {
+    upgraded *u = arg;
+    http_server *s = u->server;
+    u->run(u->cls, u->fd, u->extra, u->extra_len, &s->stopping);
+    MHD_upgrade_action(u->urh, MHD_UPGRADE_ACTION_CLOSE);
+    pthread_mutex_lock(&s->upgraded_lock);
+    for (upgraded **p = &s->upgraded; *p; p = &(*p)->next)
+        if (*p == u) {
+            *p = u->next;
+            break;
+        }
+    pthread_cond_broadcast(&s->upgraded_gone);
+    pthread_mutex_unlock(&s->upgraded_lock);
+    free(u->extra);
+    free(u);
+    return NULL;
+}
+
+/* libmicrohttpd hands over the socket after sending the 101. */
+static void on_upgrade(void *cls, struct MHD_Connection *conn, void *con_cls, const char *extra_in,
+                       size_t extra_in_size, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh) {
+    (void)conn;
+    (void)con_cls;
+    upgraded *u = cls;
+    http_server *s = u->server;
+    u->fd = sock;
+    u->urh = urh;
+    u->state = UPGRADE_STARTED;
+    u->extra = extra_in_size ? malloc(extra_in_size) : NULL;
+    if (u->extra) memcpy(u->extra, extra_in, extra_in_size);
+    u->extra_len = u->extra ? extra_in_size : 0;
+    pthread_mutex_lock(&s->upgraded_lock);
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    bool ok = (!extra_in_size || u->extra) && !atomic_load(&s->stopping) &&
+              pthread_create(&t, &attr, upgraded_thread, u) == 0;
+    pthread_attr_destroy(&attr);
+    if (ok) {
+        u->next = s->upgraded;
+        s->upgraded = u;
+    }
+    pthread_mutex_unlock(&s->upgraded_lock);
+    if (ok) return;
+    log_event("error", "cannot start a thread for an upgraded connection");
+    u->drop(u->cls);
+    MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+    free(u->extra);
+    free(u);
+}
+
+/* Shuts every upgraded connection down and waits for their threads to end. */
+static void stop_upgraded(http_server *s) {
+    atomic_store(&s->stopping, true);
+    pthread_mutex_lock(&s->upgraded_lock);
+    for (upgraded *u = s->upgraded; u; u = u->next) shutdown(u->fd, SHUT_RDWR);
+    while (s->upgraded) pthread_cond_wait(&s->upgraded_gone, &s->upgraded_lock);
+    pthread_mutex_unlock(&s->upgraded_lock);
+}
+
+static struct MHD_Response *create_response(request_ctx *ctx) {
+    http_request *req = &ctx->req;
+    if (!req->upgrade_run)
+        return MHD_create_response_from_buffer(req->response_len, (void *)req->response_body, MHD_RESPMEM_MUST_COPY);
+    upgraded *u = calloc(1, sizeof(*u));
+    struct MHD_Response *resp = u ? MHD_create_response_for_upgrade(on_upgrade, u) : NULL;
+    if (!resp) {
+        free(u);
+        req->upgrade_drop(req->upgrade_cls);
+        req->upgrade_run = NULL;
+        http_reply_error(req, 500, "internal error: cannot accept the upgrade");
+        return MHD_create_response_from_buffer(req->response_len, (void *)req->response_body, MHD_RESPMEM_MUST_COPY);
+    }
+    *u = (upgraded){.server = ctx->server, .run = req->upgrade_run, .drop = req->upgrade_drop, .cls = req->upgrade_cls,
+                    .state = UPGRADE_PENDING, .fd = -1};
+    ctx->upgrade = u;
+    return resp;
+}
+
 static enum MHD_Result queue(request_ctx *ctx) {
     http_request *req = &ctx->req;
     if (!req->status) http_reply_error(req, 500, "internal error: the handler produced no response");
-    struct MHD_Response *resp = MHD_create_response_from_buffer(
-        req->response_len, (void *)req->response_body, MHD_RESPMEM_MUST_COPY);
+    struct MHD_Response *resp = create_response(ctx);
     if (!resp) return MHD_NO;
     if (req->response_type) MHD_add_response_header(resp, "Content-Type", req->response_type);
     for (http_header *h = req->response_headers; h; h = h->next)
         MHD_add_response_header(resp, h->name, h->value);
     /* API answers are never cached; static files (api/web.c) set their own policy. */
-    if (!http_response_header(req, "Cache-Control")) MHD_add_response_header(resp, "Cache-Control", "no-store");
+    if (!ctx->upgrade && !http_response_header(req, "Cache-Control"))
+        MHD_add_response_header(resp, "Cache-Control", "no-store");
     /* Public routes that any page may read (the SDK files, the network check) set
      * "Access-Control-Allow-Origin: *" themselves; the others follow cors_origins. */
     const char *origin = http_response_header(req, "Access-Control-Allow-Origin")
@@ -357,6 +463,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                 req->error_id[0] ? req->error_id : NULL, req->error_message);
     metrics_record(s->app->metrics, req->operation, ctx->key_index, status, seconds);
     if (req->key && req->operation) count_usage(s, req);
+    if (ctx->upgrade && ctx->upgrade->state == UPGRADE_PENDING) { /* the 101 never went out */
+        ctx->upgrade->drop(ctx->upgrade->cls);
+        free(ctx->upgrade);
+    }
     arena_free(req->arena);
     atomic_fetch_sub(&s->buffered, ctx->body_cap);
     free(ctx->body);
@@ -379,8 +489,10 @@ http_server *http_server_start(app *a, const route *routes, char *err, size_t er
         free(s);
         return NULL;
     }
+    pthread_mutex_init(&s->upgraded_lock, NULL);
+    pthread_cond_init(&s->upgraded_gone, NULL);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG |
-                     MHD_ALLOW_SUSPEND_RESUME;
+                     MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE;
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
     /* The certificate comes from a callback at each handshake, so that a reload
      * (http_server_reload_tls) reaches new connections without a restart. */
@@ -429,6 +541,7 @@ void http_server_stop(http_server *s, int grace_ms) {
     /* Refuse new connections now (Linux stops listening on shutdown) but keep the fd
      * open: see below. */
     if (fd != MHD_INVALID_SOCKET) shutdown(fd, SHUT_RDWR);
+    stop_upgraded(s); /* their requests count as in flight until they close */
     for (int waited = 0; atomic_load(&s->in_flight) > 0 && waited < grace_ms; waited += 10)
         usleep(10 * 1000);
     MHD_stop_daemon(s->daemon);
@@ -436,6 +549,8 @@ void http_server_stop(http_server *s, int grace_ms) {
      * epoll sets after quiesce, and a closed fd there makes libmicrohttpd abort. */
     if (fd != MHD_INVALID_SOCKET) close(fd);
     tls_material_shutdown();
+    pthread_mutex_destroy(&s->upgraded_lock);
+    pthread_cond_destroy(&s->upgraded_gone);
     free(s);
 }
 

@@ -97,6 +97,20 @@ static int gcm(int encrypt, const uint8_t *key, const uint8_t *iv, const uint8_t
     return ok ? 0 : ENVELOPE_ERR_AUTH;
 }
 
+int envelope_unwrap(const envelope_key *k, const uint8_t *wrapped, size_t wrapped_len,
+                    uint8_t key[ENVELOPE_KEY_BYTES]) {
+    return unwrap_key(k->pair.key, wrapped, wrapped_len, key);
+}
+
+int envelope_decrypt(const uint8_t key[ENVELOPE_KEY_BYTES], const uint8_t iv[ENVELOPE_IV_BYTES], const uint8_t *ct,
+                     size_t ct_len, const uint8_t *aad, size_t aad_len, uint8_t *out) {
+    if (ct_len < ENVELOPE_TAG_BYTES || ct_len > ENVELOPE_MAX_PLAIN || aad_len > INT32_MAX) return ENVELOPE_ERR_FORMAT;
+    size_t n = ct_len - ENVELOPE_TAG_BYTES;
+    uint8_t tag[ENVELOPE_TAG_BYTES];
+    memcpy(tag, ct + n, sizeof tag);
+    return gcm(0, key, iv, aad, aad_len, ct, n, out, tag);
+}
+
 int envelope_open(const envelope_key *k, const uint8_t *wrapped, size_t wrapped_len, const uint8_t *iv,
                   size_t iv_len, const uint8_t *ct, size_t ct_len, const uint8_t *aad, size_t aad_len,
                   uint8_t **plain, size_t *plain_len) {
@@ -106,16 +120,14 @@ int envelope_open(const envelope_key *k, const uint8_t *wrapped, size_t wrapped_
         aad_len > INT32_MAX)
         return ENVELOPE_ERR_FORMAT;
     uint8_t key[ENVELOPE_KEY_BYTES];
-    if (unwrap_key(k->pair.key, wrapped, wrapped_len, key)) return ENVELOPE_ERR_KEY;
+    if (envelope_unwrap(k, wrapped, wrapped_len, key)) return ENVELOPE_ERR_KEY;
     size_t n = ct_len - ENVELOPE_TAG_BYTES;
     uint8_t *out = malloc(n + 1);
     if (!out) {
         OPENSSL_cleanse(key, sizeof key);
         return ENVELOPE_ERR_NOMEM;
     }
-    uint8_t tag[ENVELOPE_TAG_BYTES];
-    memcpy(tag, ct + n, sizeof tag);
-    int rc = gcm(0, key, iv, aad, aad_len, ct, n, out, tag);
+    int rc = envelope_decrypt(key, iv, ct, ct_len, aad, aad_len, out);
     OPENSSL_cleanse(key, sizeof key);
     if (rc) {
         free(out);

@@ -50,6 +50,14 @@ int envelope_open(const envelope_key *k, const uint8_t *wrapped_key, size_t wrap
                   const uint8_t *iv, size_t iv_len, const uint8_t *ciphertext, size_t ct_len,
                   const uint8_t *aad, size_t aad_len, uint8_t **plain, size_t *plain_len);
 
+/* The two steps of envelope_open, for the capture stream (docs/capture-stream.md),
+ * which unwraps its key once and decrypts every frame with it. envelope_decrypt
+ * writes ct_len - ENVELOPE_TAG_BYTES bytes to out. */
+int envelope_unwrap(const envelope_key *k, const uint8_t *wrapped, size_t wrapped_len,
+                    uint8_t key[ENVELOPE_KEY_BYTES]);
+int envelope_decrypt(const uint8_t key[ENVELOPE_KEY_BYTES], const uint8_t iv[ENVELOPE_IV_BYTES], const uint8_t *ct,
+                     size_t ct_len, const uint8_t *aad, size_t aad_len, uint8_t *out);
+
 /* The sealing side, for tests and the reference client in C: the inverse of
  * envelope_open with a caller-chosen AES key and IV. Buffers are malloc'd. */
 int envelope_seal(const uint8_t *cert_der, size_t cert_len, const uint8_t key[ENVELOPE_KEY_BYTES],
