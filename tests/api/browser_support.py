@@ -47,6 +47,15 @@ def write_y4m(path, frames):
                 f.write(i420)
 
 
+def fake_camera_videos(folder, samples):
+    """{name: path of a .y4m} for {name: [frames]}, written into folder."""
+    out = {}
+    for name, frames in samples.items():
+        out[name] = os.path.join(str(folder), f"{name}.y4m")
+        write_y4m(out[name], frames)
+    return out
+
+
 def chromium(video, profile_dir, log_path, window="480,1000"):
     """A headless Chromium whose camera plays `video`; camera permission is granted
     (--use-fake-ui-for-media-stream) and pages are asked for in English."""

@@ -17,7 +17,7 @@ import os
 
 import pytest
 
-from browser_support import W, chromium, needs_chromium, shoot as shoot_in, write_y4m
+from browser_support import W, chromium, fake_camera_videos, needs_chromium, shoot as shoot_in
 from conftest import KEY_A, REPO_ROOT, SANITIZED
 
 NUAA = os.path.join(REPO_ROOT, "..", "shared", "data", "spoof", "nuaa")
@@ -44,12 +44,7 @@ def shoot(drv, name):
 
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory):
-    d = tmp_path_factory.mktemp("fake-camera")
-    out = {}
-    for name, frames in (("live", LIVE), ("spoof", SPOOF)):
-        out[name] = str(d / f"{name}.y4m")
-        write_y4m(out[name], frames)
-    return out
+    return fake_camera_videos(tmp_path_factory.mktemp("fake-camera"), {"live": LIVE, "spoof": SPOOF})
 
 
 @pytest.mark.parametrize("sample,expected", [("live", "SUCCESS"), ("spoof", "SPOOF")])

@@ -33,7 +33,7 @@ import time
 
 import pytest
 
-from browser_support import chromium, needs_chromium, shoot, write_y4m
+from browser_support import chromium, fake_camera_videos, needs_chromium, shoot
 from conftest import REPO_ROOT, SANITIZED, free_port, launch
 from test_webcapture_demo import DEMO_DIR, INSTALL_STAMP, NODE, Demo
 
@@ -60,14 +60,15 @@ needs_video_api = pytest.mark.skipif(
 
 # Per page: its LIVENESS_MODE, the clicks from its first screen to the capture
 # (step shown, element of that step clicked), its result screens.
+PASSIVE = {
+    "mode": "LIVENESS_PASSIVE",
+    "clicks": [("#step-1", '[data-target="#step-end-tutorial"]'), ("#step-end-tutorial", ".start-capture"),
+               ("#step-access-permission", "button")],
+    "ok": "#step-liveness-ok", "failed": "#step-liveness-timeout", "error": "#step-liveness-ko",
+    "best_image": "#step-liveness-ok .best-image",
+}
 PAGES = {
-    "passive": {
-        "mode": "LIVENESS_PASSIVE",
-        "clicks": [("#step-1", '[data-target="#step-end-tutorial"]'), ("#step-end-tutorial", ".start-capture"),
-                   ("#step-access-permission", "button")],
-        "ok": "#step-liveness-ok", "failed": "#step-liveness-timeout", "error": "#step-liveness-ko",
-        "best_image": "#step-liveness-ok .best-image",
-    },
+    "passive": PASSIVE,
     "passive-video": {
         "mode": "LIVENESS_PASSIVE_VIDEO",
         "clicks": [("#step-1", 'button[data-target="#connectivity-check"]'),
@@ -75,13 +76,7 @@ PAGES = {
         "ok": "#step-liveness-ok", "failed": "#step-liveness-ko", "error": "#step-liveness-failed",
         "best_image": "#best-image",
     },
-    "active": {
-        "mode": "LIVENESS_ACTIVE",
-        "clicks": [("#step-1", '[data-target="#step-end-tutorial"]'), ("#step-end-tutorial", ".start-capture"),
-                   ("#step-access-permission", "button")],
-        "ok": "#step-liveness-ok", "failed": "#step-liveness-timeout", "error": "#step-liveness-ko",
-        "best_image": "#step-liveness-ok .best-image",
-    },
+    "active": dict(PASSIVE, mode="LIVENESS_ACTIVE"),  # the same screens as the passive page
 }
 # Screens every page shows when something went wrong before the capture.
 TROUBLE = ("#step-compatibility", "#step-weak-network", "#step-server-overloaded")
@@ -98,12 +93,7 @@ def bioserver(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory):
-    d = tmp_path_factory.mktemp("fake-camera")
-    out = {}
-    for name, frames in (("live", LIVE), ("spoof", SPOOF)):
-        out[name] = str(d / f"{name}.y4m")
-        write_y4m(out[name], frames)
-    return out
+    return fake_camera_videos(tmp_path_factory.mktemp("fake-camera"), {"live": LIVE, "spoof": SPOOF})
 
 
 @pytest.fixture(scope="module")
