@@ -139,3 +139,72 @@ def test_network_speed_holds_no_memory(start_server):
     assert r.status_code == 200 and r.json() == {"receivedBytes": DISCARD_MAX}
     big = srv.post("/v2/faces", key=KEY_A, data=b"x" * DISCARD_MAX, headers={"Content-Type": "image/jpeg"})
     assert big.status_code == 503 and "too many uploads" in big.json()["message"], big.text
+
+
+# ---- BioserverEnvironment.detection on user agents the browser test cannot be --------------
+
+UA = {
+    "chrome_linux": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
+    "chrome_old": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/59.0.3071.115 Safari/537.36",
+    "edge_win": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 Edg/120.0.2210.91",
+    "safari_mac_14": "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/14.1.2 Safari/605.1.15",
+    "safari_ios_16": "Mozilla/5.0 (iPhone; CPU iPhone OS 16_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/16.6 Mobile/15E148 Safari/604.1",
+    "chrome_ios_110": "Mozilla/5.0 (iPhone; CPU iPhone OS 16_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) CriOS/110.0.5481.83 Mobile/15E148 Safari/604.1",
+    "samsung_android": "Mozilla/5.0 (Linux; Android 13; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) SamsungBrowser/23.0 Chrome/115.0.0.0 Mobile Safari/537.36",
+    "firefox_android": "Mozilla/5.0 (Android 14; Mobile; rv:128.0) Gecko/128.0 Firefox/128.0",
+    "ie11": "Mozilla/5.0 (Windows NT 10.0; Trident/7.0; rv:11.0) like Gecko",
+    "ipados": "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Safari/605.1.15",
+}
+
+
+def detect(user_agent, touch_points=0, camera=True):
+    """Runs the served file in node with a stand-in window/navigator."""
+    import json
+    import subprocess
+    node = shutil.which("node")
+    if not node:
+        pytest.fail("node is not installed: run `make deps` (make test does)")
+    script = """
+        const fs = require('fs');
+        const [file, ua, touch, camera] = process.argv.slice(1);
+        const nav = {userAgent: ua, maxTouchPoints: Number(touch)};
+        if (camera === 'true') nav.mediaDevices = {getUserMedia() {}};
+        const win = {navigator: nav, WebSocket: function () {}, fetch() {}, Promise};
+        new Function('window', fs.readFileSync(file, 'utf8'))(win);
+        process.stdout.write(JSON.stringify(win.BioserverEnvironment.detection()));
+    """
+    out = subprocess.run([node, "-e", script, os.path.join(SDK_DIR, "bioserver-environment-api.js"), user_agent,
+                          str(touch_points), "true" if camera else "false"],
+                         capture_output=True, text=True, timeout=30, check=True)
+    return json.loads(out.stdout)
+
+
+@pytest.mark.parametrize("ua,os_name,browser,supported,mobile", [
+    ("chrome_linux", "Linux", "Chrome", True, False),
+    ("chrome_old", "Windows", "Chrome", False, False),          # Chrome 60+
+    ("edge_win", "Windows", "Edge", True, False),
+    ("safari_mac_14", "Mac OS", "Safari", False, False),        # Safari 15+
+    ("safari_ios_16", "iOS", "Mobile Safari", True, True),
+    ("chrome_ios_110", "iOS", "Chrome", False, True),           # Chrome on iOS: 120+
+    ("samsung_android", "Android", "Samsung Browser", True, True),
+    ("firefox_android", "Android", "Firefox", True, True),
+    ("ie11", "Windows", "unknown", False, False),
+])
+def test_environment_detection(ua, os_name, browser, supported, mobile):
+    env = detect(UA[ua])["envDetected"]
+    assert env["os"]["name"] == os_name and env["os"]["isMobile"] is mobile, env
+    assert env["os"]["isSupported"] is True
+    assert env["browser"]["name"] == browser and env["browser"]["isSupported"] is supported, env
+    # What the demo's compatibility screen lists (names of its images).
+    assert env["os"]["supportedList"] == (["Android", "iOS"] if mobile else ["Windows", "Mac OS", "Linux"])
+    names = [b["name"] for b in env["browser"]["supportedList"]]
+    assert all(isinstance(b["minimumVersion"], int) for b in env["browser"]["supportedList"])
+    assert ("Mobile Safari" in names) == (os_name == "iOS") and ("Samsung Browser" in names) == (os_name == "Android")
+
+
+def test_environment_detection_edge_cases():
+    ipad = detect(UA["ipados"], touch_points=5)["envDetected"]  # iPadOS says "Macintosh"
+    assert ipad["os"]["name"] == "iOS" and ipad["browser"]["name"] == "Mobile Safari" and ipad["browser"]["isSupported"]
+    no_camera = detect(UA["chrome_linux"], camera=False)["envDetected"]["browser"]  # e.g. not a secure context
+    assert no_camera["isSupported"] is False and no_camera["missingFeatures"] == ["getUserMedia"]
+    assert detect("") == {"message": "The browser did not say what it is (no user agent): cannot check compatibility."}
