@@ -8,7 +8,7 @@
  *  - Age on data/age: the MANIFEST rows are split by index (even = calibration half,
  *    odd = evaluation half); prints the MAE on the evaluation half, the share of
  *    under-18s called >= 18, and the least-squares refit of the calibration on the
- *    even half (compose it with AGE_CAL_A/B in src/face/pipeline.c to refit).
+ *    even half (compose it with AGE_CAL_A/B in src/face/age.c to refit).
  *
  * Every image is analysed once, by two threads each owning a face_worker. The LFW
  * embeddings go to build/lfw_embeddings.{tsv,f32} for the matching/calibration work.

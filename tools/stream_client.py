@@ -239,6 +239,11 @@ def run_capture(base_url, session_id, frames, fps=10, path_prefix=PREFIX, on_mes
             on_message(m)
         done = m["type"] in ("result", "error")
     cs.ws.sock.settimeout(30)
+    try:  # the close frame that follows the last message
+        while cs.ws.close_code is None:
+            cs.next()
+    except (Closed, OSError):
+        pass
     return cs, messages
 
 

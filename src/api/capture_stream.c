@@ -86,18 +86,33 @@ int capture_stream_ticket_issue(app *a, const char *tenant, const char *sid, con
     return rc;
 }
 
-/* Takes the ticket of sid (compare-and-set taken false -> true). Fills tenant and
- * nonce; STORE_CONFLICT when it was taken already. */
-static int ticket_take(store *st, const char *sid, char *tenant, size_t tenant_len, char *nonce, size_t nonce_len) {
-    store_value raw = {0};
-    int rc = st->ops->session_get(st, TICKET_TENANT, sid, &raw, NULL);
-    if (rc) return rc;
-    json_t *t = json_loadb((const char *)raw.data, raw.len, 0, NULL);
-    const char *tn = api_json_string(t, "tenant"), *nn = api_json_string(t, "nonce");
-    rc = !tn || !nn ? STORE_CORRUPT : json_is_true(json_object_get(t, "taken")) ? STORE_CONFLICT : STORE_OK;
-    if (rc == STORE_OK) {
-        snprintf(tenant, tenant_len, "%s", tn);
-        snprintf(nonce, nonce_len, "%s", nn);
+/* The ticket of sid, parsed (*raw keeps the stored bytes for a compare-and-set). */
+static json_t *ticket_load(store *st, const char *sid, store_value *raw, int *rc) {
+    *raw = (store_value){0};
+    *rc = st->ops->session_get(st, TICKET_TENANT, sid, raw, NULL);
+    if (*rc) return NULL;
+    json_t *t = json_loadb((const char *)raw->data, raw->len, 0, NULL);
+    if (!api_json_string(t, "tenant") || !api_json_string(t, "nonce")) {
+        json_decref(t);
+        store_value_free(raw);
+        *rc = STORE_CORRUPT;
+        return NULL;
+    }
+    return t;
+}
+
+/* Takes the ticket of sid (compare-and-set taken false -> true), or only looks at
+ * it (take false). Fills tenant and nonce; STORE_CONFLICT when it was taken already. */
+static int ticket_use(store *st, const char *sid, bool take, char *tenant, size_t tenant_len, char *nonce,
+                      size_t nonce_len) {
+    store_value raw;
+    int rc;
+    json_t *t = ticket_load(st, sid, &raw, &rc);
+    if (!t) return rc;
+    rc = json_is_true(json_object_get(t, "taken")) ? STORE_CONFLICT : STORE_OK;
+    snprintf(tenant, tenant_len, "%s", api_json_string(t, "tenant"));
+    snprintf(nonce, nonce_len, "%s", api_json_string(t, "nonce"));
+    if (rc == STORE_OK && take) {
         json_object_set_new(t, "taken", json_true());
         char *text = json_dumps(t, JSON_COMPACT);
         store_value v = {(uint8_t *)text, text ? strlen(text) : 0};
@@ -170,7 +185,9 @@ static bool reserve_slot(http_request *req) {
     return false;
 }
 
-static capture_stream *stream_open(http_request *req) {
+/* The stream for the request's session, after the checks an upgrade must pass
+ * (take: the ticket is taken; else only looked at). NULL after replying. */
+static capture_stream *stream_open(http_request *req, bool take) {
     app *a = req->app;
     const char *sid = req->params[0];
     capture_stream *cs = calloc(1, sizeof(*cs));
@@ -181,7 +198,7 @@ static capture_stream *stream_open(http_request *req) {
     }
     cs->app = a; /* the slot reserve_slot took is now the stream's: stream_free gives it back */
     snprintf(cs->sid, sizeof cs->sid, "%s", sid);
-    int rc = ticket_take(a->store, sid, cs->tenant, sizeof cs->tenant, cs->nonce, sizeof cs->nonce);
+    int rc = ticket_use(a->store, sid, take, cs->tenant, sizeof cs->tenant, cs->nonce, sizeof cs->nonce);
     if (rc == STORE_CONFLICT) {
         http_reply_error(req, 409, "a capture stream was already opened for these liveness parameters");
     } else if (rc == STORE_NOT_FOUND) {
@@ -621,9 +638,25 @@ static void stream_run(void *cls, int fd, const char *extra, size_t extra_len, c
     capture_stream *cs = cls;
     cs->stopping = stopping;
     cs->ws = ws_conn_create(fd, extra, extra_len, TEXT_MAX, cs->app->config.capture_stream_max_frame_bytes);
-    if (cs->ws) stream_loop(cs);
+    if (cs->ws) {
+        stream_loop(cs);
+        ws_linger(cs->ws, 1000, (size_t)8 << 20);
+    }
     ws_conn_free(cs->ws);
     stream_free(cs);
+}
+
+/* A request that is no upgrade gets the refusal an upgrade would get now, taking
+ * nothing, else 426: a browser cannot read why a WebSocket was refused, so the SDK
+ * asks again this way (docs/capture-stream.md). */
+static void refuse_like_an_upgrade(http_request *req, const char *why) {
+    if (!reserve_slot(req)) return;
+    capture_stream *cs = stream_open(req, false);
+    stream_free(cs);
+    if (req->status) return;
+    http_add_header(req, "Upgrade", "websocket");
+    http_add_header(req, "Sec-WebSocket-Version", "13");
+    http_reply_error(req, 426, "%s", why);
 }
 
 void handle_capture_stream(http_request *req) {
@@ -631,13 +664,11 @@ void handle_capture_stream(http_request *req) {
     char accept[WS_ACCEPT_LEN + 1];
     const char *bad = ws_handshake_check(req, accept);
     if (bad) {
-        http_add_header(req, "Upgrade", "websocket");
-        http_add_header(req, "Sec-WebSocket-Version", "13");
-        http_reply_error(req, 426, "%s", bad);
+        refuse_like_an_upgrade(req, bad);
         return;
     }
     if (!reserve_slot(req)) return;
-    capture_stream *cs = stream_open(req);
+    capture_stream *cs = stream_open(req, true);
     if (!cs) return;
     http_add_header(req, "Upgrade", "websocket");
     http_add_header(req, "Sec-WebSocket-Accept", accept);

@@ -40,16 +40,15 @@ struct http_server {
     atomic_bool stopping;
 };
 
-/* One accepted upgrade: PENDING until libmicrohttpd hands the socket over
- * (STARTED: its thread owns this struct) or the request ends without it
- * (DROPPED: on_completed frees it). Both happen on the connection's MHD thread. */
-enum { UPGRADE_PENDING, UPGRADE_STARTED, UPGRADE_DROPPED };
+/* One accepted upgrade. The request holds it until libmicrohttpd hands the socket
+ * over (then its thread owns it and the request forgets it) or the request ends
+ * without that (on_completed drops and frees it); both happen on the connection's
+ * MHD thread. */
 typedef struct upgraded {
     http_server *server;
     http_upgrade_run run;
     http_upgrade_drop drop;
     void *cls;
-    int state;
     int fd;
     struct MHD_UpgradeResponseHandle *urh;
     char *extra;
@@ -103,12 +102,12 @@ static void *upgraded_thread(void *arg) {
 static void on_upgrade(void *cls, struct MHD_Connection *conn, void *con_cls, const char *extra_in,
                        size_t extra_in_size, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh) {
     (void)conn;
-    (void)con_cls;
     upgraded *u = cls;
+    request_ctx *ctx = con_cls;
+    ctx->upgrade = NULL; /* the thread owns u now; on_completed comes only when it has closed */
     http_server *s = u->server;
     u->fd = sock;
     u->urh = urh;
-    u->state = UPGRADE_STARTED;
     u->extra = extra_in_size ? malloc(extra_in_size) : NULL;
     if (u->extra) memcpy(u->extra, extra_in, extra_in_size);
     u->extra_len = u->extra ? extra_in_size : 0;
@@ -156,7 +155,7 @@ static struct MHD_Response *create_response(request_ctx *ctx) {
         return MHD_create_response_from_buffer(req->response_len, (void *)req->response_body, MHD_RESPMEM_MUST_COPY);
     }
     *u = (upgraded){.server = ctx->server, .run = req->upgrade_run, .drop = req->upgrade_drop, .cls = req->upgrade_cls,
-                    .state = UPGRADE_PENDING, .fd = -1};
+                    .fd = -1};
     ctx->upgrade = u;
     return resp;
 }
@@ -463,7 +462,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                 req->error_id[0] ? req->error_id : NULL, req->error_message);
     metrics_record(s->app->metrics, req->operation, ctx->key_index, status, seconds);
     if (req->key && req->operation) count_usage(s, req);
-    if (ctx->upgrade && ctx->upgrade->state == UPGRADE_PENDING) { /* the 101 never went out */
+    if (ctx->upgrade) { /* the 101 never went out */
         ctx->upgrade->drop(ctx->upgrade->cls);
         free(ctx->upgrade);
     }

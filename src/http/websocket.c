@@ -329,6 +329,23 @@ int ws_read_message(ws_conn *c, int64_t deadline_ms, ws_message *out) {
     }
 }
 
+void ws_linger(ws_conn *c, int timeout_ms, size_t max_bytes) {
+    /* Closing a socket with unread input makes the kernel send a reset, and the peer
+     * may lose our last messages (the error, the close frame) before reading them. */
+    shutdown(c->fd, SHUT_WR);
+    int64_t deadline = time_monotonic_ms() + timeout_ms;
+    uint8_t sink[16384];
+    for (size_t drained = 0; drained < max_bytes;) {
+        ssize_t n = recv(c->fd, sink, sizeof sink, 0);
+        if (n > 0) {
+            drained += (size_t)n;
+            continue;
+        }
+        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) return;
+        if (wait_fd(c->fd, POLLIN, deadline)) return;
+    }
+}
+
 uint16_t ws_close_code_for(int err) {
     switch (err) {
     case WS_ERR_TOO_BIG: return WS_CLOSE_TOO_BIG;

@@ -94,6 +94,10 @@ int ws_send_text(ws_conn *c, const char *text, size_t len);
 /* Sends a close frame with code and reason (truncated to fit 123 bytes); once. */
 int ws_send_close(ws_conn *c, uint16_t code, const char *reason);
 
+/* After the last message: stops sending and reads (discarding) until the peer
+ * closes, timeout_ms pass or max_bytes were read, so that what was sent arrives. */
+void ws_linger(ws_conn *c, int timeout_ms, size_t max_bytes);
+
 /* The close code a reading error ends the stream with. */
 uint16_t ws_close_code_for(int err);
 

@@ -1,0 +1,168 @@
+"""web/sdk/bioserver-video-api.js in a real browser: headless Chromium with a fake
+camera playing NUAA frames (a y4m file made at test time, never committed) opens a
+tiny page that calls BioserverVideo the way the WebCapture pages do
+(initFaceCaptureClient, getMediaStream, startCapture, disconnect) against the
+binary. A live face reaches showChallengeResult with the server's SUCCESS and the
+guidance reached trackingFn; a printed photo ends SPOOF; a stream refused before the
+upgrade reaches errorFn with the HTTP status (the pages' 503 branch).
+The demo pages themselves are driven by the SDK harness (branch sdk)."""
+import glob
+import http.server
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from urllib.request import urlopen
+
+import pytest
+import requests
+
+from conftest import KEY_A, REPO_ROOT, SANITIZED, free_port
+
+sys.path.insert(0, os.path.join(REPO_ROOT, "tools"))
+from stream_client import WebSocket  # noqa: E402
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+NUAA = os.path.join(REPO_ROOT, "..", "shared", "data", "spoof", "nuaa")
+LIVE = sorted(glob.glob(os.path.join(NUAA, "live", "0001", "*.jpg")))
+SPOOF = sorted(glob.glob(os.path.join(NUAA, "spoof", "0001", "*.jpg")))
+WAIT = 180 if SANITIZED else 60
+
+pytestmark = pytest.mark.skipif(not CHROMIUM or not LIVE, reason="chromium or ../shared/data/spoof/nuaa missing")
+
+PAGE = """<!doctype html><html><body><video id="v" autoplay muted playsinline></video>
+<script src="bioserver-video-api.js"></script>
+<script>
+window.log = []; window.done = null;
+const q = new URLSearchParams(location.search);
+(async () => {
+  try {
+    const client = await BioserverVideo.initFaceCaptureClient({
+      bioSessionId: q.get('sid'), bioserverVideoUrl: q.get('server'), wspath: '/video-server/engine.io',
+      onClientInitEnd: () => log.push({init: true}),
+      trackingFn: (t) => log.push({tracking: t}),
+      showChallengeInstruction: (i) => log.push({instruction: i}),
+      showChallengeResult: async (r) => { await client.disconnect(); window.done = {result: r}; },
+      errorFn: (e) => { window.done = window.done || {error: e}; }
+    });
+    const stream = await BioserverVideo.getMediaStream({videoId: 'v'});
+    client.startCapture({stream});
+  } catch (e) { window.done = window.done || {error: {thrown: String(e && (e.error || e.message || e))}}; }
+})();
+</script></body></html>"""
+
+
+def write_y4m(path, jpegs, repeat=1):
+    """An I420 y4m file of the frames at 10 fps (Chromium's fake camera loops it)."""
+    cmd = ("import cv2,sys\n"
+           "out=open(sys.argv[1],'wb'); frames=[cv2.imread(f) for f in sys.argv[3:]]\n"
+           "h,w=frames[0].shape[:2]; out.write(b'YUV4MPEG2 W%d H%d F10:1 Ip A1:1 C420jpeg\\n'%(w,h))\n"
+           "for _ in range(int(sys.argv[2])):\n"
+           "  for f in frames: out.write(b'FRAME\\n'+cv2.cvtColor(f,cv2.COLOR_BGR2YUV_I420).tobytes())\n")
+    subprocess.run(["/usr/bin/python3", "-c", cmd, path, str(repeat), *jpegs], check=True)
+
+
+class Static(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *a):
+        pass
+
+
+@pytest.fixture
+def page_server(tmp_path):
+    (tmp_path / "index.html").write_text(PAGE)
+    shutil.copy(os.path.join(REPO_ROOT, "web", "sdk", "bioserver-video-api.js"), tmp_path)
+    handler = lambda *a, **kw: Static(*a, directory=str(tmp_path), **kw)  # noqa: E731
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://localhost:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def run_page(tmp_path, page, srv, sid, y4m):
+    """Opens the page in headless Chromium; returns window.done and window.log."""
+    port = free_port()
+    profile = tmp_path / f"chrome-{port}"
+    proc = subprocess.Popen([CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                             "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                             f"--use-file-for-fake-video-capture={y4m}", f"--remote-debugging-port={port}",
+                             f"--user-data-dir={profile}", f"{page}/index.html?sid={sid}&server={srv.base}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        target = None
+        for _ in range(200):
+            try:
+                pages = json.load(urlopen(f"http://127.0.0.1:{port}/json/list", timeout=2))
+                target = next((p for p in pages if p.get("type") == "page" and "index.html" in p.get("url", "")), None)
+                if target:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.1)
+        assert target, "Chromium did not open the page"
+        ws = WebSocket(f"http://127.0.0.1:{port}", target["webSocketDebuggerUrl"].split(str(port), 1)[1])
+        deadline, n = time.monotonic() + WAIT, 0
+        while time.monotonic() < deadline:
+            n += 1
+            ws.send_text({"id": n, "method": "Runtime.evaluate", "params": {
+                "expression": "JSON.stringify({done: window.done, log: window.log})", "returnByValue": True}})
+            while True:
+                reply = ws.recv_json()
+                if reply.get("id") == n:
+                    break
+            state = json.loads(reply["result"]["result"]["value"])
+            if state.get("done"):
+                return state
+            time.sleep(0.2)
+        raise AssertionError("the page did not finish")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def new_session(srv, mode="LIVENESS_PASSIVE"):
+    r = requests.post(srv.base + "/video-server/init-liveness-session", json={"livenessMode": mode},
+                      headers={"apikey": KEY_A}, timeout=30)
+    assert r.status_code == 201, r.text
+    return r.headers["Location"].rsplit("/", 1)[1]
+
+
+def test_live_face_reaches_show_challenge_result(server, page_server, tmp_path):
+    y4m = str(tmp_path / "live.y4m")
+    write_y4m(y4m, LIVE)
+    sid = new_session(server)
+    state = run_page(tmp_path, page_server, server, sid, y4m)
+    assert state["done"].get("result"), state["done"]
+    assert state["done"]["result"]["livenessStatus"] == "SUCCESS"
+    assert state["done"]["result"]["bestImageInfo"]["width"] > 50
+    log = state["log"]
+    assert log[0] == {"init": True}
+    tracking = [e["tracking"] for e in log if "tracking" in e and "positionInfo" in e["tracking"]]
+    assert tracking and all(t["facew"] > 0 for t in tracking)
+    assert [e["instruction"] for e in log if "instruction" in e] == ["TRACKER_CHALLENGE_DONT_MOVE",
+                                                                     "TRACKER_CHALLENGE_PENDING"]
+    assert {"tracking": {"uploadProgress": 1}} in log
+    r = server.get(f"/v2/bio-sessions/{sid}/liveness-challenge-result", key=KEY_A)
+    assert r.json()["livenessStatus"] == "SUCCESS" and r.json()["bestImageId"]
+
+
+def test_printed_photo_ends_spoof(server, page_server, tmp_path):
+    y4m = str(tmp_path / "spoof.y4m")
+    write_y4m(y4m, [SPOOF[2]], repeat=20)
+    state = run_page(tmp_path, page_server, server, new_session(server), y4m)
+    assert state["done"].get("result", {}).get("livenessStatus") == "SPOOF", state["done"]
+
+
+def test_refused_stream_reaches_error_fn_with_its_status(start_server, page_server, tmp_path):
+    srv = start_server("--capture-stream-max", "0", "--cors-origins", page_server)  # the page reads the refusal
+    y4m = str(tmp_path / "live.y4m")
+    write_y4m(y4m, LIVE[:2])
+    state = run_page(tmp_path, page_server, srv, new_session(srv), y4m)
+    err = state["done"].get("error")
+    assert err and err["code"] == 503 and err["unlockDateTime"], state["done"]
