@@ -4,12 +4,13 @@ test_webcapture_pages.py).
 Debian's chromium + chromium-driver driven by python3-selenium (make deps installs
 them; without them the browser tests are skipped and say so). The camera plays a
 YUV4MPEG2 file written here from still frames (../shared/data, never copied): every
-frame is held REPEAT/FPS seconds and the file loops. Screenshots go to build/artifacts/.
+frame is held REPEAT/FPS seconds, with a camera's sensor noise, and the file loops. Screenshots go to build/artifacts/.
 """
 import os
 import shutil
 
 import cv2
+import numpy as np
 import pytest
 
 from conftest import REPO_ROOT, SANITIZED
@@ -18,6 +19,7 @@ ARTIFACTS = os.path.join(REPO_ROOT, "build", "artifacts")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 W, H, FPS, REPEAT = 640, 480, 15, 4   # each source frame shown 4/15 s (about 0.27 s)
+SENSOR_NOISE = 2.0                    # grey levels (sigma), a webcam's at least
 
 try:
     from selenium import webdriver
@@ -31,8 +33,12 @@ needs_chromium = pytest.mark.skipif(
     reason="chromium, chromium-driver or python3-selenium not installed (make deps)")
 
 
-def write_y4m(path, frames):
-    """YUV4MPEG2, 4:2:0 (planar I420 per frame), every frame REPEAT times."""
+def write_y4m(path, frames, noise=SENSOR_NOISE):
+    """YUV4MPEG2, 4:2:0 (planar I420 per frame), every frame REPEAT times, each copy
+    with its own sensor noise (Gaussian, `noise` grey levels, fixed seed): a camera
+    never delivers two identical frames, and the server refuses a stream of copies
+    as a frozen or looped video."""
+    rng = np.random.default_rng(12)
     with open(path, "wb") as f:
         f.write(f"YUV4MPEG2 W{W} H{H} F{FPS}:1 Ip A1:1 C420jpeg\n".encode())
         for name in frames:
@@ -40,9 +46,10 @@ def write_y4m(path, frames):
             assert img is not None, name
             if img.shape[:2] != (H, W):
                 img = cv2.resize(img, (W, H), interpolation=cv2.INTER_AREA)
-            i420 = cv2.cvtColor(img, cv2.COLOR_BGR2YUV_I420).tobytes()  # Y, then U, then V
-            assert len(i420) == W * H * 3 // 2
             for _ in range(REPEAT):
+                noisy = np.clip(img + rng.normal(0, noise, img.shape), 0, 255).astype(np.uint8) if noise else img
+                i420 = cv2.cvtColor(noisy, cv2.COLOR_BGR2YUV_I420).tobytes()  # Y, then U, then V
+                assert len(i420) == W * H * 3 // 2
                 f.write(b"FRAME\n")
                 f.write(i420)
 

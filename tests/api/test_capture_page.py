@@ -2,8 +2,9 @@
 
 Chromium's fake camera plays a YUV4MPEG2 video made here from NUAA frames
 (../shared/data/spoof/nuaa, never copied; the same subject-0001 samples as
-test_liveness.py): the page creates a session, asks for PASSIVE parameters, grabs a
-frame from getUserMedia, seals it with WebCrypto, uploads it and shows the verdict.
+test_liveness.py): the page creates a session, asks for PASSIVE parameters and runs
+the capture on the WebCapture SDK (BioserverVideo streams the camera to the server,
+docs/capture-stream.md), then shows the verdict.
 The live sequence must end in SUCCESS, the printed-photo sequence in SPOOF, and the
 verdict the page shows must be the one the API reports for that session. Before the
 camera, the page's WebCapture SDK checks (environment, connection) must pass.
@@ -102,5 +103,9 @@ def test_capture_page_passive(server, videos, tmp_path, sample, expected):
         assert m["sdkInfo"]["name"] == "bioserver-web-capture"
         assert "HeadlessChrome" in m["deviceInfo"]["userAgent"] or "Chrome" in m["deviceInfo"]["userAgent"]
         assert m.get("image"), "the best image should be retrievable"
+        # One capture path: the SDK's stream (docs/capture-stream.md), not the upload.
+        paths = {(line.get("path"), line.get("status")) for line in server.log_lines() if line.get("event") == "request"}
+        assert (f"/video-server/v2/bio-sessions/{sid}/capture-stream", 101) in paths, "no capture stream"
+        assert not any(p == f"/bioserver-app/v2/bio-sessions/{sid}/liveness-capture" for p, _ in paths)
     finally:
         drv.quit()

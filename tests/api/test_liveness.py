@@ -495,7 +495,7 @@ def test_capture_page_loads_the_sdk_from_the_video_prefix(server, start_server):
     assert server.get("/capture/capture.js").headers["Cache-Control"] == "no-cache"
     srv = start_server("--video-server-path", "/wbs/video")
     page = srv.get("/capture/").text
-    assert page.count('src="/wbs/video/bioserver-') == 2 and "/video-server" not in page
+    assert page.count('src="/wbs/video/bioserver-') == 3 and "/video-server" not in page
 
 
 @pytest.mark.parametrize("path", ["/capture/secret.pem", "/capture/..%2Fbioserver.conf", "/capture/a/b"])

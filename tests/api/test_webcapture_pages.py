@@ -290,14 +290,25 @@ def test_passive_pages_reach_their_verdict(open_page, page, sample):
 
 @needs_video_api
 def test_active_page_shows_challenges_and_a_result(open_page):
-    """A fake camera cannot turn its head: the challenge instruction is shown, the
-    capture closes at its time limit and the page shows a result screen."""
+    """A fake camera cannot turn its head: the page shows the head-turn challenge (the
+    SDK called showChallengeInstruction with TRACKER_CHALLENGE_2D: its "wait a moment"
+    overlay, and BioserverVideoUI draws the targets), the capture closes without the
+    turns and the page shows a result: bioserver's verdict is FAILED ("only 0 of 2
+    challenges were performed"), which the demo reports as "Something was wrong" and
+    the page as its failure screen (#step-liveness-ko, "Liveness failed")."""
     p = open_page("active", "live")
     start_capture(p)
-    p.wait_for("a challenge instruction", lambda: p.js(
-        "return [...document.querySelectorAll('#step-liveness .video-overlay')]"
-        ".some(o => !o.classList.contains('d-none-fadeout') && o.offsetParent !== null)"))
+    p.wait_for("the challenge instruction", lambda: p.shown("#loading-challenge")
+               and "d-none-fadeout" not in p.js("return document.querySelector('#loading-challenge').className"))
+    p.wait_for("the challenge targets", lambda: p.js(
+        "const c = document.querySelector('#step-liveness canvas.bioserver-video-overlay'); return !!c && c.width > 0;"))
     p.shot("challenge")
     got = p.wait_any((p.spec["ok"], p.spec["failed"], p.spec["error"]) + TROUBLE, timeout=WAIT + 30)
     p.shot("result")
-    assert got in (p.spec["ok"], p.spec["failed"]), p.explain(f"active: {got}")
+    verdicts = [line["message"] for line in p.bioserver.log_lines()
+                if line.get("message", "").startswith("replay liveness of session") and ": evaluating" not in line["message"]]
+    assert verdicts, p.explain("no verdict in bioserver's log")
+    print(f"\nactive liveness, fake camera: {verdicts[-1]}; page screen {got}")
+    assert ": FAILED (only 0 of 2 challenges were performed)" in verdicts[-1], p.explain(verdicts[-1])
+    assert got == p.spec["error"], p.explain(f"active: {got}")
+    assert p.js("return document.querySelector('#step-liveness-ko .description').textContent") == "Liveness failed"
