@@ -3,7 +3,8 @@ replaces, in one run on one server (docs/capture-stream.md).
 
 For N = 1, 2, 4, 8 concurrent clients, for SECONDS each:
   stream  each client loops: init-liveness-session (LIVENESS_PASSIVE_VIDEO) -> capture
-          stream -> frames sent at the stream's maxFps (as fast as allowed) -> result.
+          stream -> frames sent at the stream's maxFps (as fast as allowed), at most two
+          without an answer in flight, as the browser SDK does -> result.
           Guidance latency = a frame sent -> its tracking message; guidance fps = tracking
           messages per second of capture per stream; captures/s sustained, and the time
           from the stream's start to its verdict.
@@ -55,31 +56,34 @@ def stream_capture(root, stats):
         return
     interval = 1.0 / cs.hello["maxFps"]
     cs.start()
-    sent, first, last, tracked, i = {}, None, None, 0, 0
+    sent, first, last, tracked, i, answered = {}, None, None, 0, 0, 0
     next_send = time.monotonic()
     pending = False
     try:
         while True:
             now = time.monotonic()
-            if not pending and now >= next_send:
+            if not pending and now >= next_send and cs.seq - answered < 2:
                 cs.ws.sock.settimeout(30)
                 sent[cs.seq] = now
                 cs.send_frame(FRAMES[i % len(FRAMES)])
                 i += 1
-                next_send += interval
+                next_send = max(next_send + interval, now)  # no catch-up burst after a wait
                 first = first or now
-            cs.ws.sock.settimeout(60 if pending else max(0.001, next_send - time.monotonic()))
+            wait = next_send - time.monotonic() if cs.seq - answered < 2 else 1.0
+            cs.ws.sock.settimeout(60 if pending else max(0.001, wait))
             try:
                 m = cs.next()
             except (socket.timeout, BlockingIOError):
                 continue
             now = time.monotonic()
+            answered += "seq" in m
             if m["type"] == "tracking" and "seq" in m:
                 stats["latency"].append(now - sent[m["seq"]])
                 tracked += 1
                 last = now
             elif m["type"] == "notice":
                 stats["dropped"] += 1
+                stats["why"].append(f"{m['code']}@{m['seq']}")
             elif m.get("instruction") == "TRACKER_CHALLENGE_PENDING":
                 pending = True
             elif m["type"] in ("result", "error"):
@@ -94,6 +98,9 @@ def stream_capture(root, stats):
             stats["fps"].append((tracked - 1) / (last - first))
     else:
         stats["failed"] += 1
+        r = requests.get(f"{root}/bioserver-app/v2/bio-sessions/{sid}/liveness-challenge-result",
+                         headers={"apikey": bench_server.KEY}, timeout=30).json()
+        stats["why"].append(f"{m.get('livenessStatus') or m.get('message') or m['type']}: {r.get('diagnostic')}")
 
 
 def upload_capture(root, stats):
@@ -117,10 +124,11 @@ def upload_capture(root, stats):
         stats["verdict"].append(time.monotonic() - t0)
     else:
         stats["failed"] += 1
+        stats["why"].append(s)
 
 
 def run(root, fn, clients):
-    stats = {"latency": [], "fps": [], "verdict": [], "captures": 0, "failed": 0, "dropped": 0, "refused": 0}
+    stats = {"latency": [], "fps": [], "verdict": [], "why": [], "captures": 0, "failed": 0, "dropped": 0, "refused": 0}
     lock = threading.Lock()
     deadline = time.monotonic() + SECONDS
 
@@ -167,8 +175,8 @@ def main():
                   f"{statistics.median(s['fps']) if s['fps'] else float('nan'):>10.1f} {s['dropped']:>7} | "
                   f"{scap:>12.2f} {pct(s['verdict'], 50):>9.2f} s | {ucap:>12.2f} {pct(u['verdict'], 50):>9.2f} s | "
                   f"{scap / ucap if ucap else float('nan'):>5.2f}"
-                  + (f"   (stream failed {s['failed']}, refused {s['refused']}; upload failed {u['failed']})"
-                     if s["failed"] or s["refused"] or u["failed"] else ""))
+                  + (f"   (stream failed {s['failed']} {sorted(set(s['why']))}, refused {s['refused']}; "
+                     f"upload failed {u['failed']})" if s["failed"] or s["refused"] or u["failed"] else ""))
         print("guidance: frame sent -> its tracking message (incl. decrypt, decode, detection, landmarks);"
               " ratio = stream captures/s / upload captures/s")
     finally:

@@ -2,7 +2,7 @@
  * is decided in the request handler (ticket, liveness state, a free slot, the
  * ticket's compare-and-set), so a refused client holds nothing. An accepted stream
  * runs on its own thread (http/server.c): it reads one message at a time, tracks
- * each frame on the worker pool (the face detector and landmarks, no embedding),
+ * each frame on the worker pool (face_track: the detector and landmarks only),
  * answers guidance (liveness/guidance.c), keeps the frames the mode needs and,
  * once complete, submits them exactly as an upload would. */
 #include "api/capture_stream.h"
@@ -36,7 +36,6 @@
 #define MIN_FRAMES_MOVING 3
 #define SECONDS_PER_CHALLENGE 3
 #define TURN_YAW 0.15f    /* guidance yaw counted as a turn towards the target (the evaluation measures its own) */
-#define RATE_BURST 3      /* frames a stream may send back to back within its rate */
 #define DROP_STRIKES 3    /* seconds in a row with more drops than max_fps: abuse */
 #define RESULT_WAIT_MS 20000
 #define FRAME_WIDTH_HINT 640
@@ -56,7 +55,8 @@ typedef struct {
     uint8_t key[ENVELOPE_KEY_BYTES];
     bool started, pending;
     json_t *device_info, *sdk_info;
-    int64_t started_at, last_frame_at; /* monotonic ms */
+    int64_t started_at; /* monotonic ms */
+    double last_frame_at; /* monotonic s */
     uint32_t next_seq;
     int64_t rate_window_at;
     int rate_drops, rate_strikes;
@@ -295,8 +295,9 @@ static bool handle_start(capture_stream *cs, json_t *msg) {
     if (json_is_object(dev)) cs->device_info = json_incref(dev);
     if (json_is_object(sdk)) cs->sdk_info = json_incref(sdk);
     cs->started = true;
-    cs->started_at = cs->rate_window_at = cs->last_frame_at = time_monotonic_ms();
-    cs->rate_tokens = 1;
+    cs->started_at = cs->rate_window_at = time_monotonic_ms();
+    cs->last_frame_at = time_monotonic_s();
+    cs->rate_tokens = cs->app->config.capture_stream_max_fps / 2.0 + 1; /* a full bucket: see admit_rate */
     return send_json(cs, json_pack("{s:s}", "type", "started")) &&
            send_instruction(cs, cs->type == LIVENESS_ACTIVE ? "TRACKER_CHALLENGE_2D" : "TRACKER_CHALLENGE_DONT_MOVE");
 }
@@ -312,11 +313,11 @@ typedef struct {
     char err[160];
 } track_job;
 
-/* On a worker: the light tracker, the detector and landmarks without the embedding. */
+/* On a worker: the light tracker (face_track: detector and landmarks on a
+ * downscaled decode; `make bench-capture` measures it against face_analyze). */
 static void track_on_worker(void *worker_ctx, void *arg) {
     track_job *j = arg;
-    face_options opt = {.max_pixels = j->max_pixels};
-    j->rc = face_analyze(worker_ctx, j->data, j->len, &opt, &j->result, j->err, sizeof j->err);
+    j->rc = face_track(worker_ctx, j->data, j->len, j->max_pixels, &j->result, j->err, sizeof j->err);
 }
 
 /* Decrypts frame message m in place of plain (m_len - header - tag bytes). */
@@ -353,11 +354,13 @@ static bool open_frame(capture_stream *cs, const uint8_t *m, size_t len, uint8_t
     return true;
 }
 
-/* A token bucket of capture_stream_max_fps frames per second, holding at most
- * RATE_BURST of them, so a camera's jitter is no drop but a faster client is; a
- * dropped frame is answered with a notice. More drops than max_fps in one second,
- * DROP_STRIKES seconds in a row, is abuse. Returns 1 to process, 0 to drop, -1
- * when the stream was closed. */
+/* A token bucket of capture_stream_max_fps frames per second holding half a
+ * second of them. Frames are timed when read, and a client paced at max_fps whose
+ * frames queued behind a slow one reads as a burst: the half second absorbs that,
+ * while a client that is really faster is dropped within a second. A dropped frame
+ * is answered with a notice; more drops than max_fps in one second, DROP_STRIKES
+ * seconds in a row, is abuse. Returns 1 to process, 0 to drop, -1 when the stream
+ * was closed. */
 static int admit_rate(capture_stream *cs, uint32_t seq) {
     int64_t now = time_monotonic_ms();
     int fps = cs->app->config.capture_stream_max_fps;
@@ -370,10 +373,10 @@ static int admit_rate(capture_stream *cs, uint32_t seq) {
         fail(cs, CLOSE_TOO_FAST, 429, "frames keep arriving faster than %d per second", fps);
         return -1;
     }
-    double burst = fps < 2 * RATE_BURST ? fps / 2.0 + 1 : RATE_BURST;
-    cs->rate_tokens += (double)(now - cs->last_frame_at) * fps / 1000.0;
+    double t = time_monotonic_s(), burst = fps / 2.0 + 1;
+    cs->rate_tokens += (t - cs->last_frame_at) * fps;
     if (cs->rate_tokens > burst) cs->rate_tokens = burst;
-    cs->last_frame_at = now;
+    cs->last_frame_at = t;
     if (cs->rate_tokens >= 1) {
         cs->rate_tokens -= 1;
         return 1;

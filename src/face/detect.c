@@ -1,6 +1,7 @@
 /* Detection: fr_detect (RFB-320) on the whole image with a padded retry, hard NMS,
  * the most prominent face, and the search over 90/180/270-degree rotations. */
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,4 +150,40 @@ int face_detect_all_rotations(face_worker *w, const image_rgb *det, bool rotatio
         if (!rotations) break;
     }
     return FACE_OK;
+}
+
+/* The capture stream's light tracker (pipeline.h). A webcam frame (640x480) decodes
+ * at 1/2, exactly the detector's input size, so neither a full decode nor a resize
+ * is paid; the landmarks come from that raster too (a face there is about 75 px,
+ * enough for eye positions; the analysis keeps its finer alignment view). */
+int face_track(face_worker *w, const uint8_t *data, size_t len, long max_pixels, face_result *out, char *err,
+               size_t err_len)
+{
+    memset(out, 0, offsetof(face_result, embedding));
+    out->quality = -10000.0f;
+    int W, H;
+    if (image_probe(data, len, &W, &H, NULL) != 0) {
+        snprintf(err, err_len, "not a JPEG, PNG or WebP image, or a corrupt one");
+        return FACE_ERR_IMAGE;
+    }
+    out->image_width = W, out->image_height = H;
+    image_limits lim = {0, max_pixels};
+    int denom = face_decode_denom(image_sniff(data, len), W, H, DET_W);
+    image_rgb img = {0};
+    int rc = image_decode(data, len, &lim, denom, &img, err, err_len);
+    if (rc) return face_image_error(rc);
+    detection d;
+    rc = face_detect_all_rotations(w, &img, false, &d);
+    float pts[2 * LMK_POINTS], five[10];
+    if (rc == FACE_OK && d.faces > 0 && (rc = face_landmarks_68(w, &img, &d.best, pts)) == FACE_OK) {
+        face_five_points(pts, five);
+        out->faces_found = d.faces;
+        out->detection_score = d.best.score;
+        face_box_to_original(&d.best, denom, 0, W, H, out->box);
+        face_point_to_original(five[0], five[1], denom, 0, W, H, out->eyes);
+        face_point_to_original(five[2], five[3], denom, 0, W, H, out->eyes + 2);
+    }
+    image_rgb_free(&img);
+    if (rc == FACE_ERR_MODEL) snprintf(err, err_len, "inference failed");
+    return rc;
 }

@@ -180,14 +180,15 @@ int face_image_error(int rc)
     }
 }
 
-/* DCT scaling for the detection decode: the coarsest of 1/2, 1/4, 1/8 that keeps the
- * long side >= DET_MIN_SIDE (the detector sees 320x240; more is wasted decode).
- * PNG and WebP decode in full anyway, so they are decoded once at full size. */
-static int detection_denom(image_format fmt, int W, int H)
+/* DCT scaling for a decode: the coarsest of 1/2, 1/4, 1/8 that keeps the long side
+ * >= min_side (DET_MIN_SIDE for the analysis: the detector sees 320x240, more is
+ * wasted decode). PNG and WebP decode in full anyway, so they are decoded once at
+ * full size. */
+int face_decode_denom(image_format fmt, int W, int H, int min_side)
 {
     int side = W > H ? W : H, d = 1;
     if (fmt != IMAGE_FORMAT_JPEG) return 1;
-    while (d < 8 && side / (2 * d) >= DET_MIN_SIDE) d *= 2;
+    while (d < 8 && side / (2 * d) >= min_side) d *= 2;
     return d;
 }
 
@@ -271,7 +272,7 @@ int face_analyze(face_worker *w, const uint8_t *data, size_t len, const face_opt
     }
     out->image_width = W, out->image_height = H;
     image_limits lim = {0, opt->max_pixels};
-    view det = {.denom = detection_denom(image_sniff(data, len), W, H)};
+    view det = {.denom = face_decode_denom(image_sniff(data, len), W, H, DET_MIN_SIDE)};
     int rc = image_decode(data, len, &lim, det.denom, &det.img, err, err_len);
     if (rc) return face_image_error(rc);
     detection d;

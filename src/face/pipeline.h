@@ -68,6 +68,14 @@ nn_session *face_worker_session(face_worker *w, const nn_model *m);
 int face_analyze(face_worker *w, const uint8_t *data, size_t len, const face_options *opt,
                  face_result *out, char *err, size_t err_len);
 
+/* The light tracker of the capture stream (api/capture_stream.c): the most
+ * prominent face's box, eyes and detection score only (no alignment, quality,
+ * embedding or age; quality stays negative), upright only, on a JPEG decoded at the
+ * coarsest DCT scale that still fills the detector's input. faces_found == 0 is not
+ * an error. Same threading rules as face_analyze. */
+int face_track(face_worker *w, const uint8_t *data, size_t len, long max_pixels, face_result *out, char *err,
+               size_t err_len);
+
 /* True when the age model loaded (faceres-deep); without it has_age stays false. */
 bool face_engine_has_age(const face_engine *e);
 /* The linear age calibration in use (age = a * raw + b), for the refit tool. */

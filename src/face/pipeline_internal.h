@@ -58,6 +58,8 @@ struct face_worker {
 
 /* A model file of dir by name; the message says "missing" for a set-up problem. */
 nn_model *face_load_model(const char *dir, const char *name, char *err, size_t err_len);
+/* The DCT scale (1, 2, 4 or 8) of the coarsest decode whose long side stays >= min_side. */
+int face_decode_denom(image_format fmt, int W, int H, int min_side);
 /* Maps an IMAGE_ERR_* to the FACE_ERR_* the caller returns. */
 int face_image_error(int rc);
 

@@ -27,6 +27,7 @@
 #define OTHER LFW "AJ_Cook/AJ_Cook_0001.jpg"
 #define NO_FACE DATA "negatives/no_face/skimage__brick.png"
 #define MULTI_FACE DATA "photos/sample1.jpg"
+#define WEBCAM DATA "spoof/nuaa/live/0001/0001_00_00_01_0.jpg" /* 640x480 */
 
 typedef struct {
     face_engine *engine;
@@ -179,6 +180,40 @@ static void test_pixel_limit(void **state)
     free(b.data);
 }
 
+/* The capture stream's tracker: on a webcam frame the same face as the analysis
+ * (box and eyes), without quality or embedding; no face; the same input errors. */
+static void test_track(void **state)
+{
+    fixture *fx = *state;
+    blob b = read_blob(WEBCAM);
+    assert_non_null(b.data);
+    face_result *full = calloc(1, sizeof *full);
+    char err[256] = "";
+    face_options opt = {0};
+    assert_int_equal(face_analyze(fx->worker, b.data, b.len, &opt, full, err, sizeof err), FACE_OK);
+    assert_int_equal(face_track(fx->worker, b.data, b.len, 0, &fx->result, err, sizeof err), FACE_OK);
+    face_result *t = &fx->result;
+    assert_int_equal(t->faces_found, full->faces_found);
+    assert_int_equal(t->image_width, 640);
+    assert_int_equal(t->image_height, 480);
+    float eye_dist = full->eyes[2] - full->eyes[0];
+    for (int i = 0; i < 4; i++) {
+        assert_true(fabsf(t->box[i] - full->box[i]) < 0.05f * full->box[2]);
+        assert_true(fabsf(t->eyes[i] - full->eyes[i]) < 0.1f * eye_dist);
+    }
+    assert_true(t->quality < 0 && t->embedding_dim == 0);
+    free(b.data);
+    b = read_blob(NO_FACE);
+    assert_int_equal(face_track(fx->worker, b.data, b.len, 0, t, err, sizeof err), FACE_OK);
+    assert_int_equal(t->faces_found, 0);
+    free(b.data);
+    b = read_blob(WEBCAM);
+    assert_int_equal(face_track(fx->worker, b.data, b.len / 2, 0, t, err, sizeof err), FACE_ERR_IMAGE);
+    assert_int_equal(face_track(fx->worker, b.data, b.len, 1000, t, err, sizeof err), FACE_ERR_TOO_LARGE);
+    free(b.data);
+    free(full);
+}
+
 /* A worker runs another model (liveness) in its own arena: the session is made once,
  * answers as a session of its own would, and leaves face analysis unchanged. */
 static void test_worker_session(void **state)
@@ -231,6 +266,7 @@ int main(void)
         cmocka_unit_test(test_corrupt_image),
         cmocka_unit_test(test_pixel_limit),
         cmocka_unit_test(test_worker_session),
+        cmocka_unit_test(test_track),
         cmocka_unit_test(test_missing_model),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
