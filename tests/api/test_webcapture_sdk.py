@@ -208,3 +208,14 @@ def test_environment_detection_edge_cases():
     no_camera = detect(UA["chrome_linux"], camera=False)["envDetected"]["browser"]  # e.g. not a secure context
     assert no_camera["isSupported"] is False and no_camera["missingFeatures"] == ["getUserMedia"]
     assert detect("") == {"message": "The browser did not say what it is (no user agent): cannot check compatibility."}
+
+
+def test_every_operation_has_its_metrics(server):
+    """The route table has more rows than the metrics have operation slots: every
+    operation, the last rows' too, is counted under its own name."""
+    from conftest import KEY_ADMIN
+    assert raw(server, "GET", "/video-server/network-latency").status_code == 204
+    server.get("/v2/metrics", key=KEY_ADMIN)
+    text = server.get("/metrics", key=KEY_ADMIN).text
+    for op in ("networkLatency", "metrics"):
+        assert f'bioserver_requests_total{{operation="{op}",status="2xx"}}' in text, op
