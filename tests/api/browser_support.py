@@ -33,20 +33,20 @@ needs_chromium = pytest.mark.skipif(
     reason="chromium, chromium-driver or python3-selenium not installed (make deps)")
 
 
-def write_y4m(path, frames, noise=SENSOR_NOISE):
+def write_y4m(path, frames, noise=SENSOR_NOISE, fps=FPS, repeat=REPEAT):
     """YUV4MPEG2, 4:2:0 (planar I420 per frame), every frame REPEAT times, each copy
     with its own sensor noise (Gaussian, `noise` grey levels, fixed seed): a camera
     never delivers two identical frames, and the server refuses a stream of copies
     as a frozen or looped video."""
     rng = np.random.default_rng(12)
     with open(path, "wb") as f:
-        f.write(f"YUV4MPEG2 W{W} H{H} F{FPS}:1 Ip A1:1 C420jpeg\n".encode())
+        f.write(f"YUV4MPEG2 W{W} H{H} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
         for name in frames:
             img = cv2.imread(name, cv2.IMREAD_COLOR)
             assert img is not None, name
             if img.shape[:2] != (H, W):
                 img = cv2.resize(img, (W, H), interpolation=cv2.INTER_AREA)
-            for _ in range(REPEAT):
+            for _ in range(repeat):
                 noisy = np.clip(img + rng.normal(0, noise, img.shape), 0, 255).astype(np.uint8) if noise else img
                 i420 = cv2.cvtColor(noisy, cv2.COLOR_BGR2YUV_I420).tobytes()  # Y, then U, then V
                 assert len(i420) == W * H * 3 // 2
@@ -54,12 +54,12 @@ def write_y4m(path, frames, noise=SENSOR_NOISE):
                 f.write(i420)
 
 
-def fake_camera_videos(folder, samples):
-    """{name: path of a .y4m} for {name: [frames]}, written into folder."""
+def fake_camera_videos(folder, samples, **options):
+    """{name: path of a .y4m} for {name: [frames]}, written into folder (options: write_y4m's)."""
     out = {}
     for name, frames in samples.items():
         out[name] = os.path.join(str(folder), f"{name}.y4m")
-        write_y4m(out[name], frames)
+        write_y4m(out[name], frames, **options)
     return out
 
 

@@ -245,6 +245,13 @@
         this.timer = setTimeout(function () { self.sendFrame(); }, delay);
     };
 
+    function sameBytes(a, b) {
+        if (!a || !b || a.byteLength !== b.byteLength) return false;
+        var x = new Uint8Array(a), y = new Uint8Array(b);
+        for (var i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+        return true;
+    }
+
     FaceCaptureClient.prototype.grab = function () {
         var v = this.video, w = v.videoWidth, h = v.videoHeight;
         if (!w || !h) return Promise.resolve(null);
@@ -252,9 +259,17 @@
         this.canvas.width = Math.round(w * scale);
         this.canvas.height = Math.round(h * scale);
         this.canvas.getContext('2d').drawImage(v, 0, 0, this.canvas.width, this.canvas.height);
-        var canvas = this.canvas;
+        var canvas = this.canvas, self = this;
         return new Promise(function (resolve) { canvas.toBlob(resolve, 'image/jpeg', JPEG_QUALITY); })
-            .then(function (blob) { return blob ? blob.arrayBuffer() : null; });
+            .then(function (blob) { return blob ? blob.arrayBuffer() : null; })
+            .then(function (jpeg) {
+                /* The camera had no new frame since the last one sent (it is slower than
+                 * maxFps, e.g. on a loaded machine): the same image encodes to the same
+                 * bytes, and the server refuses identical frames as a frozen video. */
+                if (!jpeg || sameBytes(jpeg, self.lastJpeg)) return null;
+                self.lastJpeg = jpeg;
+                return jpeg;
+            });
     };
 
     FaceCaptureClient.prototype.sendFrame = function () {
