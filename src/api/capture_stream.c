@@ -66,6 +66,7 @@ typedef struct {
     size_t frame_len[LIVENESS_MAX_FRAMES];
     int64_t frame_time[LIVENESS_MAX_FRAMES]; /* epoch ms at receipt */
     int kept;
+    size_t kept_bytes;
     int challenge_index;      /* ACTIVE: -1 until the frontal frame */
     int64_t challenge_since;
 } capture_stream;
@@ -254,14 +255,14 @@ static void fail(capture_stream *cs, uint16_t close_code, int status, const char
 
 static bool send_hello(capture_stream *cs) {
     app *a = cs->app;
-    json_t *h = json_pack("{s:s, s:i, s:s, s:s, s:s, s:O, s:O, s:i, s:I, s:i, s:i, s:i, s:I}", "type", "hello", "version", 1,
+    json_t *h = json_pack("{s:s, s:i, s:s, s:s, s:s, s:O, s:O, s:i, s:I, s:i, s:i, s:i, s:O}", "type", "hello", "version", 1,
                           "sessionId", cs->sid, "serverRandom", cs->nonce, "certificate",
                           envelope_certificate_b64(a->envelope), "livenessMode", json_object_get(cs->item, "type"),
                           "securityLevel", json_object_get(cs->item, "securityLevel"), "maxFps",
                           a->config.capture_stream_max_fps, "maxFrameBytes",
                           (json_int_t)a->config.capture_stream_max_frame_bytes, "maxFrames", LIVENESS_MAX_FRAMES,
                           "maxSeconds", a->config.capture_stream_max_seconds, "frameWidth", FRAME_WIDTH_HINT,
-                          "deadlineMs", json_object_get(cs->item, "deadlineMs") ? json_integer_value(json_object_get(cs->item, "deadlineMs")) : 0);
+                          "deadlineMs", json_object_get(cs->item, "deadlineMs"));
     if (h && cs->type == LIVENESS_ACTIVE) {
         json_t *list = json_array();
         for (int i = 0; i < cs->nb_challenge; i++) json_array_append_new(list, json_string(challenge_name(cs->challenges[i])));
@@ -387,8 +388,12 @@ static int admit_rate(capture_stream *cs, uint32_t seq) {
     return ok ? 0 : -1;
 }
 
+/* Keeps a frame (taking data); false when the capture is full: LIVENESS_MAX_FRAMES,
+ * or as many bytes as an upload may carry (liveness_max_upload_bytes, base64 in JSON). */
 static bool keep_frame(capture_stream *cs, uint8_t *data, size_t len) {
-    if (cs->kept >= LIVENESS_MAX_FRAMES) return false;
+    size_t budget = cs->app->config.liveness_max_upload_bytes / 4 * 3;
+    if (cs->kept >= LIVENESS_MAX_FRAMES || cs->kept_bytes + len > budget) return false;
+    cs->kept_bytes += len;
     int64_t t = time_now_ms();
     if (cs->kept && t <= cs->frame_time[cs->kept - 1]) t = cs->frame_time[cs->kept - 1] + 1; /* strictly increasing */
     cs->frames[cs->kept] = data;
@@ -401,6 +406,7 @@ static bool keep_frame(capture_stream *cs, uint8_t *data, size_t len) {
 static void forget_frames(capture_stream *cs) {
     for (int i = 0; i < cs->kept; i++) free(cs->frames[i]);
     cs->kept = 0;
+    cs->kept_bytes = 0;
 }
 
 /* ACTIVE: which challenge the user is on, advanced when the guidance yaw reaches its
@@ -417,7 +423,8 @@ static bool advance_challenge(capture_stream *cs, const guidance_result *g) {
     return on_target;
 }
 
-/* Keeps the frame (taking data) when the mode wants it; true when the capture is complete. */
+/* Keeps the frame (taking data) when the mode wants it; true when the capture is
+ * complete (or full: it is then submitted with what it holds). */
 static bool collect(capture_stream *cs, uint8_t **data, size_t len, const guidance_result *g) {
     switch (cs->type) {
     case LIVENESS_PASSIVE:
@@ -425,20 +432,22 @@ static bool collect(capture_stream *cs, uint8_t **data, size_t len, const guidan
             forget_frames(cs); /* the frames kept must be one stable run */
             return false;
         }
-        if (keep_frame(cs, *data, len)) *data = NULL;
-        return cs->kept >= PASSIVE_FRAMES;
+        break;
     case LIVENESS_PASSIVE_VIDEO:
-        if ((cs->kept || g->placed) && keep_frame(cs, *data, len)) *data = NULL;
-        return cs->kept >= VIDEO_FRAMES;
+        if (!cs->kept && !g->placed) return false; /* the video starts on a placed face */
+        break;
     default:
         if (cs->challenge_index < 0 && !g->placed) return false;
         if (cs->challenge_index < 0) {
             cs->challenge_index = 0;
             cs->challenge_since = time_monotonic_ms();
         }
-        if (keep_frame(cs, *data, len)) *data = NULL;
-        return cs->challenge_index >= cs->nb_challenge || cs->kept >= LIVENESS_MAX_FRAMES;
     }
+    if (!keep_frame(cs, *data, len)) return true;
+    *data = NULL;
+    if (cs->type == LIVENESS_PASSIVE) return cs->kept >= PASSIVE_FRAMES;
+    if (cs->type == LIVENESS_PASSIVE_VIDEO) return cs->kept >= VIDEO_FRAMES;
+    return cs->challenge_index >= cs->nb_challenge;
 }
 
 static json_t *tracking_message(capture_stream *cs, uint32_t seq, const face_result *r, const guidance_result *g,
@@ -625,6 +634,10 @@ static void stream_loop(capture_stream *cs) {
         if (rc == WS_ERR_TIMEOUT) {
             if (!strcmp(what, "the stream was idle")) fail(cs, CLOSE_TIMEOUT, 408, "no message for %d seconds", cs->app->config.capture_stream_idle_timeout);
             else out_of_time(cs, what);
+            return;
+        }
+        if ((rc == WS_ERR_CLOSED || rc == WS_ERR_IO) && atomic_load(cs->stopping)) {
+            fail(cs, WS_CLOSE_GOING_AWAY, 503, "the server is shutting down");
             return;
         }
         if (rc == WS_ERR_CLOSED || rc == WS_ERR_IO) return;

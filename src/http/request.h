@@ -25,7 +25,7 @@ typedef struct http_header {
 /* An upgraded connection (a WebSocket), run on a thread of the server's own once the
  * 101 is sent: fd is the connection (owned by the server: never closed here),
  * extra the bytes already read past the handshake. It returns when done; *stopping
- * turns true (and fd is shut down) when the server stops. drop is called instead
+ * turns true (and fd is shut down for reading) when the server stops. drop is called instead
  * of run when the upgrade cannot go ahead (the client left, no thread). */
 typedef void (*http_upgrade_run)(void *cls, int fd, const char *extra, size_t extra_len, const atomic_bool *stopping);
 typedef void (*http_upgrade_drop)(void *cls);

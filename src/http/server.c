@@ -132,11 +132,13 @@ static void on_upgrade(void *cls, struct MHD_Connection *conn, void *con_cls, co
     free(u);
 }
 
-/* Shuts every upgraded connection down and waits for their threads to end. */
+/* Ends every upgraded connection and waits for their threads. Only the reading side
+ * is shut: a thread blocked in a read wakes up at once and may still say goodbye
+ * (its writes are bounded in time by their own deadlines). */
 static void stop_upgraded(http_server *s) {
     atomic_store(&s->stopping, true);
     pthread_mutex_lock(&s->upgraded_lock);
-    for (upgraded *u = s->upgraded; u; u = u->next) shutdown(u->fd, SHUT_RDWR);
+    for (upgraded *u = s->upgraded; u; u = u->next) shutdown(u->fd, SHUT_RD);
     while (s->upgraded) pthread_cond_wait(&s->upgraded_gone, &s->upgraded_lock);
     pthread_mutex_unlock(&s->upgraded_lock);
 }

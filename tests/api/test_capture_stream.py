@@ -12,6 +12,7 @@ import os
 import socket
 import struct
 import sys
+import threading
 import time
 
 import pytest
@@ -20,6 +21,7 @@ import requests
 from conftest import KEY_A, REPO_ROOT, SANITIZED, UUID4_RE, assert_error
 
 sys.path.insert(0, os.path.join(REPO_ROOT, "tools"))
+from liveness_client import capture_json, seal  # noqa: E402
 from stream_client import CaptureStream, Closed, WebSocket, frame_bytes, run_capture  # noqa: E402
 
 NUAA = os.path.join(REPO_ROOT, "..", "shared", "data", "spoof", "nuaa")
@@ -260,6 +262,65 @@ def test_ping_is_answered_and_unknown_types_ignored(server):
     cs.close()
 
 
+def test_second_start_closes_4400(server):
+    cs = started(server)
+    cs.start()
+    expect_close(cs, 4400, 400, "already received")
+
+
+def test_oversized_device_info_closes_4400(server):
+    cs = open_stream(server, new_session(server))
+    cs.start(deviceInfo={"blob": "x" * 5000})
+    expect_close(cs, 4400, 400, "at most 4096 bytes")
+
+
+def test_frame_shorter_than_its_header_closes_4400(server):
+    cs = started(server)
+    cs.ws.send_binary(b"\0\0\0\0" + os.urandom(20))
+    expect_close(cs, 4400, 400, "seq(4) || iv(12)")
+
+
+def test_frame_that_is_no_image_closes_4400(server):
+    cs = started(server)
+    cs.send_frame(b"not an image, but well encrypted")
+    expect_close(cs, 4400, 400, "frame 0")
+
+
+def test_upload_during_the_stream_closes_it_4409(server):
+    """The stream and the upload share one capture per serverRandom: whichever is
+    submitted first wins, the other is a replay."""
+    sid = server.create_session()
+    r = server.post_json(f"/v2/bio-sessions/{sid}/init-liveness-parameters", {"type": "LIVENESS_PASSIVE"}, key=KEY_A)
+    params = r.json()
+    cs = open_stream(server, sid)
+    cs.start()
+    up = server.post_json(f"/v2/bio-sessions/{sid}/liveness-capture",
+                          seal(params, sid, capture_json([read(LIVE[0])])), key=KEY_A)
+    assert up.status_code == 202, up.text
+    for _ in range(3):
+        cs.send_frame(read(LIVE[0]))
+    expect_close(cs, 4409, 409, "already submitted")
+
+
+def test_capture_length_without_a_usable_capture_closes_4408(start_server):
+    srv = start_server("--capture-stream-max-seconds", "1")
+    cs = started(srv)
+    for _ in range(3):
+        cs.send_frame(read(NO_FACE[0]))
+        time.sleep(0.4)
+    expect_close(cs, 4408, 408, "capture_stream_max_seconds before a usable capture (0 well-placed")
+
+
+def test_stopping_the_server_closes_streams_1001(start_server):
+    srv = start_server()
+    cs = open_stream(srv, new_session(srv))
+    stopper = threading.Thread(target=srv.stop)
+    stopper.start()
+    expect_close(cs, 1001, 503, "shutting down")
+    stopper.join()
+    assert srv.returncode == 0
+
+
 def test_idle_stream_closes_4408(start_server):
     srv = start_server("--capture-stream-idle-timeout", "1")
     cs = open_stream(srv, new_session(srv))
@@ -334,6 +395,18 @@ def test_live_passive_video_capture_succeeds(server):
     assert msgs[-1]["livenessStatus"] == "SUCCESS", msgs[-3:]
     assert len([m for m in msgs if m.get("seq") is not None and m["type"] == "tracking"]) >= 12
     assert challenge_result(server, sid)["livenessStatus"] == "SUCCESS"
+
+
+def test_capture_is_submitted_when_it_holds_what_an_upload_may(start_server):
+    """The frames kept stay within liveness_max_upload_bytes (as base64 in JSON): a
+    video capture that reaches it is submitted with the frames it holds."""
+    srv = start_server("--liveness-max-upload-bytes", "230000")  # 172,500 bytes of frames: 4-5 NUAA frames
+    sid = new_session(srv, "LIVENESS_PASSIVE_VIDEO")
+    cs, msgs = run_capture(srv.base, sid, [read(f) for f in LIVE], fps=10, path_prefix=VIDEO)
+    cs.close()
+    frames = [m for m in msgs if m["type"] == "tracking" and "seq" in m]
+    assert 4 <= len(frames) <= 6, len(frames)  # not the 12 of a video capture: it was full
+    assert msgs[-1]["type"] == "result" and msgs[-1]["livenessStatus"] == "SUCCESS", msgs[-3:]
 
 
 def test_printed_photo_passive_video_capture_is_not_success(server):
