@@ -31,7 +31,7 @@ import time
 import pytest
 
 from browser_support import chromium, fake_camera_videos, needs_chromium, shoot
-from conftest import REPO_ROOT, SANITIZED, free_port, launch
+from conftest import REPO_ROOT, SANITIZED, free_port, launch, redis_pair
 from test_webcapture_demo import INSTALL_STAMP, NODE, Demo
 
 try:
@@ -46,11 +46,14 @@ SPOOF = sorted(glob.glob(os.path.join(NUAA, "spoof", "0001", "*.jpg")))
 WAIT = 150 if SANITIZED else 60
 FOLDER = "webcapture-pages"
 
-# Under ASan (the second API run of make test) only the passive and active pages run:
-# the connectivity measure is browser code over the two endpoints every page calls,
-# and passive-video takes the same stream path as passive with more frames; both
-# cost a demo build and time that make test does not have twice.
-plain_run_only = pytest.mark.skipif(SANITIZED, reason="runs against the plain binary only (make test's time)")
+# make test runs the API suite three times (plain, ASan, Redis pair). The plain run
+# takes every page; the others the passive page (live, printed photo), and ASan the
+# active page too: the connectivity measure is browser code over two endpoints every
+# page calls, passive-video takes the passive page's stream path with more frames, and
+# each extra page costs a demo build make test has no time for three times.
+REDIS_PAIR = os.environ.get("BIOSERVER_STORE") == "redis-pair"
+plain_run_only = pytest.mark.skipif(SANITIZED or REDIS_PAIR, reason="runs in make test's plain API run only")
+not_on_redis_pair = pytest.mark.skipif(REDIS_PAIR, reason="runs in make test's plain and ASan API runs")
 
 pytestmark = [
     pytest.mark.skipif(not LIVE or not SPOOF, reason="../shared/data/spoof/nuaa is missing"),
@@ -82,11 +85,24 @@ TROUBLE = ("#step-compatibility", "#step-weak-network", "#step-server-overloaded
 
 
 @pytest.fixture(scope="module")
-def bioserver(tmp_path_factory):
+def servers(tmp_path_factory):
+    """(core, video): one bioserver, or with BIOSERVER_STORE=redis-pair two instances on
+    one Redis, the pages' video side (SDK, stream) on one and the demo's core calls on
+    the other, as test_webcapture_demo.py does."""
     if not NODE or not os.path.isfile(INSTALL_STAMP):
         pytest.fail("build/webcapture-demo is not set up: run `make webcapture-demo` (make test does)")
-    srv = launch(str(tmp_path_factory.mktemp("pages")), "--callback-allow", "127.0.0.1/32")
-    yield srv
+    root = str(tmp_path_factory.mktemp("pages"))
+    flags = ("--callback-allow", "127.0.0.1/32")  # the demo's callback is on loopback
+    if REDIS_PAIR:
+        pair_gen = redis_pair(root, *flags)
+        core, video = next(pair_gen).servers
+        try:
+            yield core, video
+        finally:
+            next(pair_gen, None)  # stops both (each must exit cleanly) and Redis
+        return
+    srv = launch(root, *flags)
+    yield srv, srv
     srv.check_clean_exit()
 
 
@@ -102,7 +118,7 @@ def videos(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def demos(bioserver, tmp_path_factory):
+def demos(servers, tmp_path_factory):
     """One demo at a time (they share build/webcapture-demo/front/dist): asking for
     another page's demo stops the running one."""
     running = {}
@@ -112,7 +128,7 @@ def demos(bioserver, tmp_path_factory):
             for other in list(running):
                 running.pop(other).stop()
             workdir = str(tmp_path_factory.mktemp(f"demo-{page}"))
-            demo = Demo(workdir, bioserver, bioserver, mode=PAGES[page]["mode"], languages=("en",))
+            demo = Demo(workdir, *servers, mode=PAGES[page]["mode"], languages=("en",))
             running[page] = demo
             demo.wait_ready().wait_packed()
         return running[page]
@@ -126,6 +142,7 @@ class Page:
     """One page in one browser, driven through its own buttons."""
 
     def __init__(self, page, demo, bioserver, video, tmp_path, run):
+        """bioserver: the video side (what the page itself talks to)."""
         self.page, self.spec, self.demo, self.bioserver = page, PAGES[page], demo, bioserver
         self.run = run
         tmp_path.mkdir(parents=True, exist_ok=True)
@@ -211,11 +228,11 @@ class Page:
 
 
 @pytest.fixture
-def open_page(demos, bioserver, videos, tmp_path):
+def open_page(demos, servers, videos, tmp_path):
     pages = []
 
     def make(page, sample):
-        p = Page(page, demos(page), bioserver, videos[sample], tmp_path / f"{page}-{sample}", sample)
+        p = Page(page, demos(page), servers[1], videos[sample], tmp_path / f"{page}-{sample}", sample)
         pages.append(p)
         return p
 
@@ -284,6 +301,7 @@ def test_passive_pages_reach_their_verdict(open_page, page, sample):
         assert bg and bg.startswith('url("blob:'), p.explain(f"no best image in {p.spec['best_image']}: {bg!r}")
 
 
+@not_on_redis_pair
 def test_active_page_shows_challenges_and_a_result(open_page):
     """A fake camera cannot turn its head: the page shows the head-turn challenge (the
     SDK called showChallengeInstruction with TRACKER_CHALLENGE_2D: its "wait a moment"

@@ -210,12 +210,14 @@ def test_environment_detection_edge_cases():
     assert detect("") == {"message": "The browser did not say what it is (no user agent): cannot check compatibility."}
 
 
-def test_every_operation_has_its_metrics(server):
+def test_every_operation_has_its_metrics(start_server):
     """The route table has more rows than the metrics have operation slots: every
-    operation, the last rows' too, is counted under its own name."""
+    operation, the last rows' too, is counted under its own name (one instance: the
+    counts are per instance)."""
     from conftest import KEY_ADMIN
-    assert raw(server, "GET", "/video-server/network-latency").status_code == 204
-    server.get("/v2/metrics", key=KEY_ADMIN)
-    text = server.get("/metrics", key=KEY_ADMIN).text
+    srv = start_server()
+    assert raw(srv, "GET", "/video-server/network-latency").status_code == 204
+    srv.get("/v2/metrics", key=KEY_ADMIN)
+    text = srv.get("/metrics", key=KEY_ADMIN).text
     for op in ("networkLatency", "metrics"):
         assert f'bioserver_requests_total{{operation="{op}",status="2xx"}}' in text, op
