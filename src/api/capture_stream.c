@@ -9,6 +9,7 @@
 
 #include <arpa/inet.h>
 #include <openssl/crypto.h>
+#include <openssl/sha.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,8 @@
 /* No API key has an empty tenant (config.c refuses one), so tickets never meet a
  * real tenant's sessions. */
 #define TICKET_TENANT ""
+#define TICKET_ID_BYTES 16   /* of SHA-256: the store key of a ticket */
+#define SID_MAX 128          /* longer ids are no session's (404 at once) */
 #define TICKET_GRACE_MS 60000 /* a ticket outlives its window a little: 409 TIMEOUT, not 404 */
 #define TEXT_MAX ((size_t)64 << 10)
 #define FRAME_HEADER_BYTES (4 + ENVELOPE_IV_BYTES)
@@ -44,7 +47,7 @@ enum { CLOSE_BAD = 4400, CLOSE_TIMEOUT = 4408, CLOSE_CONFLICT = 4409, CLOSE_TOO_
 
 typedef struct {
     app *app;
-    char tenant[64], sid[129], nonce[64];
+    char tenant[64], sid[SID_MAX + 1], nonce[64];
     json_t *item; /* the liveness item as the stream opened it */
     liveness_type type;
     int nb_challenge;
@@ -73,6 +76,16 @@ typedef struct {
 
 /* ---- the ticket ---------------------------------------------------------------------- */
 
+/* Where the ticket of session sid is kept: a digest of the id, so the store holds no
+ * second copy of the capability and nothing under the session's own name. */
+static void ticket_id(const char *sid, char out[2 * TICKET_ID_BYTES + 1]) {
+    char text[sizeof "bioserver-stream-ticket\n" + SID_MAX];
+    int n = snprintf(text, sizeof text, "bioserver-stream-ticket\n%s", sid); /* sid: at most SID_MAX bytes */
+    uint8_t digest[SHA256_DIGEST_LENGTH];
+    SHA256((const uint8_t *)text, (size_t)n, digest);
+    for (int i = 0; i < TICKET_ID_BYTES; i++) snprintf(out + 2 * i, 3, "%02x", digest[i]);
+}
+
 int capture_stream_ticket_issue(app *a, const char *tenant, const char *sid, const char *server_random,
                                 int64_t deadline_ms) {
     json_t *t = json_pack("{s:s, s:s, s:b}", "tenant", tenant, "nonce", server_random, "taken", 0);
@@ -81,8 +94,10 @@ int capture_stream_ticket_issue(app *a, const char *tenant, const char *sid, con
     if (!text) return STORE_NOMEM;
     store_value v = {(uint8_t *)text, strlen(text)};
     store *st = a->store;
-    st->ops->session_delete(st, TICKET_TENANT, sid); /* a re-init replaces the ticket and its expiry */
-    int rc = st->ops->session_create(st, TICKET_TENANT, sid, &v, deadline_ms + TICKET_GRACE_MS);
+    char id[2 * TICKET_ID_BYTES + 1];
+    ticket_id(sid, id);
+    st->ops->session_delete(st, TICKET_TENANT, id); /* a re-init replaces the ticket and its expiry */
+    int rc = st->ops->session_create(st, TICKET_TENANT, id, &v, deadline_ms + TICKET_GRACE_MS);
     free(text);
     return rc;
 }
@@ -90,7 +105,9 @@ int capture_stream_ticket_issue(app *a, const char *tenant, const char *sid, con
 /* The ticket of sid, parsed (*raw keeps the stored bytes for a compare-and-set). */
 static json_t *ticket_load(store *st, const char *sid, store_value *raw, int *rc) {
     *raw = (store_value){0};
-    *rc = st->ops->session_get(st, TICKET_TENANT, sid, raw, NULL);
+    char id[2 * TICKET_ID_BYTES + 1];
+    ticket_id(sid, id);
+    *rc = st->ops->session_get(st, TICKET_TENANT, id, raw, NULL);
     if (*rc) return NULL;
     json_t *t = json_loadb((const char *)raw->data, raw->len, 0, NULL);
     if (!api_json_string(t, "tenant") || !api_json_string(t, "nonce")) {
@@ -117,7 +134,9 @@ static int ticket_use(store *st, const char *sid, bool take, char *tenant, size_
         json_object_set_new(t, "taken", json_true());
         char *text = json_dumps(t, JSON_COMPACT);
         store_value v = {(uint8_t *)text, text ? strlen(text) : 0};
-        rc = text ? st->ops->session_update(st, TICKET_TENANT, sid, &raw, &v) : STORE_NOMEM;
+        char id[2 * TICKET_ID_BYTES + 1];
+        ticket_id(sid, id);
+        rc = text ? st->ops->session_update(st, TICKET_TENANT, id, &raw, &v) : STORE_NOMEM;
         free(text);
     }
     json_decref(t);
@@ -199,11 +218,13 @@ static capture_stream *stream_open(http_request *req, bool take) {
     }
     cs->app = a; /* the slot reserve_slot took is now the stream's: stream_free gives it back */
     snprintf(cs->sid, sizeof cs->sid, "%s", sid);
-    int rc = ticket_use(a->store, sid, take, cs->tenant, sizeof cs->tenant, cs->nonce, sizeof cs->nonce);
+    int rc = strlen(sid) > SID_MAX ? STORE_NOT_FOUND
+                                   : ticket_use(a->store, sid, take, cs->tenant, sizeof cs->tenant, cs->nonce,
+                                                sizeof cs->nonce);
     if (rc == STORE_CONFLICT) {
         http_reply_error(req, 409, "a capture stream was already opened for these liveness parameters");
     } else if (rc == STORE_NOT_FOUND) {
-        http_reply_error(req, 404, "no bio-session with id %s waits for a capture (unknown, expired, or no liveness "
+        http_reply_error(req, 404, "no bio-session with id %.128s waits for a capture (unknown, expired, or no liveness "
                          "parameters)", sid);
     } else if (rc) {
         api_reply_store_error(req, rc, "bio-session");

@@ -69,6 +69,18 @@ def expect_close(cs, code, status, part):
     return err[-1]
 
 
+def verdict(srv, sid, msgs):
+    """The stream's last message is its result: the verdict, or IN_PROGRESS when the
+    evaluation took longer than the stream waits (a loaded machine); either way the
+    verdict the API gives is the one the stream gave. Returns (stream result, API result)."""
+    result = msgs[-1]
+    assert result["type"] == "result", msgs[-3:]
+    api = challenge_result(srv, sid)
+    if result["livenessStatus"] != "IN_PROGRESS":
+        assert api["livenessStatus"] == result["livenessStatus"], (result, api)
+    return result, api
+
+
 def challenge_result(srv, sid):
     deadline = time.monotonic() + WAIT
     while True:
@@ -105,6 +117,7 @@ def test_unknown_session_is_404(server):
     # A plain GET gets the refusal the upgrade would get (a browser cannot read it).
     assert_error(server.get("/v2/bio-sessions/8a1c5cf4-2a2f-4a35-9b5b-2b4a0e0e6d11/capture-stream"), 404,
                  "waits for a capture")
+    assert open_stream(server, "x" * 300).status == 404  # longer than any session id
 
 
 def test_session_without_liveness_parameters_is_404(server):
@@ -368,11 +381,10 @@ def test_live_passive_capture_guidance_verdict_and_best_face(server):
     instructions = [m["instruction"] for m in msgs if m["type"] == "instruction"]
     assert instructions == ["TRACKER_CHALLENGE_DONT_MOVE", "TRACKER_CHALLENGE_PENDING"]
     assert {"type": "tracking", "uploadProgress": 1} in msgs
-    result = msgs[-1]
-    assert result["type"] == "result" and result["livenessStatus"] == "SUCCESS", msgs[-3:]
-    box = result["bestImageInfo"]
-    assert box["width"] > 100 and box["height"] > 100
-    r = challenge_result(server, sid)
+    result, r = verdict(server, sid, msgs)
+    if result["livenessStatus"] != "IN_PROGRESS":
+        box = result["bestImageInfo"]
+        assert box["width"] > 100 and box["height"] > 100
     assert r["livenessStatus"] == "SUCCESS" and r["bestImageId"], r
     img = server.get(f"/v2/bio-sessions/{sid}/faces/{r['bestImageId']}/image", key=KEY_A)
     assert img.status_code == 200 and img.content[:2] == b"\xff\xd8"
@@ -383,8 +395,7 @@ def test_printed_photo_passive_capture_is_spoof(server):
     sid = new_session(server)
     cs, msgs = run_capture(server.base, sid, [read(SPOOF[2])], fps=10, path_prefix=VIDEO)
     cs.close()
-    assert msgs[-1]["type"] == "result" and msgs[-1]["livenessStatus"] == "SPOOF", msgs[-3:]
-    r = challenge_result(server, sid)
+    _, r = verdict(server, sid, msgs)
     assert r["livenessStatus"] == "SPOOF" and "bestImageId" not in r
 
 
@@ -392,9 +403,8 @@ def test_live_passive_video_capture_succeeds(server):
     sid = new_session(server, "LIVENESS_PASSIVE_VIDEO")
     cs, msgs = run_capture(server.base, sid, [read(f) for f in LIVE], fps=10, path_prefix=VIDEO)
     cs.close()
-    assert msgs[-1]["livenessStatus"] == "SUCCESS", msgs[-3:]
     assert len([m for m in msgs if m.get("seq") is not None and m["type"] == "tracking"]) >= 12
-    assert challenge_result(server, sid)["livenessStatus"] == "SUCCESS"
+    assert verdict(server, sid, msgs)[1]["livenessStatus"] == "SUCCESS"
 
 
 def test_capture_is_submitted_when_it_holds_what_an_upload_may(start_server):
@@ -406,15 +416,14 @@ def test_capture_is_submitted_when_it_holds_what_an_upload_may(start_server):
     cs.close()
     frames = [m for m in msgs if m["type"] == "tracking" and "seq" in m]
     assert 4 <= len(frames) <= 6, len(frames)  # not the 12 of a video capture: it was full
-    assert msgs[-1]["type"] == "result" and msgs[-1]["livenessStatus"] == "SUCCESS", msgs[-3:]
+    assert verdict(srv, sid, msgs)[1]["livenessStatus"] == "SUCCESS"
 
 
 def test_printed_photo_passive_video_capture_is_not_success(server):
     sid = new_session(server, "LIVENESS_PASSIVE_VIDEO")
     cs, msgs = run_capture(server.base, sid, [read(SPOOF[2])], fps=10, path_prefix=VIDEO)
     cs.close()
-    assert msgs[-1]["type"] == "result" and msgs[-1]["livenessStatus"] not in ("SUCCESS", "IN_PROGRESS"), msgs[-3:]
-    assert challenge_result(server, sid)["livenessStatus"] != "SUCCESS"
+    assert verdict(server, sid, msgs)[1]["livenessStatus"] not in ("SUCCESS", "IN_PROGRESS")
 
 
 def test_active_capture_shows_targets_and_fails_without_head_turns(server):
@@ -427,6 +436,5 @@ def test_active_capture_shows_targets_and_fails_without_head_turns(server):
                                                                                "TRACKER_CHALLENGE_PENDING"]
     active = [m["livenessActive"] for m in msgs if "livenessActive" in m]
     assert active and active[0]["challengeCircles"][0]["pos"] in ("left", "right")
-    assert msgs[-1]["livenessStatus"] == "FAILED", msgs[-3:]
-    r = challenge_result(server, sid)
+    _, r = verdict(server, sid, msgs)
     assert r["livenessStatus"] == "FAILED" and "challenge" in r["diagnostic"]
