@@ -513,7 +513,7 @@ def test_liveness_accepted_by_a_is_evaluated_by_b_with_one_callback(liveness_pai
     assert metadata(b, sid).json()["status"] == "SUCCESS"
     # B evaluated it (A pops no jobs), and nobody left the frames behind in Redis.
     assert messages(b, sid, ": SUCCESS") and not messages(a, sid, ": SUCCESS")
-    hashes = session_hashes(redis, sid)
+    hashes = [k for k in redis_cli(redis, "--scan", "--pattern", "bio:*") if sid in k and not k.endswith(":o")]
     assert len(hashes) == 1, hashes
     fields = redis_cli(redis, "HKEYS", hashes[0])
     assert "i:liveness:current" in fields and not [f for f in fields if f.startswith("i:capture")], fields
@@ -588,18 +588,9 @@ def test_liveness_instance_killed_mid_evaluation_is_taken_over_with_one_callback
         redis.stop()
 
 
-def session_hashes(redis, sid):
-    """The Redis hashes of one session. The capture stream's ticket for it (a hash under
-    the empty tenant, docs/capture-stream.md) is not one, and never holds frames."""
-    keys = [k for k in redis_cli(redis, "--scan", "--pattern", "bio:*") if sid in k and not k.endswith(":o")]
-    for ticket in [k for k in keys if k.startswith("bio:{:")]:
-        assert not [f for f in redis_cli(redis, "HKEYS", ticket) if f.startswith("i:capture")], ticket
-    return [k for k in keys if not k.startswith("bio:{:")]
-
-
 def metadata_via_redis_status(redis, sid):
     """The session's liveness status as stored (the killed instance cannot be asked)."""
-    keys = session_hashes(redis, sid)
+    keys = [k for k in redis_cli(redis, "--scan", "--pattern", "bio:*") if sid in k and not k.endswith(":o")]
     assert len(keys) == 1, keys
     out = subprocess.run(["redis-cli", "-p", str(redis.port), "--raw", "HGET", keys[0], "s"], capture_output=True,
                          text=True, timeout=10, check=True)
