@@ -28,6 +28,7 @@
     var KEEPALIVE_MS = 4000; /* the server closes a stream idle for capture_stream_idle_timeout (10 s) */
     var IN_FLIGHT = 2; /* frames sent without their tracking answer yet */
     var JPEG_QUALITY = 0.9;
+    var FROZEN_AFTER_MS = 1000; /* a camera without a new frame for this long is frozen */
     var scriptSrc = global.document && global.document.currentScript ? global.document.currentScript.src : '';
 
     function b64decode(text) {
@@ -265,9 +266,13 @@
             .then(function (jpeg) {
                 /* The camera had no new frame since the last one sent (it is slower than
                  * maxFps, e.g. on a loaded machine): the same image encodes to the same
-                 * bytes, and the server refuses identical frames as a frozen video. */
-                if (!jpeg || sameBytes(jpeg, self.lastJpeg)) return null;
+                 * bytes, and the server would take the repeat for a frozen video. A
+                 * camera that stays frozen longer than FROZEN_AFTER_MS is sent as it
+                 * is, for the server to judge (and the stream not to go idle). */
+                var now = Date.now();
+                if (!jpeg || (sameBytes(jpeg, self.lastJpeg) && now - self.lastJpegAt < FROZEN_AFTER_MS)) return null;
                 self.lastJpeg = jpeg;
+                self.lastJpegAt = now;
                 return jpeg;
             });
     };
