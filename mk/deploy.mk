@@ -29,6 +29,7 @@ MODEL_FILES := faceplugin/fr_detect.onnx faceplugin/fr_landmark.onnx faceplugin/
                faceapi/age_gender_model-weights_manifest.json faceapi/age_gender_model.bin \
                faceapi/LICENSE
 WEB_FILES   := $(wildcard web/capture/*)
+SDK_FILES   := $(wildcard web/sdk/*.js)
 
 # Defaults compiled into the binary: a development build finds models/, calibration/,
 # web/ and data/ in this checkout; an installed one under PREFIX. A stamp holding
@@ -54,7 +55,7 @@ build/dist/bioserver: build/dist/main.o build/libbio.a
 conf_path = $(if $(filter absolute,$(CONF_PATHS)),$1,$(shell realpath -m --relative-to=$(SYSCONFDIR)/bioserver $1))
 
 install: build/dist/bioserver
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SHAREDIR)/calibration $(DESTDIR)$(SHAREDIR)/web/capture \
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SHAREDIR)/calibration $(DESTDIR)$(SHAREDIR)/web/capture $(DESTDIR)$(SHAREDIR)/web/sdk \
 	    $(DESTDIR)$(SHAREDIR)/models/faceplugin $(DESTDIR)$(SHAREDIR)/models/human $(DESTDIR)$(SHAREDIR)/models/faceapi \
 	    $(DESTDIR)$(SYSCONFDIR)/bioserver
 	install -d -m 0750 $(DESTDIR)$(STATEDIR)
@@ -62,6 +63,7 @@ install: build/dist/bioserver
 	for f in $(MODEL_FILES); do install -m 0644 models/$$f $(DESTDIR)$(SHAREDIR)/models/$$f || exit 1; done
 	install -m 0644 calibration/far-v1.txt calibration/far-accurate-v1.txt $(DESTDIR)$(SHAREDIR)/calibration/
 	install -m 0644 $(WEB_FILES) $(DESTDIR)$(SHAREDIR)/web/capture/
+	install -m 0644 $(SDK_FILES) $(DESTDIR)$(SHAREDIR)/web/sdk/
 	sed -e 's|^models = .*|models = $(call conf_path,$(SHAREDIR)/models)|' \
 	    -e 's|^calibration = .*|calibration = $(call conf_path,$(SHAREDIR)/calibration/far-v1.txt)|' \
 	    -e 's|^calibration_accurate = .*|calibration_accurate = $(call conf_path,$(SHAREDIR)/calibration/far-accurate-v1.txt)|' \
@@ -81,7 +83,7 @@ DEB      := build/bioserver_$(VERSION)_amd64.deb
 DEB_ROOT := build/deb/root
 deb: $(DEB)
 $(DEB): build/dist/bioserver $(wildcard packaging/deb/*) bioserver.conf calibration/far-v1.txt \
-        calibration/far-accurate-v1.txt $(WEB_FILES) \
+        calibration/far-accurate-v1.txt $(WEB_FILES) $(SDK_FILES) \
         $(addprefix models/,$(MODEL_FILES)) README.md docs/openapi.yaml
 	rm -rf $(DEB_ROOT) && mkdir -p $(DEB_ROOT)/DEBIAN
 	$(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/$(DEB_ROOT) PREFIX=/usr SYSCONFDIR=/etc \

@@ -119,10 +119,14 @@ int app_init(app *a, const server_config *cfg, char *err, size_t err_len) {
     a->started_ms = time_now_ms();
     a->keys = keyring_create(&a->config, err, err_len);
     if (!a->keys) goto fail;
-    const char *ops[METRICS_MAX_OPERATIONS + 1] = {0};
-    for (size_t i = 0; api_routes[i].pattern && i < METRICS_MAX_OPERATIONS; i++) ops[i] = api_routes[i].operation;
+    /* Every row's operation (rows repeat operations; metrics keeps each name once). */
+    size_t rows = 0;
+    while (api_routes[rows].pattern) rows++;
+    const char **ops = calloc(rows + 1, sizeof(*ops));
+    for (size_t i = 0; ops && i < rows; i++) ops[i] = api_routes[i].operation;
     _Static_assert(METRICS_MAX_KEYS >= KEYRING_MAX, "every keyring entry needs its metrics row");
-    a->metrics = metrics_create(ops, KEYRING_MAX);
+    a->metrics = ops ? metrics_create(ops, KEYRING_MAX) : NULL;
+    free(ops);
     a->signer = signer_load_or_create(a->config.data_dir, err, err_len);
     if (!a->metrics || !a->signer) goto fail;
     if (signer_presign_start(a->signer, APP_PRESIGNED_NONCES))

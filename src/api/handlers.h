@@ -38,6 +38,9 @@ void handle_web_capture(http_request *req);
 void handle_init_liveness_session(http_request *req);
 void handle_video_capabilities(http_request *req);
 void handle_liveness_challenge_result(http_request *req);
+void handle_webcapture_sdk(http_request *req);
+void handle_network_latency(http_request *req);
+void handle_network_speed(http_request *req);
 void handle_capture_stream(http_request *req);
 
 /* Shared by sessions.c, liveness.c and webcapture.c (each NULL/false after replying). */

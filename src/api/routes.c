@@ -39,6 +39,14 @@ const route api_routes[] = {
     {"POST", "/video-server/init-liveness-session", PERM_LIVENESS, "initLivenessSession", handle_init_liveness_session,
      ROUTE_BODY_JSON},
     {"GET", "/video-server/v2/capabilities", PERM_CAPABILITIES, "getVideoCapabilities", handle_video_capabilities},
+    /* What the WebCapture pages load and call from the browser, without a key:
+     * the SDK files (api/web.c) and the connectivity check (api/network_check.c). */
+    {"GET", "/video-server/bioserver-environment-api.js", 0, "webCaptureSdk", handle_webcapture_sdk},
+    {"GET", "/video-server/bioserver-network-check.js", 0, "webCaptureSdk", handle_webcapture_sdk},
+    {"GET", "/video-server/bioserver-video-ui.js", 0, "webCaptureSdk", handle_webcapture_sdk},
+    {"GET", "/video-server/bioserver-video-api.js", 0, "webCaptureSdk", handle_webcapture_sdk},
+    {"GET", "/video-server/network-latency", 0, "networkLatency", handle_network_latency},
+    {"POST", "/video-server/network-speed", 0, "networkSpeed", handle_network_speed, ROUTE_BODY_DISCARD},
     {"GET", "/v2/bio-sessions/{}/liveness-challenge-result", PERM_LIVENESS, "getLivenessChallengeResult",
      handle_liveness_challenge_result},
     {"GET", "/v2/bio-sessions/{}/liveness-challenge-result/{}/{}", PERM_LIVENESS, "getLivenessChallengeResult",

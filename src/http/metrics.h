@@ -11,7 +11,8 @@
 
 typedef struct metrics metrics;
 
-/* operations: the NULL-terminated list of operation names of the route table. */
+/* operations: the NULL-terminated list of operation names of the route table, one
+ * per row (repeats are kept once; at most METRICS_MAX_OPERATIONS distinct names). */
 metrics *metrics_create(const char *const *operations, int key_count);
 void metrics_free(metrics *m);
 void metrics_record(metrics *m, const char *operation, int key_index, int status, double seconds);

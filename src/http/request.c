@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "api/app.h"
 
@@ -22,6 +23,12 @@ void http_reply_arena_bytes(http_request *req, int status, const char *type, con
     req->response_type = type;
     req->response_body = data;
     req->response_len = data ? len : 0;
+}
+
+const char *http_response_header(const http_request *req, const char *name) {
+    for (const http_header *h = req->response_headers; h; h = h->next)
+        if (!strcasecmp(h->name, name)) return h->value;
+    return NULL;
 }
 
 void http_reply_bytes(http_request *req, int status, const char *type, const void *data, size_t len) {

@@ -64,6 +64,8 @@ typedef struct http_request {
 const char *http_query(const http_request *req, const char *name);
 const char *http_header_value(const http_request *req, const char *name);
 void http_add_header(http_request *req, const char *name, const char *value);
+/* The value of a response header the handler added (case-insensitive name), or NULL. */
+const char *http_response_header(const http_request *req, const char *name);
 
 /* How every JSON response is serialised, also for signing: compact, and reals
  * with 10 significant digits so 108.561 does not print as 108.56100000000001. */

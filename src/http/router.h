@@ -14,8 +14,14 @@ typedef void (*route_handler)(http_request *req);
 
 /* How much body a route takes; the limit is known (and enforced) before any byte of
  * the body is read. ROUTE_BODY_DEFAULT: none for GET/DELETE, max_body_bytes for POST. */
-typedef enum { ROUTE_BODY_DEFAULT = 0, ROUTE_BODY_JSON, ROUTE_BODY_CAPTURE } route_body;
+typedef enum { ROUTE_BODY_DEFAULT = 0, ROUTE_BODY_JSON, ROUTE_BODY_CAPTURE, ROUTE_BODY_DISCARD } route_body;
 #define ROUTE_JSON_MAX_BYTES ((size_t)64 << 10) /* sessions, parameters, a face JSON with its template */
+/* ROUTE_BODY_DISCARD (the upload speed test, public): bytes are counted as they
+ * arrive and dropped, so a caller without a key makes the server hold no memory;
+ * a declared size over the cap is a 413 before any byte is read, and a chunked
+ * upload is cut off at the cap, which bounds how long one request keeps a
+ * connection busy. */
+#define ROUTE_DISCARD_MAX_BYTES ((size_t)2 << 20)
 
 typedef struct {
     const char *method;

@@ -1,12 +1,13 @@
 /* libmicrohttpd integration; see server.h. A request goes through three stages:
  * headers (route, authenticate, the route's body limit against the declared size),
  * body chunks (appended up to the route's limit and within a global budget of
- * buffered bytes, then discarded), and dispatch to its handler. A heavy route's
- * handler runs on a worker thread while its connection is suspended, so HTTP
- * threads never wait on inference: cheap routes stay fast under load, and a full
- * worker queue is a 429 at once. A handler may accept an upgrade (a WebSocket,
- * http_accept_upgrade): after the 101 the connection runs on a thread of its own,
- * tracked here so that stopping the server shuts those connections down first. */
+ * buffered bytes, then discarded; a ROUTE_BODY_DISCARD route's are only counted),
+ * and dispatch to its handler. A heavy route's handler runs on a worker thread
+ * while its connection is suspended, so HTTP threads never wait on inference:
+ * cheap routes stay fast under load, and a full worker queue is a 429 at once. A
+ * handler may accept an upgrade (a WebSocket, http_accept_upgrade): after the 101
+ * the connection runs on a thread of its own, tracked here so that stopping the
+ * server shuts those connections down first. */
 #include "http/server.h"
 
 #include <microhttpd.h>
@@ -169,8 +170,14 @@ static enum MHD_Result queue(request_ctx *ctx) {
     if (req->response_type) MHD_add_response_header(resp, "Content-Type", req->response_type);
     for (http_header *h = req->response_headers; h; h = h->next)
         MHD_add_response_header(resp, h->name, h->value);
-    if (!ctx->upgrade) MHD_add_response_header(resp, "Cache-Control", "no-store");
-    const char *origin = cors_allow_origin(ctx->server->app->config.cors_origins, http_header_value(req, "Origin"));
+    /* API answers are never cached; static files (api/web.c) set their own policy. */
+    if (!ctx->upgrade && !http_response_header(req, "Cache-Control"))
+        MHD_add_response_header(resp, "Cache-Control", "no-store");
+    /* Public routes that any page may read (the SDK files, the network check) set
+     * "Access-Control-Allow-Origin: *" themselves; the others follow cors_origins. */
+    const char *origin = http_response_header(req, "Access-Control-Allow-Origin")
+                             ? NULL
+                             : cors_allow_origin(ctx->server->app->config.cors_origins, http_header_value(req, "Origin"));
     if (origin) {
         MHD_add_response_header(resp, "Access-Control-Allow-Origin", origin);
         MHD_add_response_header(resp, "Access-Control-Expose-Headers", CORS_EXPOSE_HEADERS);
@@ -200,6 +207,7 @@ static size_t route_body_limit(const route *r, const server_config *cfg) {
     switch (r->body) {
     case ROUTE_BODY_JSON: return cfg->max_body_bytes < ROUTE_JSON_MAX_BYTES ? cfg->max_body_bytes : ROUTE_JSON_MAX_BYTES;
     case ROUTE_BODY_CAPTURE: return cfg->liveness_max_upload_bytes;
+    case ROUTE_BODY_DISCARD: return ROUTE_DISCARD_MAX_BYTES;
     default: return strcmp(r->method, "POST") ? 0 : cfg->max_body_bytes;
     }
 }
@@ -306,6 +314,10 @@ static void append_body(request_ctx *ctx, const char *data, size_t n) {
         ctx->too_large = !ctx->over_budget; /* keep reading to the end, store nothing more */
         return;
     }
+    if (ctx->route->body == ROUTE_BODY_DISCARD) { /* counted, never held */
+        ctx->body_len += n;
+        return;
+    }
     if (ctx->body_len + n > ctx->body_cap) {
         size_t cap = ctx->body_cap ? ctx->body_cap : 16384;
         while (cap < ctx->body_len + n) cap *= 2;
@@ -396,6 +408,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (*upload_data_size) {
         if (!ctx->responded) append_body(ctx, upload_data, *upload_data_size);
         *upload_data_size = 0;
+        /* A public speed test streamed (chunked) past its cap: cut it off rather
+         * than read on for nothing. */
+        if (ctx->too_large && ctx->route->body == ROUTE_BODY_DISCARD) return MHD_NO;
         return MHD_YES;
     }
     if (ctx->dispatched) return queue(ctx); /* resumed: the worker has replied */

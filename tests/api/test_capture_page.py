@@ -2,10 +2,12 @@
 
 Chromium's fake camera plays a YUV4MPEG2 video made here from NUAA frames
 (../shared/data/spoof/nuaa, never copied; the same subject-0001 samples as
-test_liveness.py): the page creates a session, asks for PASSIVE parameters, grabs a
-frame from getUserMedia, seals it with WebCrypto, uploads it and shows the verdict.
+test_liveness.py): the page creates a session, asks for PASSIVE parameters and runs
+the capture on the WebCapture SDK (BioserverVideo streams the camera to the server,
+docs/capture-stream.md), then shows the verdict.
 The live sequence must end in SUCCESS, the printed-photo sequence in SPOOF, and the
-verdict the page shows must be the one the API reports for that session.
+verdict the page shows must be the one the API reports for that session. Before the
+camera, the page's WebCapture SDK checks (environment, connection) must pass.
 
 Driven by Debian's chromium + chromium-driver through python3-selenium (make deps
 installs them; without them the test is skipped and says so). Screenshots of each
@@ -13,85 +15,37 @@ run (form, capturing, verdict) land in build/artifacts/capture-page/.
 """
 import glob
 import os
-import shutil
 
 import pytest
 
+from browser_support import W, chromium, fake_camera_videos, needs_chromium, shoot as shoot_in
 from conftest import KEY_A, REPO_ROOT, SANITIZED
 
 NUAA = os.path.join(REPO_ROOT, "..", "shared", "data", "spoof", "nuaa")
 LIVE = sorted(glob.glob(os.path.join(NUAA, "live", "0001", "*.jpg")))
 SPOOF = sorted(glob.glob(os.path.join(NUAA, "spoof", "0001", "*.jpg")))
-ARTIFACTS = os.path.join(REPO_ROOT, "build", "artifacts", "capture-page")
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-W, H, FPS, REPEAT = 640, 480, 15, 4   # each source frame shown 4/15 s; the file loops
 VERDICT_WAIT = 150 if SANITIZED else 60
 
 try:
-    from selenium import webdriver
     from selenium.common.exceptions import TimeoutException
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
-    HAVE_SELENIUM = True
 except ImportError:
-    HAVE_SELENIUM = False
+    pass
 
 pytestmark = [
     pytest.mark.skipif(not LIVE or not SPOOF, reason="../shared/data/spoof/nuaa is missing"),
-    pytest.mark.skipif(not HAVE_SELENIUM or not os.access(CHROMIUM, os.X_OK) or not os.access(CHROMEDRIVER, os.X_OK),
-                       reason="chromium, chromium-driver or python3-selenium not installed (make deps)"),
+    needs_chromium,
 ]
 
 
-def write_y4m(path, frames):
-    """YUV4MPEG2, 4:2:0 (planar I420 per frame), every frame REPEAT times."""
-    import cv2
-    with open(path, "wb") as f:
-        f.write(f"YUV4MPEG2 W{W} H{H} F{FPS}:1 Ip A1:1 C420jpeg\n".encode())
-        for name in frames:
-            img = cv2.imread(name, cv2.IMREAD_COLOR)
-            assert img is not None, name
-            if img.shape[:2] != (H, W):
-                img = cv2.resize(img, (W, H), interpolation=cv2.INTER_AREA)
-            i420 = cv2.cvtColor(img, cv2.COLOR_BGR2YUV_I420).tobytes()  # Y, then U, then V
-            assert len(i420) == W * H * 3 // 2
-            for _ in range(REPEAT):
-                f.write(b"FRAME\n")
-                f.write(i420)
+def shoot(drv, name):
+    return shoot_in(drv, "capture-page", name)
 
 
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory):
-    d = tmp_path_factory.mktemp("fake-camera")
-    out = {}
-    for name, frames in (("live", LIVE), ("spoof", SPOOF)):
-        out[name] = str(d / f"{name}.y4m")
-        write_y4m(out[name], frames)
-    return out
-
-
-def chromium(video, profile_dir, log_path):
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                f"--use-file-for-fake-video-capture={video}",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-default-apps", "--disable-extensions", "--no-first-run",
-                "--no-default-browser-check", "--mute-audio", "--window-size=480,1000",
-                f"--user-data-dir={profile_dir}"):
-        opts.add_argument(arg)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return webdriver.Chrome(service=Service(CHROMEDRIVER, log_path=log_path), options=opts)
-
-
-def shoot(drv, name):
-    os.makedirs(ARTIFACTS, exist_ok=True)
-    path = os.path.join(ARTIFACTS, name + ("-asan" if SANITIZED else "") + ".png")
-    drv.save_screenshot(path)
-    return path
+    return fake_camera_videos(tmp_path_factory.mktemp("fake-camera"), {"live": LIVE, "spoof": SPOOF})
 
 
 @pytest.mark.parametrize("sample,expected", [("live", "SUCCESS"), ("spoof", "SPOOF")])
@@ -104,6 +58,12 @@ def test_capture_page_passive(server, videos, tmp_path, sample, expected):
         # The fragment filled the form (the key never goes into the URL that is sent).
         assert drv.find_element(By.ID, "apikey").get_attribute("value") == KEY_A
         assert drv.find_element(By.ID, "type").get_attribute("value") == "LIVENESS_PASSIVE"
+        # The SDK's checks ran before the camera: this browser can capture, the link is good.
+        WebDriverWait(drv, 30, poll_frequency=0.1).until(lambda d: d.find_element(By.ID, "network").get_attribute("data-good"))
+        assert drv.find_element(By.ID, "environment").get_attribute("data-supported") == "true", text("environment")
+        assert text("environment").startswith("Browser: Chrome "), text("environment")
+        assert drv.find_element(By.ID, "network").get_attribute("data-good") == "true", text("network")
+        assert text("network").startswith("Connection: good ("), text("network")
         shoot(drv, f"{sample}-1-form")
 
         drv.find_element(By.ID, "start").click()
@@ -143,5 +103,9 @@ def test_capture_page_passive(server, videos, tmp_path, sample, expected):
         assert m["sdkInfo"]["name"] == "bioserver-web-capture"
         assert "HeadlessChrome" in m["deviceInfo"]["userAgent"] or "Chrome" in m["deviceInfo"]["userAgent"]
         assert m.get("image"), "the best image should be retrievable"
+        # One capture path: the SDK's stream (docs/capture-stream.md), not the upload.
+        paths = {(line.get("path"), line.get("status")) for line in server.log_lines() if line.get("event") == "request"}
+        assert (f"/video-server/v2/bio-sessions/{sid}/capture-stream", 101) in paths, "no capture stream"
+        assert not any(p == f"/bioserver-app/v2/bio-sessions/{sid}/liveness-capture" for p, _ in paths)
     finally:
         drv.quit()

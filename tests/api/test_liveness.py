@@ -484,6 +484,20 @@ def test_capture_page_is_served(server, path, ctype):
     assert "default-src 'self'" in r.headers["Content-Security-Policy"]
 
 
+def test_capture_page_loads_the_sdk_from_the_video_prefix(server, start_server):
+    """The page runs on the WebCapture SDK; the server writes its video prefix (a
+    setting) into index.html, and only there."""
+    page = server.get("/capture/").text
+    assert '<script src="/video-server/bioserver-environment-api.js"></script>' in page
+    assert '<script src="/video-server/bioserver-network-check.js"></script>' in page
+    assert 'data-video-path="/video-server"' in page and "%VIDEO_SERVER_PATH%" not in page
+    assert server.get("/capture/index.html").text == page
+    assert server.get("/capture/capture.js").headers["Cache-Control"] == "no-cache"
+    srv = start_server("--video-server-path", "/wbs/video")
+    page = srv.get("/capture/").text
+    assert page.count('src="/wbs/video/bioserver-') == 3 and "/video-server" not in page
+
+
 @pytest.mark.parametrize("path", ["/capture/secret.pem", "/capture/..%2Fbioserver.conf", "/capture/a/b"])
 def test_capture_page_serves_nothing_else(server, path):
     assert server.get(path).status_code == 404

@@ -108,8 +108,10 @@ def tail(path, lines=25, width=600):
 class Demo:
     """`node index.js` in build/webcapture-demo, configured for a bioserver (pair)."""
 
-    def __init__(self, workdir, core, video):
-        self.core, self.video = core, video
+    def __init__(self, workdir, core, video, mode="LIVENESS_PASSIVE", languages=LANGUAGES):
+        """mode: the demo's LIVENESS_MODE (its front is built for that one mode);
+        languages: its SUPPORTED_LANGUAGES, one webpack build each."""
+        self.core, self.video, self.languages = core, video, languages
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}{BASE_PATH}"
         self.log_path = os.path.join(workdir, "webcapture-demo.log")
@@ -124,7 +126,8 @@ class Demo:
             "SERVER_PUBLIC_ADDRESS": f"http://127.0.0.1:{self.port}",
             "HTTP_SERVER_PORT": str(self.port),
             "TLS_API_PORT": "null",
-            "LIVENESS_MODE": "LIVENESS_PASSIVE",
+            "LIVENESS_MODE": mode,
+            "SUPPORTED_LANGUAGES": ",".join(languages),
             "LIVENESS_SECURITY_LEVEL": "HIGH",
             "BASE_PATH": BASE_PATH,
             "LOG_LEVEL": "info",
@@ -172,6 +175,22 @@ class Demo:
                 self.proc.wait()
         self.http.close()
         self._log.close()
+
+    def wait_packed(self):
+        """index.js builds the front with webpack in the background after it starts
+        answering: waits for every language's build, fails on a webpack error."""
+        deadline = time.monotonic() + WAIT
+        while True:
+            msgs = self.log_messages()
+            done = [lang for lang in self.languages if any(f"liveness package generated for {lang}" in m for m in msgs)]
+            if len(done) == len(self.languages):
+                break
+            if time.monotonic() > deadline:
+                pytest.fail(self.explain(f"webpack did not finish within {WAIT}s (done: {done})"))
+            time.sleep(0.2)
+        errors = [m for m in msgs if m.startswith("pack errors")]
+        assert not errors, self.explain(f"webpack errors: {errors[0][:2000]}")
+        return self
 
     def log_messages(self):
         out = []
@@ -398,18 +417,7 @@ def test_printed_photo_capture_fails(stack):
 def test_front_pages_are_built(stack):
     """index.js builds the pages with webpack in the background at start-up; they must build
     without errors (the browser SDK they load from the video server is not part of this test)."""
-    demo = stack.demo
-    deadline = time.monotonic() + WAIT
-    while True:
-        msgs = demo.log_messages()
-        done = [lang for lang in LANGUAGES if any(f"liveness package generated for {lang}" in m for m in msgs)]
-        if len(done) == len(LANGUAGES):
-            break
-        if time.monotonic() > deadline:
-            pytest.fail(demo.explain(f"webpack did not finish within {WAIT}s (done: {done})"))
-        time.sleep(0.2)
-    errors = [m for m in msgs if m.startswith("pack errors")]
-    assert not errors, demo.explain(f"webpack errors: {errors[0][:2000]}")
+    demo = stack.demo.wait_packed()
     r = demo.get("/passive-liveness/", headers={"Accept-Language": "en-US,en"})
     assert r.status_code == 200 and "<html" in r.text.lower(), demo.explain(f"passive page: {r.status_code}")
     assert r.headers.get("Cross-Origin-Embedder-Policy") == "require-corp"

@@ -26,6 +26,7 @@ def test_make_install_into_destdir_serves_from_anywhere(tmp_path):
                 "share/bioserver/web/capture/index.html",
                 "share/bioserver/models/faceapi/face_recognition_model-weights_manifest.json",
                 "share/bioserver/models/faceapi/LICENSE",
+                "share/bioserver/web/sdk/bioserver-network-check.js",
                 "share/bioserver/models/faceplugin/fr_detect.onnx", "share/bioserver/models/faceplugin/LICENSE",
                 "share/bioserver/models/human/faceres-deep.json", "share/bioserver/models/human/LICENSE"}
     assert expected <= files, expected - files

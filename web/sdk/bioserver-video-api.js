@@ -28,6 +28,7 @@
     var KEEPALIVE_MS = 4000; /* the server closes a stream idle for capture_stream_idle_timeout (10 s) */
     var IN_FLIGHT = 2; /* frames sent without their tracking answer yet */
     var JPEG_QUALITY = 0.9;
+    var FROZEN_AFTER_MS = 1000; /* a camera without a new frame for this long is frozen */
     var scriptSrc = global.document && global.document.currentScript ? global.document.currentScript.src : '';
 
     function b64decode(text) {
@@ -245,6 +246,13 @@
         this.timer = setTimeout(function () { self.sendFrame(); }, delay);
     };
 
+    function sameBytes(a, b) {
+        if (!a || !b || a.byteLength !== b.byteLength) return false;
+        var x = new Uint8Array(a), y = new Uint8Array(b);
+        for (var i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+        return true;
+    }
+
     FaceCaptureClient.prototype.grab = function () {
         var v = this.video, w = v.videoWidth, h = v.videoHeight;
         if (!w || !h) return Promise.resolve(null);
@@ -252,9 +260,21 @@
         this.canvas.width = Math.round(w * scale);
         this.canvas.height = Math.round(h * scale);
         this.canvas.getContext('2d').drawImage(v, 0, 0, this.canvas.width, this.canvas.height);
-        var canvas = this.canvas;
+        var canvas = this.canvas, self = this;
         return new Promise(function (resolve) { canvas.toBlob(resolve, 'image/jpeg', JPEG_QUALITY); })
-            .then(function (blob) { return blob ? blob.arrayBuffer() : null; });
+            .then(function (blob) { return blob ? blob.arrayBuffer() : null; })
+            .then(function (jpeg) {
+                /* The camera had no new frame since the last one sent (it is slower than
+                 * maxFps, e.g. on a loaded machine): the same image encodes to the same
+                 * bytes, and the server would take the repeat for a frozen video. A
+                 * camera that stays frozen longer than FROZEN_AFTER_MS is sent as it
+                 * is, for the server to judge (and the stream not to go idle). */
+                var now = Date.now();
+                if (!jpeg || (sameBytes(jpeg, self.lastJpeg) && now - self.lastJpegAt < FROZEN_AFTER_MS)) return null;
+                self.lastJpeg = jpeg;
+                self.lastJpegAt = now;
+                return jpeg;
+            });
     };
 
     FaceCaptureClient.prototype.sendFrame = function () {
