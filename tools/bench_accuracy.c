@@ -307,7 +307,8 @@ static void bench_lfw(const char *dir, const face_engine *e, int algo)
            1000.0 * q.cpu_s / n_items, n_items);
     ten_fold(pairs, n);
     if (!getenv("BENCH_NO_TAR")) tar_at_far(items, n_items, pairs, n, dim, failed);
-    if (!q.mirror) write_embeddings(items, n_items, dim, accurate ? "_accurate" : ""); /* only the default variant */
+    /* Only the default variant over every pair: a partial run must not replace them. */
+    if (!q.mirror && !getenv("BENCH_PAIRS")) write_embeddings(items, n_items, dim, accurate ? "_accurate" : "");
     free(embs);
     free(items);
     free(pairs);
