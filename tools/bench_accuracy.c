@@ -334,8 +334,10 @@ static void bench_lfw(const char *dir, const face_engine *e, int algo)
            1000.0 * q.cpu_s / n_items, n_items);
     ten_fold(pairs, n);
     if (!getenv("BENCH_NO_TAR")) tar_at_far(items, n_items, pairs, n, dim, failed);
-    /* the default variant, and the plain one of a TFLite model (for fusion studies) */
-    if (!q.mirror) write_embeddings(items, n_items, dim, tflite ? "_tflite" : accurate ? "_accurate" : "");
+    /* Only the default variant over every pair (a partial run must not replace them),
+     * and the plain one of a TFLite model (for fusion studies). */
+    if (!q.mirror && !getenv("BENCH_PAIRS"))
+        write_embeddings(items, n_items, dim, tflite ? "_tflite" : accurate ? "_accurate" : "");
     nn_model_free(tflite);
     free(embs);
     free(items);
