@@ -78,6 +78,8 @@ build/tools/%: tools/%.c build/libbio.a
 -include $(OBJ:.o=.d) $(ASAN_OBJ:.o=.d) build/obj/src/main.d build/asan/obj/src/main.d \
          $(UNIT_BIN:=.d) $(UNIT_ASAN:=.d)
 # Per-layer extra targets (e.g. mk/nn.mk) live beside the main rules.
+# The API test passes (below and mk/redis.mk); mk/*.mk add their set-up to each.
+API_PASSES := test-api-plain test-api-asan test-api-redis
 -include $(wildcard mk/*.mk)
 
 # --- what users run -------------------------------------------------------------
@@ -85,9 +87,11 @@ run: setup
 	@$(MAKE) --no-print-directory build/bioserver
 	./build/bioserver --config bioserver.conf
 
+# The unit tests and the three API passes run at the same time: the passes mostly
+# wait on servers, so on two cores this roughly halves the wall time.
 test: setup
 	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory test-unit test-api
+	@$(MAKE) --no-print-directory -j4 --output-sync=target test-unit test-api
 
 # Reference outputs for the nn tests, derived from ../shared/data at test time so
 # no evaluation image is ever committed.
@@ -109,9 +113,13 @@ build/fixtures/nn/.faceapi: build/fixtures/nn/.done build/faceapi-ref/.installed
 test-unit: $(UNIT_BIN) $(UNIT_ASAN) build/fixtures/nn/.done build/fixtures/nn/.faceapi
 	@set -e; for t in $(UNIT_BIN) $(UNIT_ASAN); do echo "== $$t"; $$t; done
 
-# API tests run against the real binary, once plain and once under ASan/UBSan.
-test-api: build/bioserver build/asan/bioserver
+# API tests run against the real binary, once plain and once under ASan/UBSan (and
+# on a Redis pair, mk/redis.mk).
+.PHONY: test-api $(API_PASSES)
+test-api: $(API_PASSES)
+test-api-plain: build/bioserver
 	BIOSERVER=build/bioserver $(PYTHON) -m pytest -q tests/api
+test-api-asan: build/asan/bioserver
 	BIOSERVER=build/asan/bioserver BIOSERVER_SANITIZED=1 $(PYTHON) -m pytest -q tests/api
 
 bench-nn: setup build/tools/bench_nn

@@ -5,4 +5,4 @@
 build/s3rver/.installed: tests/s3rver/package.json tests/s3rver/package-lock.json scripts/setup-s3rver.sh
 	@bash scripts/setup-s3rver.sh
 
-test-api: build/s3rver/.installed
+$(API_PASSES): build/s3rver/.installed

@@ -13,8 +13,6 @@ test-api-redis: build/bioserver
 	else echo "BIOSERVER=build/bioserver BIOSERVER_STORE=redis-pair /usr/bin/python3 -m pytest -q tests/api"; \
 	     BIOSERVER=build/bioserver BIOSERVER_STORE=redis-pair /usr/bin/python3 -m pytest -q tests/api; fi
 
-# Shared state (sessions, billing counts) must behave the same on several instances.
-test-api: test-api-redis
 
 bench-scale: build/bioserver $(BASELINE)
 	BIOSERVER_BASELINE=$(BASELINE) /usr/bin/python3 bench/bench_scale.py

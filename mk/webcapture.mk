@@ -8,4 +8,4 @@ webcapture-demo:
 	@bash scripts/setup-webcapture-demo.sh
 
 # Both API runs (plain, ASan) and the Redis-pair run include that test.
-test-api test-api-redis: webcapture-demo
+$(API_PASSES): webcapture-demo

@@ -45,6 +45,7 @@ installs both.
 """
 import glob
 import json
+import fcntl
 import os
 import shutil
 import subprocess
@@ -133,6 +134,10 @@ class Demo:
             "LOG_LEVEL": "info",
         })
         self._log = open(self.log_path, "wb")
+        # One demo at a time on this checkout: it packs its front into the shared
+        # build/webcapture-demo/front/dist, and `make test` runs its API passes at once.
+        self._lock = open(os.path.join(DEMO_DIR, ".test-lock"), "w")
+        fcntl.flock(self._lock, fcntl.LOCK_EX)
         self.started = time.monotonic()
         self.proc = subprocess.Popen([NODE, "index.js"], cwd=DEMO_DIR, env=env, stdin=subprocess.DEVNULL,
                                      stdout=self._log, stderr=subprocess.STDOUT)
@@ -175,6 +180,7 @@ class Demo:
                 self.proc.wait()
         self.http.close()
         self._log.close()
+        self._lock.close()  # releases the lock
 
     def wait_packed(self):
         """index.js builds the front with webpack in the background after it starts
