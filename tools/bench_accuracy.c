@@ -29,6 +29,7 @@
 #include <time.h>
 
 #include "core/file.h"
+#include "core/util.h"
 #include "face/pipeline.h"
 #include "match/similarity.h"
 #include "nn/nn.h"
@@ -62,13 +63,6 @@ typedef struct {
     pthread_mutex_t lock;
 } job_queue;
 
-static double thread_cpu_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 /* The L2-normalised embedding of the worker's aligned face by a 112x112 NHWC model
  * with a batch of two: the face and its mirror (summed when mirror). */
 static int embed_tflite(const face_worker *w, nn_session *s, int mirror, float *emb, int dim)
@@ -99,9 +93,9 @@ static double analyse_item(face_worker *w, nn_session *tflite, job_queue *q, ite
     uint8_t *data = file_read_all(it->path, (size_t)1 << 28, &len);
     face_options opt = {.want_embedding = true,
                         .mirror_embedding = q->mirror, .accurate = q->accurate};
-    double t0 = thread_cpu_s();
+    double t0 = time_thread_cpu_s();
     int rc = data ? face_analyze(w, data, len, &opt, r, err, sizeof err) : FACE_ERR_IMAGE;
-    double spent = thread_cpu_s() - t0;
+    double spent = time_thread_cpu_s() - t0;
     if (rc == FACE_OK && r->faces_found > 0) {
         it->ok = !tflite || embed_tflite(w, tflite, q->mirror, it->emb, q->dim) == 0;
         if (it->emb && !tflite) memcpy(it->emb, r->embedding, sizeof(float) * (size_t)q->dim);

@@ -23,12 +23,7 @@
 
 /* Thread CPU time: the machine is shared, and time spent descheduled is not the
  * cost of the code. */
-static double now_us(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return t.tv_sec * 1e6 + t.tv_nsec / 1e3;
-}
-
+static double now_us(void) { return time_thread_cpu_s() * 1e6; }
 static void report(const char *what, double plain, double sealed) {
     printf("%-44s plain %8.2f us   encrypted %8.2f us   +%.2f us (x%.2f)\n", what, plain, sealed, sealed - plain,
            sealed / plain);

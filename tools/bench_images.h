@@ -76,13 +76,6 @@ static inline void bench_images_free(bench_image_list *l)
     memset(l, 0, sizeof *l);
 }
 
-static inline double bench_thread_cpu_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static inline void *bench_images_thread(void *arg)
 {
     bench_images_job *job = arg;
@@ -100,9 +93,9 @@ static inline void *bench_images_thread(void *arg)
         if (i >= job->list->n) break;
         size_t len = 0;
         uint8_t *data = file_read_all(job->list->paths[i], BENCH_IMAGE_MAX_BYTES, &len);
-        double t0 = bench_thread_cpu_s();
+        double t0 = time_thread_cpu_s();
         int rc = data ? face_analyze(w, data, len, job->opt, r, err, sizeof err) : FACE_ERR_IMAGE;
-        double dt = bench_thread_cpu_s() - t0;
+        double dt = time_thread_cpu_s() - t0;
         free(data);
         job->fn(job->ctx, i, rc, r, dt);
     }

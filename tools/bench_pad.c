@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "core/file.h"
+#include "core/util.h"
 #include "face/image.h"
 #include "liveness/evaluate.h"
 #include "liveness/pad.h"
@@ -266,12 +267,6 @@ typedef struct {
 } scorers;
 
 /* CPU time of this thread: steadier than wall time on a machine shared with other jobs. */
-static double thread_cpu_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 static int score_item(scorers *sc, item *it, char *err, size_t err_len) {
     for (int m = 0; m < PAD_MODELS; m++) it->raw[m] = -FLT_MAX;
     if (!it->info.face) return 0;
@@ -279,13 +274,13 @@ static int score_item(scorers *sc, item *it, char *err, size_t err_len) {
     image_limits lim = {0};
     if (image_decode(it->data, it->len, &lim, 1, &img, err, err_len)) return -1;
     for (int m = 0; m < PAD_MODELS; m++) {
-        double t0 = thread_cpu_s();
+        double t0 = time_thread_cpu_s();
         if (pad_score((pad_model_id)m, sc->session[m], &img, it->info.box, &it->raw[m])) {
             snprintf(err, err_len, "%s failed", pad_model_name((pad_model_id)m));
             image_rgb_free(&img);
             return -1;
         }
-        sc->seconds[m] += thread_cpu_s() - t0;
+        sc->seconds[m] += time_thread_cpu_s() - t0;
         sc->runs[m]++;
     }
     image_rgb_free(&img);

@@ -50,6 +50,12 @@ double time_monotonic_s(void) {
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+double time_thread_cpu_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
 void time_format_iso(int64_t epoch_ms, char out[ISO_TIME_LEN]) {
     time_t secs = (time_t)(epoch_ms / 1000);
     struct tm tm;

@@ -16,6 +16,9 @@ bool uuid_is_valid(const char *s);
 int64_t time_now_ms(void);
 int64_t time_monotonic_ms(void);
 double time_monotonic_s(void);
+/* CPU time of the calling thread in seconds: benchmarks on a shared machine count
+ * this, not time spent descheduled. */
+double time_thread_cpu_s(void);
 /* "2017-05-18T10:14:39.587Z" */
 void time_format_iso(int64_t epoch_ms, char out[ISO_TIME_LEN]);
 
