@@ -5,34 +5,28 @@ tiny page that calls BioserverVideo the way the WebCapture pages do
 binary. A live face reaches showChallengeResult with the server's SUCCESS and the
 guidance reached trackingFn; a printed photo ends SPOOF; a stream refused before the
 upgrade reaches errorFn with the HTTP status (the pages' 503 branch).
-The demo pages themselves are driven by the SDK harness (branch sdk)."""
+The demo pages themselves are driven by test_webcapture_pages.py."""
 import glob
 import http.server
 import json
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import threading
 import time
-from urllib.request import urlopen
 
 import pytest
 import requests
 
-from conftest import KEY_A, REPO_ROOT, SANITIZED, free_port
+import browser_support
+from conftest import KEY_A, REPO_ROOT, SANITIZED
 
-sys.path.insert(0, os.path.join(REPO_ROOT, "tools"))
-from stream_client import WebSocket  # noqa: E402
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 NUAA = os.path.join(REPO_ROOT, "..", "shared", "data", "spoof", "nuaa")
 LIVE = sorted(glob.glob(os.path.join(NUAA, "live", "0001", "*.jpg")))
 SPOOF = sorted(glob.glob(os.path.join(NUAA, "spoof", "0001", "*.jpg")))
 WAIT = 180 if SANITIZED else 60
 
-pytestmark = pytest.mark.skipif(not CHROMIUM or not LIVE, reason="chromium or ../shared/data/spoof/nuaa missing")
+pytestmark = [browser_support.needs_chromium,
+              pytest.mark.skipif(not LIVE, reason="../shared/data/spoof/nuaa missing")]
 
 PAGE = """<!doctype html><html><body><video id="v" autoplay muted playsinline></video>
 <script src="bioserver-video-api.js"></script>
@@ -57,13 +51,8 @@ const q = new URLSearchParams(location.search);
 
 
 def write_y4m(path, jpegs, repeat=1):
-    """An I420 y4m file of the frames at 10 fps (Chromium's fake camera loops it)."""
-    cmd = ("import cv2,sys\n"
-           "out=open(sys.argv[1],'wb'); frames=[cv2.imread(f) for f in sys.argv[3:]]\n"
-           "h,w=frames[0].shape[:2]; out.write(b'YUV4MPEG2 W%d H%d F10:1 Ip A1:1 C420jpeg\\n'%(w,h))\n"
-           "for _ in range(int(sys.argv[2])):\n"
-           "  for f in frames: out.write(b'FRAME\\n'+cv2.cvtColor(f,cv2.COLOR_BGR2YUV_I420).tobytes())\n")
-    subprocess.run(["/usr/bin/python3", "-c", cmd, path, str(repeat), *jpegs], check=True)
+    """The frames at 10 fps without sensor noise, each `repeat` times (Chromium's fake camera loops it)."""
+    browser_support.write_y4m(path, jpegs, noise=0, fps=10, repeat=repeat)
 
 
 class Static(http.server.SimpleHTTPRequestHandler):
@@ -84,46 +73,18 @@ def page_server(tmp_path):
 
 def run_page(tmp_path, page, srv, sid, y4m):
     """Opens the page in headless Chromium; returns window.done and window.log."""
-    port = free_port()
-    profile = tmp_path / f"chrome-{port}"
-    proc = subprocess.Popen([CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                             "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                             f"--use-file-for-fake-video-capture={y4m}", f"--remote-debugging-port={port}",
-                             f"--user-data-dir={profile}", f"{page}/index.html?sid={sid}&server={srv.base}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    drv = browser_support.chromium(y4m, str(tmp_path / "chrome-profile"), str(tmp_path / "chromedriver.log"))
     try:
-        target = None
-        for _ in range(200):
-            try:
-                pages = json.load(urlopen(f"http://127.0.0.1:{port}/json/list", timeout=2))
-                target = next((p for p in pages if p.get("type") == "page" and "index.html" in p.get("url", "")), None)
-                if target:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.1)
-        assert target, "Chromium did not open the page"
-        ws = WebSocket(f"http://127.0.0.1:{port}", target["webSocketDebuggerUrl"].split(str(port), 1)[1])
-        deadline, n = time.monotonic() + WAIT, 0
+        drv.get(f"{page}/index.html?sid={sid}&server={srv.base}")
+        deadline = time.monotonic() + WAIT
         while time.monotonic() < deadline:
-            n += 1
-            ws.send_text({"id": n, "method": "Runtime.evaluate", "params": {
-                "expression": "JSON.stringify({done: window.done, log: window.log})", "returnByValue": True}})
-            while True:
-                reply = ws.recv_json()
-                if reply.get("id") == n:
-                    break
-            state = json.loads(reply["result"]["result"]["value"])
+            state = json.loads(drv.execute_script("return JSON.stringify({done: window.done, log: window.log})"))
             if state.get("done"):
                 return state
             time.sleep(0.2)
         raise AssertionError("the page did not finish")
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        drv.quit()
 
 
 def new_session(srv, mode="LIVENESS_PASSIVE"):
