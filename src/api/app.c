@@ -37,6 +37,11 @@ static void *worker_init(void *shared, int index) {
 
 static void worker_destroy(void *ctx) { face_worker_free(ctx); }
 
+/* The sealed store opens a listing's items on the idle workers too. */
+static void open_on_workers(void *pool, size_t n, void (*fn)(void *arg, size_t i), void *arg) {
+    worker_pool_parallel_for(pool, n, fn, arg);
+}
+
 /* The dispatcher: evaluates captures uploaded to any instance sharing the store
  * (unless liveness_dispatch is off) and applies their TIMEOUTs. */
 static void dispatcher_init(app *a) {
@@ -155,6 +160,7 @@ int app_init(app *a, const server_config *cfg, char *err, size_t err_len) {
         snprintf(err, err_len, "cannot start %d worker threads", a->config.workers);
         goto fail;
     }
+    store_sealed_set_parallel(a->store, open_on_workers, a->workers);
     if (liveness_evidence_init(a, err, err_len)) goto fail;
     liveness_init(a);
     galleries_init(a);
@@ -177,6 +183,7 @@ const char *app_unavailable_reason(app *a) {
 
 void app_cleanup(app *a) {
     dispatcher_stop(a->dispatcher); /* first: no new jobs; its popped ones are in the pool */
+    if (a->store) store_sealed_set_parallel(a->store, NULL, NULL); /* the pool goes next */
     worker_pool_free(a->workers);   /* then: finishing jobs still queue callbacks and evidence */
     evidence_store_free(a->evidence); /* records what it could not upload: the store is still open */
     liveness_notifier_free(a->notifier);

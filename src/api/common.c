@@ -149,16 +149,23 @@ json_t *api_parse_json_object(http_request *req, bool allow_array) {
     return root;
 }
 
-char *api_signed_text(const app *a, const char *compact) {
-    size_t pl = strlen(compact);
-    if (pl < 2 || compact[pl - 1] != '}') return NULL;
-    char *jws = signer_sign(a->signer, (const uint8_t *)compact, pl, false);
-    if (!jws) return NULL;
-    char *text = NULL; /* the object minus its '}', then the signature as the last member */
-    if (asprintf(&text, "%.*s%s\"signature\":\"%s\"}", (int)(pl - 1), compact, pl > 2 ? "," : "", jws) < 0)
-        text = NULL;
-    free(jws);
-    return text;
+static const char SIGNATURE_MEMBER[] = ",\"signature\":\"";
+
+size_t api_signed_text_size(const app *a, size_t len) {
+    return len + sizeof SIGNATURE_MEMBER + signer_jws_size(a->signer, len) + 2;
+}
+
+size_t api_sign_text(const app *a, char *text, size_t len) {
+    if (len < 2 || text[len - 1] != '}') return 0;
+    /* The object minus its '}', the member (without its comma in an empty object),
+     * the JWS, '"}'. The JWS goes in first, past the payload it signs. */
+    const char *member = len > 2 ? SIGNATURE_MEMBER : SIGNATURE_MEMBER + 1;
+    size_t member_len = strlen(member), at = len - 1 + member_len;
+    size_t jws_len = signer_sign_to(a->signer, (const uint8_t *)text, len, false, text + at);
+    if (!jws_len) return 0;
+    memcpy(text + len - 1, member, member_len);
+    memcpy(text + at + jws_len, "\"}", 3);
+    return at + jws_len + 2;
 }
 
 bool api_sign_object(http_request *req, json_t *obj, bool detached) {

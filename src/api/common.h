@@ -40,10 +40,12 @@ json_t *api_parse_json_text(http_request *req, const char *text, size_t len, con
 /* Adds "signature" to obj (borrowed; compact JWS over its serialisation without it)
  * as its last member; false on failure, without replying. */
 bool api_sign_object(http_request *req, json_t *obj, bool detached);
-/* compact, an object's compact JSON as http_reply_json would send it, signed as
- * api_sign_object does: the same text with "signature" as its last member.
- * malloc'd, NULL on failure. Uses no request state, so any thread may call it. */
-char *api_signed_text(const app *a, const char *compact);
+/* text[0..len), an object's compact JSON as http_reply_json would send it, signed
+ * as api_sign_object does, in place: "signature" is added as its last member. text
+ * holds api_signed_text_size(a, len) bytes. Returns the new length (text stays
+ * NUL-terminated), 0 on failure. Uses no request state: any thread may call it. */
+size_t api_sign_text(const app *a, char *text, size_t len);
+size_t api_signed_text_size(const app *a, size_t len);
 
 /* Adds "signature" (compact JWS over the compact JSON of body without it) unless
  * disabled, then replies; takes body. detached: the JWS carries no payload (large

@@ -12,6 +12,7 @@
 #include "api/face_store.h"
 #include "api/handlers.h"
 #include "api/modes.h"
+#include "core/util.h"
 #include "match/far.h"
 #include "match/similarity.h"
 
@@ -54,9 +55,9 @@ static int by_score_desc(const void *a, const void *b) {
 /* GetMatches' reply under construction. Building and signing a match (~5 us with a
  * precomputed nonce, ~30 us without) is independent of the others, so the ranks are
  * spread over idle workers; each match keeps its own signature. A match's text is
- * spliced from parts made before: the reference summary (once per request), the
- * candidate's summary (stored with the face), its score fields and the fields all
- * matches share (once per request), each as jansson serialises it. */
+ * spliced in one buffer from parts made before: the reference summary (once per
+ * request), the candidate's summary (stored with the face), its score fields and the
+ * fields all matches share (once per request), each as jansson serialises it. */
 typedef struct {
     app *a;
     const far_table *far;
@@ -64,24 +65,40 @@ typedef struct {
     const ranked_face *ranked;
     const char *head; /* {"reference":<summary>,"candidate": */
     const char *tail; /* ,"correlationId":...,"created":...} */
+    size_t head_len, tail_len;
     char **text;      /* per rank: the signed match as JSON text; NULL if that failed */
+    size_t *text_len;
 } match_batch;
+
+static char *append(char *p, const char *s, size_t len) {
+    memcpy(p, s, len);
+    return p + len;
+}
 
 static void build_match(void *arg, size_t rank) {
     match_batch *b = arg;
     const ranked_face *r = &b->ranked[rank];
-    json_t *score = json_object();
-    set_score(b->far, score, r->similarity);
-    char fields[128]; /* {"score":...,"falseAcceptanceRate":...} */
-    size_t len = json_dumpb(score, fields, sizeof fields, HTTP_JSON_FLAGS);
-    json_decref(score);
-    char *unsigned_text = NULL;
-    if (len > 2 && len < sizeof fields &&
-        asprintf(&unsigned_text, "%s%s,%.*s%s", b->head, b->faces[r->face].summary, (int)(len - 2), fields + 1,
-                 b->tail) < 0)
-        unsigned_text = NULL;
-    b->text[rank] = unsigned_text ? api_signed_text(b->a, unsigned_text) : NULL;
-    free(unsigned_text);
+    const char *summary = b->faces[r->face].summary;
+    double far = far_from_similarity(b->far, r->similarity);
+    char score[JSON_REAL_TEXT_MAX], rate[JSON_REAL_TEXT_MAX];
+    size_t score_len = json_real_text(far_to_score(far), HTTP_JSON_REAL_DIGITS, score);
+    size_t rate_len = json_real_text(100.0 * far, HTTP_JSON_REAL_DIGITS, rate);
+    static const char score_key[] = ",\"score\":", rate_key[] = ",\"falseAcceptanceRate\":";
+    size_t summary_len = strlen(summary);
+    size_t len = b->head_len + summary_len + sizeof score_key - 1 + score_len + sizeof rate_key - 1 + rate_len +
+                 b->tail_len;
+    char *text = score_len && rate_len ? malloc(api_signed_text_size(b->a, len)) : NULL;
+    if (!text) return;
+    char *p = append(text, b->head, b->head_len);
+    p = append(p, summary, summary_len);
+    p = append(p, score_key, sizeof score_key - 1);
+    p = append(p, score, score_len);
+    p = append(p, rate_key, sizeof rate_key - 1);
+    p = append(p, rate, rate_len);
+    append(p, b->tail, b->tail_len + 1);
+    b->text_len[rank] = api_sign_text(b->a, text, len);
+    if (b->text_len[rank]) b->text[rank] = text;
+    else free(text);
 }
 
 /* The text before and after a candidate's own fields; false when out of memory. */
@@ -101,14 +118,14 @@ static bool shared_parts(const face_match *ref, const char *corr, const char *ev
 }
 
 /* "[" + the texts joined by "," + "]": the JSON array of the signed matches. */
-static void reply_texts(http_request *req, char **text, size_t n) {
+static void reply_texts(http_request *req, char **text, const size_t *text_len, size_t n) {
     size_t len = 2;
     for (size_t i = 0; i < n; i++) {
         if (!text[i]) {
             http_reply_error(req, 500, "internal error while signing the response");
             return;
         }
-        len += strlen(text[i]) + 1;
+        len += text_len[i] + 1;
     }
     char *body = arena_alloc(req->arena, len), *p = body;
     if (!body) {
@@ -118,9 +135,7 @@ static void reply_texts(http_request *req, char **text, size_t n) {
     *p++ = '[';
     for (size_t i = 0; i < n; i++) {
         if (i) *p++ = ',';
-        size_t l = strlen(text[i]);
-        memcpy(p, text[i], l);
-        p += l;
+        p = append(p, text[i], text_len[i]);
     }
     *p++ = ']';
     http_reply_arena_bytes(req, 200, "application/json", body, (size_t)(p - body));
@@ -131,7 +146,8 @@ static void reply_matches(http_request *req, json_t *session, const face_match *
     app *a = req->app;
     ranked_face *ranked = arena_alloc(req->arena, (n ? n : 1) * sizeof(*ranked));
     char **text = calloc(n ? n : 1, sizeof(*text));
-    if (!ranked || !text) {
+    size_t *text_len = arena_alloc(req->arena, (n ? n : 1) * sizeof(*text_len));
+    if (!ranked || !text || !text_len) {
         free(text);
         http_reply_error(req, 500, "internal error: out of memory");
         return;
@@ -149,9 +165,9 @@ static void reply_matches(http_request *req, json_t *session, const face_match *
     qsort(ranked, count, sizeof(*ranked), by_score_desc);
     char *head, *tail;
     if (shared_parts(ref, corr, evid, expires_ms, &head, &tail)) {
-        match_batch batch = {a, far, faces, ranked, head, tail, text};
+        match_batch batch = {a, far, faces, ranked, head, tail, strlen(head), strlen(tail), text, text_len};
         worker_pool_parallel_for(a->workers, count, build_match, &batch);
-        reply_texts(req, text, count);
+        reply_texts(req, text, text_len, count);
     } else {
         http_reply_error(req, 500, "internal error: out of memory");
     }

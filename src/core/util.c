@@ -2,6 +2,7 @@
 #include "core/util.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <stdio.h>
@@ -74,14 +75,45 @@ char *base64_encode(const uint8_t *data, size_t len) {
     return out;
 }
 
-size_t base64url_encode_to(char *out, const uint8_t *data, size_t len) {
-    size_t n = (size_t)EVP_EncodeBlock((unsigned char *)out, data, (int)len);
-    while (n && out[n - 1] == '=') out[--n] = '\0';
-    for (char *p = out; *p; p++) {
-        if (*p == '+') *p = '-';
-        else if (*p == '/') *p = '_';
+size_t json_real_text(double v, int digits, char *out) {
+    if (!isfinite(v)) return 0; /* JSON has no NaN or infinity (json_real refuses them too) */
+    int n = snprintf(out, JSON_REAL_TEXT_MAX - 2, "%.*g", digits, v);
+    if (n < 0 || n >= JSON_REAL_TEXT_MAX - 2) return 0;
+    size_t len = (size_t)n;
+    if (!strpbrk(out, ".e")) { /* else it would read back as an integer */
+        memcpy(out + len, ".0", 3);
+        len += 2;
     }
-    return n;
+    char *exp = strchr(out, 'e');
+    if (exp) {
+        char *start = exp + 1 + (exp[1] == '-'), *end = exp + 2;
+        while (*end == '0') end++;
+        memmove(start, end, len + 1 - (size_t)(end - out));
+        len -= (size_t)(end - start);
+    }
+    return len;
+}
+
+/* One pass, straight to the URL alphabet: GetMatches encodes ~2 KB per match. */
+size_t base64url_encode_to(char *out, const uint8_t *data, size_t len) {
+    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    char *p = out;
+    size_t i = 0;
+    for (; i + 3 <= len; i += 3) {
+        uint32_t v = (uint32_t)data[i] << 16 | (uint32_t)data[i + 1] << 8 | data[i + 2];
+        p[0] = alphabet[v >> 18], p[1] = alphabet[v >> 12 & 63], p[2] = alphabet[v >> 6 & 63], p[3] = alphabet[v & 63];
+        p += 4;
+    }
+    if (len - i == 1) {
+        p[0] = alphabet[data[i] >> 2], p[1] = alphabet[(data[i] & 3) << 4];
+        p += 2;
+    } else if (len - i == 2) {
+        uint32_t v = (uint32_t)data[i] << 8 | data[i + 1];
+        p[0] = alphabet[v >> 10], p[1] = alphabet[v >> 4 & 63], p[2] = alphabet[(v & 15) << 2];
+        p += 3;
+    }
+    *p = '\0';
+    return (size_t)(p - out);
 }
 
 char *base64url_encode(const uint8_t *data, size_t len) {

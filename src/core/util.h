@@ -30,6 +30,13 @@ char *base64url_encode(const uint8_t *data, size_t len);
 #define BASE64_ENCODED_SIZE(len) (4 * (((size_t)(len) + 2) / 3) + 1)
 /* base64url of data into out (BASE64_ENCODED_SIZE(len) bytes); returns the length. */
 size_t base64url_encode_to(char *out, const uint8_t *data, size_t len);
+
+#define JSON_REAL_TEXT_MAX 40
+/* A real as jansson's json_dumps prints it with JSON_REAL_PRECISION(digits)
+ * ("%.*g", ".0" appended when that reads as an integer, no '+' or leading zeros in
+ * the exponent), for replies spliced from text; out holds JSON_REAL_TEXT_MAX bytes.
+ * Returns the length; 0 for NaN and infinities, which JSON cannot hold. */
+size_t json_real_text(double v, int digits, char *out);
 uint8_t *base64_decode(const char *text, size_t text_len, size_t *out_len);
 uint8_t *base64url_decode(const char *text, size_t text_len, size_t *out_len);
 /* Only the one text base64_encode makes for the bytes (standard alphabet, '='

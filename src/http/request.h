@@ -69,7 +69,8 @@ const char *http_response_header(const http_request *req, const char *name);
 
 /* How every JSON response is serialised, also for signing: compact, and reals
  * with 10 significant digits so 108.561 does not print as 108.56100000000001. */
-#define HTTP_JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(10))
+#define HTTP_JSON_REAL_DIGITS 10
+#define HTTP_JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(HTTP_JSON_REAL_DIGITS))
 
 /* Serialises body (and drops the reference). */
 void http_reply_json(http_request *req, int status, json_t *body);

@@ -133,23 +133,30 @@ static int sign_raw(const signer *s, const char *input, size_t len, uint8_t raw[
     return rc;
 }
 
-/* One buffer: "header.payload" is written, signed in place as the signing input,
- * then ".signature" is appended (and the payload cut out when detached). */
-char *signer_sign(const signer *s, const uint8_t *payload, size_t len, bool detached) {
+size_t signer_jws_size(const signer *s, size_t len) {
+    return strlen(s->header_b64) + 1 + BASE64_ENCODED_SIZE(len) + 1 + BASE64_ENCODED_SIZE(64);
+}
+
+/* "header.payload" is written, signed in place as the signing input, then
+ * ".signature" is appended (and the payload cut out when detached). */
+size_t signer_sign_to(const signer *s, const uint8_t *payload, size_t len, bool detached, char *jws) {
     size_t hl = strlen(s->header_b64);
-    char *jws = malloc(hl + 1 + BASE64_ENCODED_SIZE(len) + 1 + BASE64_ENCODED_SIZE(64));
-    if (!jws) return NULL;
     memcpy(jws, s->header_b64, hl);
     jws[hl] = '.';
     size_t end = hl + 1 + base64url_encode_to(jws + hl + 1, payload, len);
     uint8_t raw[64];
-    if (sign_raw(s, jws, end, raw)) {
-        free(jws);
-        return NULL;
-    }
+    if (sign_raw(s, jws, end, raw)) return 0;
     if (detached) end = hl + 1;
     jws[end] = '.';
-    base64url_encode_to(jws + end + 1, raw, sizeof raw);
+    return end + 1 + base64url_encode_to(jws + end + 1, raw, sizeof raw);
+}
+
+char *signer_sign(const signer *s, const uint8_t *payload, size_t len, bool detached) {
+    char *jws = malloc(signer_jws_size(s, len));
+    if (jws && !signer_sign_to(s, payload, len, detached, jws)) {
+        free(jws);
+        jws = NULL;
+    }
     return jws;
 }
 

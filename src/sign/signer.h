@@ -16,6 +16,11 @@ void signer_free(signer *s);
 /* Compact JWS "header.payload.signature"; with detached=true the payload part is
  * empty ("header..signature", RFC 7515 appendix F). Returns malloc'd text. */
 char *signer_sign(const signer *s, const uint8_t *payload, size_t len, bool detached);
+/* The same JWS written into out, which holds signer_jws_size(s, len) bytes and does
+ * not overlap payload; returns its length (without the NUL), 0 on failure. For a
+ * caller that builds many signed texts in place (GetMatches). */
+size_t signer_sign_to(const signer *s, const uint8_t *payload, size_t len, bool detached, char *out);
+size_t signer_jws_size(const signer *s, size_t len);
 /* Precomputes up to capacity ECDSA nonces on an idle-priority thread (sign/presign.h),
  * so that a burst of signatures (GetMatches) costs a few microseconds each. Without
  * it, or when they run out, every signature computes its own. Call once, before the

@@ -1,6 +1,7 @@
 /* Encryption of biometric items at the store interface; see sealed_store.h. */
 #include "store/sealed_store.h"
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,8 @@ typedef struct {
     store_ops ops; /* sealed_ops under the backend's name (reports show "memory" or "redis") */
     store *inner;
     data_keyring *ring;
+    sealed_parallel_for *parallel; /* NULL: open listed items one by one */
+    void *parallel_ctx;
     int kind_count;
     char kinds[SEALED_STORE_MAX_KINDS][KIND_MAX];
 } sealed_store;
@@ -118,12 +121,31 @@ static int item_get(store *st, const char *tenant, const char *sid, const char *
     return rc;
 }
 
+/* A listing being opened, shared by the threads of a parallel run. */
+typedef struct {
+    sealed_store *s;
+    const char *tenant, *sid, *kind;
+    store_value *values;
+    atomic_int rc; /* the first failure, STORE_OK if none */
+} listing;
+
+static void open_listed(void *arg, size_t i) {
+    listing *l = arg;
+    int rc = atomic_load(&l->rc) == STORE_OK ? open_value(l->s, l->tenant, l->sid, l->kind, NULL, &l->values[i]) : STORE_OK;
+    int ok = STORE_OK;
+    if (rc != STORE_OK) atomic_compare_exchange_strong(&l->rc, &ok, rc);
+}
+
 static int item_list(store *st, const char *tenant, const char *sid, const char *kind, store_value **out,
                      size_t *count) {
     sealed_store *s = S(st);
     int rc = s->inner->ops->item_list(s->inner, tenant, sid, kind, out, count);
     if (rc || !sealed_kind(s, kind)) return rc;
-    for (size_t i = 0; rc == STORE_OK && i < *count; i++) rc = open_value(s, tenant, sid, kind, NULL, &(*out)[i]);
+    listing l = {s, tenant, sid, kind, *out, STORE_OK};
+    if (s->parallel && *count > 1) s->parallel(s->parallel_ctx, *count, open_listed, &l);
+    else
+        for (size_t i = 0; atomic_load(&l.rc) == STORE_OK && i < *count; i++) open_listed(&l, i);
+    rc = atomic_load(&l.rc);
     if (rc) {
         store_values_free(*out, *count);
         *out = NULL;
@@ -230,4 +252,9 @@ store *store_sealed_create(store *inner, data_keyring *ring, const char *const *
     s->inner = inner;
     s->ring = ring;
     return &s->base;
+}
+
+void store_sealed_set_parallel(store *st, sealed_parallel_for *run, void *ctx) {
+    S(st)->parallel = run;
+    S(st)->parallel_ctx = ctx;
 }

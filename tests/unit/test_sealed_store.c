@@ -8,6 +8,7 @@
 
 #include <sys/stat.h>
 
+#include "core/worker_pool.h"
 #include "sign/data_keyring.h"
 #include "store/sealed_store.h"
 
@@ -44,6 +45,54 @@ static store *inner_store;
 static int setup(void **state) {
     inner_store = store_memory_create(CONFORMANCE_MAX_ITEMS);
     return fixture_setup(state, store_sealed_create(inner_store, ring, sealed_kinds), 300, 1000);
+}
+
+/* The same store opening its listings on a worker pool, as the server does. */
+static worker_pool *pool;
+
+static void open_on_pool(void *ctx, size_t n, void (*fn)(void *arg, size_t i), void *arg) {
+    worker_pool_parallel_for(ctx, n, fn, arg);
+}
+
+static int setup_parallel(void **state) {
+    pool = worker_pool_create(3, 16, NULL);
+    int rc = pool ? setup(state) : -1;
+    if (rc == 0) store_sealed_set_parallel(fixture_store(state), open_on_pool, pool);
+    return rc;
+}
+
+static int teardown_parallel(void **state) {
+    int rc = fixture_teardown(state);
+    worker_pool_free(pool);
+    return rc;
+}
+
+/* A long listing opens whole on the pool, and one bad item among many fails it all. */
+static void test_parallel_listing(void **state) {
+    store *s = fixture_store(state);
+    store_value sess = V("{}"), *list = NULL;
+    size_t n = 0;
+    assert_int_equal(s->ops->session_create(s, "T", "s", &sess, time_now_ms() + HOUR_MS), STORE_OK);
+    for (int i = 0; i < CONFORMANCE_MAX_ITEMS; i++) {
+        char id[8], text[16];
+        snprintf(id, sizeof id, "f%d", i);
+        snprintf(text, sizeof text, "face %d", i);
+        store_value v = {(uint8_t *)text, strlen(text)};
+        assert_int_equal(s->ops->item_put(s, "T", "s", "face", id, &v), STORE_OK);
+    }
+    assert_int_equal(s->ops->item_list(s, "T", "s", "face", &list, &n), STORE_OK);
+    assert_int_equal(n, CONFORMANCE_MAX_ITEMS);
+    for (size_t i = 0; i < n; i++) assert_memory_equal(list[i].data, "face ", 5);
+    store_values_free(list, n);
+    store_value raw = {0};
+    assert_int_equal(inner_store->ops->item_get(inner_store, "T", "s", "face", "f1", &raw), STORE_OK);
+    raw.data[raw.len - 1] ^= 1; /* one flipped bit of a tag */
+    assert_int_equal(inner_store->ops->item_put(inner_store, "T", "s", "face", "f1", &raw), STORE_OK);
+    store_value_free(&raw);
+    assert_int_equal(s->ops->item_list(s, "T", "s", "face", &list, &n), STORE_CORRUPT);
+    assert_null(list);
+    assert_int_equal(n, 0);
+    assert_int_equal(s->ops->session_delete(s, "T", "s"), STORE_OK);
 }
 
 /* ---- key ring ----------------------------------------------------------------------- */
@@ -267,6 +316,9 @@ int main(void) {
         STORE_CONFORMANCE_TESTS(setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_backend_holds_no_plain_bytes, setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_values_bound_to_their_place, setup, fixture_teardown),
+        STORE_CONFORMANCE_TESTS(setup_parallel, teardown_parallel),
+        cmocka_unit_test_setup_teardown(test_values_bound_to_their_place, setup_parallel, teardown_parallel),
+        cmocka_unit_test_setup_teardown(test_parallel_listing, setup_parallel, teardown_parallel),
         cmocka_unit_test(test_store_across_rotation),
         cmocka_unit_test(test_bad_arguments),
     };

@@ -13,6 +13,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <jansson.h>
+#include <math.h>
+
 #include "core/arena.h"
 #include "core/util.h"
 
@@ -82,6 +85,12 @@ static void test_base64_roundtrip(void **state) {
         char *u = base64url_encode(buf, len);
         assert_int_equal(strlen(e), 4 * ((len + 2) / 3));
         assert_null(strpbrk(u, "+/="));
+        /* base64url is base64 with - and _ for + and /, unpadded (RFC 4648 section 5). */
+        char *mapped = strdup(e);
+        for (char *p = mapped; *p; p++) *p = *p == '+' ? '-' : *p == '/' ? '_' : *p;
+        mapped[strcspn(mapped, "=")] = '\0';
+        assert_string_equal(u, mapped);
+        free(mapped);
         assert_int_equal(strspn(e, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="), strlen(e));
         size_t n1 = 12345, n2 = 12345;
         uint8_t *d1 = base64_decode(e, strlen(e), &n1);
@@ -129,6 +138,39 @@ static void test_base64_malformed(void **state) {
 
 /* Canonical: exactly what base64_encode makes; every other spelling of the same
  * bytes (no or wrong padding, url alphabet, leftover bits) is refused. */
+/* ---- reals as JSON text ------------------------------------------------------------ */
+
+/* json_real_text must print exactly what jansson prints, since GetMatches splices
+ * its scores into text that other replies build with json_dumps. */
+static void expect_real_as_jansson(double v, int digits) {
+    json_t *real = json_real(v);
+    char *want = json_dumps(real, JSON_ENCODE_ANY | JSON_COMPACT | JSON_REAL_PRECISION(digits));
+    char got[JSON_REAL_TEXT_MAX];
+    size_t len = json_real_text(v, digits, got);
+    assert_non_null(want);
+    assert_string_equal(got, want);
+    assert_int_equal(len, strlen(want));
+    free(want);
+    json_decref(real);
+}
+
+static void test_json_real_text(void **state) {
+    (void)state;
+    const double fixed[] = {0.0, -0.0, 1.0, -1.0, 10000.0, 1e10, 1e15, 1e16, 1e17, 1e100, 1e300, 1e-5, 1e-300,
+                            5e-324, 1.7976931348623157e308, 0.1, 108.561, 3.533047727e-08, 6225.925248, 2.5e-7,
+                            123456789012.0, 99.99999999999, -42.5e-12};
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        for (int digits = 1; digits <= 17; digits += 8) expect_real_as_jansson(fixed[i], digits);
+    char text[JSON_REAL_TEXT_MAX];
+    assert_int_equal(json_real_text(NAN, 10, text), 0);
+    assert_int_equal(json_real_text(-INFINITY, 10, text), 0);
+    srand(11);
+    for (int i = 0; i < 20000; i++) { /* scores, rates in percent, anything a double holds */
+        double mantissa = (double)rand() / RAND_MAX * (rand() % 2 ? 1 : -1);
+        expect_real_as_jansson(ldexp(mantissa, rand() % 2090 - 1070), 10);
+    }
+}
+
 static void test_base64_canonical(void **state) {
     (void)state;
     static const char *const good[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYmFy", "+/+/", "+/8="};
@@ -344,6 +386,7 @@ int main(void) {
         cmocka_unit_test(test_base64_roundtrip),
         cmocka_unit_test(test_base64_malformed),
         cmocka_unit_test(test_base64_canonical),
+        cmocka_unit_test(test_json_real_text),
         cmocka_unit_test(test_uuid),
         cmocka_unit_test(test_iso_time),
         cmocka_unit_test(test_hex),
