@@ -27,9 +27,13 @@ typedef struct {
     uint8_t *u8;
 } sink;
 
-static void sink_put(const sink *s, size_t idx, const float rgb[3])
+/* Always inlined into loops specialised per layout (see the *_rows dispatchers), so
+ * the layout test leaves the per-pixel path (the 112x112 alignment warp: 0.29 ->
+ * 0.18 ms with the all-taps-inside path of sample_constant_border). */
+static inline __attribute__((always_inline)) void sink_put(const sink *s, out_layout layout, size_t idx,
+                                                          const float rgb[3])
 {
-    switch (s->layout) {
+    switch (layout) {
     case OUT_NCHW:
         for (int c = 0; c < 3; c++) s->f[c * s->plane + idx] = (rgb[c] - s->mean) * s->scale;
         break;
@@ -49,6 +53,15 @@ static void sink_put(const sink *s, size_t idx, const float rgb[3])
         break;
     }
 }
+
+/* Expands call(layout) once per layout, each with layout a compile-time constant. */
+#define FOR_LAYOUT(layout_value, call)                                                                  \
+    switch (layout_value) {                                                                             \
+    case OUT_NCHW: call(OUT_NCHW); break;                                                               \
+    case OUT_NHWC: call(OUT_NHWC); break;                                                               \
+    case OUT_GREY: call(OUT_GREY); break;                                                               \
+    case OUT_RGB8: call(OUT_RGB8); break;                                                               \
+    }
 
 static const uint8_t *pixel_at(const image_rgb *img, int x, int y)
 {
@@ -79,7 +92,7 @@ static axis_tap crop_tap(float edge_coord, int size)
     return t;
 }
 
-static void sample_taps(const image_rgb *img, axis_tap tx, axis_tap ty, float rgb[3])
+static inline void sample_taps(const image_rgb *img, axis_tap tx, axis_tap ty, float rgb[3])
 {
     const uint8_t *p00 = pixel_at(img, tx.i0, ty.i0), *p10 = pixel_at(img, tx.i1, ty.i0);
     const uint8_t *p01 = pixel_at(img, tx.i0, ty.i1), *p11 = pixel_at(img, tx.i1, ty.i1);
@@ -95,10 +108,31 @@ static void sample_taps(const image_rgb *img, axis_tap tx, axis_tap ty, float rg
  * arithmetic per pixel is unchanged, so the output is bit-identical. */
 #define TAP_BLOCK 512
 
+/* One block of n output columns (taps cols) over every output row. */
+static inline __attribute__((always_inline)) void crop_resize_block(const image_rgb *img, int valid, float y0,
+                                                                   float step_y, const axis_tap *cols, int u0,
+                                                                   int n, int out_w, int out_h, const sink *s,
+                                                                   out_layout layout)
+{
+    static const float pad[3] = {0.0f, 0.0f, 0.0f};
+    for (int v = 0; v < out_h; v++) {
+        axis_tap ty = valid ? crop_tap(y0 + (v + 0.5f) * step_y, img->height) : (axis_tap){0};
+        size_t row = (size_t)v * out_w + u0;
+        for (int k = 0; k < n; k++) {
+            if (cols[k].inside && ty.inside) {
+                float rgb[3];
+                sample_taps(img, cols[k], ty, rgb);
+                sink_put(s, layout, row + k, rgb);
+            } else {
+                sink_put(s, layout, row + k, pad);
+            }
+        }
+    }
+}
+
 static void crop_resize(const image_rgb *img, float x0, float y0, float x1, float y1,
                         int out_w, int out_h, const sink *s)
 {
-    static const float pad[3] = {0.0f, 0.0f, 0.0f};
     int valid = img && img->pixels && x1 > x0 && y1 > y0;
     float step_x = (x1 - x0) / (float)out_w, step_y = (y1 - y0) / (float)out_h;
     axis_tap cols[TAP_BLOCK];
@@ -106,19 +140,9 @@ static void crop_resize(const image_rgb *img, float x0, float y0, float x1, floa
         int n = out_w - u0 < TAP_BLOCK ? out_w - u0 : TAP_BLOCK;
         for (int k = 0; k < n; k++)
             cols[k] = valid ? crop_tap(x0 + (u0 + k + 0.5f) * step_x, img->width) : (axis_tap){0};
-        for (int v = 0; v < out_h; v++) {
-            axis_tap ty = valid ? crop_tap(y0 + (v + 0.5f) * step_y, img->height) : (axis_tap){0};
-            size_t row = (size_t)v * out_w + u0;
-            for (int k = 0; k < n; k++) {
-                if (cols[k].inside && ty.inside) {
-                    float rgb[3];
-                    sample_taps(img, cols[k], ty, rgb);
-                    sink_put(s, row + k, rgb);
-                } else {
-                    sink_put(s, row + k, pad);
-                }
-            }
-        }
+#define CROP_BLOCK(layout) crop_resize_block(img, valid, y0, step_y, cols, u0, n, out_w, out_h, s, layout)
+        FOR_LAYOUT(s->layout, CROP_BLOCK)
+#undef CROP_BLOCK
     }
 }
 
@@ -190,16 +214,25 @@ int affine_invert(const float m[6], float inv[6])
 }
 
 /* Bilinear sample at pixel-centre coordinates with taps outside the image as 0. */
-static void sample_constant_border(const image_rgb *img, float sx, float sy, float rgb[3])
+static inline void sample_constant_border(const image_rgb *img, float sx, float sy, float rgb[3])
 {
     rgb[0] = rgb[1] = rgb[2] = 0.0f;
     /* Checked in float first: converting an out-of-range float to int is UB. */
     if (!(sx > -1.0f && sx < (float)img->width && sy > -1.0f && sy < (float)img->height))
         return;
-    float fx = floorf(sx), fy = floorf(sy);
-    int x = (int)fx, y = (int)fy;
-    float wx = sx - fx, wy = sy - fy;
+    /* floorf without the libm call it is at -O2 on baseline x86-64: sx and sy are
+     * above -1 here, so truncation is the floor but for (-1, 0). */
+    int x = (int)sx - (sx < 0.0f), y = (int)sy - (sy < 0.0f);
+    float wx = sx - (float)x, wy = sy - (float)y;
     float w[4] = {(1 - wx) * (1 - wy), wx * (1 - wy), (1 - wx) * wy, wx * wy};
+    if (x >= 0 && y >= 0 && x + 1 < img->width && y + 1 < img->height) {
+        /* All four taps inside (nearly every sample): the same sums in the same
+         * order as below, without a test per tap. */
+        const uint8_t *p = pixel_at(img, x, y), *q = p + (size_t)img->width * 3;
+        for (int c = 0; c < 3; c++)
+            rgb[c] = rgb[c] + w[0] * p[c] + w[1] * p[3 + c] + w[2] * q[c] + w[3] * q[3 + c];
+        return;
+    }
     for (int k = 0; k < 4; k++) {
         int tx = x + (k & 1), ty = y + (k >> 1);
         if (tx < 0 || ty < 0 || tx >= img->width || ty >= img->height) continue;
@@ -208,25 +241,32 @@ static void sample_constant_border(const image_rgb *img, float sx, float sy, flo
     }
 }
 
+static inline __attribute__((always_inline)) void warp_affine_rows(const image_rgb *img, const float inv[6],
+                                                                  int out_w, int out_h, const sink *s,
+                                                                  out_layout layout)
+{
+    for (int y = 0; y < out_h; y++) {
+        for (int x = 0; x < out_w; x++) {
+            float rgb[3];
+            sample_constant_border(img, inv[0] * x + inv[1] * y + inv[2],
+                                   inv[3] * x + inv[4] * y + inv[5], rgb);
+            sink_put(s, layout, (size_t)y * out_w + x, rgb);
+        }
+    }
+}
+
 static void warp_affine(const image_rgb *img, const float m[6], int out_w, int out_h,
                         const sink *s)
 {
     static const float pad[3] = {0.0f, 0.0f, 0.0f};
     float inv[6];
-    int valid = img && img->pixels && m && affine_invert(m, inv) == IMAGE_OK;
-    for (int y = 0; y < out_h; y++) {
-        for (int x = 0; x < out_w; x++) {
-            size_t idx = (size_t)y * out_w + x;
-            if (!valid) {
-                sink_put(s, idx, pad);
-                continue;
-            }
-            float rgb[3];
-            sample_constant_border(img, inv[0] * x + inv[1] * y + inv[2],
-                                   inv[3] * x + inv[4] * y + inv[5], rgb);
-            sink_put(s, idx, rgb);
-        }
+    if (!img || !img->pixels || !m || affine_invert(m, inv) != IMAGE_OK) {
+        for (size_t idx = 0; idx < (size_t)out_w * out_h; idx++) sink_put(s, s->layout, idx, pad);
+        return;
     }
+#define WARP_ROWS(layout) warp_affine_rows(img, inv, out_w, out_h, s, layout)
+    FOR_LAYOUT(s->layout, WARP_ROWS)
+#undef WARP_ROWS
 }
 
 void image_warp_affine_to_tensor(const image_rgb *img, const float m[6], int out_w,
