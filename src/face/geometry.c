@@ -9,6 +9,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 const float geometry_arcface_template_112[10] = {
     38.2946f, 51.6963f, 73.5318f, 51.5014f, 56.0252f,
@@ -108,6 +111,82 @@ static inline void sample_taps(const image_rgb *img, axis_tap tx, axis_tap ty, f
  * arithmetic per pixel is unchanged, so the output is bit-identical. */
 #define TAP_BLOCK 512
 
+/* ---- the same crop + resize, 16 output columns at a time (AVX-512) ---------------
+ * The detector's 320x240 input took 0.63 ms in scalar code. Lanes are pixels, and
+ * each lane does sample_taps' and sink_put's operations in their order (multiply
+ * then add, never fused), so the output is bit-identical to the scalar path, which
+ * stays the reference and the fallback. A tap is read as the 32-bit word at the
+ * pixel (R, G, B and one byte beyond), so rows whose taps include the image's last
+ * row go the scalar way: the byte beyond its last pixel is outside the raster. */
+#if defined(__x86_64__)
+#define GEOMETRY_AVX512 __attribute__((target("avx512f")))
+
+typedef struct {
+    int off0[TAP_BLOCK], off1[TAP_BLOCK]; /* byte offsets of the two column taps in a row */
+    float w1[TAP_BLOCK];
+} column_taps;
+
+GEOMETRY_AVX512 static inline void lerp16(const uint8_t *r0, const uint8_t *r1, __m512i o0, __m512i o1,
+                                          __m512 wx, __m512 wy, __m512 rgb[3])
+{
+    __m512i a0 = _mm512_i32gather_epi32(o0, r0, 1), a1 = _mm512_i32gather_epi32(o1, r0, 1);
+    __m512i b0 = _mm512_i32gather_epi32(o0, r1, 1), b1 = _mm512_i32gather_epi32(o1, r1, 1);
+    __m512i byte = _mm512_set1_epi32(0xff);
+    for (int c = 0; c < 3; c++) {
+        __m512i p00 = _mm512_and_si512(_mm512_srli_epi32(a0, 8 * c), byte);
+        __m512i p10 = _mm512_and_si512(_mm512_srli_epi32(a1, 8 * c), byte);
+        __m512i p01 = _mm512_and_si512(_mm512_srli_epi32(b0, 8 * c), byte);
+        __m512i p11 = _mm512_and_si512(_mm512_srli_epi32(b1, 8 * c), byte);
+        __m512 top = _mm512_add_ps(_mm512_cvtepi32_ps(p00),
+                                   _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(p10, p00)), wx));
+        __m512 bottom = _mm512_add_ps(_mm512_cvtepi32_ps(p01),
+                                      _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(p11, p01)), wx));
+        rgb[c] = _mm512_add_ps(top, _mm512_mul_ps(_mm512_sub_ps(bottom, top), wy));
+    }
+}
+
+/* Writes 16 pixels r, g, b interleaved (NHWC) at out: output float 16 j + e is
+ * channel (16 j + e) % 3 of pixel (16 j + e) / 3; r and g are picked first, then b
+ * over the rest. */
+GEOMETRY_AVX512 static inline void store_interleaved16(float *out, __m512 r, __m512 g, __m512 b)
+{
+    static const int32_t rg[3][16] = {
+        {0, 16, 0, 1, 17, 0, 2, 18, 0, 3, 19, 0, 4, 20, 0, 5},
+        {21, 0, 6, 22, 0, 7, 23, 0, 8, 24, 0, 9, 25, 0, 10, 26},
+        {0, 11, 27, 0, 12, 28, 0, 13, 29, 0, 14, 30, 0, 15, 31, 0}};
+    static const int32_t then_b[3][16] = {
+        {0, 1, 16, 3, 4, 17, 6, 7, 18, 9, 10, 19, 12, 13, 20, 15},
+        {0, 21, 2, 3, 22, 5, 6, 23, 8, 9, 24, 11, 12, 25, 14, 15},
+        {26, 1, 2, 27, 4, 5, 28, 7, 8, 29, 10, 11, 30, 13, 14, 31}};
+    for (int j = 0; j < 3; j++) {
+        __m512 t = _mm512_permutex2var_ps(r, _mm512_loadu_si512(rg[j]), g);
+        _mm512_storeu_ps(out + 16 * j, _mm512_permutex2var_ps(t, _mm512_loadu_si512(then_b[j]), b));
+    }
+}
+
+/* Output row at index row, columns [0, n) of the block (n a multiple of 16). */
+GEOMETRY_AVX512 static void crop_row_avx512(const uint8_t *r0, const uint8_t *r1, const column_taps *ct, int n,
+                                            float wy_scalar, const sink *s, size_t row)
+{
+    __m512 wy = _mm512_set1_ps(wy_scalar), mean = _mm512_set1_ps(s->mean), scale = _mm512_set1_ps(s->scale);
+    for (int k = 0; k < n; k += 16) {
+        __m512 rgb[3];
+        lerp16(r0, r1, _mm512_loadu_si512(ct->off0 + k), _mm512_loadu_si512(ct->off1 + k),
+               _mm512_loadu_ps(ct->w1 + k), wy, rgb);
+        for (int c = 0; c < 3; c++) rgb[c] = _mm512_mul_ps(_mm512_sub_ps(rgb[c], mean), scale);
+        switch (s->layout) {
+        case OUT_NCHW:
+            for (int c = 0; c < 3; c++) _mm512_storeu_ps(s->f + c * s->plane + row + k, rgb[c]);
+            break;
+        case OUT_NHWC: store_interleaved16(s->f + 3 * (row + k), rgb[0], rgb[1], rgb[2]); break;
+        default: break; /* not taken: crop_resize_block sends only these two here */
+        }
+    }
+}
+
+static int cpu_has_avx512(void) { return __builtin_cpu_supports("avx512f"); }
+#endif
+
 /* One block of n output columns (taps cols) over every output row. */
 static inline __attribute__((always_inline)) void crop_resize_block(const image_rgb *img, int valid, float y0,
                                                                    float step_y, const axis_tap *cols, int u0,
@@ -115,10 +194,30 @@ static inline __attribute__((always_inline)) void crop_resize_block(const image_
                                                                    out_layout layout)
 {
     static const float pad[3] = {0.0f, 0.0f, 0.0f};
+    int simd = 0; /* columns [0, simd) of the block go 16 at a time */
+#if defined(__x86_64__)
+    column_taps ct;
+    if (valid && (layout == OUT_NCHW || layout == OUT_NHWC) && cpu_has_avx512()) {
+        simd = n & ~15;
+        for (int k = 0; k < simd; k++) {
+            ct.off0[k] = 3 * cols[k].i0;
+            ct.off1[k] = 3 * cols[k].i1;
+            ct.w1[k] = cols[k].w1;
+        }
+    }
+#endif
     for (int v = 0; v < out_h; v++) {
         axis_tap ty = valid ? crop_tap(y0 + (v + 0.5f) * step_y, img->height) : (axis_tap){0};
         size_t row = (size_t)v * out_w + u0;
-        for (int k = 0; k < n; k++) {
+        int k = 0;
+#if defined(__x86_64__)
+        if (simd && ty.inside && ty.i1 < img->height - 1) {
+            crop_row_avx512(pixel_at(img, 0, ty.i0), pixel_at(img, 0, ty.i1), &ct, simd, ty.w1, s, row);
+            for (; k < simd; k++) /* columns outside the image: padding, as below */
+                if (!cols[k].inside) sink_put(s, layout, row + k, pad);
+        }
+#endif
+        for (; k < n; k++) {
             if (cols[k].inside && ty.inside) {
                 float rgb[3];
                 sample_taps(img, cols[k], ty, rgb);
