@@ -173,14 +173,17 @@ GEOMETRY_AVX512 static void crop_row_avx512(const uint8_t *r0, const uint8_t *r1
         __m512 rgb[3];
         lerp16(r0, r1, _mm512_loadu_si512(ct->off0 + k), _mm512_loadu_si512(ct->off1 + k),
                _mm512_loadu_ps(ct->w1 + k), wy, rgb);
-        for (int c = 0; c < 3; c++) rgb[c] = _mm512_mul_ps(_mm512_sub_ps(rgb[c], mean), scale);
-        switch (s->layout) {
-        case OUT_NCHW:
-            for (int c = 0; c < 3; c++) _mm512_storeu_ps(s->f + c * s->plane + row + k, rgb[c]);
-            break;
-        case OUT_NHWC: store_interleaved16(s->f + 3 * (row + k), rgb[0], rgb[1], rgb[2]); break;
-        default: break; /* not taken: crop_resize_block sends only these two here */
+        if (s->layout == OUT_GREY) {
+            __m512 luma = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(0.299f), rgb[0]),
+                                                      _mm512_mul_ps(_mm512_set1_ps(0.587f), rgb[1])),
+                                        _mm512_mul_ps(_mm512_set1_ps(0.114f), rgb[2]));
+            _mm512_storeu_ps(s->f + row + k, _mm512_mul_ps(_mm512_sub_ps(luma, mean), scale));
+            continue;
         }
+        for (int c = 0; c < 3; c++) rgb[c] = _mm512_mul_ps(_mm512_sub_ps(rgb[c], mean), scale);
+        if (s->layout == OUT_NCHW)
+            for (int c = 0; c < 3; c++) _mm512_storeu_ps(s->f + c * s->plane + row + k, rgb[c]);
+        else store_interleaved16(s->f + 3 * (row + k), rgb[0], rgb[1], rgb[2]);
     }
 }
 
@@ -197,7 +200,7 @@ static inline __attribute__((always_inline)) void crop_resize_block(const image_
     int simd = 0; /* columns [0, simd) of the block go 16 at a time */
 #if defined(__x86_64__)
     column_taps ct;
-    if (valid && (layout == OUT_NCHW || layout == OUT_NHWC) && cpu_has_avx512()) {
+    if (valid && layout != OUT_RGB8 && cpu_has_avx512()) {
         simd = n & ~15;
         for (int k = 0; k < simd; k++) {
             ct.off0[k] = 3 * cols[k].i0;

@@ -694,6 +694,11 @@ static void strides_of(const nn_shape *s, size_t *st)
     for (int i = s->rank - 1; i >= 0; i--) { st[i] = acc; acc *= (size_t)s->dims[i]; }
 }
 
+/* expf, with the arguments it underflows on answered here: glibc's expf gives +0
+ * below -103.97 too, but through its error path (__math_uflowf, which sets errno),
+ * 1.4 % of fr_detect's run (a softmax of confident scores). Same results. */
+static inline float exp_or_zero(float x) { return x < -104.0f ? 0.0f : expf(x); }
+
 static float unary_apply(int kind, float x, float lo, float hi)
 {
     switch (kind) {
@@ -704,7 +709,7 @@ static float unary_apply(int kind, float x, float lo, float hi)
         float t = expf(-2.0f * fabsf(x)), r = (1.0f - t) / (1.0f + t);
         return x < 0 ? -r : r;
     }
-    case NN_UN_EXP: return expf(x);
+    case NN_UN_EXP: return exp_or_zero(x);
     case NN_UN_ABS: return fabsf(x);
     case NN_UN_NEG: return -x;
     case NN_UN_SQUARE: return x * x;
@@ -904,7 +909,7 @@ static void run_softmax(const nn_graph *g, const nn_node *n, const float *x, flo
     for (size_t b = 0; b < outer; b++, x += inner, o += inner) {
         float m = -INFINITY, sum = 0;
         for (size_t i = 0; i < inner; i++) if (x[i] > m) m = x[i];
-        for (size_t i = 0; i < inner; i++) { o[i] = expf(x[i] - m); sum += o[i]; }
+        for (size_t i = 0; i < inner; i++) { o[i] = exp_or_zero(x[i] - m); sum += o[i]; }
         for (size_t i = 0; i < inner; i++) o[i] /= sum;
     }
 }

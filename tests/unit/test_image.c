@@ -776,7 +776,7 @@ static float crop_reference(const image_rgb *img, float x0, float y0, float x1, 
 }
 
 /* Wide outputs go 16 columns at a time where the CPU allows (geometry.c): every
- * value, in both layouts, is the contract's, including the padded columns left and
+ * value, in the three layouts, is the contract's, including the padded columns left and
  * right, the rows on the image's last row and the columns past the last 16. */
 static void test_crop_resize_wide_rows(void **state)
 {
@@ -786,18 +786,24 @@ static void test_crop_resize_wide_rows(void **state)
     for (size_t i = 0; i < (size_t)97 * 61 * 3; i++) img.pixels[i] = (uint8_t)((i * 2654435761u) >> 13);
     enum { W = 45, H = 23 };
     static const float rects[][4] = {{0, 0, 97, 61}, {-9.5f, -3, 101, 66}, {13.3f, 7.7f, 80.1f, 40.9f}};
-    float nchw[3 * W * H], nhwc[3 * W * H];
+    float nchw[3 * W * H], nhwc[3 * W * H], grey[W * H];
     for (size_t r = 0; r < sizeof rects / sizeof rects[0]; r++) {
         const float *q = rects[r];
         image_crop_resize_to_tensor(&img, q[0], q[1], q[2], q[3], W, H, 127.0f, 1 / 128.0f, 1, nchw);
         image_crop_resize_to_tensor(&img, q[0], q[1], q[2], q[3], W, H, 127.0f, 1 / 128.0f, 0, nhwc);
+        image_crop_resize_to_tensor_grey(&img, q[0], q[1], q[2], q[3], W, H, 0.0f, 1 / 256.0f, grey);
         for (int v = 0; v < H; v++)
-            for (int u = 0; u < W; u++)
+            for (int u = 0; u < W; u++) {
+                float rgb[3];
                 for (int c = 0; c < 3; c++) {
-                    float want = (crop_reference(&img, q[0], q[1], q[2], q[3], W, H, u, v, c) - 127.0f) / 128.0f;
+                    rgb[c] = crop_reference(&img, q[0], q[1], q[2], q[3], W, H, u, v, c);
+                    float want = (rgb[c] - 127.0f) / 128.0f;
                     assert_float_equal(nchw[(c * H + v) * W + u], want, 1e-5);
                     assert_float_equal(nhwc[(v * W + u) * 3 + c], want, 1e-5);
                 }
+                float luma = 0.299f * rgb[0] + 0.587f * rgb[1] + 0.114f * rgb[2];
+                assert_float_equal(grey[v * W + u], luma / 256.0f, 1e-5);
+            }
     }
     image_rgb_free(&img);
 }
