@@ -870,7 +870,7 @@ static void run_concat(const nn_graph *g, const nn_node *n, const float *const *
 }
 
 /* Row by row of the last axis, the source offset kept up to date as the index moves
- * rather than recomputed per element (fr_detect's six box slices: 23 -> 4 us each). */
+ * rather than recomputed per element (fr_detect's six box slices: 23.5 -> 8.9 us each). */
 static void run_slice(const nn_graph *g, const nn_node *n, const float *x, float *o)
 {
     const nn_shape *si = &g->tensors[n->in[0]].shape, *so = &g->tensors[n->out].shape;
