@@ -51,8 +51,11 @@ static int detect_faces(face_worker *w, const image_rgb *img, float x0, float y0
                         float y1)
 {
     const face_engine *e = w->e;
-    float *in = nn_session_input(w->detect, 0);
-    image_crop_resize_to_tensor(img, x0, y0, x1, y1, DET_W, DET_H, 127.0f, 1.0f / 128.0f, 1, in);
+    /* Straight into the detector's NHWC layout when it offers it (no transpose). */
+    float *in = nn_session_input_nhwc(w->detect, 0);
+    int nchw = in == NULL;
+    if (nchw) in = nn_session_input(w->detect, 0);
+    image_crop_resize_to_tensor(img, x0, y0, x1, y1, DET_W, DET_H, 127.0f, 1.0f / 128.0f, nchw, in);
     if (nn_run(w->detect) != NN_OK) return FACE_ERR_MODEL;
     const float *scores = nn_session_output(w->detect, e->det_scores);
     const float *boxes = nn_session_output(w->detect, e->det_boxes);

@@ -1,7 +1,8 @@
 /* Pixel geometry for the face pipeline: from an upright RGB8 image to the float
  * tensors the networks eat (crop + bilinear resize, 5-point similarity alignment),
  * plus the lossless rotations/flips and the cheap quality measures (sharpness,
- * brightness). Pure C, no library, no allocation except where an image is returned.
+ * brightness). Pure C (the crop + resize also in AVX-512 where the CPU has it, with
+ * bit-identical results), no library, no allocation except where an image is returned.
  *
  * Two coordinate conventions, each where it is natural:
  *  - points (landmarks, affine warps) use OpenCV's: pixel (i, j) has its centre at

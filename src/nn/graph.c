@@ -694,6 +694,11 @@ static void strides_of(const nn_shape *s, size_t *st)
     for (int i = s->rank - 1; i >= 0; i--) { st[i] = acc; acc *= (size_t)s->dims[i]; }
 }
 
+/* expf, with the arguments it underflows on answered here: glibc's expf gives +0
+ * below -103.97 too, but through its error path (__math_uflowf, which sets errno),
+ * 1.4 % of fr_detect's run (a softmax of confident scores). Same results. */
+static inline float exp_or_zero(float x) { return x < -104.0f ? 0.0f : expf(x); }
+
 static float unary_apply(int kind, float x, float lo, float hi)
 {
     switch (kind) {
@@ -704,7 +709,7 @@ static float unary_apply(int kind, float x, float lo, float hi)
         float t = expf(-2.0f * fabsf(x)), r = (1.0f - t) / (1.0f + t);
         return x < 0 ? -r : r;
     }
-    case NN_UN_EXP: return expf(x);
+    case NN_UN_EXP: return exp_or_zero(x);
     case NN_UN_ABS: return fabsf(x);
     case NN_UN_NEG: return -x;
     case NN_UN_SQUARE: return x * x;
@@ -841,6 +846,14 @@ static void run_transpose(const nn_graph *g, const nn_node *n, const float *x, f
     }
 }
 
+/* Copies short blocks with a loop: fr_detect concatenates 4420 rows of 2 floats, and
+ * a memcpy call per row cost more than the data (29 us a run for 17,680 floats). */
+static void copy_floats(float *o, const float *x, size_t n)
+{
+    if (n > 16) memcpy(o, x, n * sizeof *o);
+    else for (size_t i = 0; i < n; i++) o[i] = x[i];
+}
+
 static void run_concat(const nn_graph *g, const nn_node *n, const float *const *in, float *o)
 {
     const nn_shape *so = &g->tensors[n->out].shape;
@@ -850,12 +863,14 @@ static void run_concat(const nn_graph *g, const nn_node *n, const float *const *
     for (size_t b = 0; b < outer; b++) {
         for (int k = 0; k < n->n_in; k++) {
             size_t len = (size_t)g->tensors[n->in[k]].shape.dims[n->axis] * inner;
-            memcpy(o, in[k] + b * len, len * sizeof *o);
+            copy_floats(o, in[k] + b * len, len);
             o += len;
         }
     }
 }
 
+/* Row by row of the last axis, the source offset kept up to date as the index moves
+ * rather than recomputed per element (fr_detect's six box slices: 23.5 -> 8.9 us each). */
 static void run_slice(const nn_graph *g, const nn_node *n, const float *x, float *o)
 {
     const nn_shape *si = &g->tensors[n->in[0]].shape, *so = &g->tensors[n->out].shape;
@@ -863,12 +878,23 @@ static void run_slice(const nn_graph *g, const nn_node *n, const float *x, float
     strides_of(si, st);
     size_t total = nn_shape_size(so);
     int r = so->rank, idx[NN_MAX_RANK] = {0};
-    for (size_t k = 0; k < total; k++) {
-        ptrdiff_t off = 0;
-        for (int i = 0; i < r; i++) off += (ptrdiff_t)(n->starts[i] + idx[i] * n->steps[i]) * (ptrdiff_t)st[i];
-        o[k] = x[off];
-        for (int i = r - 1; i >= 0; i--) {
+    if (total == 0) return;
+    if (r == 0) {
+        o[0] = x[0];
+        return;
+    }
+    ptrdiff_t off = 0, step[NN_MAX_RANK];
+    for (int i = 0; i < r; i++) {
+        off += (ptrdiff_t)n->starts[i] * (ptrdiff_t)st[i];
+        step[i] = (ptrdiff_t)n->steps[i] * (ptrdiff_t)st[i];
+    }
+    size_t inner = (size_t)so->dims[r - 1];
+    for (size_t k = 0; k < total; k += inner) {
+        for (size_t j = 0; j < inner; j++) o[k + j] = x[off + (ptrdiff_t)j * step[r - 1]];
+        for (int i = r - 2; i >= 0; i--) {
+            off += step[i];
             if (++idx[i] < so->dims[i]) break;
+            off -= step[i] * so->dims[i];
             idx[i] = 0;
         }
     }
@@ -883,7 +909,7 @@ static void run_softmax(const nn_graph *g, const nn_node *n, const float *x, flo
     for (size_t b = 0; b < outer; b++, x += inner, o += inner) {
         float m = -INFINITY, sum = 0;
         for (size_t i = 0; i < inner; i++) if (x[i] > m) m = x[i];
-        for (size_t i = 0; i < inner; i++) { o[i] = expf(x[i] - m); sum += o[i]; }
+        for (size_t i = 0; i < inner; i++) { o[i] = exp_or_zero(x[i] - m); sum += o[i]; }
         for (size_t i = 0; i < inner; i++) o[i] /= sum;
     }
 }

@@ -36,6 +36,7 @@ struct nn_session {
     nn_int8_step **int8;          /* per node, its int8 convolution (quantize.c) or NULL */
     void *int8_buf;               /* quantized input, then oneDNN's scratchpad */
     size_t shared_bytes;          /* packed weights taken from the model's cache */
+    int first_node;               /* 1 once the caller writes the input in NHWC (nn_session_input_nhwc) */
 };
 
 /* ---- one-time XNNPACK initialisation ------------------------------- */
@@ -495,6 +496,21 @@ float *nn_session_input(nn_session *s, int index)
     return s->ptr[s->model->g.inputs[index]];
 }
 
+float *nn_session_input_nhwc(nn_session *s, int index)
+{
+    if (!s || index < 0 || index >= s->model->g.n_inputs || s->model->g.n_nodes < 1) return NULL;
+    const nn_graph *g = &s->model->g;
+    const nn_node *n = &g->nodes[0];
+    int t = g->inputs[index];
+    static const int to_nhwc[4] = {0, 2, 3, 1};
+    /* Only node 0: no earlier node can reuse the arena slot of its output. */
+    if (n->op != NN_OP_TRANSPOSE || n->in[0] != t || g->tensors[t].consumers != 1 ||
+        g->tensors[t].shape.rank != 4 || memcmp(n->perm, to_nhwc, sizeof to_nhwc) != 0 || !s->ptr[n->out])
+        return NULL;
+    s->first_node = 1;
+    return s->ptr[n->out];
+}
+
 const float *nn_session_output(const nn_session *s, int index)
 {
     if (!s || index < 0 || index >= s->model->g.n_outputs) return NULL;
@@ -505,7 +521,7 @@ int nn_run(nn_session *s)
 {
     if (!s) return NN_ERR_ARG;
     const nn_graph *g = &s->model->g;
-    for (int i = 0; i < g->n_nodes; i++) {
+    for (int i = s->first_node; i < g->n_nodes; i++) {
         const nn_node *n = &g->nodes[i];
         if (s->int8 && s->int8[i]) {
             if (nn_int8_step_run(s->int8[i]) != 0) return NN_ERR_KERNEL;

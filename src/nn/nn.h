@@ -73,6 +73,12 @@ void *nn_arena_for(const nn_model *const *models, int n);
 
 /* Caller writes input here, in the model's native layout. */
 float *nn_session_input(nn_session *s, int index);
+/* The same input in NHWC, where the graph's first node (the transpose an NCHW model
+ * input gets, onnx_load.c) puts it; NULL when the graph does not start that way.
+ * After a non-NULL return, nn_run skips that transpose for good, so the caller
+ * writes this input here, never at nn_session_input. Saves the transpose: 86 us a
+ * run for fr_detect's 320x240 input. */
+float *nn_session_input_nhwc(nn_session *s, int index);
 /* 0 on success, negative NN_ERR_* on error; no heap allocation in steady state. */
 int nn_run(nn_session *s);
 /* Output of the last nn_run(), in the model's native layout. */

@@ -141,11 +141,29 @@ AVX512 static void value_range_avx512(const float *x, size_t n, float *lo, float
     *hi = _mm512_reduce_max_ps(b);
 }
 
+static inline AVX512 __m512i quantize_16(const float *x, __m512 k, __m512i zp)
+{
+    return _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x), k)), zp);
+}
+
+/* 64 values a step go out in one store after two saturating packs (one narrowing
+ * store per 16 values, vpmovusdb, took most of the pass: fr_feature's quantize
+ * 8.4 -> % of its run); the packs saturate exactly as the narrowing stores do. */
 AVX512 static void quantize_avx512(const float *x, void *q, size_t n, float inv, int zero_point, int is_unsigned)
 {
     __m512 k = _mm512_set1_ps(inv);
-    __m512i zp = _mm512_set1_epi32(zero_point), zero = _mm512_setzero_si512(), lo = _mm512_set1_epi32(-127);
-    for (size_t i = 0; i < n; i += 16) {
+    __m512i zp = _mm512_set1_epi32(is_unsigned ? zero_point : 0), zero = _mm512_setzero_si512();
+    __m512i lo = _mm512_set1_epi32(-127), lo8 = _mm512_set1_epi8(-127);
+    /* The packs interleave 128-bit lanes; this puts the four groups back in order. */
+    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        __m512i a = _mm512_packs_epi32(quantize_16(x + i, k, zp), quantize_16(x + i + 16, k, zp));
+        __m512i b = _mm512_packs_epi32(quantize_16(x + i + 32, k, zp), quantize_16(x + i + 48, k, zp));
+        __m512i v = is_unsigned ? _mm512_packus_epi16(a, b) : _mm512_max_epi8(_mm512_packs_epi16(a, b), lo8);
+        _mm512_storeu_si512((uint8_t *)q + i, _mm512_permutexvar_epi32(order, v));
+    }
+    for (; i < n; i += 16) {
         __mmask16 mask = tail_mask(n - i);
         __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(mask, x + i), k));
         if (is_unsigned)

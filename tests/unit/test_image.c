@@ -755,6 +755,59 @@ static void test_arcface_alignment_of_real_face(void **state)
     free(jpg.data);
 }
 
+/* Bilinear sample of the crop [x0, x1) x [y0, y1) at output pixel (u, v) of out_w x
+ * out_h, written from the contract in geometry.h (edge replication inside, black
+ * padding outside), channel c. */
+static float crop_reference(const image_rgb *img, float x0, float y0, float x1, float y1, int out_w, int out_h,
+                            int u, int v, int c)
+{
+    float cx = x0 + (u + 0.5f) * ((x1 - x0) / (float)out_w) - 0.5f;
+    float cy = y0 + (v + 0.5f) * ((y1 - y0) / (float)out_h) - 0.5f;
+    if (!(cx >= -0.5f && cx <= img->width - 0.5f && cy >= -0.5f && cy <= img->height - 0.5f)) return 0;
+    int ix = (int)floorf(cx), iy = (int)floorf(cy);
+    float wx = cx - floorf(cx), wy = cy - floorf(cy);
+    int xa = ix < 0 ? 0 : ix, xb = ix + 1 > img->width - 1 ? img->width - 1 : ix + 1;
+    int ya = iy < 0 ? 0 : iy, yb = iy + 1 > img->height - 1 ? img->height - 1 : iy + 1;
+    if (xa > img->width - 1) xa = img->width - 1;
+    if (ya > img->height - 1) ya = img->height - 1;
+    float top = px(img, xa, ya)[c] + (px(img, xb, ya)[c] - px(img, xa, ya)[c]) * wx;
+    float bottom = px(img, xa, yb)[c] + (px(img, xb, yb)[c] - px(img, xa, yb)[c]) * wx;
+    return top + (bottom - top) * wy;
+}
+
+/* Wide outputs go 16 columns at a time where the CPU allows (geometry.c): every
+ * value, in the three layouts, is the contract's, including the padded columns left and
+ * right, the rows on the image's last row and the columns past the last 16. */
+static void test_crop_resize_wide_rows(void **state)
+{
+    (void)state;
+    image_rgb img;
+    assert_int_equal(image_rgb_alloc(&img, 97, 61), IMAGE_OK);
+    for (size_t i = 0; i < (size_t)97 * 61 * 3; i++) img.pixels[i] = (uint8_t)((i * 2654435761u) >> 13);
+    enum { W = 45, H = 23 };
+    static const float rects[][4] = {{0, 0, 97, 61}, {-9.5f, -3, 101, 66}, {13.3f, 7.7f, 80.1f, 40.9f}};
+    float nchw[3 * W * H], nhwc[3 * W * H], grey[W * H];
+    for (size_t r = 0; r < sizeof rects / sizeof rects[0]; r++) {
+        const float *q = rects[r];
+        image_crop_resize_to_tensor(&img, q[0], q[1], q[2], q[3], W, H, 127.0f, 1 / 128.0f, 1, nchw);
+        image_crop_resize_to_tensor(&img, q[0], q[1], q[2], q[3], W, H, 127.0f, 1 / 128.0f, 0, nhwc);
+        image_crop_resize_to_tensor_grey(&img, q[0], q[1], q[2], q[3], W, H, 0.0f, 1 / 256.0f, grey);
+        for (int v = 0; v < H; v++)
+            for (int u = 0; u < W; u++) {
+                float rgb[3];
+                for (int c = 0; c < 3; c++) {
+                    rgb[c] = crop_reference(&img, q[0], q[1], q[2], q[3], W, H, u, v, c);
+                    float want = (rgb[c] - 127.0f) / 128.0f;
+                    assert_float_equal(nchw[(c * H + v) * W + u], want, 1e-5);
+                    assert_float_equal(nhwc[(v * W + u) * 3 + c], want, 1e-5);
+                }
+                float luma = 0.299f * rgb[0] + 0.587f * rgb[1] + 0.114f * rgb[2];
+                assert_float_equal(grey[v * W + u], luma / 256.0f, 1e-5);
+            }
+    }
+    image_rgb_free(&img);
+}
+
 static void test_crop_resize_values(void **state)
 {
     (void)state;
@@ -881,6 +934,7 @@ int main(void)
         cmocka_unit_test(test_warp_affine_values),
         cmocka_unit_test(test_arcface_alignment_of_real_face),
         cmocka_unit_test(test_crop_resize_values),
+        cmocka_unit_test(test_crop_resize_wide_rows),
         cmocka_unit_test(test_rotate_flip),
         cmocka_unit_test(test_quality_measures),
     };

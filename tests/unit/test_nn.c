@@ -306,6 +306,40 @@ static void test_two_sessions_agree(void **state)
     nn_model_free(m);
 }
 
+/* Writing fr_detect's input in NHWC where nn_session_input_nhwc says gives exactly
+ * the outputs of the NCHW input, on every run (the skipped transpose stays skipped). */
+static void test_nhwc_input_skips_the_transpose(void **state)
+{
+    (void)state;
+    char err[256];
+    nn_model *m = nn_model_load("models/faceplugin/fr_detect.onnx", err, sizeof err);
+    if (!m) fail_msg("%s", err);
+    nn_session *a = nn_session_create(m, err, sizeof err), *b = nn_session_create(m, err, sizeof err);
+    assert_non_null(a);
+    assert_non_null(b);
+    nn_shape in = nn_model_input_shape(m, 0);
+    int c = in.dims[1], h = in.dims[2], w = in.dims[3];
+    float *nchw = nn_session_input(a, 0), *nhwc = nn_session_input_nhwc(b, 0);
+    assert_non_null(nhwc);
+    for (int round = 0; round < 2; round++) {
+        for (int k = 0; k < c; k++)
+            for (int y = 0; y < h; y++)
+                for (int x = 0; x < w; x++) {
+                    float v = (float)((x * 7 + y * 13 + k * 29 + round * 5) % 255 - 127) / 128.0f;
+                    nchw[((size_t)k * h + y) * w + x] = v;
+                    nhwc[((size_t)y * w + x) * c + k] = v;
+                }
+        assert_int_equal(nn_run(a), 0);
+        assert_int_equal(nn_run(b), 0);
+        for (int o = 0; o < nn_model_output_count(m); o++)
+            assert_memory_equal(nn_session_output(a, o), nn_session_output(b, o),
+                                shape_size(nn_model_output_shape(m, o)) * sizeof(float));
+    }
+    nn_session_free(a);
+    nn_session_free(b);
+    nn_model_free(m);
+}
+
 /* ---- shared weights and arenas ------------------------------------------ */
 
 static void fill_pattern(nn_session *s, const nn_model *m, int seed)
@@ -619,6 +653,8 @@ static void test_tiny_onnx_runs(void **state)
     if (!m) fail_msg("%s", err);
     nn_session *s = nn_session_create(m, err, sizeof err);
     assert_non_null(s);
+    assert_null(nn_session_input_nhwc(s, 0)); /* no layout transpose to skip */
+    assert_null(nn_session_input_nhwc(s, 1));
     for (int i = 0; i < 4; i++) nn_session_input(s, 0)[i] = 0.5f;
     assert_int_equal(nn_run(s), 0);
     assert_float_equal(nn_session_output(s, 0)[3], 2.0f, 1e-6);
@@ -703,6 +739,7 @@ int main(void)
         cmocka_unit_test(test_faceapi_missing_weight),
         cmocka_unit_test(test_api_shapes_and_names),
         cmocka_unit_test(test_two_sessions_agree),
+        cmocka_unit_test(test_nhwc_input_skips_the_transpose),
         cmocka_unit_test(test_sessions_share_packed_weights),
         cmocka_unit_test(test_shared_weights_across_threads),
         cmocka_unit_test(test_sessions_share_an_arena),
