@@ -55,10 +55,11 @@ static const struct {
     /* The accurate mode's dlib ResNet: LFW (accurate mode) 99.15% vs 99.12% in fp32,
      * 16.95 vs 28.27 ms CPU a face, and its 22 MB float copy is dropped. */
     {"face_recognition_model-weights_manifest.json", true},
-    /* The accurate mode's MobileFaceNet (face + mirror, one batch of two): 12.0 ->
-     * 6.4 ms CPU a run (`bench_nn bench`, 200 runs, two runs each); LFW 10-fold
-     * accurate mode 99.27% in both (first weights 0.2 / 0.6 / 0.2), MobileFaceNet
-     * part alone 99.00% in both; 25.4 vs 29.4 ms CPU a face; weights 5.2 -> 1.5 MB. */
+    /* The accurate mode's MobileFaceNet: 12.0 -> 6.4 ms CPU for a face and its mirror
+     * (`bench_nn bench` of the file's batch of two, 200 runs, twice each); LFW
+     * 10-fold accurate mode 99.27% in both (first weights 0.2 / 0.6 / 0.2),
+     * MobileFaceNet part alone 99.00% in both; 25.4 vs 29.4 ms CPU a face; weights
+     * 5.2 -> 1.5 MB. */
     {"MobileFaceNet.tflite", true},
 };
 
@@ -84,6 +85,11 @@ bool face_model_int8(const char *file)
  * (a set-up problem) rather than a parse error. */
 nn_model *face_load_model(const char *dir, const char *name, char *err, size_t err_len)
 {
+    return face_load_model_batch(dir, name, 0, err, err_len);
+}
+
+nn_model *face_load_model_batch(const char *dir, const char *name, int batch, char *err, size_t err_len)
+{
     char path[1024];
     if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path) {
         snprintf(err, err_len, "model path too long: %s/%s", dir, name);
@@ -94,7 +100,7 @@ nn_model *face_load_model(const char *dir, const char *name, char *err, size_t e
         return NULL;
     }
     char nn_err[512];
-    nn_model *m = nn_model_load(path, nn_err, sizeof nn_err);
+    nn_model *m = nn_model_load_batch(path, batch, nn_err, sizeof nn_err);
     if (!m) snprintf(err, err_len, "cannot load %s: %s", path, nn_err);
     else if (face_model_int8(name) && nn_model_use_int8(m, nn_err, sizeof nn_err) < 0) {
         snprintf(err, err_len, "cannot load %s in int8: %s", path, nn_err);

@@ -71,6 +71,8 @@ enum {
 /* A model file of dir by name, in the precision measured for it (face_model_int8);
  * the message says "missing" for a set-up problem. The liveness models load here too. */
 nn_model *face_load_model(const char *dir, const char *name, char *err, size_t err_len);
+/* The same with a .tflite model's fixed batch replaced (nn_model_load_batch). */
+nn_model *face_load_model_batch(const char *dir, const char *name, int batch, char *err, size_t err_len);
 /* Whether the model file runs its dense convolutions in int8 (table in pipeline.c). */
 bool face_model_int8(const char *file);
 
