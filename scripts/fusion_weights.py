@@ -1,6 +1,7 @@
 #!/usr/bin/python3
-"""Chooses the accurate mode's fusion weights (src/face/embed_accurate.c) on LFW
-DevTrain people only.
+"""Chooses the accurate mode's fusion weights (FUSION_W_* in
+src/face/pipeline_internal.h, used by src/face/embed_accurate.c) on LFW DevTrain
+people only.
 
 Input: the accurate mode's LFW embeddings written by `make bench-accuracy`
 (build/lfw_embeddings_accurate.{tsv,f32}): the fr_feature, dlib and MobileFaceNet
@@ -10,14 +11,14 @@ not matter. Only images of people in peopleDevTrain.txt are used: every pair of 
 is a genuine or impostor pair (the LFW 10-fold test pairs are never looked at).
 
 The weights it proposes are the z-normalised sum's: each cosine weighed by 1 / its
-impostor standard deviation, normalised to sum 1 (src/face/embed_accurate.c). No
-search is needed for them, so they carry no selection noise; the grid it prints
-after them (TAR at FAR 1e-3 and 1e-4 and the balanced accuracy at the best
-threshold, LFW's own measure, for every weight triple on a 0.05 grid summing to 1)
-shows where they stand. Measured on DevTrain, every criterion is flat within about
-one genuine pair in a wide region, and its grid optimum moves with the criterion
-(TAR: 0.20 / 0.50 / 0.30, balanced accuracy: 0.10 / 0.85 / 0.05), so a grid optimum
-would be chosen by noise.
+impostor standard deviation, normalised to sum 1 (printed last). No search is
+needed for them, so they carry no selection noise; the grid it prints first (TAR
+at FAR 1e-3 and 1e-4 and the balanced accuracy at the best threshold, LFW's own
+measure, for every weight triple on a 0.05 grid summing to 1) shows where they
+stand. Measured on DevTrain, every criterion is flat within about one genuine pair
+in a wide region, and its grid optimum moves with the criterion (TAR: 0.20 / 0.55 /
+0.25, balanced accuracy: 0.10 / 0.85 / 0.05), so a grid optimum would be chosen by
+noise.
     /usr/bin/python3 scripts/fusion_weights.py [LFW_DIR [EMBEDDINGS]]
 (EMBEDDINGS: the path without .tsv/.f32, default build/lfw_embeddings_accurate)
 """

@@ -494,7 +494,7 @@ static int op_conv(tfl_ctx *c, const tfl_op *o)
         p.groups = cin;
         p.cout = ws->dims[3];
     } else {
-        if (ws->dims[3] < 1 || cin % ws->dims[3])
+        if (ws->dims[3] < 1 || cin < 1 || cin % ws->dims[3]) /* cin 0 would make 0 groups */
             return nn_fail(c->g, "%s %s: filter %s does not fit %d input channels", o->op, o->out_name, c->g->tensors[w].name, cin);
         p.groups = cin / ws->dims[3];
         p.cout = ws->dims[0];
