@@ -58,8 +58,8 @@ static const struct {
     /* The accurate mode's MobileFaceNet: 12.0 -> 6.4 ms CPU for a face and its mirror
      * (`bench_nn bench` of the file's batch of two, 200 runs, twice each); LFW
      * 10-fold accurate mode 99.27% in both (first weights 0.2 / 0.6 / 0.2),
-     * MobileFaceNet part alone 99.00% in both; 25.4 vs 29.4 ms CPU a face; weights
-     * 5.2 -> 1.5 MB. */
+     * MobileFaceNet part alone 99.00% in both; 25.4 vs 29.4 ms CPU a face (two
+     * runs at different loads, not one); weights 5.2 -> 1.5 MB. */
     {"MobileFaceNet.tflite", true},
 };
 
