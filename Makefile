@@ -134,7 +134,7 @@ PYTHON := /usr/bin/python3
 # pipeline (docs/calibration.md): the fast modes', then the accurate mode's.
 calibrate: setup build/tools/calibrate
 	./build/tools/calibrate $(DATA)/lfw models calibration/far-v1.txt fast
-	./build/tools/calibrate $(DATA)/lfw models calibration/far-accurate-v1.txt accurate
+	./build/tools/calibrate $(DATA)/lfw models calibration/far-accurate-v2.txt accurate
 
 clean:
 	rm -rf build

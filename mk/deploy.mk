@@ -27,7 +27,7 @@ MODEL_FILES := faceplugin/fr_detect.onnx faceplugin/fr_landmark.onnx faceplugin/
                human/faceres-deep.json human/faceres-deep.bin human/LICENSE \
                faceapi/face_recognition_model-weights_manifest.json faceapi/face_recognition_model.bin \
                faceapi/age_gender_model-weights_manifest.json faceapi/age_gender_model.bin \
-               faceapi/LICENSE
+               faceapi/LICENSE expo/MobileFaceNet.tflite expo/LICENSE
 WEB_FILES   := $(wildcard web/capture/*)
 SDK_FILES   := $(wildcard web/sdk/*.js)
 
@@ -57,16 +57,17 @@ conf_path = $(if $(filter absolute,$(CONF_PATHS)),$1,$(shell realpath -m --relat
 install: build/dist/bioserver
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SHAREDIR)/calibration $(DESTDIR)$(SHAREDIR)/web/capture $(DESTDIR)$(SHAREDIR)/web/sdk \
 	    $(DESTDIR)$(SHAREDIR)/models/faceplugin $(DESTDIR)$(SHAREDIR)/models/human $(DESTDIR)$(SHAREDIR)/models/faceapi \
+	    $(DESTDIR)$(SHAREDIR)/models/expo \
 	    $(DESTDIR)$(SYSCONFDIR)/bioserver
 	install -d -m 0750 $(DESTDIR)$(STATEDIR)
 	install -m 0755 build/dist/bioserver $(DESTDIR)$(BINDIR)/bioserver
 	for f in $(MODEL_FILES); do install -m 0644 models/$$f $(DESTDIR)$(SHAREDIR)/models/$$f || exit 1; done
-	install -m 0644 calibration/far-v1.txt calibration/far-accurate-v1.txt $(DESTDIR)$(SHAREDIR)/calibration/
+	install -m 0644 calibration/far-v1.txt calibration/far-accurate-v2.txt $(DESTDIR)$(SHAREDIR)/calibration/
 	install -m 0644 $(WEB_FILES) $(DESTDIR)$(SHAREDIR)/web/capture/
 	install -m 0644 $(SDK_FILES) $(DESTDIR)$(SHAREDIR)/web/sdk/
 	sed -e 's|^models = .*|models = $(call conf_path,$(SHAREDIR)/models)|' \
 	    -e 's|^calibration = .*|calibration = $(call conf_path,$(SHAREDIR)/calibration/far-v1.txt)|' \
-	    -e 's|^calibration_accurate = .*|calibration_accurate = $(call conf_path,$(SHAREDIR)/calibration/far-accurate-v1.txt)|' \
+	    -e 's|^calibration_accurate = .*|calibration_accurate = $(call conf_path,$(SHAREDIR)/calibration/far-accurate-v2.txt)|' \
 	    -e 's|^web = .*|web = $(call conf_path,$(SHAREDIR)/web)|' \
 	    -e 's|^data = .*|data = $(call conf_path,$(STATEDIR))|' \
 	    -e 's|^# keys_file = .*|keys_file = api-keys|' \
@@ -83,7 +84,7 @@ DEB      := build/bioserver_$(VERSION)_amd64.deb
 DEB_ROOT := build/deb/root
 deb: $(DEB)
 $(DEB): build/dist/bioserver $(wildcard packaging/deb/*) bioserver.conf calibration/far-v1.txt \
-        calibration/far-accurate-v1.txt $(WEB_FILES) $(SDK_FILES) \
+        calibration/far-accurate-v2.txt $(WEB_FILES) $(SDK_FILES) \
         $(addprefix models/,$(MODEL_FILES)) README.md docs/openapi.yaml
 	rm -rf $(DEB_ROOT) && mkdir -p $(DEB_ROOT)/DEBIAN
 	$(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/$(DEB_ROOT) PREFIX=/usr SYSCONFDIR=/etc \

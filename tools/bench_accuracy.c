@@ -1,7 +1,7 @@
 /* bench_accuracy - biometric accuracy of the real face pipeline (face_analyze):
  *
  *  - LFW verification on pairs_lfw/pairs.txt, once per algorithm the modes use (fast:
- *    F5_1_VID60 and its aliases, the baseline; accurate: F5_2_VID75, embed_dlib.c),
+ *    F5_1_VID60 and its aliases, the baseline; accurate: F5_2_VID75, embed_accurate.c),
  *    each with its CPU milliseconds a face (thread CPU time of face_analyze, so
  *    other load on the machine does not count): 10-fold accuracy (threshold chosen on
  *    9 folds, tested on the 10th), TAR at FAR 1e-3 / 1e-4 with the genuine pairs of
@@ -18,9 +18,9 @@
  *   environment: BENCH_MODES=fast,accurate (default both),
  *   BENCH_NO_TAR=1 (skip the 30M impostor pairs), BENCH_PAIRS=N (only the first N pairs:
  *   a quick speed comparison),
- *   BENCH_MIRROR=1 (also embed the mirrored face), BENCH_TFLITE=MODEL (embed the
- *   same aligned face with this 112x112 NHWC model instead, e.g.
- *   models/expo/MobileFaceNet.tflite: RGB (x - 127.5) / 128, batch 2 = face + mirror) */
+ *   BENCH_MIRROR=1 (also embed the mirrored face in the fast mode). The accurate
+ *   mode's embeddings hold each network's part (embed_accurate.c), which
+ *   scripts/fusion_weights.py weighs on DevTrain people. */
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -32,7 +32,6 @@
 #include "core/util.h"
 #include "face/pipeline.h"
 #include "match/similarity.h"
-#include "nn/nn.h"
 
 #define MAX_IMAGES 20000
 #define MAX_PAIRS 6000
@@ -59,34 +58,11 @@ typedef struct {
     int dim;
     double cpu_s;   /* thread CPU time of every face_analyze call */
     const face_engine *engine;
-    const nn_model *tflite; /* BENCH_TFLITE, else NULL */
     pthread_mutex_t lock;
 } job_queue;
 
-/* The L2-normalised embedding of the worker's aligned face by a 112x112 NHWC model
- * with a batch of two: the face and its mirror (summed when mirror). */
-static int embed_tflite(const face_worker *w, nn_session *s, int mirror, float *emb, int dim)
-{
-    const float *a = face_worker_aligned(w);
-    float *in = nn_session_input(s, 0);
-    const int n = 112, plane = n * n;
-    for (int y = 0; y < n; y++)
-        for (int x = 0; x < n; x++)
-            for (int c = 0; c < 3; c++) {   /* (p - 127) / 128 -> (p - 127.5) / 128 */
-                float v = a[c * plane + y * n + x] - 0.5f / 128.0f;
-                in[(y * n + x) * 3 + c] = v;
-                in[plane * 3 + (y * n + (n - 1 - x)) * 3 + c] = v;
-            }
-    if (nn_run(s) != NN_OK) return -1;
-    const float *o = nn_session_output(s, 0);
-    double norm = 0;
-    for (int i = 0; i < dim; i++) emb[i] = o[i] + (mirror ? o[dim + i] : 0), norm += (double)emb[i] * emb[i];
-    for (int i = 0; i < dim; i++) emb[i] = (float)(emb[i] / sqrt(norm > 0 ? norm : 1));
-    return 0;
-}
-
 /* Returns the CPU seconds face_analyze took. */
-static double analyse_item(face_worker *w, nn_session *tflite, job_queue *q, item *it, face_result *r)
+static double analyse_item(face_worker *w, job_queue *q, item *it, face_result *r)
 {
     char err[256];
     size_t len;
@@ -97,8 +73,8 @@ static double analyse_item(face_worker *w, nn_session *tflite, job_queue *q, ite
     int rc = data ? face_analyze(w, data, len, &opt, r, err, sizeof err) : FACE_ERR_IMAGE;
     double spent = time_thread_cpu_s() - t0;
     if (rc == FACE_OK && r->faces_found > 0) {
-        it->ok = !tflite || embed_tflite(w, tflite, q->mirror, it->emb, q->dim) == 0;
-        if (it->emb && !tflite) memcpy(it->emb, r->embedding, sizeof(float) * (size_t)q->dim);
+        it->ok = 1;
+        memcpy(it->emb, r->embedding, sizeof(float) * (size_t)q->dim);
     }
     free(data);
     return spent;
@@ -110,8 +86,7 @@ static void *worker_main(void *arg)
     char err[256];
     face_worker *w = face_worker_create(q->engine, err, sizeof err);
     face_result *r = malloc(sizeof *r);
-    nn_session *tflite = q->tflite ? nn_session_create(q->tflite, err, sizeof err) : NULL;
-    if (!w || !r || (q->tflite && !tflite)) {
+    if (!w || !r) {
         fprintf(stderr, "worker: %s\n", err);
         exit(1);
     }
@@ -120,12 +95,11 @@ static void *worker_main(void *arg)
         int i = q->next++;
         pthread_mutex_unlock(&q->lock);
         if (i >= q->n) break;
-        double spent = analyse_item(w, tflite, q, &q->items[i], r);
+        double spent = analyse_item(w, q, &q->items[i], r);
         pthread_mutex_lock(&q->lock);
         q->cpu_s += spent;
         pthread_mutex_unlock(&q->lock);
     }
-    nn_session_free(tflite);
     free(r);
     face_worker_free(w);
     return NULL;
@@ -296,15 +270,7 @@ static void bench_lfw(const char *dir, const face_engine *e, int algo)
     item *items = calloc(MAX_IMAGES, sizeof *items);
     pair *pairs = calloc(MAX_PAIRS, sizeof *pairs);
     int accurate = ALGORITHMS[algo].accurate;
-    int n_items = 0, dim = face_engine_embedding_dim(e) + (accurate ? 128 : 0);
-    char err[512];
-    const char *tflite_path = getenv("BENCH_TFLITE");
-    nn_model *tflite = tflite_path ? nn_model_load(tflite_path, err, sizeof err) : NULL;
-    if (tflite_path && !tflite) {
-        fprintf(stderr, "%s\n", err);
-        exit(1);
-    }
-    if (tflite) dim = nn_model_output_shape(tflite, 0).dims[1];
+    int n_items = 0, dim = accurate ? face_accurate_dim(e) : face_engine_embedding_dim(e);
     int n = load_pairs(dir, items, &n_items, pairs);
     if (n <= 0) {
         fprintf(stderr, "cannot read %s/lfw/pairs_lfw/pairs.txt\n", dir);
@@ -313,7 +279,7 @@ static void bench_lfw(const char *dir, const face_engine *e, int algo)
     float *embs = calloc((size_t)n_items * dim, sizeof *embs);
     for (int i = 0; i < n_items; i++) items[i].emb = embs + (size_t)i * dim;
     /* BENCH_MIRROR=1 measures the slower mirrored-embedding variant. */
-    job_queue q = {.items = items, .n = n_items, .dim = dim, .engine = e, .tflite = tflite,
+    job_queue q = {.items = items, .n = n_items, .dim = dim, .engine = e,
                    .mirror = getenv("BENCH_MIRROR") != NULL, .accurate = accurate};
     printf("\n== mode %s (%s)\n", ALGORITHMS[algo].name, ALGORITHMS[algo].modes);
     run_all(&q);
@@ -328,11 +294,8 @@ static void bench_lfw(const char *dir, const face_engine *e, int algo)
            1000.0 * q.cpu_s / n_items, n_items);
     ten_fold(pairs, n);
     if (!getenv("BENCH_NO_TAR")) tar_at_far(items, n_items, pairs, n, dim, failed);
-    /* Only the default variant over every pair (a partial run must not replace them),
-     * and the plain one of a TFLite model (for fusion studies). */
-    if (!q.mirror && !getenv("BENCH_PAIRS"))
-        write_embeddings(items, n_items, dim, tflite ? "_tflite" : accurate ? "_accurate" : "");
-    nn_model_free(tflite);
+    /* Only the default variant over every pair (a partial run must not replace them). */
+    if (!q.mirror && !getenv("BENCH_PAIRS")) write_embeddings(items, n_items, dim, accurate ? "_accurate" : "");
     free(embs);
     free(items);
     free(pairs);

@@ -1,6 +1,6 @@
 /* make calibrate: measures the similarity -> false acceptance rate table that the
  * server loads for one algorithm (calibration/far-v1.txt for the fast modes,
- * calibration/far-accurate-v1.txt for F5_2_VID75), with the server's own pipeline.
+ * calibration/far-accurate-v2.txt for F5_2_VID75), with the server's own pipeline.
  *
  * 1. Embeds every image of the LFW DevTrain people and of the DevTest people.
  * 2. DevTrain: every impostor pair (different people) goes into a fine histogram

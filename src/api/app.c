@@ -26,6 +26,21 @@
 #include "store/sealed_store.h"
 
 /* Each worker thread owns its inference sessions. */
+/* The mode table's dimensions (api/modes.h) must be what the loaded models make:
+ * otherwise a template of a retired algorithm could pass for a current one. */
+static bool modes_match_models(const face_engine *e, char *err, size_t err_len) {
+    for (int i = 0; biometric_modes[i].name; i++) {
+        const biometric_mode *m = &biometric_modes[i];
+        int made = m->accurate ? face_accurate_dim(e) : face_engine_embedding_dim(e);
+        if (made != m->dim) {
+            snprintf(err, err_len, "mode %s runs %s (%d values) but the models make %d values", m->name, m->algorithm,
+                     m->dim, made);
+            return false;
+        }
+    }
+    return true;
+}
+
 static void *worker_init(void *shared, int index) {
     (void)index;
     if (!shared) return NULL;
@@ -152,6 +167,10 @@ int app_init(app *a, const server_config *cfg, char *err, size_t err_len) {
     /* Missing models degrade the service (503 on face routes, /monitor says why)
      * instead of refusing to start: sessions and certificates still work. */
     a->faces = face_engine_load(a->config.models_dir, a->faces_error, sizeof a->faces_error);
+    if (a->faces && !modes_match_models(a->faces, a->faces_error, sizeof a->faces_error)) {
+        face_engine_free(a->faces);
+        a->faces = NULL;
+    }
     if (!a->faces) log_event("error", "face models not loaded: %s", a->faces_error);
     else log_event("info", "face models loaded: %s", face_engine_describe(a->faces));
     worker_hooks hooks = {.init = worker_init, .destroy = worker_destroy, .shared = a->faces};

@@ -151,6 +151,15 @@ bool api_check_face_json(http_request *req, json_t *face, face_template *tpl) {
         http_reply_error(req, 400, "mode '%s' does not match the template's mode '%s'", mode, tpl->mode);
         return false;
     }
+    const biometric_mode *m = biometric_mode_find(tpl->mode);
+    if (m && tpl->dim != m->dim) {
+        const char *made = biometric_algorithm_of(tpl->mode, tpl->dim);
+        http_reply_error(req, 400, "the template (mode %s) was made by another algorithm (%s, %d values) than the one "
+                         "this server runs for that mode (%s, %d values): faces compare only within one algorithm; "
+                         "create the face again from its image", tpl->mode, made ? made : "unknown", tpl->dim,
+                         m->algorithm, m->dim);
+        return false;
+    }
     return true;
 }
 

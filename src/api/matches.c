@@ -202,7 +202,7 @@ static bool calibrated(http_request *req) {
 /* The first face whose template cannot be compared with the reference's. */
 static const face_match *incomparable_face(const face_match *faces, size_t n, const face_match *ref) {
     for (size_t i = 0; i < n; i++)
-        if (!biometric_modes_comparable(ref->mode, faces[i].mode)) return &faces[i];
+        if (!biometric_faces_comparable(ref->mode, ref->dim, faces[i].mode, faces[i].dim)) return &faces[i];
     return NULL;
 }
 

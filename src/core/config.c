@@ -21,7 +21,7 @@ void config_defaults(server_config *cfg) {
     snprintf(cfg->models_dir, sizeof cfg->models_dir, "models");
     snprintf(cfg->data_dir, sizeof cfg->data_dir, "data");
     snprintf(cfg->calibration_file, sizeof cfg->calibration_file, "calibration/far-v1.txt");
-    snprintf(cfg->calibration_accurate_file, sizeof cfg->calibration_accurate_file, "calibration/far-accurate-v1.txt");
+    snprintf(cfg->calibration_accurate_file, sizeof cfg->calibration_accurate_file, "calibration/far-accurate-v2.txt");
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     cfg->workers = cores > 0 ? (int)cores : 2;
     cfg->queue_depth = 32;
@@ -59,7 +59,7 @@ void config_use_install_dirs(server_config *cfg, const char *share_dir, const ch
     snprintf(cfg->models_dir, sizeof cfg->models_dir, "%s/models", share_dir);
     snprintf(cfg->calibration_file, sizeof cfg->calibration_file, "%s/calibration/far-v1.txt", share_dir);
     snprintf(cfg->calibration_accurate_file, sizeof cfg->calibration_accurate_file,
-             "%s/calibration/far-accurate-v1.txt", share_dir);
+             "%s/calibration/far-accurate-v2.txt", share_dir);
     snprintf(cfg->web_dir, sizeof cfg->web_dir, "%s/web", share_dir);
     snprintf(cfg->data_dir, sizeof cfg->data_dir, "%s", state_dir);
     cfg->gallery_max_faces = 1000000;
@@ -424,7 +424,7 @@ static const struct { const char *name, *arg, *help; } settings_help[] = {
     {"redis_password", "P", "Redis AUTH password (never logged)"},
     {"models", "DIR", "model files (faceplugin/, human/)"},
     {"calibration", "FILE", "similarity -> FAR table of the fast modes (calibration/far-v1.txt)"},
-    {"calibration_accurate", "FILE", "the same for the accurate mode F5_2_VID75 (calibration/far-accurate-v1.txt)"},
+    {"calibration_accurate", "FILE", "the same for the accurate mode F5_2_VID75 (calibration/far-accurate-v2.txt)"},
     {"web", "DIR", "folder holding capture/, the browser capture page"},
     {"data", "DIR", "signing key, certificate, template and envelope keys (created when missing)"},
     {"tls_cert", "PEM", "HTTPS certificate chain (with tls_key); re-read on SIGHUP"},

@@ -1,17 +1,7 @@
-/* The accurate mode's embedding: fr_feature (with its mirror, align.c) fused with
- * dlib's ResNet (face-api's face_recognition_model, src/nn/faceapi_load.c) on dlib's
- * own 150x150 face chip (with its mirror).
- *
- * Fusion: each part is L2-normalised and scaled by sqrt(weight), the weights summing
- * to 1, so the dot product of two fused unit vectors is
- *     w_feature * cos_feature + w_dlib * cos_dlib,
- * a weighted sum of the two cosines: the sum of z-normalised cosines up to a
- * constant when w = 1 / (impostor standard deviation), normalised. Every matcher
- * (embedding_similarity, galleries) keeps comparing plain unit vectors; the mode's
- * own FAR calibration (calibration/far-accurate-v1.txt) maps the fused value. */
-#include <math.h>
+/* The accurate mode's second embedding: dlib's ResNet (face-api's
+ * face_recognition_model, its graph built by src/nn/faceapi_load.c), 128-d, on
+ * dlib's own 150x150 face chip, plus that of the chip's mirror image. */
 #include <stdio.h>
-#include <string.h>
 
 #include "face/geometry.h"
 #include "face/pipeline_internal.h"
@@ -31,13 +21,6 @@ static const float DLIB_TEMPLATE_150[10] = {
     74.01f, 87.78f,  /* nose base (0.4901, 0.6278) */
 };
 
-/* Fusion weights, chosen on LFW DevTrain people only (scripts/fusion_weights.py):
- * impostor cosine standard deviations 0.098 (fr_feature) and 0.034 (dlib) make the
- * z-normalised sum w_feature = 0.26; DevTrain TAR at FAR 1e-3 peaks at 0.25 (98.25%,
- * 0.5: 98.12%). */
-#define FUSION_W_FEATURE 0.25f
-#define FUSION_W_DLIB 0.75f
-
 int face_load_dlib_model(face_engine *e, const char *models_dir, char *err, size_t err_len)
 {
     char dir[1024];
@@ -53,18 +36,12 @@ int face_load_dlib_model(face_engine *e, const char *models_dir, char *err, size
     return 0;
 }
 
-static void scale_unit(float *v, int n, float weight)
+int face_dlib_descriptor(face_worker *w, const image_rgb *img, const float *pts, float *out)
 {
-    double s = 0;
-    for (int i = 0; i < n; i++) s += (double)v[i] * v[i];
-    float k = s > 0 ? (float)(sqrt(weight) / sqrt(s)) : 0.0f;
-    for (int i = 0; i < n; i++) v[i] *= k;
-}
-
-/* dlib's descriptor of the chip warped by m, plus that of its mirror image (the
- * same warp followed by x -> 149 - x), summed into out[DLIB_DIM]. */
-static int dlib_descriptor(face_worker *w, const image_rgb *img, const float m[6], float *out)
-{
+    float src[10], m[6];
+    for (int i = 0; i < 5; i++) src[2 * i] = pts[2 * DLIB_POINTS[i]], src[2 * i + 1] = pts[2 * DLIB_POINTS[i] + 1];
+    if (similarity_estimate(src, DLIB_TEMPLATE_150, 5, m) != 0) return FACE_ERR_MODEL;
+    /* The mirror image: the same warp followed by x -> 149 - x. */
     const float mirror[6] = {-m[0], -m[1], (float)(DLIB_SIZE - 1) - m[2], m[3], m[4], m[5]};
     const float *warps[2] = {m, mirror};
     for (int k = 0; k < 2; k++) {
@@ -74,21 +51,5 @@ static int dlib_descriptor(face_worker *w, const image_rgb *img, const float m[6
         const float *o = nn_session_output(w->dlib, 0);
         for (int i = 0; i < DLIB_DIM; i++) out[i] = k ? out[i] + o[i] : o[i];
     }
-    return FACE_OK;
-}
-
-int face_embed_accurate(face_worker *w, const image_rgb *img, const float *pts, face_result *out)
-{
-    int rc = face_embed(w, true, out); /* fr_feature + mirror of w->aligned, unit length */
-    if (rc != FACE_OK) return rc;
-    int dim = out->embedding_dim;
-    float src[10], m[6], dlib[DLIB_DIM];
-    for (int i = 0; i < 5; i++) src[2 * i] = pts[2 * DLIB_POINTS[i]], src[2 * i + 1] = pts[2 * DLIB_POINTS[i] + 1];
-    if (similarity_estimate(src, DLIB_TEMPLATE_150, 5, m) != 0) return FACE_ERR_MODEL;
-    if ((rc = dlib_descriptor(w, img, m, dlib)) != FACE_OK) return rc;
-    scale_unit(out->embedding, dim, FUSION_W_FEATURE);
-    scale_unit(dlib, DLIB_DIM, FUSION_W_DLIB);
-    memcpy(out->embedding + dim, dlib, sizeof dlib);
-    out->embedding_dim = dim + DLIB_DIM;
     return FACE_OK;
 }

@@ -1,9 +1,9 @@
 /* The face pipeline behind pipeline.h: decode -> detect (fr_detect, RFB-320) -> pick
  * the most prominent face -> 68 landmarks (fr_landmark) -> 5-point similarity
  * alignment to the ArcFace 112x112 template -> embedding (fr_feature; the mirrored
- * face's too when face_options ask; in the accurate mode fused with dlib's ResNet,
- * embed_dlib.c) -> quality, and optionally age (faceres-deep's age head with
- * face-api's age_gender_model).
+ * face's too when face_options ask; in the accurate mode fused with dlib's ResNet
+ * and MobileFaceNet, embed_accurate.c) -> quality, and optionally age
+ * (faceres-deep's age head with face-api's age_gender_model).
  *
  * Speed: a large JPEG is decoded once with DCT scaling so the detector's source is
  * no bigger than it needs, and that same raster is used for alignment whenever the
@@ -13,8 +13,8 @@
  * activation arena: each step copies what it needs out of a model's output before
  * the next model runs.
  *
- * Stages: detect.c, align.c (landmarks, alignment, embedding), embed_dlib.c (the
- * accurate mode), quality.c, age.c;
+ * Stages: detect.c, align.c (landmarks, alignment, embedding), embed_accurate.c with
+ * embed_dlib.c and embed_mobilefacenet.c (the accurate mode), quality.c, age.c;
  * pipeline_internal.h holds what they share. Choices measured on LFW
  * (tools/bench_accuracy.c, 10-fold) are noted where made. */
 #include "face/pipeline_internal.h"
@@ -55,6 +55,12 @@ static const struct {
     /* The accurate mode's dlib ResNet: LFW (accurate mode) 99.15% vs 99.12% in fp32,
      * 16.95 vs 28.27 ms CPU a face, and its 22 MB float copy is dropped. */
     {"face_recognition_model-weights_manifest.json", true},
+    /* The accurate mode's MobileFaceNet: 12.0 -> 6.4 ms CPU for a face and its mirror
+     * (`bench_nn bench` of the file's batch of two, 200 runs, twice each); LFW
+     * 10-fold accurate mode 99.27% in both (first weights 0.2 / 0.6 / 0.2),
+     * MobileFaceNet part alone 99.00% in both; 25.4 vs 29.4 ms CPU a face (two
+     * runs at different loads, not one); weights 5.2 -> 1.5 MB. */
+    {"MobileFaceNet.tflite", true},
 };
 
 /* BIOSERVER_NN_PRECISION overrides the table, to measure: "fp32" runs every model
@@ -79,6 +85,11 @@ bool face_model_int8(const char *file)
  * (a set-up problem) rather than a parse error. */
 nn_model *face_load_model(const char *dir, const char *name, char *err, size_t err_len)
 {
+    return face_load_model_batch(dir, name, 0, err, err_len);
+}
+
+nn_model *face_load_model_batch(const char *dir, const char *name, int batch, char *err, size_t err_len)
+{
     char path[1024];
     if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path) {
         snprintf(err, err_len, "model path too long: %s/%s", dir, name);
@@ -89,7 +100,7 @@ nn_model *face_load_model(const char *dir, const char *name, char *err, size_t e
         return NULL;
     }
     char nn_err[512];
-    nn_model *m = nn_model_load(path, nn_err, sizeof nn_err);
+    nn_model *m = nn_model_load_batch(path, batch, nn_err, sizeof nn_err);
     if (!m) snprintf(err, err_len, "cannot load %s: %s", path, nn_err);
     else if (face_model_int8(name) && nn_model_use_int8(m, nn_err, sizeof nn_err) < 0) {
         snprintf(err, err_len, "cannot load %s in int8: %s", path, nn_err);
@@ -140,7 +151,8 @@ face_engine *face_engine_load(const char *models_dir, char *err, size_t err_len)
     if (!(e->detect = face_load_model(dir, "fr_detect.onnx", err, err_len)) ||
         !(e->landmark = face_load_model(dir, "fr_landmark.onnx", err, err_len)) ||
         !(e->feature = face_load_model(dir, "fr_feature.onnx", err, err_len)) ||
-        check_engine_shapes(e, err, err_len) != 0 || face_load_dlib_model(e, models_dir, err, err_len) != 0) {
+        check_engine_shapes(e, err, err_len) != 0 ||
+        face_load_accurate_models(e, models_dir, err, err_len) != 0) {
         face_engine_free(e);
         return NULL;
     }
@@ -152,12 +164,12 @@ face_engine *face_engine_load(const char *models_dir, char *err, size_t err_len)
     }
     if (e->age)
         snprintf(e->describe, sizeof e->describe,
-                 "fr_detect+fr_landmark+fr_feature(%d)+dlib(%d)+faceres-deep,age_gender_model(age)",
-                 e->embedding_dim, DLIB_DIM);
+                 "fr_detect+fr_landmark+fr_feature(%d)+dlib(%d)+mobilefacenet(%d)+faceres-deep,age_gender_model(age)",
+                 e->embedding_dim, DLIB_DIM, MFN_DIM);
     else
         snprintf(e->describe, sizeof e->describe,
-                 "fr_detect+fr_landmark+fr_feature(%d)+dlib(%d); no age: %.150s", e->embedding_dim,
-                 DLIB_DIM, age_why);
+                 "fr_detect+fr_landmark+fr_feature(%d)+dlib(%d)+mobilefacenet(%d); no age: %.150s",
+                 e->embedding_dim, DLIB_DIM, MFN_DIM, age_why);
     return e;
 }
 
@@ -169,6 +181,7 @@ void face_engine_free(face_engine *e)
     nn_model_free(e->feature);
     nn_model_free(e->age);
     nn_model_free(e->dlib);
+    nn_model_free(e->mobilefacenet);
     nn_model_free(e->age_faceapi);
     free(e);
 }
@@ -185,7 +198,8 @@ face_worker *face_worker_create(const face_engine *e, char *err, size_t err_len)
         return NULL;
     }
     w->e = e;
-    const nn_model *models[] = {e->detect, e->landmark, e->feature, e->age, e->age_faceapi, e->dlib};
+    const nn_model *models[] = {e->detect, e->landmark, e->feature, e->age, e->age_faceapi, e->dlib,
+                                e->mobilefacenet};
     const int n_models = (int)(sizeof models / sizeof *models);
     for (int i = 0; i < n_models; i++)
         if (nn_model_arena_bytes(models[i]) > w->arena_bytes) w->arena_bytes = nn_model_arena_bytes(models[i]);
@@ -198,6 +212,7 @@ face_worker *face_worker_create(const face_engine *e, char *err, size_t err_len)
         !(w->landmark = nn_session_create_in(e->landmark, w->arena, err, err_len)) ||
         !(w->feature = nn_session_create_in(e->feature, w->arena, err, err_len)) ||
         !(w->dlib = nn_session_create_in(e->dlib, w->arena, err, err_len)) ||
+        !(w->mobilefacenet = nn_session_create_in(e->mobilefacenet, w->arena, err, err_len)) ||
         (e->age && !(w->age = nn_session_create_in(e->age, w->arena, err, err_len))) ||
         (e->age_faceapi &&
          !(w->age_faceapi = nn_session_create_in(e->age_faceapi, w->arena, err, err_len)))) {
@@ -215,6 +230,7 @@ void face_worker_free(face_worker *w)
     nn_session_free(w->feature);
     nn_session_free(w->age);
     nn_session_free(w->dlib);
+    nn_session_free(w->mobilefacenet);
     nn_session_free(w->age_faceapi);
     for (int i = 0; i < w->n_extra; i++) nn_session_free(w->extra[i].session);
     free(w->arena);

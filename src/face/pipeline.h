@@ -23,8 +23,8 @@ typedef struct {
     long max_pixels;       /* decompression-bomb guard */
     bool mirror_embedding; /* add the mirrored face's embedding: LFW 99.08% vs 99.02%, +5 ms;
                             * off in the server, which must meet its latency target */
-    bool accurate;         /* the accurate mode's fused embedding (embed_dlib.c), dimension
-                            * face_engine_embedding_dim + 128; mirror_embedding is implied */
+    bool accurate;         /* the accurate mode's fused embedding (embed_accurate.c), dimension
+                            * face_accurate_dim; mirror_embedding is implied */
     bool age_baseline;     /* benchmarks only: the superseded age method (docs/age.md), so
                             * tools/bench_age.c measures old and new on the same faces */
 } face_options;
@@ -71,6 +71,8 @@ enum {
 /* A model file of dir by name, in the precision measured for it (face_model_int8);
  * the message says "missing" for a set-up problem. The liveness models load here too. */
 nn_model *face_load_model(const char *dir, const char *name, char *err, size_t err_len);
+/* The same with a .tflite model's fixed batch replaced (nn_model_load_batch). */
+nn_model *face_load_model_batch(const char *dir, const char *name, int batch, char *err, size_t err_len);
 /* Whether the model file runs its dense convolutions in int8 (table in pipeline.c). */
 bool face_model_int8(const char *file);
 
@@ -79,6 +81,8 @@ face_engine *face_engine_load(const char *models_dir, char *err, size_t err_len)
 void face_engine_free(face_engine *e);
 const char *face_engine_describe(const face_engine *e); /* e.g. "fr_detect+fr_landmark+fr_feature(512)" */
 int face_engine_embedding_dim(const face_engine *e);
+/* The dimension of the accurate mode's fused embedding (face_options.accurate). */
+int face_accurate_dim(const face_engine *e);
 
 face_worker *face_worker_create(const face_engine *e, char *err, size_t err_len);
 void face_worker_free(face_worker *w);

@@ -40,11 +40,12 @@
 #define AGE_FACEAPI_SIZE 112
 #define DLIB_SIZE 150 /* dlib's face chip (embed_dlib.c) */
 #define DLIB_DIM 128
+#define MFN_DIM 192 /* MobileFaceNet's embedding (embed_mobilefacenet.c) */
 
 struct face_engine {
     nn_model *detect, *landmark, *feature;
     nn_model *age, *age_faceapi; /* faceres-deep, face-api's age_gender_model: both or none */
-    nn_model *dlib;              /* the accurate mode's second embedding (embed_dlib.c) */
+    nn_model *dlib, *mobilefacenet; /* the accurate mode's other embeddings (embed_accurate.c) */
     int det_scores, det_boxes; /* output indices of fr_detect */
     int embedding_dim;
     int age_output, age_faceapi_output; /* output indices of the age heads, -1 without age */
@@ -61,7 +62,7 @@ struct face_worker {
     const face_engine *e;
     void *arena; /* activations of every session, sized for the largest engine model */
     size_t arena_bytes;
-    nn_session *detect, *landmark, *feature, *age, *age_faceapi, *dlib;
+    nn_session *detect, *landmark, *feature, *age, *age_faceapi, *dlib, *mobilefacenet;
     struct {
         const nn_model *model;
         nn_session *session;
@@ -104,12 +105,37 @@ int face_embed(face_worker *w, bool mirror, face_result *out);
 void face_box_to_original(const det_box *b, int denom, int rot, int W, int H, float *box);
 void face_point_to_original(float x, float y, int denom, int rot, int W, int H, float *out);
 
+/* ---- embed_accurate.c ---- */
+/* Fusion weights (the squared norms of the three parts of the accurate embedding):
+ * the z-normalised sum, each cosine weighed by 1 / its impostor standard deviation
+ * on LFW DevTrain people only (scripts/fusion_weights.py, int8 pipeline): 0.098
+ * (fr_feature), 0.034 (dlib), 0.144 (MobileFaceNet). A grid search on DevTrain was
+ * flat within about one genuine pair and its optimum moved with the criterion, so
+ * the weights come from the impostor statistics, not from a search. */
+#define FUSION_W_FEATURE 0.22f
+#define FUSION_W_DLIB 0.63f
+#define FUSION_W_MOBILEFACENET 0.15f
+/* Loads the accurate mode's other networks (dlib's ResNet, MobileFaceNet); -1 with
+ * err set on failure. */
+int face_load_accurate_models(face_engine *e, const char *models_dir, char *err, size_t err_len);
+/* The accurate mode's fused embedding into out: fr_feature and MobileFaceNet of
+ * w->aligned and dlib's ResNet on its own chip of img, located by the 68 points pts,
+ * each with its mirror. */
+int face_embed_accurate(face_worker *w, const image_rgb *img, const float *pts, face_result *out);
+
 /* ---- embed_dlib.c ---- */
 /* Loads dlib's ResNet (models/faceapi) into e->dlib; -1 with err set on failure. */
 int face_load_dlib_model(face_engine *e, const char *models_dir, char *err, size_t err_len);
-/* The accurate mode's fused embedding into out: fr_feature of w->aligned and dlib's
- * ResNet on its own chip of img, located by the 68 points pts, both with mirrors. */
-int face_embed_accurate(face_worker *w, const image_rgb *img, const float *pts, face_result *out);
+/* dlib's descriptor of its chip of img (located by the 68 points pts) plus that of
+ * the chip's mirror, summed into out[DLIB_DIM]. */
+int face_dlib_descriptor(face_worker *w, const image_rgb *img, const float *pts, float *out);
+
+/* ---- embed_mobilefacenet.c ---- */
+/* Loads MobileFaceNet (models/expo) into e->mobilefacenet; -1 with err set on failure. */
+int face_load_mobilefacenet(face_engine *e, const char *models_dir, char *err, size_t err_len);
+/* MobileFaceNet's output for w->aligned plus that for its mirror, summed into
+ * out[MFN_DIM]. */
+int face_mobilefacenet_descriptor(face_worker *w, float *out);
 
 /* ---- quality.c (pure: no model) ---- */
 /* The spec's quality (> 100 good, negative = send again) of the aligned 112x112 face

@@ -179,7 +179,9 @@ double nn_graph_macs(const nn_graph *g);
 /* Loaders (fill g; return 0 or -1 with g->err set). */
 int nn_onnx_load(nn_graph *g, const char *path);
 int nn_tfjs_load(nn_graph *g, const char *path);
-int nn_tflite_load(nn_graph *g, const char *path);
+/* batch > 0 replaces the model's fixed batch (the first input's first dimension) in
+ * its input and activations; 0 keeps the file's. */
+int nn_tflite_load(nn_graph *g, const char *path, int batch);
 /* A weights-only TF.js manifest (a JSON array of {paths, weights}, shards beside
  * it): every weight becomes a constant tensor of its manifest name, float16 and
  * quantised weights expanded to float32. */

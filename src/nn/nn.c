@@ -158,9 +158,15 @@ static int ends_with(const char *s, const char *suffix)
 
 nn_model *nn_model_load(const char *path, char *err, size_t err_len)
 {
+    return nn_model_load_batch(path, 0, err, err_len);
+}
+
+nn_model *nn_model_load_batch(const char *path, int batch, char *err, size_t err_len)
+{
     if (err && err_len) err[0] = 0;
-    if (!path) {
-        if (err && err_len) snprintf(err, err_len, "no model path");
+    if (!path || batch < 0 || (batch > 0 && !ends_with(path, ".tflite"))) {
+        if (err && err_len)
+            snprintf(err, err_len, "%s", !path ? "no model path" : "a batch can be set for .tflite models only");
         return NULL;
     }
     nn_model *m = calloc(1, sizeof *m);
@@ -171,7 +177,7 @@ nn_model *nn_model_load(const char *path, char *err, size_t err_len)
     nn_graph_init(&m->g, err, err_len);
     int rc = ends_with(path, "-weights_manifest.json") ? nn_faceapi_load(&m->g, path)
              : ends_with(path, ".json")                ? nn_tfjs_load(&m->g, path)
-             : ends_with(path, ".tflite")              ? nn_tflite_load(&m->g, path)
+             : ends_with(path, ".tflite")              ? nn_tflite_load(&m->g, path, batch)
                                                        : nn_onnx_load(&m->g, path);
     if (rc == 0) rc = nn_graph_finish(&m->g);
     if (rc == 0 && !m->g.failed &&

@@ -40,6 +40,11 @@ enum {
  * NAME-weights_manifest.json (faceapi_load.c); NULL + message naming
  * the op/tensor on failure. err may be NULL. */
 nn_model *nn_model_load(const char *path, char *err, size_t err_len);
+/* The same with the batch of a .tflite model set to batch (> 0) in place of the
+ * fixed one in the file (its first input's first dimension), e.g. 1 to run a model
+ * exported with batch 2 one image at a time, in half the activation memory; a
+ * model whose other shapes depend on it fails to load. NULL for other formats. */
+nn_model *nn_model_load_batch(const char *path, int batch, char *err, size_t err_len);
 void nn_model_free(nn_model *model);
 
 /* Runs the model's dense convolutions in int8 from now on (quantize.c: per-channel

@@ -181,7 +181,17 @@ typedef struct {
     size_t tensors, n_tensors;   /* vector of Tensor tables */
     int *id;               /* tflite tensor -> graph tensor, -1 while unknown */
     struct tfl_producer { int code, in[2], plain; } *made_by; /* per tflite tensor, code -1: none */
+    int batch, file_batch; /* batch > 0: it replaces file_batch, the first input's first dimension */
 } tfl_ctx;
+
+/* A declared activation shape with the batch the caller asked for (nn_model_load_batch):
+ * a leading dimension equal to the file's batch is the batch. Operators see their
+ * inputs' shapes, and build_op checks every computed shape against the declared
+ * one, so a dimension taken for the batch by mistake fails the load, never a run. */
+static void rebatch(const tfl_ctx *c, nn_shape *s)
+{
+    if (c->batch > 0 && s->rank >= 1 && s->dims[0] == c->file_batch) s->dims[0] = c->batch;
+}
 
 typedef struct {          /* one operator being translated */
     const char *op;        /* builtin name, for messages */
@@ -484,7 +494,7 @@ static int op_conv(tfl_ctx *c, const tfl_op *o)
         p.groups = cin;
         p.cout = ws->dims[3];
     } else {
-        if (ws->dims[3] < 1 || cin % ws->dims[3])
+        if (ws->dims[3] < 1 || cin < 1 || cin % ws->dims[3]) /* cin 0 would make 0 groups */
             return nn_fail(c->g, "%s %s: filter %s does not fit %d input channels", o->op, o->out_name, c->g->tensors[w].name, cin);
         p.groups = cin / ws->dims[3];
         p.cout = ws->dims[0];
@@ -792,6 +802,7 @@ static int build_op(tfl_ctx *c, size_t ops, size_t k)
     if (o.out < 0 || (size_t)o.out >= c->n_tensors) return nn_fail(c->g, "%s: output tensor %d does not exist", o.op, o.out);
     if (c->id[o.out] >= 0) return nn_fail(c->g, "%s %s: tensor written twice", o.op, o.out_name);
     if (tensor_table(c, o.out, &tt) || tensor_shape(c, &tt, o.out_name, &declared)) return -1;
+    rebatch(c, &declared);
     int id = translate(c, &o, &declared);
     if (id < 0) return c->g->failed ? -1 : nn_fail(c->g, "%s %s: failed", o.op, o.out_name);
     /* Our shape inference must agree with the file's: a disagreement means a
@@ -826,6 +837,8 @@ static int add_inputs(tfl_ctx *c)
         nn_shape s;
         tensor_name(c, t, name, sizeof name);
         if (tensor_table(c, t, &tt) || tensor_shape(c, &tt, name, &s)) return -1;
+        if (i == 0) c->file_batch = s.rank ? s.dims[0] : 0;
+        rebatch(c, &s);
         int bad = 0, type = (int)fb_int(&c->f, &tt, T_TYPE, 1, 1, TT_FLOAT32, &bad);
         if (bad || type != TT_FLOAT32) return nn_fail(c->g, "input %s: type %d, only float32 inputs are supported", name, type);
         if (c->id[t] >= 0) return nn_fail(c->g, "input %s listed twice", name);
@@ -904,12 +917,12 @@ static int build(tfl_ctx *c)
     return add_outputs(c);
 }
 
-int nn_tflite_load(nn_graph *g, const char *path)
+int nn_tflite_load(nn_graph *g, const char *path, int batch)
 {
     size_t len;
     unsigned char *bytes = nn_read_file(g, path, &len);
     if (!bytes) return -1;
-    tfl_ctx c = {.g = g, .f = {bytes, len}};
+    tfl_ctx c = {.g = g, .f = {bytes, len}, .batch = batch};
     int rc = build(&c);
     free(c.opcodes);
     free(c.id);

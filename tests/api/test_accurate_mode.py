@@ -1,16 +1,25 @@
 """The accurate mode F5_2_VID75 end to end: faces made from real LFW images run the
-fused algorithm (fr_feature + dlib's ResNet, src/face/embed_dlib.c) and are scored by
-its own calibration (calibration/far-accurate-v1.txt); faces of the fast modes are
-another algorithm and never compared with them.
+fused algorithm fusion-v2 (fr_feature + dlib's ResNet + MobileFaceNet,
+src/face/embed_accurate.c) and are scored by its own calibration
+(calibration/far-accurate-v2.txt); faces of the fast modes are another algorithm and
+never compared with them, and neither are templates of the mode's retired algorithm
+fusion-v1 (640 values).
 
 Pairs (the same as test_faces.py) with what the accurate mode scores them, measured
 with this commit's calibration: same person well above the FAR-1e-3 threshold
 (score 3000), different people well below.
 """
+import base64
 import math
+import os
+import struct
 import subprocess
 
-from conftest import BIOSERVER, KEY_A, assert_error
+import numpy as np
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from conftest import BIOSERVER, KEY_A, TENANT_A, assert_error
+from test_at_rest import aead_key, open_template, ring
 from test_faces import DIFF_A, DIFF_B, SAME_A, SAME_B, create_face, match_face, post_face, read
 
 ACCURATE = "F5_2_VID75"
@@ -19,6 +28,21 @@ THRESHOLD_FAR_1E3 = 3000  # the spec's score for FAR 0.1 %
 
 def scores_by_id(matches):
     return {m["candidate"]["id"]: m["score"] for m in matches}
+
+
+FUSION_V2_DIM = 512 + 128 + 192  # fr_feature, dlib, MobileFaceNet
+FUSION_V1_DIM = 512 + 128        # the retired fusion-v1: fr_feature, dlib
+
+
+def seal_template(embedding, mode, tenant, data_dir):
+    """A version 2 template as the server seals one (the inverse of open_template)."""
+    kid = max(ring(data_dir))
+    header = b"BTPL" + struct.pack("<HH", 2, len(embedding)) + mode.encode().ljust(16, b"\0")
+    nonce = os.urandom(12)
+    key = aead_key(ring(data_dir)[kid], "bioserver template v2")
+    kid_bytes = struct.pack("<I", kid)
+    sealed = AESGCM(key).encrypt(nonce, np.asarray(embedding, "<f4").tobytes(), kid_bytes + header + tenant.encode())
+    return base64.b64encode(header + kid_bytes + nonce + sealed).decode()
 
 
 def test_accurate_faces_match_same_person_and_not_others(server):
@@ -90,6 +114,29 @@ def test_template_mode_cannot_be_relabelled(server):
     held = {k: v for k, v in held.items() if k != "id"}
     held["mode"] = "F5_1_VID60"
     assert_error(server.post_json(f"/v2/bio-sessions/{sid}/faces", held, key=KEY_A), 400, "does not match")
+
+
+def test_old_fusion_v1_template_is_refused(start_server):
+    """A template of F5_2_VID75 made before the mode ran fusion-v2 (fusion-v1: 640
+    values) is sealed and of the right tenant, but of another algorithm: creating a
+    face from it or using it as a direct match's reference is a 400 naming both
+    algorithms, never a score. The same template with fusion-v2's 832 values is
+    accepted, so the refusal is the algorithm, not the sealing."""
+    srv = start_server()
+    data_dir = os.path.join(srv.workdir, "data")
+    sid = srv.create_session()
+    face = create_face(srv, sid, SAME_B[0], mode=ACCURATE)
+    held = {k: v for k, v in srv.get(f"/v2/bio-sessions/{sid}/faces/{face['id']}", key=KEY_A).json().items()
+            if k not in ("id", "signature")}
+    embedding = open_template(held["template"], TENANT_A, data_dir)
+    assert embedding.size == FUSION_V2_DIM and abs(np.linalg.norm(embedding) - 1) < 1e-4, embedding.size
+    old = dict(held, template=seal_template(embedding[:FUSION_V1_DIM], ACCURATE, TENANT_A, data_dir))
+    r = srv.post_json(f"/v2/bio-sessions/{sid}/faces", old, key=KEY_A)
+    assert_error(r, 400, "another algorithm (fusion-v1, 640 values)")
+    assert "fusion-v2" in r.json()["message"], r.text
+    assert_error(match_face(srv, old, read(SAME_B[1])), 400, "fusion-v1")
+    resealed = dict(held, template=seal_template(embedding, ACCURATE, TENANT_A, data_dir))
+    assert srv.post_json(f"/v2/bio-sessions/{sid}/faces", resealed, key=KEY_A).status_code == 201
 
 
 def test_accurate_mode_bad_image_is_400(server):

@@ -22,10 +22,11 @@ def test_make_install_into_destdir_serves_from_anywhere(tmp_path):
     root = dest / "usr" / "local"
     files = {str(f.relative_to(root)) for f in root.rglob("*") if f.is_file()}
     expected = {"bin/bioserver", "etc/bioserver/bioserver.conf", "etc/bioserver/bioserver.conf.example",
-                "share/bioserver/calibration/far-v1.txt", "share/bioserver/calibration/far-accurate-v1.txt",
+                "share/bioserver/calibration/far-v1.txt", "share/bioserver/calibration/far-accurate-v2.txt",
                 "share/bioserver/web/capture/index.html",
                 "share/bioserver/models/faceapi/face_recognition_model-weights_manifest.json",
-                "share/bioserver/models/faceapi/LICENSE",
+                "share/bioserver/models/faceapi/LICENSE", "share/bioserver/models/expo/MobileFaceNet.tflite",
+                "share/bioserver/models/expo/LICENSE",
                 "share/bioserver/web/sdk/bioserver-network-check.js",
                 "share/bioserver/models/faceplugin/fr_detect.onnx", "share/bioserver/models/faceplugin/LICENSE",
                 "share/bioserver/models/human/faceres-deep.json", "share/bioserver/models/human/LICENSE"}

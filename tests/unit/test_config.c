@@ -448,7 +448,7 @@ static void test_install_dirs_and_new_settings(void **state) {
     config_use_install_dirs(&c, "/usr/share/bioserver", "/var/lib/bioserver");
     assert_string_equal(c.models_dir, "/usr/share/bioserver/models");
     assert_string_equal(c.calibration_file, "/usr/share/bioserver/calibration/far-v1.txt");
-    assert_string_equal(c.calibration_accurate_file, "/usr/share/bioserver/calibration/far-accurate-v1.txt");
+    assert_string_equal(c.calibration_accurate_file, "/usr/share/bioserver/calibration/far-accurate-v2.txt");
     assert_string_equal(c.web_dir, "/usr/share/bioserver/web");
     assert_string_equal(c.data_dir, "/var/lib/bioserver");
     char err[256];

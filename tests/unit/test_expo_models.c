@@ -1,8 +1,10 @@
 /*
  * test_expo_models.c - the models new with the TFLite reader and the PAD fusion,
  * on real images from ../shared/data (tests run from the repository root):
- *   - MobileFaceNet.tflite embeds our aligned faces (face_worker_aligned): two
- *     photos of one person are closer than photos of two people;
+ *   - MobileFaceNet.tflite, the accurate mode's third network, embeds our aligned
+ *     faces (face_mobilefacenet_descriptor): two photos of one person are closer
+ *     than photos of two people, and the face plus its mirror, run as one batch,
+ *     describe the mirrored face the same way;
  *   - the PAD models (liveness/pad.h) on NUAA subject 0005, which the server's
  *     thresholds were not tuned on: the server's verdict (fr_liveness) passes the
  *     live frames and rejects the printed photos at HIGH, and each model's raw
@@ -23,6 +25,7 @@
 #include "core/file.h"
 #include "face/image.h"
 #include "face/pipeline.h"
+#include "face/pipeline_internal.h" /* face_mobilefacenet_descriptor, MFN_DIM */
 #include "liveness/evaluate.h"
 #include "liveness/pad.h"
 #include "nn/nn.h"
@@ -62,53 +65,54 @@ static void analyze(const char *path, face_result *r) {
     if (rc != FACE_OK || r->faces_found < 1) fail_msg("%s: no face (%s)", path, err);
 }
 
-/* MobileFaceNet's L2-normalised 192-d embedding of the face in path: the worker's
- * aligned face (NCHW, (x-127)/128) as NHWC RGB (x-127.5)/128 in batch slot 0. */
-static void mobilefacenet(nn_session *s, const char *path, float *emb) {
+static void normalise(float *v) {
+    double n = 0;
+    for (int i = 0; i < MFN_DIM; i++) n += (double)v[i] * v[i];
+    assert_true(n > 0);
+    for (int i = 0; i < MFN_DIM; i++) v[i] = (float)(v[i] / sqrt(n));
+}
+
+/* MobileFaceNet's L2-normalised embedding (face + mirror) of the face in path, as
+ * the accurate mode computes it from the worker's aligned face. */
+static void mobilefacenet(const char *path, float *emb) {
     face_result *r = malloc(sizeof *r);
     assert_non_null(r);
     analyze(path, r);
     free(r);
-    const float *a = face_worker_aligned(worker);
-    float *in = nn_session_input(s, 0);
-    for (int y = 0; y < 112; y++)
-        for (int x = 0; x < 112; x++)
-            for (int c = 0; c < 3; c++) in[(y * 112 + x) * 3 + c] = a[c * 112 * 112 + y * 112 + x] - 0.5f / 128;
-    assert_int_equal(nn_run(s), NN_OK);
-    const float *o = nn_session_output(s, 0);
-    double n = 0;
-    for (int i = 0; i < 192; i++) n += (double)o[i] * o[i];
-    assert_true(n > 0);
-    for (int i = 0; i < 192; i++) emb[i] = (float)(o[i] / sqrt(n));
+    assert_int_equal(face_mobilefacenet_descriptor(worker, emb), FACE_OK);
+    normalise(emb);
 }
 
 static float dot(const float *a, const float *b) {
     float s = 0;
-    for (int i = 0; i < 192; i++) s += a[i] * b[i];
+    for (int i = 0; i < MFN_DIM; i++) s += a[i] * b[i];
     return s;
 }
 
 static void test_mobilefacenet_verifies(void **state) {
     (void)state;
-    char err[256];
-    nn_model *m = nn_model_load("models/expo/MobileFaceNet.tflite", err, sizeof err);
-    if (!m) fail_msg("%s", err);
-    nn_shape out = nn_model_output_shape(m, 0);
-    assert_int_equal(out.rank, 2);
-    assert_int_equal(out.dims[1], 192);
-    nn_session *s = nn_session_create(m, err, sizeof err);
-    assert_non_null(s);
-    float a1[192], a2[192], b[192], c[192];
-    mobilefacenet(s, LFW "Aaron_Peirsol/Aaron_Peirsol_0001.jpg", a1);
-    mobilefacenet(s, LFW "Aaron_Peirsol/Aaron_Peirsol_0002.jpg", a2);
-    mobilefacenet(s, LFW "Aaron_Eckhart/Aaron_Eckhart_0001.jpg", b);
-    mobilefacenet(s, LFW "Serena_Williams/Serena_Williams_0002.jpg", c);
+    float a1[MFN_DIM], a2[MFN_DIM], b[MFN_DIM], c[MFN_DIM], flipped[MFN_DIM];
+    mobilefacenet(LFW "Aaron_Peirsol/Aaron_Peirsol_0001.jpg", a1);
+    mobilefacenet(LFW "Aaron_Peirsol/Aaron_Peirsol_0002.jpg", a2);
+    mobilefacenet(LFW "Aaron_Eckhart/Aaron_Eckhart_0001.jpg", b);
+    mobilefacenet(LFW "Serena_Williams/Serena_Williams_0002.jpg", c);
     float same = dot(a1, a2), diff1 = dot(a1, b), diff2 = dot(a2, c);
     print_message("  MobileFaceNet cosine: same person %.3f, different %.3f %.3f\n", same, diff1, diff2);
     assert_true(same > 0.5f);
     assert_true(same > diff1 + 0.2f && same > diff2 + 0.2f);
-    nn_session_free(s);
-    nn_model_free(m);
+    /* The aligned face mirrored in place: the batch holds the same two faces swapped,
+     * so the summed descriptor stays (up to int8 rounding of the activations). */
+    float *aligned = worker->aligned;
+    for (int row = 0; row < 3 * 112; row++)
+        for (int i = 0, j = 111; i < j; i++, j--) {
+            float t = aligned[row * 112 + i];
+            aligned[row * 112 + i] = aligned[row * 112 + j];
+            aligned[row * 112 + j] = t;
+        }
+    assert_int_equal(face_mobilefacenet_descriptor(worker, flipped), FACE_OK);
+    normalise(flipped);
+    print_message("  MobileFaceNet, mirrored face: cosine %.5f\n", dot(flipped, c));
+    assert_true(dot(flipped, c) > 0.999f);
 }
 
 /* Three live frames and three printed-photo frames of subject 0005. */

@@ -47,11 +47,34 @@ static void test_accurate_mode_is_its_own_algorithm(void **state) {
     assert_true(biometric_modes_comparable("F5_1_VID60", "F5_3_VID60"));
 }
 
+/* F5_2_VID75 runs fusion-v2 (832 values); its retired fusion-v1 (640 values) is
+ * named, so its templates are refused by name, and never compared: not with the
+ * current algorithm, nor with each other (no calibration of theirs is left). */
+static void test_retired_algorithm_is_known_by_its_dimension(void **state) {
+    (void)state;
+    assert_int_equal(biometric_mode_find("F5_2_VID75")->dim, 512 + 128 + 192);
+    assert_int_equal(biometric_mode_find("F5_1_VID60")->dim, 512);
+    assert_string_equal(biometric_algorithm_of("F5_2_VID75", 832), "fusion-v2");
+    assert_string_equal(biometric_algorithm_of("F5_2_VID75", 640), "fusion-v1");
+    assert_string_equal(biometric_algorithm_of("F5_1_VID60", 512), "fr_feature-v1");
+    assert_null(biometric_algorithm_of("F5_1_VID60", 640));
+    assert_null(biometric_algorithm_of("F5_2_VID75", 512));
+    assert_null(biometric_algorithm_of("unknown", 640));
+    assert_null(biometric_algorithm_of(NULL, 640));
+    assert_true(biometric_faces_comparable("F5_2_VID75", 832, "F5_2_VID75", 832));
+    assert_false(biometric_faces_comparable("F5_2_VID75", 640, "F5_2_VID75", 640));
+    assert_false(biometric_faces_comparable("F5_2_VID75", 640, "F5_2_VID75", 832));
+    assert_false(biometric_faces_comparable("F5_2_VID75", 832, "F5_1_VID60", 512));
+    assert_true(biometric_faces_comparable("F5_1_VID60", 512, "F5_3_VID60", 512));
+    assert_false(biometric_faces_comparable("F5_1_VID60", 511, "F5_1_VID60", 511));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_reference_mode_is_known),
         cmocka_unit_test(test_comparable_within_one_algorithm),
         cmocka_unit_test(test_accurate_mode_is_its_own_algorithm),
+        cmocka_unit_test(test_retired_algorithm_is_known_by_its_dimension),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "face/geometry.h"
 #include "core/file.h"
@@ -110,10 +112,10 @@ static void test_same_person_scores_above_different(void **state)
     assert_true(fabsf(embedding_similarity(a.embedding, a.embedding, a.embedding_dim) - 1) < 1e-4f);
 }
 
-/* The accurate mode's embedding: fr_feature's 512 values then dlib's 128, parts of
- * squared norms 0.25 and 0.75 (the fusion weights, embed_dlib.c), unit length in all;
- * the same person scores above another, and the fast part is the mirrored fast
- * embedding (same direction). */
+/* The accurate mode's embedding (fusion-v2): fr_feature's 512 values, dlib's 128,
+ * MobileFaceNet's 192, parts of squared norms the fusion weights, unit length in
+ * all; the same person scores above another, and the fr_feature part is the
+ * mirrored fast embedding (same direction). */
 static void test_accurate_embedding(void **state)
 {
     fixture *fx = *state;
@@ -130,10 +132,15 @@ static void test_accurate_embedding(void **state)
         assert_true(out[i]->faces_found >= 1);
     }
     int fd = face_engine_embedding_dim(fx->engine);
-    assert_int_equal(a.embedding_dim, fd + 128);
-    double n_feature = 0, n_dlib = 0;
-    for (int i = 0; i < a.embedding_dim; i++) *(i < fd ? &n_feature : &n_dlib) += (double)a.embedding[i] * a.embedding[i];
-    assert_true(fabs(n_feature - 0.25) < 1e-4 && fabs(n_dlib - 0.75) < 1e-4);
+    assert_int_equal(a.embedding_dim, fd + DLIB_DIM + MFN_DIM);
+    assert_int_equal(a.embedding_dim, face_accurate_dim(fx->engine));
+    const int start[3] = {0, fd, fd + DLIB_DIM}, end[3] = {fd, fd + DLIB_DIM, fd + DLIB_DIM + MFN_DIM};
+    const float weight[3] = {FUSION_W_FEATURE, FUSION_W_DLIB, FUSION_W_MOBILEFACENET};
+    for (int p = 0; p < 3; p++) {
+        double n = 0;
+        for (int i = start[p]; i < end[p]; i++) n += (double)a.embedding[i] * a.embedding[i];
+        assert_true(fabs(n - weight[p]) < 1e-4);
+    }
     float same = embedding_similarity(a.embedding, b.embedding, a.embedding_dim);
     float diff = embedding_similarity(a.embedding, c.embedding, a.embedding_dim);
     print_message("  accurate: same %.4f, different %.4f\n", same, diff);
@@ -142,7 +149,7 @@ static void test_accurate_embedding(void **state)
     blob bl = read_blob(SAME_A);
     assert_int_equal(face_analyze(fx->worker, bl.data, bl.len, &mirrored, &fast, err, sizeof err), FACE_OK);
     free(bl.data);
-    assert_true(fabsf(2.0f * embedding_similarity(a.embedding, fast.embedding, fd) - 1.0f) < 1e-3f);
+    assert_true(fabsf(embedding_similarity(a.embedding, fast.embedding, fd) / sqrtf(FUSION_W_FEATURE) - 1.0f) < 1e-3f);
 }
 
 static void test_no_face(void **state)
@@ -358,6 +365,42 @@ static void test_missing_model(void **state)
     assert_non_null(strstr(err, "fr_detect.onnx"));
 }
 
+/* The accurate mode's MobileFaceNet: a models folder without it does not load (the
+ * message names the file), and another TFLite model in its place is refused by its
+ * shapes, never run on the wrong input. */
+static void test_mobilefacenet_missing_or_wrong(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/bioserver-models-XXXXXX", path[512], target[512], err[512] = "";
+    assert_non_null(mkdtemp(dir));
+    const char *const linked[] = {"faceplugin", "human", "faceapi"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, linked[i]);
+        assert_non_null(realpath("models", target));
+        snprintf(target + strlen(target), sizeof target - strlen(target), "/%s", linked[i]);
+        assert_int_equal(symlink(target, path), 0);
+    }
+    assert_null(face_engine_load(dir, err, sizeof err));
+    assert_non_null(strstr(err, "missing"));
+    assert_non_null(strstr(err, "MobileFaceNet.tflite"));
+    snprintf(path, sizeof path, "%s/expo", dir);
+    assert_int_equal(mkdir(path, 0700), 0);
+    snprintf(path, sizeof path, "%s/expo/MobileFaceNet.tflite", dir);
+    assert_non_null(realpath("models/expo/FaceAntiSpoofing.tflite", target));
+    assert_int_equal(symlink(target, path), 0);
+    assert_null(face_engine_load(dir, err, sizeof err));
+    print_message("  %s\n", err);
+    assert_non_null(strstr(err, "MobileFaceNet.tflite: expected input"));
+    unlink(path);
+    snprintf(path, sizeof path, "%s/expo", dir);
+    rmdir(path);
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, linked[i]);
+        unlink(path);
+    }
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -374,6 +417,7 @@ int main(void)
         cmocka_unit_test(test_worker_session),
         cmocka_unit_test(test_track),
         cmocka_unit_test(test_missing_model),
+        cmocka_unit_test(test_mobilefacenet_missing_or_wrong),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

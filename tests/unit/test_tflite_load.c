@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -357,8 +358,46 @@ static void test_truncated_real_model(void **state) {
     EXPECT_ERROR(tmp_path, "outside the file");
 }
 
+/* MobileFaceNet.tflite fixes a batch of two; loaded with a batch of one, each image
+ * gives what it gives in its slot of the batch of two (fp32: the same arithmetic),
+ * in less activation memory. A batch is refused for other formats and below 0. */
+static void test_batch_override(void **state) {
+    (void)state;
+    char err[256];
+    const char *path = "models/expo/MobileFaceNet.tflite";
+    nn_model *two = nn_model_load(path, err, sizeof err), *one = nn_model_load_batch(path, 1, err, sizeof err);
+    assert_non_null(two);
+    assert_non_null(one);
+    assert_int_equal(nn_model_input_shape(two, 0).dims[0], 2);
+    assert_int_equal(nn_model_input_shape(one, 0).dims[0], 1);
+    assert_int_equal(nn_model_output_shape(one, 0).dims[0], 1);
+    assert_int_equal(nn_model_output_shape(one, 0).dims[1], 192);
+    assert_true(nn_model_arena_bytes(one) < nn_model_arena_bytes(two));
+    nn_session *s2 = nn_session_create(two, err, sizeof err), *s1 = nn_session_create(one, err, sizeof err);
+    assert_non_null(s2);
+    assert_non_null(s1);
+    const size_t n = 112 * 112 * 3;
+    float *in2 = nn_session_input(s2, 0);
+    for (size_t i = 0; i < 2 * n; i++) in2[i] = (float)((i * 2654435761u) % 1000) / 500.0f - 1.0f;
+    assert_int_equal(nn_run(s2), NN_OK);
+    for (int k = 0; k < 2; k++) {
+        memcpy(nn_session_input(s1, 0), in2 + k * n, n * sizeof(float));
+        assert_int_equal(nn_run(s1), NN_OK);
+        const float *o1 = nn_session_output(s1, 0), *o2 = nn_session_output(s2, 0) + k * 192;
+        for (int i = 0; i < 192; i++) assert_true(fabsf(o1[i] - o2[i]) <= 1e-4f * (1.0f + fabsf(o2[i])));
+    }
+    nn_session_free(s1);
+    nn_session_free(s2);
+    nn_model_free(one);
+    nn_model_free(two);
+    assert_null(nn_model_load_batch("models/faceplugin/fr_feature.onnx", 1, err, sizeof err));
+    assert_non_null(strstr(err, ".tflite models only"));
+    assert_null(nn_model_load_batch(path, -1, err, sizeof err));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_batch_override),
         cmocka_unit_test(test_tiny_model_runs),
         cmocka_unit_test(test_int8_weights),
         cmocka_unit_test(test_not_tflite),
