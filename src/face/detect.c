@@ -87,12 +87,21 @@ static int detect_with_retry(face_worker *w, const image_rgb *img)
 }
 
 /* Prominence: area weighted by score, so a big, clear face wins over a small one in
- * the background. */
-static float prominence(const det_box *b) { return (b->x1 - b->x0) * (b->y1 - b->y0) * b->score; }
-
-static int by_prominence_desc(const void *pa, const void *pb)
+ * the background, and by closeness to the centre of the picture (from 1 there to 1/2
+ * in a corner), so that of two faces of about the same size the one the picture was
+ * taken of wins over a bystander at its edge. */
+static float prominence(const det_box *b, const image_rgb *img)
 {
-    float a = prominence(pa), b = prominence(pb);
+    float cx = 0.5f * img->width, cy = 0.5f * img->height;
+    float dx = 0.5f * (b->x0 + b->x1) - cx, dy = 0.5f * (b->y0 + b->y1) - cy;
+    float off_centre = (dx * dx + dy * dy) / (cx * cx + cy * cy);
+    if (off_centre > 1.0f) off_centre = 1.0f;
+    return (b->x1 - b->x0) * (b->y1 - b->y0) * b->score * (1.0f - 0.5f * off_centre);
+}
+
+static int by_prominence_desc(const void *pa, const void *pb, void *img)
+{
+    float a = prominence(pa, img), b = prominence(pb, img);
     return (a < b) - (a > b);
 }
 
@@ -130,7 +139,7 @@ int face_detect_all_rotations(face_worker *w, const image_rgb *det, bool rotatio
         int n = detect_with_retry(w, src), rc = FACE_OK;
         float evidence = 0;
         if (n > 0) {
-            qsort(w->cand, (size_t)n, sizeof *w->cand, by_prominence_desc);
+            qsort_r(w->cand, (size_t)n, sizeof *w->cand, by_prominence_desc, (void *)src);
             evidence = w->cand[0].score;
             if (rotations) rc = orientation_evidence(w, src, &w->cand[0], &evidence);
         }
