@@ -384,6 +384,28 @@ def test_multi_face_uses_most_prominent(server, sid, path):
     assert line["level"] == "info"
 
 
+def two_faces_jpeg(centre_path, edge_path):
+    """A 1200x800 picture with the face of centre_path in its middle and, at the same
+    size, that of edge_path near its top-left corner."""
+    canvas = np.full((800, 1200, 3), 128, np.uint8)
+    for path, (x, y) in ((centre_path, (450, 250)), (edge_path, (20, 20))):
+        canvas[y:y + 300, x:x + 300] = cv2.resize(cv2.imread(path)[40:210, 40:210], (300, 300))
+    return cv2.imencode(".jpg", canvas, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
+
+
+@pytest.mark.parametrize("centre,edge", [(0, 1), (1, 0)], ids=["bush-centred", "powell-centred"])
+def test_of_two_faces_of_one_size_the_centred_one_is_used(server, centre, edge):
+    """Prominence weighs closeness to the centre: a bystander at the edge, as large as
+    the subject, does not take the subject's place (whoever is where)."""
+    r = direct_face(server, two_faces_jpeg(DIFF_A[centre], DIFF_A[edge]))
+    assert r.status_code == 200, r.text
+    box = r.json()["landmarks"]["box"]
+    assert 450 <= box["x"] + box["width"] / 2 <= 750 and 250 <= box["y"] + box["height"] / 2 <= 550, box
+    m = match_images(server, read(DIFF_A[centre]), two_faces_jpeg(DIFF_A[centre], DIFF_A[edge]))
+    assert m.status_code == 200, m.text
+    assert m.json()["score"] >= 3500, m.json()["score"]  # the same photo of the centred person
+
+
 @pytest.mark.parametrize("path", PHOTOS, ids=os.path.basename)
 def test_real_photos(server, path):
     image = read(path)
