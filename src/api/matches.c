@@ -43,8 +43,7 @@ static json_t *match_json(const far_table *table, json_t *reference, json_t *can
 /* A candidate face and its score, ranked before any JSON is built. */
 typedef struct {
     size_t face;
-    float similarity;
-    double score;
+    double far, score; /* the FAR the ranking computed, reused by the match's text */
 } ranked_face;
 
 static int by_score_desc(const void *a, const void *b) {
@@ -60,7 +59,6 @@ static int by_score_desc(const void *a, const void *b) {
  * fields all matches share (once per request), each as jansson serialises it. */
 typedef struct {
     app *a;
-    const far_table *far;
     const face_match *faces;
     const ranked_face *ranked;
     const char *head; /* {"reference":<summary>,"candidate": */
@@ -79,10 +77,9 @@ static void build_match(void *arg, size_t rank) {
     match_batch *b = arg;
     const ranked_face *r = &b->ranked[rank];
     const char *summary = b->faces[r->face].summary;
-    double far = far_from_similarity(b->far, r->similarity);
     char score[JSON_REAL_TEXT_MAX], rate[JSON_REAL_TEXT_MAX];
-    size_t score_len = json_real_text(far_to_score(far), HTTP_JSON_REAL_DIGITS, score);
-    size_t rate_len = json_real_text(100.0 * far, HTTP_JSON_REAL_DIGITS, rate);
+    size_t score_len = json_real_text(r->score, HTTP_JSON_REAL_DIGITS, score);
+    size_t rate_len = json_real_text(100.0 * r->far, HTTP_JSON_REAL_DIGITS, rate);
     static const char score_key[] = ",\"score\":", rate_key[] = ",\"falseAcceptanceRate\":";
     size_t summary_len = strlen(summary);
     size_t len = b->head_len + summary_len + sizeof score_key - 1 + score_len + sizeof rate_key - 1 + rate_len +
@@ -160,12 +157,13 @@ static void reply_matches(http_request *req, json_t *session, const face_match *
         if (&faces[i] == ref) continue;
         const face_match *c = &faces[i];
         float sim = c->dim == ref->dim ? embedding_similarity(ref->embedding, c->embedding, c->dim) : -1.0f;
-        ranked[count++] = (ranked_face){i, sim, far_to_score(far_from_similarity(far, sim))};
+        double f = far_from_similarity(far, sim);
+        ranked[count++] = (ranked_face){i, f, far_to_score(f)};
     }
     qsort(ranked, count, sizeof(*ranked), by_score_desc);
     char *head, *tail;
     if (shared_parts(ref, corr, evid, expires_ms, &head, &tail)) {
-        match_batch batch = {a, far, faces, ranked, head, tail, strlen(head), strlen(tail), text, text_len};
+        match_batch batch = {a, faces, ranked, head, tail, strlen(head), strlen(tail), text, text_len};
         worker_pool_parallel_for(a->workers, count, build_match, &batch);
         reply_texts(req, text, text_len, count);
     } else {
