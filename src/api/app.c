@@ -25,7 +25,6 @@
 #include "sign/secret.h"
 #include "store/sealed_store.h"
 
-/* Each worker thread owns its inference sessions. */
 /* The mode table's dimensions (api/modes.h) must be what the loaded models make:
  * otherwise a template of a retired algorithm could pass for a current one. */
 static bool modes_match_models(const face_engine *e, char *err, size_t err_len) {
@@ -41,6 +40,7 @@ static bool modes_match_models(const face_engine *e, char *err, size_t err_len) 
     return true;
 }
 
+/* Each worker thread owns its inference sessions. */
 static void *worker_init(void *shared, int index) {
     (void)index;
     if (!shared) return NULL;

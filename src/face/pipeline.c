@@ -162,14 +162,9 @@ face_engine *face_engine_load(const char *models_dir, char *err, size_t err_len)
         face_engine_free(e);
         return NULL;
     }
-    if (e->age)
-        snprintf(e->describe, sizeof e->describe,
-                 "fr_detect+fr_landmark+fr_feature(%d)+dlib(%d)+mobilefacenet(%d)+faceres-deep,age_gender_model(age)",
-                 e->embedding_dim, DLIB_DIM, MFN_DIM);
-    else
-        snprintf(e->describe, sizeof e->describe,
-                 "fr_detect+fr_landmark+fr_feature(%d)+dlib(%d)+mobilefacenet(%d); no age: %.150s",
-                 e->embedding_dim, DLIB_DIM, MFN_DIM, age_why);
+    snprintf(e->describe, sizeof e->describe, "fr_detect+fr_landmark+fr_feature(%d)+dlib(%d)+mobilefacenet(%d)%s%.150s",
+             e->embedding_dim, DLIB_DIM, MFN_DIM, e->age ? "+faceres-deep,age_gender_model(age)" : "; no age: ",
+             e->age ? "" : age_why);
     return e;
 }
 
