@@ -7,6 +7,7 @@
  * Each format's library is driven through its in-memory API; none of them gets a
  * global handle, so the layer is thread-safe without locks. */
 #include "face/image.h"
+#include "face/jpeg_scaled.h"
 
 #include "face/geometry.h"
 
@@ -326,6 +327,17 @@ static int decode_jpeg(const uint8_t *d, size_t len, long max_pixels, int denom,
     if ((rc = image_rgb_alloc(out, sw, sh))) {
         set_err(err, err_len, "out of memory for a %dx%d image", sw, sh);
         return rc;
+    }
+    /* Our scaled decoder for the common files; anything it declines (including every
+     * malformed file) goes to libjpeg-turbo, whose verdict stands. */
+    if (denom > 1) {
+        int fast = jpeg_scaled_decode(d, len, denom, out->pixels, sw, sh);
+        if (fast == JPEG_SCALED_OK) return IMAGE_OK;
+        if (fast == JPEG_SCALED_NOMEM) {
+            image_rgb_free(out);
+            set_err(err, err_len, "out of memory decoding a %dx%d image", sw, sh);
+            return IMAGE_ERR_NOMEM;
+        }
     }
     tjhandle tj = tjInitDecompress();
     if (!tj) {

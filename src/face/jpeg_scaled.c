@@ -1,0 +1,803 @@
+/* Scaled baseline JPEG decoding, bit-identical to libjpeg-turbo 2.1 (see jpeg_scaled.h).
+ *
+ * The arithmetic is libjpeg's, step for step, because "the same pixels" is the
+ * contract: the reduced inverse DCTs of jidctred.c (1x1, 2x2, 4x4) and the islow 8x8 of
+ * jidctint.c with their rounding and output range table, jdmaster.c's choice of a
+ * larger DCT for subsampled chroma (so 4:2:0 needs no upsampling), jdsample.c's h2v1
+ * upsampling for 4:2:2, and jdcolor.c's YCbCr->RGB tables. What differs is the
+ * bookkeeping: one pass over the entropy-coded data writing each MCU row straight to
+ * RGB, and a block with no AC term (most blocks of a photo at these scales) filled from
+ * its DC value without a transform, which libjpeg's own zero-column and zero-row
+ * shortcuts make exactly equal. */
+#include "face/jpeg_scaled.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define HUFF_FAST_BITS 9
+
+typedef struct {
+    uint16_t fast[1 << HUFF_FAST_BITS]; /* (length << 8) | symbol for codes <= 9 bits, else 0 */
+    /* AC tables: a code and its value bits that fit in 9 bits together, decoded at once:
+     * value << 16 | run << 8 | bits used; 0 for the others (and for EOB, ZRL). */
+    int32_t ac_fast[1 << HUFF_FAST_BITS];
+    int32_t maxcode[17];                /* largest code of each length, -1 when none */
+    int32_t valoffset[17];              /* symbol index of a code = code + valoffset[len] */
+    uint8_t values[256];
+    int is_dc, defined;
+} huff_table;
+
+typedef struct {
+    int id, h, v, tq, td, ta;
+    int ssize;       /* side of a block after the scaled IDCT: 1, 2, 4 or 8 */
+    int plane_w;     /* samples per row of this component's MCU-row strip */
+    int ds_width;    /* libjpeg's downsampled_width: samples per row that are real */
+    uint8_t *plane;  /* MCU-row strip, v * ssize rows of plane_w */
+    int16_t q[64];   /* dequantisation table, natural order, as libjpeg's short table */
+} component;
+
+typedef struct {
+    int width, height, ncomp, max_h, max_v, restart_interval, saw_jfif;
+    component comp[3];
+    int32_t quant[4][64];
+    int quant_defined[4];
+    huff_table dc[4], ac[4];
+    size_t scan_start;
+} frame;
+
+/* Zigzag position -> natural (row-major) position. */
+static const uint8_t natural_order[64] = {
+    0,  1,  8,  16, 9,  2,  3,  10, 17, 24, 32, 25, 18, 11, 4,  5,  12, 19, 26, 33, 40, 48,
+    41, 34, 27, 20, 13, 6,  7,  14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23,
+    30, 37, 44, 51, 58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
+};
+
+/* ---- headers ------------------------------------------------------------------------ */
+
+static int u16_at(const uint8_t *p) { return p[0] << 8 | p[1]; }
+
+/* JPEG's sign extension of an s-bit magnitude category value. */
+static int extend(unsigned v, int s) { return v < 1u << (s - 1) ? (int)v - (1 << s) + 1 : (int)v; }
+
+/* jpeg_make_d_derived_tbl's checks, then our lookup: 0 or -1 where libjpeg would stop. */
+static int build_huff_table(huff_table *t, const uint8_t counts[16], const uint8_t *values,
+                            int nvalues, int is_dc)
+{
+    memset(t, 0, sizeof *t);
+    memcpy(t->values, values, (size_t)nvalues);
+    t->is_dc = is_dc;
+    int code = 0, index = 0;
+    for (int len = 1; len <= 16; len++) {
+        int n = counts[len - 1];
+        /* The codes must fit their length and none may be all ones (libjpeg's rule). */
+        if (code + n >= 1 << len) return -1;
+        t->valoffset[len] = index - code;
+        t->maxcode[len] = n ? code + n - 1 : -1;
+        for (int i = 0; i < n; i++, code++, index++) {
+            if (len <= HUFF_FAST_BITS) {
+                int shift = HUFF_FAST_BITS - len;
+                for (int fill = 0; fill < 1 << shift; fill++)
+                    t->fast[(code << shift) | fill] = (uint16_t)(len << 8 | values[index]);
+            }
+        }
+        code <<= 1;
+    }
+    if (is_dc)
+        for (int i = 0; i < nvalues; i++)
+            if (values[i] > 15) return -1;
+    for (int i = 0; !is_dc && i < 1 << HUFF_FAST_BITS; i++) {
+        int len = t->fast[i] >> 8, rs = t->fast[i] & 0xFF, size = rs & 15;
+        if (!len || !size || len + size > HUFF_FAST_BITS) continue;
+        unsigned bits = (unsigned)(i >> (HUFF_FAST_BITS - len - size)) & ((1u << size) - 1);
+        t->ac_fast[i] = (int32_t)((uint32_t)extend(bits, size) << 16) | (rs >> 4) << 8 | (len + size);
+    }
+    t->defined = 1;
+    return 0;
+}
+
+static int parse_dht(frame *f, const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        if (n < 17) return -1;
+        int tc = p[0] >> 4, th = p[0] & 15, total = 0;
+        if (tc > 1 || th > 3) return -1;
+        for (int i = 0; i < 16; i++) total += p[1 + i];
+        if (total > 256 || (size_t)total > n - 17) return -1;
+        if (build_huff_table(tc ? &f->ac[th] : &f->dc[th], p + 1, p + 17, total, !tc)) return -1;
+        p += 17 + total;
+        n -= 17 + (size_t)total;
+    }
+    return 0;
+}
+
+static int parse_dqt(frame *f, const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        int pq = p[0] >> 4, tq = p[0] & 15;
+        size_t size = 1 + 64 * (size_t)(pq + 1);
+        if (pq > 1 || tq > 3 || n < size) return -1;
+        for (int k = 0; k < 64; k++) {
+            int v = pq ? u16_at(p + 1 + 2 * k) : p[1 + k];
+            if (v > 32767) return -1; /* libjpeg keeps it in a short */
+            f->quant[tq][natural_order[k]] = v;
+        }
+        f->quant_defined[tq] = 1;
+        p += size;
+        n -= size;
+    }
+    return 0;
+}
+
+static int parse_sof(frame *f, const uint8_t *p, size_t n)
+{
+    if (n < 6 || p[0] != 8) return -1;
+    f->height = u16_at(p + 1);
+    f->width = u16_at(p + 3);
+    f->ncomp = p[5];
+    if (f->height == 0 || f->width == 0 || f->height > 65500 || f->width > 65500 || (f->ncomp != 1 && f->ncomp != 3) ||
+        n != 6 + 3 * (size_t)f->ncomp)
+        return -1;
+    for (int c = 0; c < f->ncomp; c++) {
+        component *cp = &f->comp[c];
+        cp->id = p[6 + 3 * c];
+        cp->h = p[7 + 3 * c] >> 4;
+        cp->v = p[7 + 3 * c] & 15;
+        cp->tq = p[8 + 3 * c];
+        if (cp->h < 1 || cp->h > 4 || cp->v < 1 || cp->v > 4 || cp->tq > 3) return -1;
+        for (int o = 0; o < c; o++)
+            if (f->comp[o].id == cp->id) return -1;
+    }
+    if (f->ncomp == 1) {
+        f->comp[0].h = f->comp[0].v = 1; /* a lone component is never interleaved */
+    } else {
+        /* Luma 1x1, 2x1 or 2x2 and chroma 1x1: 4:4:4, 4:2:2, 4:2:0. */
+        const component *y = &f->comp[0];
+        int luma_ok = (y->h == 1 && y->v == 1) || (y->h == 2 && (y->v == 1 || y->v == 2));
+        if (!luma_ok || f->comp[1].h != 1 || f->comp[1].v != 1 || f->comp[2].h != 1 ||
+            f->comp[2].v != 1)
+            return -1;
+        /* Without JFIF, libjpeg reads components named R, G, B as RGB. */
+        if (!f->saw_jfif && f->comp[0].id == 'R' && f->comp[1].id == 'G' && f->comp[2].id == 'B')
+            return -1;
+    }
+    f->max_h = f->comp[0].h;
+    f->max_v = f->comp[0].v;
+    return 0;
+}
+
+static int parse_sos(frame *f, const uint8_t *p, size_t n)
+{
+    int ns = n ? p[0] : 0;
+    if (ns != f->ncomp || n != 4 + 2 * (size_t)ns) return -1;
+    for (int c = 0; c < ns; c++) {
+        component *cp = &f->comp[c];
+        if (p[1 + 2 * c] != cp->id) return -1; /* same order as the frame */
+        cp->td = p[2 + 2 * c] >> 4;
+        cp->ta = p[2 + 2 * c] & 15;
+        if (cp->td > 3 || cp->ta > 3 || !f->dc[cp->td].defined || !f->ac[cp->ta].defined ||
+            !f->quant_defined[cp->tq])
+            return -1;
+        for (int k = 0; k < 64; k++) cp->q[k] = (int16_t)f->quant[cp->tq][k];
+    }
+    const uint8_t *s = p + 1 + 2 * ns;
+    return s[0] == 0 && s[1] == 63 && s[2] == 0 ? 0 : -1; /* sequential: Ss 0, Se 63, no approximation */
+}
+
+/* Reads markers up to the scan; -1 for anything but a plain baseline file. */
+static int parse_headers(const uint8_t *d, size_t len, frame *f)
+{
+    memset(f, 0, sizeof *f);
+    if (len < 4 || d[0] != 0xFF || d[1] != 0xD8) return -1;
+    size_t pos = 2;
+    int have_sof = 0;
+    for (;;) {
+        if (pos >= len || d[pos] != 0xFF) return -1; /* stray bytes: libjpeg's call */
+        while (pos < len && d[pos] == 0xFF) pos++;
+        if (pos + 3 > len) return -1;
+        int marker = d[pos++];
+        size_t seg = (size_t)u16_at(d + pos);
+        if (seg < 2 || seg > len - pos) return -1;
+        const uint8_t *p = d + pos + 2;
+        size_t n = seg - 2;
+        int rc = 0;
+        switch (marker) {
+        case 0xC0: /* SOF0 baseline */
+        case 0xC1: /* SOF1 extended sequential, Huffman */
+            rc = have_sof ? -1 : parse_sof(f, p, n);
+            have_sof = 1;
+            break;
+        case 0xC4: rc = parse_dht(f, p, n); break;
+        case 0xDB: rc = parse_dqt(f, p, n); break;
+        case 0xDD: rc = n == 2 ? (f->restart_interval = u16_at(p), 0) : -1; break;
+        case 0xE0:
+            if (n >= 14 && memcmp(p, "JFIF", 5) == 0) f->saw_jfif = 1;
+            break;
+        case 0xEE: return -1; /* Adobe's transform flag decides the colour space */
+        case 0xDA:
+            if (!have_sof || parse_sos(f, p, n)) return -1;
+            f->scan_start = pos + seg;
+            return 0;
+        default:
+            if ((marker >= 0xE1 && marker <= 0xEF) || marker == 0xFE) break; /* APPn, COM */
+            return -1; /* progressive, arithmetic, lossless, DNL, stray RST/EOI... */
+        }
+        if (rc) return -1;
+        pos += seg;
+    }
+}
+
+/* ---- entropy-coded data ------------------------------------------------------------- */
+
+typedef struct {
+    const uint8_t *d;
+    size_t pos, end;
+    uint64_t acc;  /* next bits, most significant first */
+    int nbits;     /* valid bits in acc, zero padding included */
+    int pad_bits;  /* zero bits appended after a marker or the end of the data */
+    int at_marker; /* pos is at a marker (or the end): only padding follows */
+} bit_reader;
+
+/* The bit buffer while a block is decoded: plain locals the compiler keeps in
+ * registers (through bit_reader it would go to memory at every symbol). */
+typedef struct {
+    uint64_t acc;
+    int nbits;
+} bits;
+
+static uint64_t load_be64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return __builtin_bswap64(v);
+}
+
+/* Nonzero when some byte of v is 0xFF. */
+static int has_ff_byte(uint64_t v)
+{
+    uint64_t x = ~v;
+    return ((x - 0x0101010101010101ull) & ~x & 0x8080808080808080ull) != 0;
+}
+
+/* One byte of entropy-coded data, unstuffing FF 00. At a marker it stops and, like
+ * libjpeg, feeds zeros; the caller finds out whether any were used (pad_bits). */
+static int next_byte(bit_reader *r)
+{
+    if (!r->at_marker && r->pos < r->end) {
+        int c = r->d[r->pos];
+        if (c != 0xFF) {
+            r->pos++;
+            return c;
+        }
+        if (r->pos + 1 < r->end && r->d[r->pos + 1] == 0x00) {
+            r->pos += 2;
+            return 0xFF;
+        }
+    }
+    r->at_marker = 1;
+    r->pad_bits += 8;
+    return 0;
+}
+
+/* Passed and returned by value, so the buffer never has an address to spill to. */
+__attribute__((noinline)) static bits fill_bytewise(bit_reader *r, bits b)
+{
+    while (b.nbits <= 56) {
+        b.acc |= (uint64_t)next_byte(r) << (56 - b.nbits);
+        b.nbits += 8;
+    }
+    return b;
+}
+
+/* Tops the buffer up to at least 57 bits. */
+static inline void fill(bit_reader *r, bits *b)
+{
+    if (!r->at_marker && r->end - r->pos >= 8) {
+        uint64_t w = load_be64(r->d + r->pos);
+        if (!has_ff_byte(w)) { /* eight plain bytes: take as many as fit at once */
+            int k = (64 - b->nbits) >> 3;
+            b->acc |= (w >> b->nbits) & (~0ull << (64 - b->nbits - 8 * k));
+            b->nbits += 8 * k;
+            r->pos += (size_t)k;
+            return;
+        }
+    }
+    *b = fill_bytewise(r, *b);
+}
+
+static inline void skip_bits(bits *b, int n)
+{
+    b->acc <<= n;
+    b->nbits -= n;
+}
+
+static inline unsigned get_bits(bits *b, int n)
+{
+    unsigned v = (unsigned)(b->acc >> (64 - n));
+    skip_bits(b, n);
+    return v;
+}
+
+/* Codes longer than the lookup: (length << 8) | symbol, or 0 when the table has none. */
+__attribute__((noinline)) static int long_code(const huff_table *t, uint64_t acc)
+{
+    unsigned top = (unsigned)(acc >> 48);
+    for (int len = HUFF_FAST_BITS + 1; len <= 16; len++) {
+        int code = (int)(top >> (16 - len));
+        if (code <= t->maxcode[len]) return len << 8 | t->values[code + t->valoffset[len]];
+    }
+    return 0;
+}
+
+/* A symbol, or -1 for a code the table does not have. Needs 16 bits in the buffer. */
+static inline int decode_symbol(bits *b, const huff_table *t)
+{
+    int e = t->fast[b->acc >> (64 - HUFF_FAST_BITS)];
+    if (!e && !(e = long_code(t, b->acc))) return -1;
+    skip_bits(b, e >> 8);
+    return e & 0xFF;
+}
+
+/* One block's coefficients into blk (zero on entry), natural order; the natural
+ * positions of the AC values go to written[]. Returns how many, or -1 to decline.
+ * Mirrors jdhuff.c's decode_mcu, except that an AC run past the block's end (which
+ * libjpeg silently piles onto coefficient 63) and a DC sum outside a short are declined. */
+static inline int decode_block(bit_reader *r, const huff_table *dc, const huff_table *ac, int *pred,
+                               int16_t blk[64], uint8_t written[63])
+{
+    bits b = {r->acc, r->nbits};
+    int n = -1;
+    if (b.nbits < 32) fill(r, &b);
+    int s = decode_symbol(&b, dc);
+    if (s < 0) goto out;
+    int dcv = *pred + (s ? extend(get_bits(&b, s), s) : 0);
+    if (dcv < -32768 || dcv > 32767) goto out;
+    *pred = dcv;
+    blk[0] = (int16_t)dcv;
+    n = 0;
+    for (int k = 1; k < 64; k++) {
+        if (b.nbits < 32) fill(r, &b);
+        int32_t e = ac->ac_fast[b.acc >> (64 - HUFF_FAST_BITS)];
+        int value;
+        if (e) { /* code and value bits in one lookup */
+            k += (e >> 8) & 15;
+            skip_bits(&b, e & 0xFF);
+            value = e >> 16;
+        } else {
+            int rs = decode_symbol(&b, ac);
+            if (rs < 0) {
+                n = -1;
+                goto out;
+            }
+            s = rs & 15;
+            if (!s) {
+                if (rs != 0xF0) break; /* end of block */
+                k += 15;               /* sixteen zeros */
+                continue;
+            }
+            k += rs >> 4;
+            value = extend(get_bits(&b, s), s);
+        }
+        if (k > 63) {
+            n = -1;
+            goto out;
+        }
+        blk[natural_order[k]] = (int16_t)value;
+        written[n++] = natural_order[k];
+    }
+out:
+    r->acc = b.acc;
+    r->nbits = b.nbits;
+    return n;
+}
+
+/* Unused real bits left before a marker: fewer than 8 is the encoder's byte padding,
+ * more is data libjpeg would skip with a warning; any padding used means it warned. */
+static int ended_cleanly(const bit_reader *r)
+{
+    int real = r->nbits - r->pad_bits;
+    return real >= 0 && real < 8;
+}
+
+/* Position of the marker code after the entropy-coded data ends cleanly, else 0. */
+static size_t marker_after_data(const bit_reader *b)
+{
+    if (!ended_cleanly(b)) return 0;
+    size_t pos = b->pos;
+    if (pos >= b->end || b->d[pos] != 0xFF) return 0;
+    while (pos < b->end && b->d[pos] == 0xFF) pos++;
+    return pos < b->end ? pos : 0;
+}
+
+static int restart(bit_reader *b, int *next_rst, int pred[3])
+{
+    size_t at = marker_after_data(b);
+    if (!at || b->d[at] != 0xD0 + *next_rst) return -1;
+    b->pos = at + 1;
+    b->acc = 0;
+    b->nbits = b->pad_bits = b->at_marker = 0;
+    *next_rst = (*next_rst + 1) & 7;
+    pred[0] = pred[1] = pred[2] = 0;
+    return 0;
+}
+
+/* ---- inverse DCTs (libjpeg's integer arithmetic) ------------------------------------ */
+
+#define CONST_BITS 13
+#define PASS1_BITS 2
+#define DESCALE(x, n) (((x) + ((int64_t)1 << ((n) - 1))) >> (n))
+
+/* libjpeg's post-IDCT range table, indexed by (value & 1023): clamps [-384, 383] to
+ * [0, 255] around 128 and wraps beyond, as jdmaster.c builds it. */
+static uint8_t idct_limit(int64_t v)
+{
+    int j = (int)(v & 1023);
+    if (j < 128) return (uint8_t)(j + 128);
+    if (j < 512) return 255;
+    if (j < 896) return 0;
+    return (uint8_t)(j - 896);
+}
+
+static void fill_dc(const int16_t *blk, const int16_t *q, int side, uint8_t *out, int stride)
+{
+    uint8_t v = idct_limit(DESCALE((int64_t)(blk[0] * q[0]), 3));
+    if (side == 1) {
+        *out = v;
+        return;
+    }
+    for (int y = 0; y < side; y++) memset(out + (size_t)y * stride, v, (size_t)side);
+}
+
+static void idct_2x2(const int16_t *in, const int16_t *q, uint8_t *out, int stride)
+{
+    int64_t ws[2][8];
+    for (int c = 0; c < 8; c++) {
+        if (c == 2 || c == 4 || c == 6) continue;
+        if (!in[8 + c] && !in[24 + c] && !in[40 + c] && !in[56 + c]) {
+            ws[0][c] = ws[1][c] = (int64_t)(in[c] * q[c]) * (1 << PASS1_BITS);
+            continue;
+        }
+        int64_t t10 = (int64_t)(in[c] * q[c]) * (1 << (CONST_BITS + 2));
+        int64_t t0 = (int64_t)(in[56 + c] * q[56 + c]) * -5906 + (int64_t)(in[40 + c] * q[40 + c]) * 6967 +
+                     (int64_t)(in[24 + c] * q[24 + c]) * -10426 + (int64_t)(in[8 + c] * q[8 + c]) * 29692;
+        ws[0][c] = DESCALE(t10 + t0, CONST_BITS - PASS1_BITS + 2);
+        ws[1][c] = DESCALE(t10 - t0, CONST_BITS - PASS1_BITS + 2);
+    }
+    for (int r = 0; r < 2; r++) {
+        const int64_t *w = ws[r];
+        uint8_t *o = out + (size_t)r * stride;
+        if (!w[1] && !w[3] && !w[5] && !w[7]) {
+            o[0] = o[1] = idct_limit(DESCALE(w[0], PASS1_BITS + 3));
+            continue;
+        }
+        int64_t t10 = w[0] * (1 << (CONST_BITS + 2));
+        int64_t t0 = w[7] * -5906 + w[5] * 6967 + w[3] * -10426 + w[1] * 29692;
+        o[0] = idct_limit(DESCALE(t10 + t0, CONST_BITS + PASS1_BITS + 3 + 2));
+        o[1] = idct_limit(DESCALE(t10 - t0, CONST_BITS + PASS1_BITS + 3 + 2));
+    }
+}
+
+/* The 4-point odd part shared by both passes of idct_4x4. */
+#define ODD4(z1, z2, z3, z4, t0, t2)                                                          \
+    do {                                                                                      \
+        t0 = (z1) * -1730 + (z2) * 11893 + (z3) * -17799 + (z4) * 8697;                      \
+        t2 = (z1) * -4176 + (z2) * -4926 + (z3) * 7373 + (z4) * 20995;                       \
+    } while (0)
+
+static void idct_4x4(const int16_t *in, const int16_t *q, uint8_t *out, int stride)
+{
+    int64_t ws[4][8];
+    for (int c = 0; c < 8; c++) {
+        if (c == 4) continue;
+        const int16_t *i = in + c, *k = q + c;
+        if (!i[8] && !i[16] && !i[24] && !i[40] && !i[48] && !i[56]) {
+            ws[0][c] = ws[1][c] = ws[2][c] = ws[3][c] = (int64_t)(i[0] * k[0]) * (1 << PASS1_BITS);
+            continue;
+        }
+        int64_t t0 = (int64_t)(i[0] * k[0]) * (1 << (CONST_BITS + 1));
+        int64_t t2 = (int64_t)(i[16] * k[16]) * 15137 + (int64_t)(i[48] * k[48]) * -6270;
+        int64_t t10 = t0 + t2, t12 = t0 - t2, o0, o2;
+        ODD4((int64_t)(i[56] * k[56]), (int64_t)(i[40] * k[40]), (int64_t)(i[24] * k[24]),
+             (int64_t)(i[8] * k[8]), o0, o2);
+        ws[0][c] = DESCALE(t10 + o2, CONST_BITS - PASS1_BITS + 1);
+        ws[3][c] = DESCALE(t10 - o2, CONST_BITS - PASS1_BITS + 1);
+        ws[1][c] = DESCALE(t12 + o0, CONST_BITS - PASS1_BITS + 1);
+        ws[2][c] = DESCALE(t12 - o0, CONST_BITS - PASS1_BITS + 1);
+    }
+    for (int r = 0; r < 4; r++) {
+        const int64_t *w = ws[r];
+        uint8_t *o = out + (size_t)r * stride;
+        if (!w[1] && !w[2] && !w[3] && !w[5] && !w[6] && !w[7]) {
+            memset(o, idct_limit(DESCALE(w[0], PASS1_BITS + 3)), 4);
+            continue;
+        }
+        int64_t t0 = w[0] * (1 << (CONST_BITS + 1));
+        int64_t t2 = w[2] * 15137 + w[6] * -6270;
+        int64_t t10 = t0 + t2, t12 = t0 - t2, o0, o2;
+        ODD4(w[7], w[5], w[3], w[1], o0, o2);
+        o[0] = idct_limit(DESCALE(t10 + o2, CONST_BITS + PASS1_BITS + 3 + 1));
+        o[3] = idct_limit(DESCALE(t10 - o2, CONST_BITS + PASS1_BITS + 3 + 1));
+        o[1] = idct_limit(DESCALE(t12 + o0, CONST_BITS + PASS1_BITS + 3 + 1));
+        o[2] = idct_limit(DESCALE(t12 - o0, CONST_BITS + PASS1_BITS + 3 + 1));
+    }
+}
+
+/* jidctint.c's islow: even part e0..e3 from x0, x2, x4, x6 and odd part o0..o3 from
+ * x7, x5, x3, x1 (its tmp10..tmp13 and tmp0..tmp3). */
+static void islow_1d(int64_t x0, int64_t x1, int64_t x2, int64_t x3, int64_t x4, int64_t x5,
+                     int64_t x6, int64_t x7, int64_t e[4], int64_t o[4])
+{
+    int64_t z1 = (x2 + x6) * 4433;
+    int64_t t2 = z1 + x6 * -15137, t3 = z1 + x2 * 6270;
+    int64_t t0 = (x0 + x4) * (1 << CONST_BITS), t1 = (x0 - x4) * (1 << CONST_BITS);
+    e[0] = t0 + t3, e[3] = t0 - t3, e[1] = t1 + t2, e[2] = t1 - t2;
+    int64_t a = x7, b = x5, c = x3, d = x1;
+    int64_t za = a + d, zb = b + c, zc = a + c, zd = b + d;
+    int64_t z5 = (zc + zd) * 9633;
+    a *= 2446, b *= 16819, c *= 25172, d *= 12299;
+    za *= -7373, zb *= -20995, zc *= -16069, zd *= -3196;
+    zc += z5, zd += z5;
+    o[0] = a + za + zc, o[1] = b + zb + zd, o[2] = c + zb + zc, o[3] = d + za + zd;
+}
+
+static void idct_8x8(const int16_t *in, const int16_t *q, uint8_t *out, int stride)
+{
+    int64_t ws[8][8], e[4], o[4];
+    for (int c = 0; c < 8; c++) {
+        const int16_t *i = in + c, *k = q + c;
+        if (!i[8] && !i[16] && !i[24] && !i[32] && !i[40] && !i[48] && !i[56]) {
+            int64_t dc = (int64_t)(i[0] * k[0]) * (1 << PASS1_BITS);
+            for (int r = 0; r < 8; r++) ws[r][c] = dc;
+            continue;
+        }
+        islow_1d(i[0] * k[0], i[8] * k[8], i[16] * k[16], i[24] * k[24], i[32] * k[32],
+                 i[40] * k[40], i[48] * k[48], i[56] * k[56], e, o);
+        for (int r = 0; r < 4; r++) {
+            ws[r][c] = DESCALE(e[r] + o[3 - r], CONST_BITS - PASS1_BITS);
+            ws[7 - r][c] = DESCALE(e[r] - o[3 - r], CONST_BITS - PASS1_BITS);
+        }
+    }
+    for (int r = 0; r < 8; r++) {
+        const int64_t *w = ws[r];
+        uint8_t *p = out + (size_t)r * stride;
+        if (!w[1] && !w[2] && !w[3] && !w[4] && !w[5] && !w[6] && !w[7]) {
+            memset(p, idct_limit(DESCALE(w[0], PASS1_BITS + 3)), 8);
+            continue;
+        }
+        islow_1d(w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7], e, o);
+        for (int x = 0; x < 4; x++) {
+            p[x] = idct_limit(DESCALE(e[x] + o[3 - x], CONST_BITS + PASS1_BITS + 3));
+            p[7 - x] = idct_limit(DESCALE(e[x] - o[3 - x], CONST_BITS + PASS1_BITS + 3));
+        }
+    }
+}
+
+static void inverse_dct(const int16_t *blk, int dc_only, const component *cp, uint8_t *out, int stride)
+{
+    if (dc_only || cp->ssize == 1) {
+        fill_dc(blk, cp->q, cp->ssize, out, stride);
+        return;
+    }
+    switch (cp->ssize) {
+    case 2: idct_2x2(blk, cp->q, out, stride); break;
+    case 4: idct_4x4(blk, cp->q, out, stride); break;
+    default: idct_8x8(blk, cp->q, out, stride); break;
+    }
+}
+
+/* ---- colour ------------------------------------------------------------------------- */
+
+#define SCALEBITS 16
+#define FIX16(x) ((int32_t)((x) * (1 << SCALEBITS) + 0.5))
+
+typedef struct {
+    int32_t cr_r[256], cb_b[256], cr_g[256], cb_g[256];
+    int simd; /* the AVX-512 path can run */
+} ycc_tables;
+
+static int have_avx512_vbmi(void);
+
+static void build_ycc_tables(ycc_tables *t)
+{
+    t->simd = have_avx512_vbmi();
+    for (int i = 0; i < 256; i++) {
+        int32_t x = i - 128;
+        t->cr_r[i] = (FIX16(1.40200) * x + (1 << (SCALEBITS - 1))) >> SCALEBITS;
+        t->cb_b[i] = (FIX16(1.77200) * x + (1 << (SCALEBITS - 1))) >> SCALEBITS;
+        t->cr_g[i] = -FIX16(0.71414) * x;
+        t->cb_g[i] = -FIX16(0.34414) * x + (1 << (SCALEBITS - 1));
+    }
+}
+
+static uint8_t clamp255(int v) { return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v); }
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define JPEG_AVX512 __attribute__((target("avx512f,avx512bw,avx512vbmi")))
+
+/* The tables' formulas on 16 pixels at a time (every product fits 32 bits, and the
+ * shifts are arithmetic like libjpeg's RIGHT_SHIFT); returns the pixels done. */
+JPEG_AVX512 static int ycc_to_rgb_avx512(const uint8_t *y, const uint8_t *cb, const uint8_t *cr,
+                                        uint8_t *rgb, int n)
+{
+    const __m512i centre = _mm512_set1_epi32(128), half = _mm512_set1_epi32(1 << (SCALEBITS - 1));
+    const __m512i k_cr_r = _mm512_set1_epi32(FIX16(1.40200)), k_cb_b = _mm512_set1_epi32(FIX16(1.77200));
+    const __m512i k_cr_g = _mm512_set1_epi32(-FIX16(0.71414)), k_cb_g = _mm512_set1_epi32(-FIX16(0.34414));
+    const __m512i zero = _mm512_setzero_si512(), top = _mm512_set1_epi32(255);
+    /* Bytes 0-2 of each 32-bit pixel, 16 pixels -> 48 bytes. */
+    uint8_t order[64];
+    for (int i = 0; i < 64; i++) order[i] = (uint8_t)(i < 48 ? i / 3 * 4 + i % 3 : 0);
+    const __m512i pack = _mm512_loadu_si512(order);
+    int x = 0;
+    for (; x + 16 <= n; x += 16) {
+        __m512i l = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(y + x)));
+        __m512i u = _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(cb + x))), centre);
+        __m512i v = _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(cr + x))), centre);
+        __m512i r = _mm512_add_epi32(l, _mm512_srai_epi32(_mm512_add_epi32(_mm512_mullo_epi32(v, k_cr_r), half), SCALEBITS));
+        __m512i g = _mm512_add_epi32(_mm512_add_epi32(_mm512_mullo_epi32(u, k_cb_g), half), _mm512_mullo_epi32(v, k_cr_g));
+        g = _mm512_add_epi32(l, _mm512_srai_epi32(g, SCALEBITS));
+        __m512i b = _mm512_add_epi32(l, _mm512_srai_epi32(_mm512_add_epi32(_mm512_mullo_epi32(u, k_cb_b), half), SCALEBITS));
+        r = _mm512_min_epi32(_mm512_max_epi32(r, zero), top);
+        g = _mm512_min_epi32(_mm512_max_epi32(g, zero), top);
+        b = _mm512_min_epi32(_mm512_max_epi32(b, zero), top);
+        __m512i px = _mm512_or_si512(r, _mm512_or_si512(_mm512_slli_epi32(g, 8), _mm512_slli_epi32(b, 16)));
+        _mm512_mask_storeu_epi8(rgb + 3 * (size_t)x, 0xFFFFFFFFFFFFull, _mm512_permutexvar_epi8(pack, px));
+    }
+    return x;
+}
+
+static int have_avx512_vbmi(void) { return __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512bw"); }
+#else
+static int ycc_to_rgb_avx512(const uint8_t *y, const uint8_t *cb, const uint8_t *cr, uint8_t *rgb, int n)
+{
+    (void)y, (void)cb, (void)cr, (void)rgb, (void)n;
+    return 0;
+}
+static int have_avx512_vbmi(void) { return 0; }
+#endif
+
+static void ycc_row_to_rgb(const ycc_tables *t, const uint8_t *y, const uint8_t *cb,
+                           const uint8_t *cr, uint8_t *rgb, int n)
+{
+    int x = t->simd ? ycc_to_rgb_avx512(y, cb, cr, rgb, n) : 0;
+    for (rgb += 3 * (size_t)x; x < n; x++, rgb += 3) {
+        int l = y[x];
+        rgb[0] = clamp255(l + t->cr_r[cr[x]]);
+        rgb[1] = clamp255(l + ((t->cb_g[cb[x]] + t->cr_g[cr[x]]) >> SCALEBITS));
+        rgb[2] = clamp255(l + t->cb_b[cb[x]]);
+    }
+}
+
+/* jdsample.c's 2h1v upsampling of n real samples into 2n: the triangle filter when the
+ * IDCT output is more than one sample a block, else plain doubling. */
+static void upsample_h2v1(const uint8_t *in, int n, int fancy, uint8_t *out)
+{
+    if (!fancy || n <= 2) {
+        for (int i = 0; i < n; i++) out[2 * i] = out[2 * i + 1] = in[i];
+        return;
+    }
+    out[0] = in[0];
+    out[1] = (uint8_t)((in[0] * 3 + in[1] + 2) >> 2);
+    for (int i = 1; i < n - 1; i++) {
+        int v = in[i] * 3;
+        out[2 * i] = (uint8_t)((v + in[i - 1] + 1) >> 2);
+        out[2 * i + 1] = (uint8_t)((v + in[i + 1] + 2) >> 2);
+    }
+    out[2 * n - 2] = (uint8_t)((in[n - 1] * 3 + in[n - 2] + 1) >> 2);
+    out[2 * n - 1] = in[n - 1];
+}
+
+/* ---- driver ------------------------------------------------------------------------- */
+
+static int64_t div_round_up(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+/* jdmaster.c: chroma takes a larger IDCT instead of being upsampled where the ratio allows. */
+static void choose_scaled_sizes(frame *f, int min_size, int mcus_x)
+{
+    for (int c = 0; c < f->ncomp; c++) {
+        component *cp = &f->comp[c];
+        int s = min_size;
+        while (s < 8 && (f->max_h * min_size) % (cp->h * s * 2) == 0 &&
+               (f->max_v * min_size) % (cp->v * s * 2) == 0)
+            s *= 2;
+        cp->ssize = s;
+        cp->plane_w = mcus_x * cp->h * s;
+        cp->ds_width = (int)div_round_up((int64_t)f->width * cp->h * s, (int64_t)f->max_h * 8);
+    }
+}
+
+/* Writes rows [0, rows) of the current MCU-row strips as RGB. */
+static void emit_rows(const frame *f, const ycc_tables *t, uint8_t *upsampled, int rows,
+                      int out_w, uint8_t *rgb)
+{
+    const component *y = &f->comp[0];
+    for (int r = 0; r < rows; r++, rgb += (size_t)out_w * 3) {
+        const uint8_t *luma = y->plane + (size_t)r * y->plane_w;
+        if (f->ncomp == 1) {
+            for (int x = 0; x < out_w; x++) rgb[3 * x] = rgb[3 * x + 1] = rgb[3 * x + 2] = luma[x];
+            continue;
+        }
+        const component *cb = &f->comp[1], *cr = &f->comp[2];
+        const uint8_t *cbr = cb->plane + (size_t)r * cb->plane_w;
+        const uint8_t *crr = cr->plane + (size_t)r * cr->plane_w;
+        if (cb->h * cb->ssize * 2 == f->max_h * y->ssize) { /* 4:2:2: half as many chroma samples */
+            int fancy = y->ssize > 1;
+            upsample_h2v1(cbr, cb->ds_width, fancy, upsampled);
+            upsample_h2v1(crr, cr->ds_width, fancy, upsampled + 2 * (size_t)cb->ds_width);
+            cbr = upsampled;
+            crr = upsampled + 2 * (size_t)cb->ds_width;
+        }
+        ycc_row_to_rgb(t, luma, cbr, crr, rgb, out_w);
+    }
+}
+
+int jpeg_scaled_decode(const uint8_t *data, size_t len, int denom, uint8_t *rgb, int out_w,
+                       int out_h)
+{
+    if (denom != 2 && denom != 4 && denom != 8) return JPEG_SCALED_DECLINED;
+    frame *f = malloc(sizeof *f);
+    if (!f) return JPEG_SCALED_NOMEM;
+    int rc = JPEG_SCALED_DECLINED;
+    uint8_t *planes = NULL;
+    if (parse_headers(data, len, f) || div_round_up(f->width, denom) != out_w ||
+        div_round_up(f->height, denom) != out_h)
+        goto done;
+    int min_size = 8 / denom;
+    int mcus_x = (int)div_round_up(f->width, 8 * f->max_h);
+    int mcus_y = (int)div_round_up(f->height, 8 * f->max_v);
+    choose_scaled_sizes(f, min_size, mcus_x);
+    size_t plane_bytes = 0;
+    for (int c = 0; c < f->ncomp; c++)
+        plane_bytes += (size_t)f->comp[c].plane_w * f->comp[c].v * f->comp[c].ssize;
+    size_t upsampled_bytes = 4 * (size_t)f->comp[f->ncomp - 1].plane_w + 16;
+    planes = malloc(plane_bytes + upsampled_bytes);
+    if (!planes) {
+        rc = JPEG_SCALED_NOMEM;
+        goto done;
+    }
+    uint8_t *next = planes;
+    for (int c = 0; c < f->ncomp; c++) {
+        f->comp[c].plane = next;
+        next += (size_t)f->comp[c].plane_w * f->comp[c].v * f->comp[c].ssize;
+    }
+    ycc_tables tables;
+    build_ycc_tables(&tables);
+
+    bit_reader b = {.d = data, .pos = f->scan_start, .end = len};
+    int pred[3] = {0, 0, 0}, next_rst = 0, until_restart = f->restart_interval;
+    int rows_per_mcu = f->max_v * min_size;
+    int16_t blk[64] = {0};
+    uint8_t written[63];
+    for (int my = 0; my < mcus_y; my++) {
+        for (int mx = 0; mx < mcus_x; mx++) {
+            if (f->restart_interval) {
+                if (until_restart == 0) {
+                    if (restart(&b, &next_rst, pred)) goto done;
+                    until_restart = f->restart_interval;
+                }
+                until_restart--;
+            }
+            for (int c = 0; c < f->ncomp; c++) {
+                const component *cp = &f->comp[c];
+                for (int by = 0; by < cp->v; by++)
+                    for (int bx = 0; bx < cp->h; bx++) {
+                        int ac = decode_block(&b, &f->dc[cp->td], &f->ac[cp->ta], &pred[c], blk, written);
+                        if (ac < 0) goto done;
+                        uint8_t *out = cp->plane + (size_t)by * cp->ssize * cp->plane_w +
+                                       (size_t)(mx * cp->h + bx) * cp->ssize;
+                        inverse_dct(blk, ac == 0, cp, out, cp->plane_w);
+                        for (int i = 0; i < ac; i++) blk[written[i]] = 0; /* zero for the next block */
+                    }
+            }
+        }
+        int y0 = my * rows_per_mcu;
+        int rows = out_h - y0 < rows_per_mcu ? out_h - y0 : rows_per_mcu;
+        emit_rows(f, &tables, next, rows, out_w, rgb + (size_t)y0 * out_w * 3);
+    }
+    /* The scan must end cleanly at EOI: anything after it is for libjpeg to judge. */
+    size_t at = marker_after_data(&b);
+    if (at && data[at] == 0xD9) rc = JPEG_SCALED_OK;
+done:
+    free(planes);
+    free(f);
+    return rc;
+}
