@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define HUFF_FAST_BITS 9
+#define HUFF_FAST_BITS 10
 
 /* The vector kernels (colour, upsampling, IDCT pass 2) need AVX-512 BW/VBMI and AVX2,
  * checked once per decode; each has a plain C path beside it. */
@@ -35,9 +35,9 @@ static int have_simd(void) { return 0; }
 
 typedef struct {
     uint16_t fast[1 << HUFF_FAST_BITS]; /* (length << 8) | symbol for codes <= 9 bits, else 0 */
-    /* AC tables: a code and its value bits that fit in 9 bits together, decoded at once:
-     * value << 16 | run << 8 | bits used; 0 for the others (and for EOB, ZRL). */
-    int32_t ac_fast[1 << HUFF_FAST_BITS];
+    /* A code and its value bits that fit in 9 bits together, decoded at once: value << 16
+     * | end of block << 12 | run << 8 | bits used; 0 for the others. */
+    int32_t value_fast[1 << HUFF_FAST_BITS];
     int32_t maxcode[17];                /* largest code of each length, -1 when none */
     int32_t valoffset[17];              /* symbol index of a code = code + valoffset[len] */
     uint8_t values[256];
@@ -102,11 +102,13 @@ static int build_huff_table(huff_table *t, const uint8_t counts[16], const uint8
     if (is_dc)
         for (int i = 0; i < nvalues; i++)
             if (values[i] > 15) return -1;
-    for (int i = 0; !is_dc && i < 1 << HUFF_FAST_BITS; i++) {
-        int len = t->fast[i] >> 8, rs = t->fast[i] & 0xFF, size = rs & 15;
-        if (!len || !size || len + size > HUFF_FAST_BITS) continue;
-        unsigned bits = (unsigned)(i >> (HUFF_FAST_BITS - len - size)) & ((1u << size) - 1);
-        t->ac_fast[i] = (int32_t)((uint32_t)extend(bits, size) << 16) | (rs >> 4) << 8 | (len + size);
+    for (int i = 0; i < 1 << HUFF_FAST_BITS; i++) {
+        int len = t->fast[i] >> 8, sym = t->fast[i] & 0xFF;
+        int size = is_dc ? sym : sym & 15, run = is_dc ? 0 : sym >> 4;
+        if (!len || len + size > HUFF_FAST_BITS) continue;
+        int value = 0, end = !is_dc && sym == 0x00; /* AC 0x00 ends the block; 0xF0 is 16 zeros */
+        if (size) value = extend((unsigned)(i >> (HUFF_FAST_BITS - len - size)) & ((1u << size) - 1), size);
+        t->value_fast[i] = (int32_t)((uint32_t)value << 16) | end << 12 | run << 8 | (len + size);
     }
     t->defined = 1;
     return 0;
@@ -362,25 +364,34 @@ static inline int decode_block(bit_reader *r, bits *b, const huff_table *dc, con
                                int store_ac, int *pred, int16_t blk[64])
 {
     if (b->nbits < 32) fill(r, b);
-    int s = decode_symbol(b, dc);
-    if (s < 0) return -1;
-    int dcv = *pred + (s ? extend(get_bits(b, s), s) : 0);
+    int32_t e = dc->value_fast[b->acc >> (64 - HUFF_FAST_BITS)];
+    int diff;
+    if (e) {
+        skip_bits(b, e & 0xFF);
+        diff = e >> 16;
+    } else {
+        int s = decode_symbol(b, dc);
+        if (s < 0) return -1;
+        diff = s ? extend(get_bits(b, s), s) : 0;
+    }
+    int dcv = *pred + diff;
     if (dcv < -32768 || dcv > 32767) return -1;
     *pred = dcv;
     blk[0] = (int16_t)dcv;
     int n = 0;
     for (int k = 1; k < 64; k++) {
         if (b->nbits < 32) fill(r, b);
-        int32_t e = ac->ac_fast[b->acc >> (64 - HUFF_FAST_BITS)];
+        e = ac->value_fast[b->acc >> (64 - HUFF_FAST_BITS)];
         int value;
-        if (e) { /* code and value bits in one lookup */
-            k += (e >> 8) & 15;
+        if (e) { /* code and value bits in one lookup; 16 zeros store a zero */
             skip_bits(b, e & 0xFF);
+            if (e & 1 << 12) break;
+            k += (e >> 8) & 15;
             value = e >> 16;
         } else {
             int rs = decode_symbol(b, ac);
             if (rs < 0) return -1;
-            s = rs & 15;
+            int s = rs & 15;
             if (!s) {
                 if (rs != 0xF0) break; /* end of block */
                 k += 15;               /* sixteen zeros */
@@ -452,11 +463,19 @@ static inline uint8_t idct_limit(int64_t v) { return idct_range[v & 1023]; }
 static void fill_dc(const int16_t *blk, const int16_t *q, int side, uint8_t *out, int stride)
 {
     uint8_t v = idct_limit(DESCALE((int64_t)(blk[0] * q[0]), 3));
-    if (side == 1) {
-        *out = v;
-        return;
+    uint64_t row = v * 0x0101010101010101ull; /* fixed-size stores: memset would be a call */
+    switch (side) {
+    case 1: *out = v; break;
+    case 2:
+        for (int y = 0; y < 2; y++) memcpy(out + (size_t)y * stride, &row, 2);
+        break;
+    case 4:
+        for (int y = 0; y < 4; y++) memcpy(out + (size_t)y * stride, &row, 4);
+        break;
+    default:
+        for (int y = 0; y < 8; y++) memcpy(out + (size_t)y * stride, &row, 8);
+        break;
     }
-    for (int y = 0; y < side; y++) memset(out + (size_t)y * stride, v, (size_t)side);
 }
 
 /* The reduced and full IDCTs in two passes, as jidctred.c / jidctint.c. Pass 1 runs on
