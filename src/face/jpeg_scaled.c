@@ -489,38 +489,31 @@ static void fill_dc(const int16_t *blk, const int16_t *q, int side, uint8_t *out
  * give the same values as the full sums. */
 typedef int32_t lanes __attribute__((vector_size(32)));
 typedef int16_t short_lanes __attribute__((vector_size(16)));
-/* These helpers are static and inlined: no 32-byte vector crosses a real call, so GCC's
- * note that such calls differ with and without AVX does not apply. */
-#pragma GCC diagnostic ignored "-Wpsabi"
 
 #define COEF_LIMIT 8191
 #define PASS1_LIMIT 16383
 #define INLINE static inline __attribute__((always_inline))
 
-INLINE lanes abs_lanes(lanes v)
-{
-    lanes sign = v >> 31;
-    return (v ^ sign) - sign;
-}
+/* Macros rather than functions: a 32-byte vector argument draws GCC's ABI note. */
+#define ABS_LANES(v) (((v) ^ ((v) >> 31)) - ((v) >> 31))
+#define DESCALE_LANES(v, n) (((v) + (1 << ((n) - 1))) >> (n))
 
-/* Nonzero when some lane of v (an OR of absolute values) is over limit. */
-INLINE int any_over(lanes v, int limit)
+/* Nonzero when some lane of *v (an OR of absolute values) is over limit. */
+INLINE int any_over(const lanes *v, int limit)
 {
-    lanes big = v & ~limit;
+    lanes big = *v & ~limit;
     int any = 0;
     for (int c = 0; c < 8; c++) any |= big[c];
     return any != 0;
 }
-
-INLINE lanes descale_lanes(lanes v, int n) { return (v + (1 << (n - 1))) >> n; }
 
 /* Pass 1 of each size: z[k] is dequantised row k, ws[r] output row r. */
 INLINE void columns_2x2(const lanes z[8], lanes ws[2])
 {
     lanes t10 = z[0] * (1 << (CONST_BITS + 2));
     lanes t0 = z[7] * -5906 + z[5] * 6967 + z[3] * -10426 + z[1] * 29692;
-    ws[0] = descale_lanes(t10 + t0, CONST_BITS - PASS1_BITS + 2);
-    ws[1] = descale_lanes(t10 - t0, CONST_BITS - PASS1_BITS + 2);
+    ws[0] = DESCALE_LANES(t10 + t0, CONST_BITS - PASS1_BITS + 2);
+    ws[1] = DESCALE_LANES(t10 - t0, CONST_BITS - PASS1_BITS + 2);
 }
 
 /* The 4-point odd part of the 4x4 IDCT, both passes. */
@@ -536,8 +529,8 @@ INLINE void columns_4x4(const lanes z[8], lanes ws[4])
     lanes t10 = t0 + t2, t12 = t0 - t2, o0, o2;
     ODD4(z[7], z[5], z[3], z[1], o0, o2);
     const int n = CONST_BITS - PASS1_BITS + 1;
-    ws[0] = descale_lanes(t10 + o2, n), ws[3] = descale_lanes(t10 - o2, n);
-    ws[1] = descale_lanes(t12 + o0, n), ws[2] = descale_lanes(t12 - o0, n);
+    ws[0] = DESCALE_LANES(t10 + o2, n), ws[3] = DESCALE_LANES(t10 - o2, n);
+    ws[1] = DESCALE_LANES(t12 + o0, n), ws[2] = DESCALE_LANES(t12 - o0, n);
 }
 
 /* jidctint.c's islow butterfly: even part e0..e3 from x0, x2, x4, x6 and odd part
@@ -563,8 +556,8 @@ INLINE void columns_8x8(const lanes z[8], lanes ws[8])
     ISLOW_1D(lanes, z[0], z[1], z[2], z[3], z[4], z[5], z[6], z[7], e, o);
 #pragma GCC unroll 4
     for (int r = 0; r < 4; r++) {
-        ws[r] = descale_lanes(e[r] + o[3 - r], CONST_BITS - PASS1_BITS);
-        ws[7 - r] = descale_lanes(e[r] - o[3 - r], CONST_BITS - PASS1_BITS);
+        ws[r] = DESCALE_LANES(e[r] + o[3 - r], CONST_BITS - PASS1_BITS);
+        ws[7 - r] = DESCALE_LANES(e[r] - o[3 - r], CONST_BITS - PASS1_BITS);
     }
 }
 
@@ -663,9 +656,9 @@ static int idct_plain(const int16_t *in, const int16_t *q, const idct_size *size
         memcpy(&c, in + 8 * r, sizeof c);
         memcpy(&k, q + 8 * r, sizeof k);
         z[r] = __builtin_convertvector(c, lanes) * __builtin_convertvector(k, lanes);
-        all |= abs_lanes(z[r]);
+        all |= ABS_LANES(z[r]);
     }
-    if (any_over(all, COEF_LIMIT)) return -1;
+    if (any_over(&all, COEF_LIMIT)) return -1;
     columns(size->n, z, ws);
     rows_plain(ws, size, out, stride);
     return 0;
