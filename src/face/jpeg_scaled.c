@@ -673,6 +673,10 @@ JPEG_AVX2 INLINE int idct_avx2(const int16_t *in, const int16_t *q, const idct_s
     __m256i all = _mm256_setzero_si256();
 #pragma GCC unroll 8
     for (int r = 0; r < 8; r++) {
+        if ((n == 2 && (r == 2 || r == 4 || r == 6)) || (n == 4 && r == 4)) { /* rows the size ignores */
+            z[r] = (lanes){0};
+            continue;
+        }
         __m256i c = _mm256_cvtepi16_epi32(_mm_loadu_si128((const __m128i *)(in + 8 * r)));
         __m256i k = _mm256_cvtepi16_epi32(_mm_loadu_si128((const __m128i *)(q + 8 * r)));
         __m256i v = _mm256_mullo_epi32(c, k);
@@ -712,7 +716,7 @@ JPEG_AVX2 INLINE int idct_avx2(const int16_t *in, const int16_t *q, const idct_s
     for (int p = 0; p < n / 2; p++) {
         __m256i s[8], v[2];
 #pragma GCC unroll 8
-        for (int x = 0; x < 8; x++) s[x] = _mm256_madd_epi16(pairs[p], m[x]);
+        for (int x = 0; x < 8; x++) s[x] = x < n ? _mm256_madd_epi16(pairs[p], m[x]) : _mm256_setzero_si256();
         /* Per 128-bit half (one row): outputs 0..3, then 4..7. */
         v[0] = _mm256_hadd_epi32(_mm256_hadd_epi32(s[0], s[1]), _mm256_hadd_epi32(s[2], s[3]));
         v[1] = n == 8 ? _mm256_hadd_epi32(_mm256_hadd_epi32(s[4], s[5]), _mm256_hadd_epi32(s[6], s[7])) : v[0];
