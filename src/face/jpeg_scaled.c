@@ -17,6 +17,7 @@
 #include <string.h>
 
 #define HUFF_FAST_BITS 10
+#define INLINE static inline __attribute__((always_inline))
 
 /* The vector kernels (colour, upsampling, IDCT pass 2) need AVX-512 BW/VBMI and AVX2,
  * checked once per decode; each has a plain C path beside it. */
@@ -292,7 +293,7 @@ static int next_byte(bit_reader *r)
         }
     }
     r->at_marker = 1;
-    r->pad_bits += 8;
+    if (r->pad_bits <= 64) r->pad_bits += 8; /* past 64 some padding was used: declined */
     return 0;
 }
 
@@ -445,24 +446,24 @@ static int restart(bit_reader *b, bits *buffered, int *next_rst, int pred[3])
 #define PASS1_BITS 2
 #define DESCALE(x, n) (((x) + ((int64_t)1 << ((n) - 1))) >> (n))
 
-/* libjpeg's post-IDCT range table, indexed by (value & 1023): clamps [-384, 383] to
- * [0, 255] around 128 and wraps beyond, as jdmaster.c builds it. */
-static uint8_t idct_range[1024];
+/* After the IDCT libjpeg's C code wraps values beyond [-384, 383] through its range
+ * table, while libjpeg-turbo's SIMD code saturates them: the two agree, and give
+ * clamp(v + 128), only inside that range. A block with a value outside it (which no
+ * real photo has) is declined, so the answer is libjpeg-turbo's whatever it runs. */
+#define PIXEL_MIN (-384)
+#define PIXEL_MAX 383
 
 static void build_pass2_matrices(void);
 
-static void build_idct_tables(void)
-{
-    build_pass2_matrices();
-    for (int j = 0; j < 1024; j++)
-        idct_range[j] = (uint8_t)(j < 128 ? j + 128 : j < 512 ? 255 : j < 896 ? 0 : j - 896);
-}
+INLINE int in_pixel_range(int64_t v) { return v >= PIXEL_MIN && v <= PIXEL_MAX; }
 
-static inline uint8_t idct_limit(int64_t v) { return idct_range[v & 1023]; }
+INLINE uint8_t to_pixel(int64_t v) { return (uint8_t)(v < -128 ? 0 : v > 127 ? 255 : v + 128); }
 
-static void fill_dc(const int16_t *blk, const int16_t *q, int side, uint8_t *out, int stride)
+static int fill_dc(const int16_t *blk, const int16_t *q, int side, uint8_t *out, int stride)
 {
-    uint8_t v = idct_limit(DESCALE((int64_t)(blk[0] * q[0]), 3));
+    int64_t dc = DESCALE((int64_t)(blk[0] * q[0]), 3);
+    if (!in_pixel_range(dc)) return -1;
+    uint8_t v = to_pixel(dc);
     uint64_t row = v * 0x0101010101010101ull; /* fixed-size stores: memset would be a call */
     switch (side) {
     case 1: *out = v; break;
@@ -476,6 +477,7 @@ static void fill_dc(const int16_t *blk, const int16_t *q, int side, uint8_t *out
         for (int y = 0; y < 8; y++) memcpy(out + (size_t)y * stride, &row, 8);
         break;
     }
+    return 0;
 }
 
 /* The reduced and full IDCTs in two passes, as jidctred.c / jidctint.c. Pass 1 runs on
@@ -492,7 +494,6 @@ typedef int16_t short_lanes __attribute__((vector_size(16)));
 
 #define COEF_LIMIT 8191
 #define PASS1_LIMIT 16383
-#define INLINE static inline __attribute__((always_inline))
 
 /* Macros rather than functions: a 32-byte vector argument draws GCC's ABI note. */
 #define ABS_LANES(v) (((v) ^ ((v) >> 31)) - ((v) >> 31))
@@ -635,15 +636,19 @@ INLINE void columns(int n, const lanes z[8], lanes ws[8])
 }
 
 /* Pass 2 per row in 64 bits. */
-static void rows_plain(const lanes ws[8], const idct_size *size, uint8_t *out, int stride)
+static int rows_plain(const lanes ws[8], const idct_size *size, uint8_t *out, int stride)
 {
     for (int r = 0; r < size->n; r++) {
         int64_t w[8], sums[8];
         for (int c = 0; c < 8; c++) w[c] = ws[r][c];
         size->row_sums(w, sums);
-        for (int x = 0; x < size->n; x++)
-            out[(size_t)r * stride + x] = idct_limit(DESCALE(sums[x], size->shift));
+        for (int x = 0; x < size->n; x++) {
+            int64_t v = DESCALE(sums[x], size->shift);
+            if (!in_pixel_range(v)) return -1;
+            out[(size_t)r * stride + x] = to_pixel(v);
+        }
     }
+    return 0;
 }
 
 /* The plain path: pass 1 in lanes, pass 2 per row in 64 bits. */
@@ -660,8 +665,10 @@ static int idct_plain(const int16_t *in, const int16_t *q, const idct_size *size
     }
     if (any_over(&all, COEF_LIMIT)) return -1;
     columns(size->n, z, ws);
-    rows_plain(ws, size, out, stride);
-    return 0;
+    lanes big = {0};
+    for (int r = 0; r < size->n; r++) big |= ABS_LANES(ws[r]);
+    if (any_over(&big, PASS1_LIMIT)) return -1; /* libjpeg-turbo's SIMD would saturate */
+    return rows_plain(ws, size, out, stride);
 }
 
 #if defined(__x86_64__)
@@ -685,24 +692,20 @@ JPEG_AVX2 INLINE int idct_avx2(const int16_t *in, const int16_t *q, const idct_s
     }
     if (!_mm256_testz_si256(all, _mm256_set1_epi32(~COEF_LIMIT))) return -1;
     columns(n, z, ws);
-    if (!size->matrix_fits) {
-        rows_plain(ws, size, out, stride);
-        return 0;
-    }
-    __m256i pairs[4], big = _mm256_setzero_si256();
+    __m256i big = _mm256_setzero_si256();
+#pragma GCC unroll 8
+    for (int r = 0; r < n; r++) big = _mm256_or_si256(big, _mm256_abs_epi32((__m256i)ws[r]));
+    if (!_mm256_testz_si256(big, _mm256_set1_epi32(~PASS1_LIMIT))) return -1; /* SIMD libjpeg-turbo saturates */
+    if (!size->matrix_fits) return rows_plain(ws, size, out, stride);
+    __m256i pairs[4];
     /* A halved column-0 multiplier takes a doubled w[0], still a 16-bit value. */
     const __m256i column0 = _mm256_setr_epi32(size->halve_column0 ? -1 : 0, 0, 0, 0, 0, 0, 0, 0);
 #pragma GCC unroll 4
     for (int p = 0; p < n / 2; p++) {
         __m256i a = (__m256i)ws[2 * p], b = (__m256i)ws[2 * p + 1];
-        big = _mm256_or_si256(big, _mm256_or_si256(_mm256_abs_epi32(a), _mm256_abs_epi32(b)));
         a = _mm256_add_epi32(a, _mm256_and_si256(a, column0));
         b = _mm256_add_epi32(b, _mm256_and_si256(b, column0));
         pairs[p] = _mm256_permute4x64_epi64(_mm256_packs_epi32(a, b), 0xD8); /* row a | row b */
-    }
-    if (!_mm256_testz_si256(big, _mm256_set1_epi32(~PASS1_LIMIT))) {
-        rows_plain(ws, size, out, stride);
-        return 0;
     }
     __m256i m[8];
 #pragma GCC unroll 8
@@ -710,8 +713,8 @@ JPEG_AVX2 INLINE int idct_avx2(const int16_t *in, const int16_t *q, const idct_s
         m[x] = x < n ? _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)size->matrix[x]))
                      : _mm256_setzero_si256();
     const __m256i round = _mm256_set1_epi32(1 << (shift - 1)), centre = _mm256_set1_epi32(128);
-    const __m256i mask = _mm256_set1_epi32(1023), pixel = _mm256_set1_epi32(256), bright = _mm256_set1_epi32(640);
-    const __m256i white = _mm256_set1_epi32(255);
+    const __m256i low = _mm256_set1_epi32(PIXEL_MIN - 1), high = _mm256_set1_epi32(PIXEL_MAX + 1);
+    __m256i outside = _mm256_setzero_si256();
 #pragma GCC unroll 4
     for (int p = 0; p < n / 2; p++) {
         __m256i s[8], v[2];
@@ -721,14 +724,10 @@ JPEG_AVX2 INLINE int idct_avx2(const int16_t *in, const int16_t *q, const idct_s
         v[0] = _mm256_hadd_epi32(_mm256_hadd_epi32(s[0], s[1]), _mm256_hadd_epi32(s[2], s[3]));
         v[1] = n == 8 ? _mm256_hadd_epi32(_mm256_hadd_epi32(s[4], s[5]), _mm256_hadd_epi32(s[6], s[7])) : v[0];
 #pragma GCC unroll 2
-        for (int h = 0; h < 2; h++) {
-            /* idct_range[value & 1023] without the table: t = (value + 128) & 1023 is the
-             * pixel below 256, too bright (255) below 640, too dark (0) above. */
+        for (int h = 0; h < 2; h++) { /* descaled, checked, + 128; the packs below clamp */
             __m256i t = _mm256_srai_epi32(_mm256_add_epi32(v[h], round), shift);
-            t = _mm256_and_si256(_mm256_add_epi32(t, centre), mask);
-            __m256i in_range = _mm256_cmpgt_epi32(pixel, t);
-            __m256i clipped = _mm256_and_si256(_mm256_cmpgt_epi32(bright, t), white);
-            v[h] = _mm256_blendv_epi8(clipped, t, in_range);
+            outside = _mm256_or_si256(outside, _mm256_or_si256(_mm256_cmpgt_epi32(low, t), _mm256_cmpgt_epi32(t, high)));
+            v[h] = _mm256_add_epi32(t, centre);
         }
         __m256i bytes = _mm256_packus_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_setzero_si256());
         uint8_t *ra = out + (size_t)(2 * p) * stride, *rb = ra + stride;
@@ -747,7 +746,7 @@ JPEG_AVX2 INLINE int idct_avx2(const int16_t *in, const int16_t *q, const idct_s
             memcpy(rb, &b2, 2);
         }
     }
-    return 0;
+    return _mm256_testz_si256(outside, outside) ? 0 : -1;
 }
 
 JPEG_AVX2 static int idct_2x2_avx2(const int16_t *in, const int16_t *q, uint8_t *out, int stride)
@@ -774,22 +773,17 @@ INLINE void clear_block(int16_t blk[64])
     for (int i = 0; i < 4; i++) memcpy(blk + 16 * i, &zero, sizeof zero);
 }
 
-/* One block into out; -1 when a coefficient is beyond the 32-bit passes' range. */
+/* One block into out; -1 (decline) for a block outside the ranges above. */
 static int inverse_dct(const int16_t *blk, int dc_only, int simd, const component *cp, uint8_t *out,
                        int stride)
 {
-    if (dc_only || cp->ssize == 1) {
-        fill_dc(blk, cp->q, cp->ssize, out, stride);
-        return 0;
-    }
+    if (dc_only || cp->ssize == 1) return fill_dc(blk, cp->q, cp->ssize, out, stride);
     int k = cp->ssize == 2 ? 0 : cp->ssize == 4 ? 1 : 2;
 #if defined(__x86_64__)
-    if (simd) {
-        int rc = k == 0 ? idct_2x2_avx2(blk, cp->q, out, stride)
-               : k == 1 ? idct_4x4_avx2(blk, cp->q, out, stride)
-                        : idct_8x8_avx2(blk, cp->q, out, stride);
-        if (rc == 0) return 0;
-    }
+    if (simd)
+        return k == 0 ? idct_2x2_avx2(blk, cp->q, out, stride)
+             : k == 1 ? idct_4x4_avx2(blk, cp->q, out, stride)
+                      : idct_8x8_avx2(blk, cp->q, out, stride);
 #else
     (void)simd;
 #endif
@@ -994,8 +988,8 @@ int jpeg_scaled_decode(const uint8_t *data, size_t len, int denom, uint8_t *rgb,
     }
     ycc_tables tables;
     build_ycc_tables(&tables);
-    static pthread_once_t range_once = PTHREAD_ONCE_INIT;
-    pthread_once(&range_once, build_idct_tables);
+    static pthread_once_t matrices_once = PTHREAD_ONCE_INIT;
+    pthread_once(&matrices_once, build_pass2_matrices);
 
     bit_reader b = {.d = data, .pos = f->scan_start, .end = len};
     bits buffered = {0, 0};
@@ -1003,6 +997,7 @@ int jpeg_scaled_decode(const uint8_t *data, size_t len, int denom, uint8_t *rgb,
     int rows_per_mcu = f->max_v * min_size;
     int16_t blk[64] __attribute__((aligned(32))) = {0};
     for (int my = 0; my < mcus_y; my++) {
+        if (b.pad_bits > 64) goto done; /* the data ended rows ago: stop here */
         for (int mx = 0; mx < mcus_x; mx++) {
             if (f->restart_interval) {
                 if (until_restart == 0) {
