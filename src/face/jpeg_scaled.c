@@ -749,20 +749,6 @@ JPEG_AVX2 INLINE int idct_avx2(const int16_t *in, const int16_t *q, const idct_s
     return _mm256_testz_si256(outside, outside) ? 0 : -1;
 }
 
-JPEG_AVX2 static int idct_2x2_avx2(const int16_t *in, const int16_t *q, uint8_t *out, int stride)
-{
-    return idct_avx2(in, q, &idct_sizes[0], 2, CONST_BITS + PASS1_BITS + 3 + 2, out, stride);
-}
-
-JPEG_AVX2 static int idct_4x4_avx2(const int16_t *in, const int16_t *q, uint8_t *out, int stride)
-{
-    return idct_avx2(in, q, &idct_sizes[1], 4, CONST_BITS + PASS1_BITS + 3 + 1, out, stride);
-}
-
-JPEG_AVX2 static int idct_8x8_avx2(const int16_t *in, const int16_t *q, uint8_t *out, int stride)
-{
-    return idct_avx2(in, q, &idct_sizes[2], 8, CONST_BITS + PASS1_BITS + 3, out, stride);
-}
 #endif
 
 /* Zeroes a block for the next one in four vector stores (memset of 128 bytes
@@ -774,21 +760,22 @@ INLINE void clear_block(int16_t blk[64])
 }
 
 /* One block into out; -1 (decline) for a block outside the ranges above. */
-static int inverse_dct(const int16_t *blk, int dc_only, int simd, const component *cp, uint8_t *out,
-                       int stride)
+INLINE int inverse_dct_plain(const int16_t *blk, int dc_only, const component *cp, uint8_t *out, int stride)
 {
     if (dc_only || cp->ssize == 1) return fill_dc(blk, cp->q, cp->ssize, out, stride);
-    int k = cp->ssize == 2 ? 0 : cp->ssize == 4 ? 1 : 2;
-#if defined(__x86_64__)
-    if (simd)
-        return k == 0 ? idct_2x2_avx2(blk, cp->q, out, stride)
-             : k == 1 ? idct_4x4_avx2(blk, cp->q, out, stride)
-                      : idct_8x8_avx2(blk, cp->q, out, stride);
-#else
-    (void)simd;
-#endif
-    return idct_plain(blk, cp->q, &idct_sizes[k], out, stride);
+    return idct_plain(blk, cp->q, &idct_sizes[cp->ssize == 2 ? 0 : cp->ssize == 4 ? 1 : 2], out, stride);
 }
+
+#if defined(__x86_64__)
+JPEG_AVX2 INLINE int inverse_dct_avx2(const int16_t *blk, int dc_only, const component *cp, uint8_t *out,
+                                      int stride)
+{
+    if (dc_only || cp->ssize == 1) return fill_dc(blk, cp->q, cp->ssize, out, stride);
+    return cp->ssize == 2 ? idct_avx2(blk, cp->q, &idct_sizes[0], 2, CONST_BITS + PASS1_BITS + 3 + 2, out, stride)
+         : cp->ssize == 4 ? idct_avx2(blk, cp->q, &idct_sizes[1], 4, CONST_BITS + PASS1_BITS + 3 + 1, out, stride)
+                          : idct_avx2(blk, cp->q, &idct_sizes[2], 8, CONST_BITS + PASS1_BITS + 3, out, stride);
+}
+#endif
 
 /* ---- colour ------------------------------------------------------------------------- */
 
@@ -957,6 +944,68 @@ static void emit_rows(const frame *f, const ycc_tables *t, uint8_t *upsampled, i
     }
 }
 
+/* Where the scan's pixels go. */
+typedef struct {
+    frame *f;
+    const ycc_tables *t;
+    uint8_t *upsampled, *rgb;
+    int mcus_x, mcus_y, out_w, out_h, rows_per_mcu;
+} scan_output;
+
+typedef int (*block_transform)(const int16_t *blk, int dc_only, const component *cp, uint8_t *out, int stride);
+
+/* Every MCU: each block decoded, then transformed at once while in cache; each MCU row
+ * then converted to RGB. Inlined into two flavours, so the vector one can use AVX2 and
+ * BMI2 (shifts by a register in one instruction) in the entropy decoder too. */
+INLINE int decode_scan(const scan_output *o, bit_reader *b, bits *buffered, block_transform transform)
+{
+    const frame *f = o->f;
+    int pred[3] = {0, 0, 0}, next_rst = 0, until_restart = f->restart_interval;
+    int16_t blk[64] __attribute__((aligned(32))) = {0};
+    for (int my = 0; my < o->mcus_y; my++) {
+        if (b->pad_bits > 64) return -1; /* the data ended rows ago: stop here */
+        for (int mx = 0; mx < o->mcus_x; mx++) {
+            if (f->restart_interval) {
+                if (until_restart == 0) {
+                    if (restart(b, buffered, &next_rst, pred)) return -1;
+                    until_restart = f->restart_interval;
+                }
+                until_restart--;
+            }
+            for (int c = 0; c < f->ncomp; c++) {
+                const component *cp = &f->comp[c];
+                for (int by = 0; by < cp->v; by++)
+                    for (int bx = 0; bx < cp->h; bx++) {
+                        int ac = decode_block(b, buffered, &f->dc[cp->td], &f->ac[cp->ta], cp->ssize > 1,
+                                              &pred[c], blk);
+                        if (ac < 0) return -1;
+                        uint8_t *out = cp->plane + (size_t)by * cp->ssize * cp->plane_w +
+                                       (size_t)(mx * cp->h + bx) * cp->ssize;
+                        if (transform(blk, ac == 0, cp, out, cp->plane_w)) return -1;
+                        if (ac) clear_block(blk);
+                    }
+            }
+        }
+        int y0 = my * o->rows_per_mcu;
+        int rows = o->out_h - y0 < o->rows_per_mcu ? o->out_h - y0 : o->rows_per_mcu;
+        emit_rows(f, o->t, o->upsampled, rows, o->out_w, o->rgb + (size_t)y0 * o->out_w * 3);
+    }
+    return 0;
+}
+
+static int decode_scan_plain(const scan_output *o, bit_reader *b, bits *buffered)
+{
+    return decode_scan(o, b, buffered, inverse_dct_plain);
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,bmi,bmi2"))) static int decode_scan_simd(const scan_output *o, bit_reader *b,
+                                                                     bits *buffered)
+{
+    return decode_scan(o, b, buffered, inverse_dct_avx2);
+}
+#endif
+
 int jpeg_scaled_decode(const uint8_t *data, size_t len, int denom, uint8_t *rgb, int out_w,
                        int out_h)
 {
@@ -993,37 +1042,12 @@ int jpeg_scaled_decode(const uint8_t *data, size_t len, int denom, uint8_t *rgb,
 
     bit_reader b = {.d = data, .pos = f->scan_start, .end = len};
     bits buffered = {0, 0};
-    int pred[3] = {0, 0, 0}, next_rst = 0, until_restart = f->restart_interval;
-    int rows_per_mcu = f->max_v * min_size;
-    int16_t blk[64] __attribute__((aligned(32))) = {0};
-    for (int my = 0; my < mcus_y; my++) {
-        if (b.pad_bits > 64) goto done; /* the data ended rows ago: stop here */
-        for (int mx = 0; mx < mcus_x; mx++) {
-            if (f->restart_interval) {
-                if (until_restart == 0) {
-                    if (restart(&b, &buffered, &next_rst, pred)) goto done;
-                    until_restart = f->restart_interval;
-                }
-                until_restart--;
-            }
-            for (int c = 0; c < f->ncomp; c++) {
-                const component *cp = &f->comp[c];
-                for (int by = 0; by < cp->v; by++)
-                    for (int bx = 0; bx < cp->h; bx++) {
-                        int ac = decode_block(&b, &buffered, &f->dc[cp->td], &f->ac[cp->ta],
-                                              cp->ssize > 1, &pred[c], blk);
-                        if (ac < 0) goto done;
-                        uint8_t *out = cp->plane + (size_t)by * cp->ssize * cp->plane_w +
-                                       (size_t)(mx * cp->h + bx) * cp->ssize;
-                        if (inverse_dct(blk, ac == 0, tables.simd, cp, out, cp->plane_w)) goto done;
-                        if (ac) clear_block(blk);
-                    }
-            }
-        }
-        int y0 = my * rows_per_mcu;
-        int rows = out_h - y0 < rows_per_mcu ? out_h - y0 : rows_per_mcu;
-        emit_rows(f, &tables, next, rows, out_w, rgb + (size_t)y0 * out_w * 3);
-    }
+    scan_output o = {f, &tables, next, rgb, mcus_x, mcus_y, out_w, out_h, f->max_v * min_size};
+#if defined(__x86_64__)
+    if (tables.simd ? decode_scan_simd(&o, &b, &buffered) : decode_scan_plain(&o, &b, &buffered)) goto done;
+#else
+    if (decode_scan_plain(&o, &b, &buffered)) goto done;
+#endif
     /* The scan must end cleanly at EOI: anything after it is for libjpeg to judge. */
     size_t at = marker_after_data(&b, buffered);
     if (at && data[at] == 0xD9) rc = JPEG_SCALED_OK;
