@@ -230,7 +230,10 @@ static int parse_headers(const uint8_t *d, size_t len, frame *f)
         case 0xDB: rc = parse_dqt(f, p, n); break;
         case 0xDD: rc = n == 2 ? (f->restart_interval = u16_at(p), 0) : -1; break;
         case 0xE0:
-            if (n >= 14 && memcmp(p, "JFIF", 5) == 0) f->saw_jfif = 1;
+            if (n >= 14 && memcmp(p, "JFIF", 5) == 0) {
+                if (p[5] != 1) return -1; /* libjpeg warns on a JFIF major version but 1 */
+                f->saw_jfif = 1;
+            }
             break;
         case 0xEE: return -1; /* Adobe's transform flag decides the colour space */
         case 0xDA:
