@@ -55,7 +55,8 @@ typedef struct {
 } component;
 
 typedef struct {
-    int width, height, ncomp, max_h, max_v, restart_interval, saw_jfif;
+    int width, height, ncomp, max_h, max_v, restart_interval;
+    int saw_jfif, saw_adobe, adobe_transform; /* what decides the colour space */
     component comp[3];
     int32_t quant[4][64];
     int quant_defined[4];
@@ -172,15 +173,13 @@ static int parse_sof(frame *f, const uint8_t *p, size_t n)
     if (f->ncomp == 1) {
         f->comp[0].h = f->comp[0].v = 1; /* a lone component is never interleaved */
     } else {
-        /* Luma 1x1, 2x1 or 2x2 and chroma 1x1: 4:4:4, 4:2:2, 4:2:0. */
-        const component *y = &f->comp[0];
+        /* Luma 1x1, 2x1 or 2x2 with chroma 1x1 (4:4:4, 4:2:2, 4:2:0), or all three
+         * sampled alike up to 2x2 (4:4:4 in bigger MCUs): no other upsampling here. */
+        const component *y = &f->comp[0], *cb = &f->comp[1], *cr = &f->comp[2];
         int luma_ok = (y->h == 1 && y->v == 1) || (y->h == 2 && (y->v == 1 || y->v == 2));
-        if (!luma_ok || f->comp[1].h != 1 || f->comp[1].v != 1 || f->comp[2].h != 1 ||
-            f->comp[2].v != 1)
-            return -1;
-        /* Without JFIF, libjpeg reads components named R, G, B as RGB. */
-        if (!f->saw_jfif && f->comp[0].id == 'R' && f->comp[1].id == 'G' && f->comp[2].id == 'B')
-            return -1;
+        int chroma_single = cb->h == 1 && cb->v == 1 && cr->h == 1 && cr->v == 1;
+        int alike = y->h <= 2 && y->v <= 2 && cb->h == y->h && cb->v == y->v && cr->h == y->h && cr->v == y->v;
+        if (!(luma_ok && chroma_single) && !alike) return -1;
     }
     f->max_h = f->comp[0].h;
     f->max_v = f->comp[0].v;
@@ -202,7 +201,14 @@ static int parse_sos(frame *f, const uint8_t *p, size_t n)
         for (int k = 0; k < 64; k++) cp->q[k] = (int16_t)f->quant[cp->tq][k];
     }
     const uint8_t *s = p + 1 + 2 * ns;
-    return s[0] == 0 && s[1] == 63 && s[2] == 0 ? 0 : -1; /* sequential: Ss 0, Se 63, no approximation */
+    if (s[0] != 0 || s[1] != 63 || s[2] != 0) return -1; /* sequential: Ss 0, Se 63, no approximation */
+    /* jdapimin.c's colour space for three components: JFIF means YCbCr; else Adobe's
+     * transform 1 does (0 is RGB, others warn); else components named R, G, B are RGB. */
+    if (ns == 3 && !f->saw_jfif) {
+        if (f->saw_adobe) return f->adobe_transform == 1 ? 0 : -1;
+        if (f->comp[0].id == 'R' && f->comp[1].id == 'G' && f->comp[2].id == 'B') return -1;
+    }
+    return 0;
 }
 
 /* Reads markers up to the scan; -1 for anything but a plain baseline file. */
@@ -237,7 +243,12 @@ static int parse_headers(const uint8_t *d, size_t len, frame *f)
                 f->saw_jfif = 1;
             }
             break;
-        case 0xEE: return -1; /* Adobe's transform flag decides the colour space */
+        case 0xEE: /* jdmarker.c's examine_app14 */
+            if (n >= 12 && memcmp(p, "Adobe", 5) == 0) {
+                f->saw_adobe = 1;
+                f->adobe_transform = p[11];
+            }
+            break;
         case 0xDA:
             if (!have_sof || parse_sos(f, p, n)) return -1;
             f->scan_start = pos + seg;
