@@ -40,3 +40,7 @@ bench-negatives: build/tools/bench_negatives
 .PHONY: bench-quality
 bench-quality: build/tools/bench_quality
 	nice ./build/tools/bench_quality ../shared/data models
+
+# tests/unit/test_jpeg_scaled.c encodes its test files with the libjpeg API (restart
+# intervals, progressive, arithmetic, Adobe markers...), which TurboJPEG does not expose.
+build/tests/test_jpeg_scaled build/asan/tests/test_jpeg_scaled: LDLIBS += -ljpeg
