@@ -24,7 +24,7 @@
 #include <jpeglib.h>
 #include <turbojpeg.h>
 
-#include "core/file.h"
+#include "data_file.h"
 #include "face/image.h"
 #include "face/jpeg_scaled.h"
 
@@ -36,26 +36,6 @@
 
 static const int DENOMS[] = {2, 4, 8};
 #define N_DENOMS 3
-
-typedef struct {
-    uint8_t *data;
-    size_t len;
-} blob;
-
-static blob read_blob(const char *path)
-{
-    blob b = {NULL, 0};
-    b.data = file_read_all(path, (size_t)64 << 20, &b.len);
-    return b;
-}
-
-#define READ_OR_SKIP(var, path)                                                        \
-    blob var = read_blob(path);                                                        \
-    if (!var.len) {                                                                    \
-        free(var.data);                                                                \
-        print_message("missing %s, skipping\n", path);                                 \
-        skip();                                                                        \
-    }
 
 /* ---- the reference: libjpeg-turbo ------------------------------------------------ */
 
