@@ -11,16 +11,33 @@
  * shortcuts make exactly equal. */
 #include "face/jpeg_scaled.h"
 
+#include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define HUFF_FAST_BITS 9
+#define HUFF_FAST_BITS 10
+
+/* The vector kernels (colour, upsampling, IDCT pass 2) need AVX-512 BW/VBMI and AVX2,
+ * checked once per decode; each has a plain C path beside it. */
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define JPEG_AVX512 __attribute__((target("avx512f,avx512bw,avx512vbmi")))
+#define JPEG_AVX2 __attribute__((target("avx2")))
+static int have_simd(void)
+{
+    return __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx2");
+}
+#else
+static int have_simd(void) { return 0; }
+#endif
 
 typedef struct {
     uint16_t fast[1 << HUFF_FAST_BITS]; /* (length << 8) | symbol for codes <= 9 bits, else 0 */
-    /* AC tables: a code and its value bits that fit in 9 bits together, decoded at once:
-     * value << 16 | run << 8 | bits used; 0 for the others (and for EOB, ZRL). */
-    int32_t ac_fast[1 << HUFF_FAST_BITS];
+    /* A code and its value bits that fit in 9 bits together, decoded at once: value << 16
+     * | end of block << 12 | run << 8 | bits used; 0 for the others. */
+    int32_t value_fast[1 << HUFF_FAST_BITS];
     int32_t maxcode[17];                /* largest code of each length, -1 when none */
     int32_t valoffset[17];              /* symbol index of a code = code + valoffset[len] */
     uint8_t values[256];
@@ -85,11 +102,13 @@ static int build_huff_table(huff_table *t, const uint8_t counts[16], const uint8
     if (is_dc)
         for (int i = 0; i < nvalues; i++)
             if (values[i] > 15) return -1;
-    for (int i = 0; !is_dc && i < 1 << HUFF_FAST_BITS; i++) {
-        int len = t->fast[i] >> 8, rs = t->fast[i] & 0xFF, size = rs & 15;
-        if (!len || !size || len + size > HUFF_FAST_BITS) continue;
-        unsigned bits = (unsigned)(i >> (HUFF_FAST_BITS - len - size)) & ((1u << size) - 1);
-        t->ac_fast[i] = (int32_t)((uint32_t)extend(bits, size) << 16) | (rs >> 4) << 8 | (len + size);
+    for (int i = 0; i < 1 << HUFF_FAST_BITS; i++) {
+        int len = t->fast[i] >> 8, sym = t->fast[i] & 0xFF;
+        int size = is_dc ? sym : sym & 15, run = is_dc ? 0 : sym >> 4;
+        if (!len || len + size > HUFF_FAST_BITS) continue;
+        int value = 0, end = !is_dc && sym == 0x00; /* AC 0x00 ends the block; 0xF0 is 16 zeros */
+        if (size) value = extend((unsigned)(i >> (HUFF_FAST_BITS - len - size)) & ((1u << size) - 1), size);
+        t->value_fast[i] = (int32_t)((uint32_t)value << 16) | end << 12 | run << 8 | (len + size);
     }
     t->defined = 1;
     return 0;
@@ -231,17 +250,16 @@ static int parse_headers(const uint8_t *d, size_t len, frame *f)
 typedef struct {
     const uint8_t *d;
     size_t pos, end;
-    uint64_t acc;  /* next bits, most significant first */
-    int nbits;     /* valid bits in acc, zero padding included */
     int pad_bits;  /* zero bits appended after a marker or the end of the data */
     int at_marker; /* pos is at a marker (or the end): only padding follows */
 } bit_reader;
 
-/* The bit buffer while a block is decoded: plain locals the compiler keeps in
- * registers (through bit_reader it would go to memory at every symbol). */
+/* The bit buffer, apart from bit_reader and only ever passed to inlined functions or
+ * by value, so the compiler keeps it in registers (in memory it would be stored and
+ * reloaded at every symbol). */
 typedef struct {
-    uint64_t acc;
-    int nbits;
+    uint64_t acc; /* next bits, most significant first */
+    int nbits;    /* valid bits in acc, zero padding included */
 } bits;
 
 static uint64_t load_be64(const uint8_t *p)
@@ -337,84 +355,85 @@ static inline int decode_symbol(bits *b, const huff_table *t)
     return e & 0xFF;
 }
 
-/* One block's coefficients into blk (zero on entry), natural order; the natural
- * positions of the AC values go to written[]. Returns how many, or -1 to decline.
- * Mirrors jdhuff.c's decode_mcu, except that an AC run past the block's end (which
- * libjpeg silently piles onto coefficient 63) and a DC sum outside a short are declined. */
-static inline int decode_block(bit_reader *r, const huff_table *dc, const huff_table *ac, int *pred,
-                               int16_t blk[64], uint8_t written[63])
+/* One block's coefficients into blk (zero on entry), natural order, or only the DC
+ * when the block's AC terms are not needed (a one-sample IDCT). Returns how many AC
+ * values it stored, or -1 to decline. Mirrors jdhuff.c's decode_mcu, except that an AC
+ * run past the block's end (which libjpeg silently piles onto coefficient 63) and a DC
+ * sum outside a short are declined. */
+static inline int decode_block(bit_reader *r, bits *b, const huff_table *dc, const huff_table *ac,
+                               int store_ac, int *pred, int16_t blk[64])
 {
-    bits b = {r->acc, r->nbits};
-    int n = -1;
-    if (b.nbits < 32) fill(r, &b);
-    int s = decode_symbol(&b, dc);
-    if (s < 0) goto out;
-    int dcv = *pred + (s ? extend(get_bits(&b, s), s) : 0);
-    if (dcv < -32768 || dcv > 32767) goto out;
+    if (b->nbits < 32) fill(r, b);
+    int32_t e = dc->value_fast[b->acc >> (64 - HUFF_FAST_BITS)];
+    int diff;
+    if (e) {
+        skip_bits(b, e & 0xFF);
+        diff = e >> 16;
+    } else {
+        int s = decode_symbol(b, dc);
+        if (s < 0) return -1;
+        diff = s ? extend(get_bits(b, s), s) : 0;
+    }
+    int dcv = *pred + diff;
+    if (dcv < -32768 || dcv > 32767) return -1;
     *pred = dcv;
     blk[0] = (int16_t)dcv;
-    n = 0;
+    int n = 0;
     for (int k = 1; k < 64; k++) {
-        if (b.nbits < 32) fill(r, &b);
-        int32_t e = ac->ac_fast[b.acc >> (64 - HUFF_FAST_BITS)];
+        if (b->nbits < 32) fill(r, b);
+        e = ac->value_fast[b->acc >> (64 - HUFF_FAST_BITS)];
         int value;
-        if (e) { /* code and value bits in one lookup */
+        if (e) { /* code and value bits in one lookup; 16 zeros store a zero */
+            skip_bits(b, e & 0xFF);
+            if (e & 1 << 12) break;
             k += (e >> 8) & 15;
-            skip_bits(&b, e & 0xFF);
             value = e >> 16;
         } else {
-            int rs = decode_symbol(&b, ac);
-            if (rs < 0) {
-                n = -1;
-                goto out;
-            }
-            s = rs & 15;
+            int rs = decode_symbol(b, ac);
+            if (rs < 0) return -1;
+            int s = rs & 15;
             if (!s) {
                 if (rs != 0xF0) break; /* end of block */
                 k += 15;               /* sixteen zeros */
                 continue;
             }
             k += rs >> 4;
-            value = extend(get_bits(&b, s), s);
+            value = extend(get_bits(b, s), s);
         }
-        if (k > 63) {
-            n = -1;
-            goto out;
+        if (k > 63) return -1;
+        if (store_ac) {
+            blk[natural_order[k]] = (int16_t)value;
+            n++;
         }
-        blk[natural_order[k]] = (int16_t)value;
-        written[n++] = natural_order[k];
     }
-out:
-    r->acc = b.acc;
-    r->nbits = b.nbits;
     return n;
 }
 
 /* Unused real bits left before a marker: fewer than 8 is the encoder's byte padding,
  * more is data libjpeg would skip with a warning; any padding used means it warned. */
-static int ended_cleanly(const bit_reader *r)
+static int ended_cleanly(const bit_reader *r, bits b)
 {
-    int real = r->nbits - r->pad_bits;
+    int real = b.nbits - r->pad_bits;
     return real >= 0 && real < 8;
 }
 
 /* Position of the marker code after the entropy-coded data ends cleanly, else 0. */
-static size_t marker_after_data(const bit_reader *b)
+static size_t marker_after_data(const bit_reader *b, bits buffered)
 {
-    if (!ended_cleanly(b)) return 0;
+    if (!ended_cleanly(b, buffered)) return 0;
     size_t pos = b->pos;
     if (pos >= b->end || b->d[pos] != 0xFF) return 0;
     while (pos < b->end && b->d[pos] == 0xFF) pos++;
     return pos < b->end ? pos : 0;
 }
 
-static int restart(bit_reader *b, int *next_rst, int pred[3])
+static int restart(bit_reader *b, bits *buffered, int *next_rst, int pred[3])
 {
-    size_t at = marker_after_data(b);
+    size_t at = marker_after_data(b, *buffered);
     if (!at || b->d[at] != 0xD0 + *next_rst) return -1;
     b->pos = at + 1;
-    b->acc = 0;
-    b->nbits = b->pad_bits = b->at_marker = 0;
+    b->pad_bits = b->at_marker = 0;
+    *buffered = (bits){0, 0};
     *next_rst = (*next_rst + 1) & 7;
     pred[0] = pred[1] = pred[2] = 0;
     return 0;
@@ -428,160 +447,356 @@ static int restart(bit_reader *b, int *next_rst, int pred[3])
 
 /* libjpeg's post-IDCT range table, indexed by (value & 1023): clamps [-384, 383] to
  * [0, 255] around 128 and wraps beyond, as jdmaster.c builds it. */
-static uint8_t idct_limit(int64_t v)
+static uint8_t idct_range[1024];
+
+static void build_pass2_matrices(void);
+
+static void build_idct_tables(void)
 {
-    int j = (int)(v & 1023);
-    if (j < 128) return (uint8_t)(j + 128);
-    if (j < 512) return 255;
-    if (j < 896) return 0;
-    return (uint8_t)(j - 896);
+    build_pass2_matrices();
+    for (int j = 0; j < 1024; j++)
+        idct_range[j] = (uint8_t)(j < 128 ? j + 128 : j < 512 ? 255 : j < 896 ? 0 : j - 896);
 }
+
+static inline uint8_t idct_limit(int64_t v) { return idct_range[v & 1023]; }
 
 static void fill_dc(const int16_t *blk, const int16_t *q, int side, uint8_t *out, int stride)
 {
     uint8_t v = idct_limit(DESCALE((int64_t)(blk[0] * q[0]), 3));
-    if (side == 1) {
-        *out = v;
-        return;
+    uint64_t row = v * 0x0101010101010101ull; /* fixed-size stores: memset would be a call */
+    switch (side) {
+    case 1: *out = v; break;
+    case 2:
+        for (int y = 0; y < 2; y++) memcpy(out + (size_t)y * stride, &row, 2);
+        break;
+    case 4:
+        for (int y = 0; y < 4; y++) memcpy(out + (size_t)y * stride, &row, 4);
+        break;
+    default:
+        for (int y = 0; y < 8; y++) memcpy(out + (size_t)y * stride, &row, 8);
+        break;
     }
-    for (int y = 0; y < side; y++) memset(out + (size_t)y * stride, v, (size_t)side);
 }
 
-static void idct_2x2(const int16_t *in, const int16_t *q, uint8_t *out, int stride)
+/* The reduced and full IDCTs in two passes, as jidctred.c / jidctint.c. Pass 1 runs on
+ * whole rows of the block, one lane per column (GCC's vector extension); pass 2 is
+ * linear in each row of pass 1's output, so it is a fixed integer matrix per size.
+ *
+ * In 32 bits both passes are exact while every dequantised coefficient is within
+ * +-8191 and every pass-1 value within +-16383 (the multipliers of any output add up,
+ * in absolute value, to less than 2^17). Real 8-bit JPEGs stay far below; a block that
+ * does not is declined to libjpeg-turbo. libjpeg's zero-column and zero-row shortcuts
+ * give the same values as the full sums. */
+typedef int32_t lanes __attribute__((vector_size(32)));
+typedef int16_t short_lanes __attribute__((vector_size(16)));
+/* These helpers are static and inlined: no 32-byte vector crosses a real call, so GCC's
+ * note that such calls differ with and without AVX does not apply. */
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+#define COEF_LIMIT 8191
+#define PASS1_LIMIT 16383
+#define INLINE static inline __attribute__((always_inline))
+
+INLINE lanes abs_lanes(lanes v)
 {
-    int64_t ws[2][8];
-    for (int c = 0; c < 8; c++) {
-        if (c == 2 || c == 4 || c == 6) continue;
-        if (!in[8 + c] && !in[24 + c] && !in[40 + c] && !in[56 + c]) {
-            ws[0][c] = ws[1][c] = (int64_t)(in[c] * q[c]) * (1 << PASS1_BITS);
-            continue;
-        }
-        int64_t t10 = (int64_t)(in[c] * q[c]) * (1 << (CONST_BITS + 2));
-        int64_t t0 = (int64_t)(in[56 + c] * q[56 + c]) * -5906 + (int64_t)(in[40 + c] * q[40 + c]) * 6967 +
-                     (int64_t)(in[24 + c] * q[24 + c]) * -10426 + (int64_t)(in[8 + c] * q[8 + c]) * 29692;
-        ws[0][c] = DESCALE(t10 + t0, CONST_BITS - PASS1_BITS + 2);
-        ws[1][c] = DESCALE(t10 - t0, CONST_BITS - PASS1_BITS + 2);
-    }
-    for (int r = 0; r < 2; r++) {
-        const int64_t *w = ws[r];
-        uint8_t *o = out + (size_t)r * stride;
-        if (!w[1] && !w[3] && !w[5] && !w[7]) {
-            o[0] = o[1] = idct_limit(DESCALE(w[0], PASS1_BITS + 3));
-            continue;
-        }
-        int64_t t10 = w[0] * (1 << (CONST_BITS + 2));
-        int64_t t0 = w[7] * -5906 + w[5] * 6967 + w[3] * -10426 + w[1] * 29692;
-        o[0] = idct_limit(DESCALE(t10 + t0, CONST_BITS + PASS1_BITS + 3 + 2));
-        o[1] = idct_limit(DESCALE(t10 - t0, CONST_BITS + PASS1_BITS + 3 + 2));
-    }
+    lanes sign = v >> 31;
+    return (v ^ sign) - sign;
 }
 
-/* The 4-point odd part shared by both passes of idct_4x4. */
+/* Nonzero when some lane of v (an OR of absolute values) is over limit. */
+INLINE int any_over(lanes v, int limit)
+{
+    lanes big = v & ~limit;
+    int any = 0;
+    for (int c = 0; c < 8; c++) any |= big[c];
+    return any != 0;
+}
+
+INLINE lanes descale_lanes(lanes v, int n) { return (v + (1 << (n - 1))) >> n; }
+
+/* Pass 1 of each size: z[k] is dequantised row k, ws[r] output row r. */
+INLINE void columns_2x2(const lanes z[8], lanes ws[2])
+{
+    lanes t10 = z[0] * (1 << (CONST_BITS + 2));
+    lanes t0 = z[7] * -5906 + z[5] * 6967 + z[3] * -10426 + z[1] * 29692;
+    ws[0] = descale_lanes(t10 + t0, CONST_BITS - PASS1_BITS + 2);
+    ws[1] = descale_lanes(t10 - t0, CONST_BITS - PASS1_BITS + 2);
+}
+
+/* The 4-point odd part of the 4x4 IDCT, both passes. */
 #define ODD4(z1, z2, z3, z4, t0, t2)                                                          \
     do {                                                                                      \
         t0 = (z1) * -1730 + (z2) * 11893 + (z3) * -17799 + (z4) * 8697;                      \
         t2 = (z1) * -4176 + (z2) * -4926 + (z3) * 7373 + (z4) * 20995;                       \
     } while (0)
 
-static void idct_4x4(const int16_t *in, const int16_t *q, uint8_t *out, int stride)
+INLINE void columns_4x4(const lanes z[8], lanes ws[4])
 {
-    int64_t ws[4][8];
-    for (int c = 0; c < 8; c++) {
-        if (c == 4) continue;
-        const int16_t *i = in + c, *k = q + c;
-        if (!i[8] && !i[16] && !i[24] && !i[40] && !i[48] && !i[56]) {
-            ws[0][c] = ws[1][c] = ws[2][c] = ws[3][c] = (int64_t)(i[0] * k[0]) * (1 << PASS1_BITS);
-            continue;
-        }
-        int64_t t0 = (int64_t)(i[0] * k[0]) * (1 << (CONST_BITS + 1));
-        int64_t t2 = (int64_t)(i[16] * k[16]) * 15137 + (int64_t)(i[48] * k[48]) * -6270;
-        int64_t t10 = t0 + t2, t12 = t0 - t2, o0, o2;
-        ODD4((int64_t)(i[56] * k[56]), (int64_t)(i[40] * k[40]), (int64_t)(i[24] * k[24]),
-             (int64_t)(i[8] * k[8]), o0, o2);
-        ws[0][c] = DESCALE(t10 + o2, CONST_BITS - PASS1_BITS + 1);
-        ws[3][c] = DESCALE(t10 - o2, CONST_BITS - PASS1_BITS + 1);
-        ws[1][c] = DESCALE(t12 + o0, CONST_BITS - PASS1_BITS + 1);
-        ws[2][c] = DESCALE(t12 - o0, CONST_BITS - PASS1_BITS + 1);
-    }
+    lanes t0 = z[0] * (1 << (CONST_BITS + 1)), t2 = z[2] * 15137 + z[6] * -6270;
+    lanes t10 = t0 + t2, t12 = t0 - t2, o0, o2;
+    ODD4(z[7], z[5], z[3], z[1], o0, o2);
+    const int n = CONST_BITS - PASS1_BITS + 1;
+    ws[0] = descale_lanes(t10 + o2, n), ws[3] = descale_lanes(t10 - o2, n);
+    ws[1] = descale_lanes(t12 + o0, n), ws[2] = descale_lanes(t12 - o0, n);
+}
+
+/* jidctint.c's islow butterfly: even part e0..e3 from x0, x2, x4, x6 and odd part
+ * o0..o3 from x7, x5, x3, x1 (its tmp10..tmp13 and tmp0..tmp3); T is the value type. */
+#define ISLOW_1D(T, x0, x1, x2, x3, x4, x5, x6, x7, e, o)                                     \
+    do {                                                                                      \
+        T z1_ = ((x2) + (x6)) * 4433;                                                         \
+        T t2_ = z1_ + (x6) * -15137, t3_ = z1_ + (x2) * 6270;                                 \
+        T t0_ = ((x0) + (x4)) * (1 << CONST_BITS), t1_ = ((x0) - (x4)) * (1 << CONST_BITS);   \
+        e[0] = t0_ + t3_, e[3] = t0_ - t3_, e[1] = t1_ + t2_, e[2] = t1_ - t2_;               \
+        T a_ = (x7), b_ = (x5), c_ = (x3), d_ = (x1);                                         \
+        T za_ = a_ + d_, zb_ = b_ + c_, zc_ = a_ + c_, zd_ = b_ + d_;                         \
+        T z5_ = (zc_ + zd_) * 9633;                                                           \
+        a_ *= 2446, b_ *= 16819, c_ *= 25172, d_ *= 12299;                                    \
+        za_ *= -7373, zb_ *= -20995, zc_ *= -16069, zd_ *= -3196;                             \
+        zc_ += z5_, zd_ += z5_;                                                               \
+        o[0] = a_ + za_ + zc_, o[1] = b_ + zb_ + zd_, o[2] = c_ + zb_ + zc_, o[3] = d_ + za_ + zd_; \
+    } while (0)
+
+INLINE void columns_8x8(const lanes z[8], lanes ws[8])
+{
+    lanes e[4], o[4];
+    ISLOW_1D(lanes, z[0], z[1], z[2], z[3], z[4], z[5], z[6], z[7], e, o);
+#pragma GCC unroll 4
     for (int r = 0; r < 4; r++) {
-        const int64_t *w = ws[r];
-        uint8_t *o = out + (size_t)r * stride;
-        if (!w[1] && !w[2] && !w[3] && !w[5] && !w[6] && !w[7]) {
-            memset(o, idct_limit(DESCALE(w[0], PASS1_BITS + 3)), 4);
-            continue;
-        }
-        int64_t t0 = w[0] * (1 << (CONST_BITS + 1));
-        int64_t t2 = w[2] * 15137 + w[6] * -6270;
-        int64_t t10 = t0 + t2, t12 = t0 - t2, o0, o2;
-        ODD4(w[7], w[5], w[3], w[1], o0, o2);
-        o[0] = idct_limit(DESCALE(t10 + o2, CONST_BITS + PASS1_BITS + 3 + 1));
-        o[3] = idct_limit(DESCALE(t10 - o2, CONST_BITS + PASS1_BITS + 3 + 1));
-        o[1] = idct_limit(DESCALE(t12 + o0, CONST_BITS + PASS1_BITS + 3 + 1));
-        o[2] = idct_limit(DESCALE(t12 - o0, CONST_BITS + PASS1_BITS + 3 + 1));
+        ws[r] = descale_lanes(e[r] + o[3 - r], CONST_BITS - PASS1_BITS);
+        ws[7 - r] = descale_lanes(e[r] - o[3 - r], CONST_BITS - PASS1_BITS);
     }
 }
 
-/* jidctint.c's islow: even part e0..e3 from x0, x2, x4, x6 and odd part o0..o3 from
- * x7, x5, x3, x1 (its tmp10..tmp13 and tmp0..tmp3). */
-static void islow_1d(int64_t x0, int64_t x1, int64_t x2, int64_t x3, int64_t x4, int64_t x5,
-                     int64_t x6, int64_t x7, int64_t e[4], int64_t o[4])
+/* Pass 2's sums for one row, before descaling: out[x] = sum over c of w[c] * m[x][c]. */
+static void row_sums_2x2(const int64_t w[8], int64_t out[8])
 {
-    int64_t z1 = (x2 + x6) * 4433;
-    int64_t t2 = z1 + x6 * -15137, t3 = z1 + x2 * 6270;
-    int64_t t0 = (x0 + x4) * (1 << CONST_BITS), t1 = (x0 - x4) * (1 << CONST_BITS);
-    e[0] = t0 + t3, e[3] = t0 - t3, e[1] = t1 + t2, e[2] = t1 - t2;
-    int64_t a = x7, b = x5, c = x3, d = x1;
-    int64_t za = a + d, zb = b + c, zc = a + c, zd = b + d;
-    int64_t z5 = (zc + zd) * 9633;
-    a *= 2446, b *= 16819, c *= 25172, d *= 12299;
-    za *= -7373, zb *= -20995, zc *= -16069, zd *= -3196;
-    zc += z5, zd += z5;
-    o[0] = a + za + zc, o[1] = b + zb + zd, o[2] = c + zb + zc, o[3] = d + za + zd;
+    int64_t t10 = w[0] * (1 << (CONST_BITS + 2));
+    int64_t t0 = w[7] * -5906 + w[5] * 6967 + w[3] * -10426 + w[1] * 29692;
+    out[0] = t10 + t0, out[1] = t10 - t0;
 }
 
-static void idct_8x8(const int16_t *in, const int16_t *q, uint8_t *out, int stride)
+static void row_sums_4x4(const int64_t w[8], int64_t out[8])
 {
-    int64_t ws[8][8], e[4], o[4];
-    for (int c = 0; c < 8; c++) {
-        const int16_t *i = in + c, *k = q + c;
-        if (!i[8] && !i[16] && !i[24] && !i[32] && !i[40] && !i[48] && !i[56]) {
-            int64_t dc = (int64_t)(i[0] * k[0]) * (1 << PASS1_BITS);
-            for (int r = 0; r < 8; r++) ws[r][c] = dc;
-            continue;
+    int64_t t0 = w[0] * (1 << (CONST_BITS + 1)), t2 = w[2] * 15137 + w[6] * -6270;
+    int64_t t10 = t0 + t2, t12 = t0 - t2, o0, o2;
+    ODD4(w[7], w[5], w[3], w[1], o0, o2);
+    out[0] = t10 + o2, out[3] = t10 - o2, out[1] = t12 + o0, out[2] = t12 - o0;
+}
+
+static void row_sums_8x8(const int64_t w[8], int64_t out[8])
+{
+    int64_t e[4], o[4];
+    ISLOW_1D(int64_t, w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7], e, o);
+    for (int x = 0; x < 4; x++) out[x] = e[x] + o[3 - x], out[7 - x] = e[x] - o[3 - x];
+}
+
+/* Each size: pass 1, its row sums, and pass 2's final shift. */
+typedef struct {
+    int n;
+    void (*row_sums)(const int64_t w[8], int64_t out[8]);
+    int shift;
+    int16_t matrix[8][8]; /* matrix[x][c]: built from row_sums, so both paths agree */
+    int halve_column0;    /* column 0 is stored halved (2x2's 2^15 is not a 16-bit value) */
+    int matrix_fits;      /* every entry, so stored, is a 16-bit value */
+} idct_size;
+
+static idct_size idct_sizes[3] = {
+    {2, row_sums_2x2, CONST_BITS + PASS1_BITS + 3 + 2, {{0}}, 0, 0},
+    {4, row_sums_4x4, CONST_BITS + PASS1_BITS + 3 + 1, {{0}}, 0, 0},
+    {8, row_sums_8x8, CONST_BITS + PASS1_BITS + 3, {{0}}, 0, 0},
+};
+
+static void build_pass2_matrices(void)
+{
+    for (int k = 0; k < 3; k++) {
+        idct_size *size = &idct_sizes[k];
+        int64_t l1[8] = {0}, column0[8];
+        int64_t unit0[8] = {1};
+        size->row_sums(unit0, column0);
+        size->halve_column0 = column0[0] > INT16_MAX && column0[0] % 2 == 0;
+        size->matrix_fits = 1;
+        for (int c = 0; c < 8; c++) {
+            int64_t unit[8] = {0}, sums[8];
+            unit[c] = 1;
+            size->row_sums(unit, sums);
+            for (int x = 0; x < size->n; x++) {
+                l1[x] += sums[x] < 0 ? -sums[x] : sums[x];
+                if (c == 0 && size->halve_column0) {
+                    size->matrix_fits &= sums[x] % 2 == 0;
+                    sums[x] /= 2;
+                }
+                size->matrix[x][c] = (int16_t)sums[x];
+                size->matrix_fits &= sums[x] >= INT16_MIN && sums[x] <= INT16_MAX;
+            }
         }
-        islow_1d(i[0] * k[0], i[8] * k[8], i[16] * k[16], i[24] * k[24], i[32] * k[32],
-                 i[40] * k[40], i[48] * k[48], i[56] * k[56], e, o);
-        for (int r = 0; r < 4; r++) {
-            ws[r][c] = DESCALE(e[r] + o[3 - r], CONST_BITS - PASS1_BITS);
-            ws[7 - r][c] = DESCALE(e[r] - o[3 - r], CONST_BITS - PASS1_BITS);
-        }
+        for (int x = 0; x < size->n; x++) size->matrix_fits &= l1[x] < (1 << 17);
     }
+}
+
+INLINE void columns(int n, const lanes z[8], lanes ws[8])
+{
+    if (n == 2) columns_2x2(z, ws);
+    else if (n == 4) columns_4x4(z, ws);
+    else columns_8x8(z, ws);
+}
+
+/* Pass 2 per row in 64 bits. */
+static void rows_plain(const lanes ws[8], const idct_size *size, uint8_t *out, int stride)
+{
+    for (int r = 0; r < size->n; r++) {
+        int64_t w[8], sums[8];
+        for (int c = 0; c < 8; c++) w[c] = ws[r][c];
+        size->row_sums(w, sums);
+        for (int x = 0; x < size->n; x++)
+            out[(size_t)r * stride + x] = idct_limit(DESCALE(sums[x], size->shift));
+    }
+}
+
+/* The plain path: pass 1 in lanes, pass 2 per row in 64 bits. */
+static int idct_plain(const int16_t *in, const int16_t *q, const idct_size *size, uint8_t *out,
+                      int stride)
+{
+    lanes z[8], all = {0}, ws[8];
     for (int r = 0; r < 8; r++) {
-        const int64_t *w = ws[r];
-        uint8_t *p = out + (size_t)r * stride;
-        if (!w[1] && !w[2] && !w[3] && !w[4] && !w[5] && !w[6] && !w[7]) {
-            memset(p, idct_limit(DESCALE(w[0], PASS1_BITS + 3)), 8);
-            continue;
-        }
-        islow_1d(w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7], e, o);
-        for (int x = 0; x < 4; x++) {
-            p[x] = idct_limit(DESCALE(e[x] + o[3 - x], CONST_BITS + PASS1_BITS + 3));
-            p[7 - x] = idct_limit(DESCALE(e[x] - o[3 - x], CONST_BITS + PASS1_BITS + 3));
-        }
+        short_lanes c, k;
+        memcpy(&c, in + 8 * r, sizeof c);
+        memcpy(&k, q + 8 * r, sizeof k);
+        z[r] = __builtin_convertvector(c, lanes) * __builtin_convertvector(k, lanes);
+        all |= abs_lanes(z[r]);
     }
+    if (any_over(all, COEF_LIMIT)) return -1;
+    columns(size->n, z, ws);
+    rows_plain(ws, size, out, stride);
+    return 0;
 }
 
-static void inverse_dct(const int16_t *blk, int dc_only, const component *cp, uint8_t *out, int stride)
+#if defined(__x86_64__)
+/* The same in registers: pass 2 as pmaddwd dot products, two rows per register. */
+JPEG_AVX2 INLINE int idct_avx2(const int16_t *in, const int16_t *q, const idct_size *size,
+                               const int n, const int shift, uint8_t *out, int stride)
+{
+    lanes z[8], ws[8];
+    __m256i all = _mm256_setzero_si256();
+#pragma GCC unroll 8
+    for (int r = 0; r < 8; r++) {
+        __m256i c = _mm256_cvtepi16_epi32(_mm_loadu_si128((const __m128i *)(in + 8 * r)));
+        __m256i k = _mm256_cvtepi16_epi32(_mm_loadu_si128((const __m128i *)(q + 8 * r)));
+        __m256i v = _mm256_mullo_epi32(c, k);
+        all = _mm256_or_si256(all, _mm256_abs_epi32(v));
+        z[r] = (lanes)v;
+    }
+    if (!_mm256_testz_si256(all, _mm256_set1_epi32(~COEF_LIMIT))) return -1;
+    columns(n, z, ws);
+    if (!size->matrix_fits) {
+        rows_plain(ws, size, out, stride);
+        return 0;
+    }
+    __m256i pairs[4], big = _mm256_setzero_si256();
+    /* A halved column-0 multiplier takes a doubled w[0], still a 16-bit value. */
+    const __m256i column0 = _mm256_setr_epi32(size->halve_column0 ? -1 : 0, 0, 0, 0, 0, 0, 0, 0);
+#pragma GCC unroll 4
+    for (int p = 0; p < n / 2; p++) {
+        __m256i a = (__m256i)ws[2 * p], b = (__m256i)ws[2 * p + 1];
+        big = _mm256_or_si256(big, _mm256_or_si256(_mm256_abs_epi32(a), _mm256_abs_epi32(b)));
+        a = _mm256_add_epi32(a, _mm256_and_si256(a, column0));
+        b = _mm256_add_epi32(b, _mm256_and_si256(b, column0));
+        pairs[p] = _mm256_permute4x64_epi64(_mm256_packs_epi32(a, b), 0xD8); /* row a | row b */
+    }
+    if (!_mm256_testz_si256(big, _mm256_set1_epi32(~PASS1_LIMIT))) {
+        rows_plain(ws, size, out, stride);
+        return 0;
+    }
+    __m256i m[8];
+#pragma GCC unroll 8
+    for (int x = 0; x < 8; x++)
+        m[x] = x < n ? _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)size->matrix[x]))
+                     : _mm256_setzero_si256();
+    const __m256i round = _mm256_set1_epi32(1 << (shift - 1)), centre = _mm256_set1_epi32(128);
+    const __m256i mask = _mm256_set1_epi32(1023), pixel = _mm256_set1_epi32(256), bright = _mm256_set1_epi32(640);
+    const __m256i white = _mm256_set1_epi32(255);
+#pragma GCC unroll 4
+    for (int p = 0; p < n / 2; p++) {
+        __m256i s[8], v[2];
+#pragma GCC unroll 8
+        for (int x = 0; x < 8; x++) s[x] = _mm256_madd_epi16(pairs[p], m[x]);
+        /* Per 128-bit half (one row): outputs 0..3, then 4..7. */
+        v[0] = _mm256_hadd_epi32(_mm256_hadd_epi32(s[0], s[1]), _mm256_hadd_epi32(s[2], s[3]));
+        v[1] = n == 8 ? _mm256_hadd_epi32(_mm256_hadd_epi32(s[4], s[5]), _mm256_hadd_epi32(s[6], s[7])) : v[0];
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            /* idct_range[value & 1023] without the table: t = (value + 128) & 1023 is the
+             * pixel below 256, too bright (255) below 640, too dark (0) above. */
+            __m256i t = _mm256_srai_epi32(_mm256_add_epi32(v[h], round), shift);
+            t = _mm256_and_si256(_mm256_add_epi32(t, centre), mask);
+            __m256i in_range = _mm256_cmpgt_epi32(pixel, t);
+            __m256i clipped = _mm256_and_si256(_mm256_cmpgt_epi32(bright, t), white);
+            v[h] = _mm256_blendv_epi8(clipped, t, in_range);
+        }
+        __m256i bytes = _mm256_packus_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_setzero_si256());
+        uint8_t *ra = out + (size_t)(2 * p) * stride, *rb = ra + stride;
+        uint64_t a = (uint64_t)_mm256_extract_epi64(bytes, 0), b = (uint64_t)_mm256_extract_epi64(bytes, 2);
+        /* Row bytes are outputs 0..3 then 4..7; only n of them are this block's. */
+        if (n == 8) {
+            memcpy(ra, &a, 8);
+            memcpy(rb, &b, 8);
+        } else if (n == 4) {
+            uint32_t a4 = (uint32_t)a, b4 = (uint32_t)b;
+            memcpy(ra, &a4, 4);
+            memcpy(rb, &b4, 4);
+        } else {
+            uint16_t a2 = (uint16_t)a, b2 = (uint16_t)b;
+            memcpy(ra, &a2, 2);
+            memcpy(rb, &b2, 2);
+        }
+    }
+    return 0;
+}
+
+JPEG_AVX2 static int idct_2x2_avx2(const int16_t *in, const int16_t *q, uint8_t *out, int stride)
+{
+    return idct_avx2(in, q, &idct_sizes[0], 2, CONST_BITS + PASS1_BITS + 3 + 2, out, stride);
+}
+
+JPEG_AVX2 static int idct_4x4_avx2(const int16_t *in, const int16_t *q, uint8_t *out, int stride)
+{
+    return idct_avx2(in, q, &idct_sizes[1], 4, CONST_BITS + PASS1_BITS + 3 + 1, out, stride);
+}
+
+JPEG_AVX2 static int idct_8x8_avx2(const int16_t *in, const int16_t *q, uint8_t *out, int stride)
+{
+    return idct_avx2(in, q, &idct_sizes[2], 8, CONST_BITS + PASS1_BITS + 3, out, stride);
+}
+#endif
+
+/* Zeroes a block for the next one in four vector stores (memset of 128 bytes
+ * becomes rep stos, slow to start). */
+INLINE void clear_block(int16_t blk[64])
+{
+    const lanes zero = {0};
+    for (int i = 0; i < 4; i++) memcpy(blk + 16 * i, &zero, sizeof zero);
+}
+
+/* One block into out; -1 when a coefficient is beyond the 32-bit passes' range. */
+static int inverse_dct(const int16_t *blk, int dc_only, int simd, const component *cp, uint8_t *out,
+                       int stride)
 {
     if (dc_only || cp->ssize == 1) {
         fill_dc(blk, cp->q, cp->ssize, out, stride);
-        return;
+        return 0;
     }
-    switch (cp->ssize) {
-    case 2: idct_2x2(blk, cp->q, out, stride); break;
-    case 4: idct_4x4(blk, cp->q, out, stride); break;
-    default: idct_8x8(blk, cp->q, out, stride); break;
+    int k = cp->ssize == 2 ? 0 : cp->ssize == 4 ? 1 : 2;
+#if defined(__x86_64__)
+    if (simd) {
+        int rc = k == 0 ? idct_2x2_avx2(blk, cp->q, out, stride)
+               : k == 1 ? idct_4x4_avx2(blk, cp->q, out, stride)
+                        : idct_8x8_avx2(blk, cp->q, out, stride);
+        if (rc == 0) return 0;
     }
+#else
+    (void)simd;
+#endif
+    return idct_plain(blk, cp->q, &idct_sizes[k], out, stride);
 }
 
 /* ---- colour ------------------------------------------------------------------------- */
@@ -594,11 +809,9 @@ typedef struct {
     int simd; /* the AVX-512 path can run */
 } ycc_tables;
 
-static int have_avx512_vbmi(void);
-
 static void build_ycc_tables(ycc_tables *t)
 {
-    t->simd = have_avx512_vbmi();
+    t->simd = have_simd();
     for (int i = 0; i < 256; i++) {
         int32_t x = i - 128;
         t->cr_r[i] = (FIX16(1.40200) * x + (1 << (SCALEBITS - 1))) >> SCALEBITS;
@@ -611,8 +824,6 @@ static void build_ycc_tables(ycc_tables *t)
 static uint8_t clamp255(int v) { return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v); }
 
 #if defined(__x86_64__)
-#include <immintrin.h>
-#define JPEG_AVX512 __attribute__((target("avx512f,avx512bw,avx512vbmi")))
 
 /* The tables' formulas on 16 pixels at a time (every product fits 32 bits, and the
  * shifts are arithmetic like libjpeg's RIGHT_SHIFT); returns the pixels done. */
@@ -645,14 +856,12 @@ JPEG_AVX512 static int ycc_to_rgb_avx512(const uint8_t *y, const uint8_t *cb, co
     return x;
 }
 
-static int have_avx512_vbmi(void) { return __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512bw"); }
 #else
 static int ycc_to_rgb_avx512(const uint8_t *y, const uint8_t *cb, const uint8_t *cr, uint8_t *rgb, int n)
 {
     (void)y, (void)cb, (void)cr, (void)rgb, (void)n;
     return 0;
 }
-static int have_avx512_vbmi(void) { return 0; }
 #endif
 
 static void ycc_row_to_rgb(const ycc_tables *t, const uint8_t *y, const uint8_t *cb,
@@ -667,9 +876,36 @@ static void ycc_row_to_rgb(const ycc_tables *t, const uint8_t *y, const uint8_t 
     }
 }
 
+#if defined(__x86_64__)
+/* The triangle filter's interior, 32 input samples (64 outputs) at a time: each 16-bit
+ * lane holds the pair (near*3 + left + 1) >> 2, (near*3 + right + 2) >> 2, which stored
+ * little-endian is the interleaved output. Returns the first input sample not done. */
+JPEG_AVX512 static int upsample_h2v1_avx512(const uint8_t *in, int n, uint8_t *out)
+{
+    const __m512i one = _mm512_set1_epi16(1), two = _mm512_set1_epi16(2);
+    int i = 1;
+    for (; i + 33 <= n; i += 32) {
+        __m512i left = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(in + i - 1)));
+        __m512i near = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(in + i)));
+        __m512i right = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(in + i + 1)));
+        __m512i near3 = _mm512_add_epi16(near, _mm512_add_epi16(near, near));
+        __m512i even = _mm512_srli_epi16(_mm512_add_epi16(_mm512_add_epi16(near3, left), one), 2);
+        __m512i odd = _mm512_srli_epi16(_mm512_add_epi16(_mm512_add_epi16(near3, right), two), 2);
+        _mm512_storeu_si512(out + 2 * i, _mm512_or_si512(even, _mm512_slli_epi16(odd, 8)));
+    }
+    return i;
+}
+#else
+static int upsample_h2v1_avx512(const uint8_t *in, int n, uint8_t *out)
+{
+    (void)in, (void)n, (void)out;
+    return 1;
+}
+#endif
+
 /* jdsample.c's 2h1v upsampling of n real samples into 2n: the triangle filter when the
  * IDCT output is more than one sample a block, else plain doubling. */
-static void upsample_h2v1(const uint8_t *in, int n, int fancy, uint8_t *out)
+static void upsample_h2v1(const uint8_t *in, int n, int fancy, int simd, uint8_t *out)
 {
     if (!fancy || n <= 2) {
         for (int i = 0; i < n; i++) out[2 * i] = out[2 * i + 1] = in[i];
@@ -677,7 +913,7 @@ static void upsample_h2v1(const uint8_t *in, int n, int fancy, uint8_t *out)
     }
     out[0] = in[0];
     out[1] = (uint8_t)((in[0] * 3 + in[1] + 2) >> 2);
-    for (int i = 1; i < n - 1; i++) {
+    for (int i = simd ? upsample_h2v1_avx512(in, n, out) : 1; i < n - 1; i++) {
         int v = in[i] * 3;
         out[2 * i] = (uint8_t)((v + in[i - 1] + 1) >> 2);
         out[2 * i + 1] = (uint8_t)((v + in[i + 1] + 2) >> 2);
@@ -721,8 +957,8 @@ static void emit_rows(const frame *f, const ycc_tables *t, uint8_t *upsampled, i
         const uint8_t *crr = cr->plane + (size_t)r * cr->plane_w;
         if (cb->h * cb->ssize * 2 == f->max_h * y->ssize) { /* 4:2:2: half as many chroma samples */
             int fancy = y->ssize > 1;
-            upsample_h2v1(cbr, cb->ds_width, fancy, upsampled);
-            upsample_h2v1(crr, cr->ds_width, fancy, upsampled + 2 * (size_t)cb->ds_width);
+            upsample_h2v1(cbr, cb->ds_width, fancy, t->simd, upsampled);
+            upsample_h2v1(crr, cr->ds_width, fancy, t->simd, upsampled + 2 * (size_t)cb->ds_width);
             cbr = upsampled;
             crr = upsampled + 2 * (size_t)cb->ds_width;
         }
@@ -761,17 +997,19 @@ int jpeg_scaled_decode(const uint8_t *data, size_t len, int denom, uint8_t *rgb,
     }
     ycc_tables tables;
     build_ycc_tables(&tables);
+    static pthread_once_t range_once = PTHREAD_ONCE_INIT;
+    pthread_once(&range_once, build_idct_tables);
 
     bit_reader b = {.d = data, .pos = f->scan_start, .end = len};
+    bits buffered = {0, 0};
     int pred[3] = {0, 0, 0}, next_rst = 0, until_restart = f->restart_interval;
     int rows_per_mcu = f->max_v * min_size;
-    int16_t blk[64] = {0};
-    uint8_t written[63];
+    int16_t blk[64] __attribute__((aligned(32))) = {0};
     for (int my = 0; my < mcus_y; my++) {
         for (int mx = 0; mx < mcus_x; mx++) {
             if (f->restart_interval) {
                 if (until_restart == 0) {
-                    if (restart(&b, &next_rst, pred)) goto done;
+                    if (restart(&b, &buffered, &next_rst, pred)) goto done;
                     until_restart = f->restart_interval;
                 }
                 until_restart--;
@@ -780,12 +1018,13 @@ int jpeg_scaled_decode(const uint8_t *data, size_t len, int denom, uint8_t *rgb,
                 const component *cp = &f->comp[c];
                 for (int by = 0; by < cp->v; by++)
                     for (int bx = 0; bx < cp->h; bx++) {
-                        int ac = decode_block(&b, &f->dc[cp->td], &f->ac[cp->ta], &pred[c], blk, written);
+                        int ac = decode_block(&b, &buffered, &f->dc[cp->td], &f->ac[cp->ta],
+                                              cp->ssize > 1, &pred[c], blk);
                         if (ac < 0) goto done;
                         uint8_t *out = cp->plane + (size_t)by * cp->ssize * cp->plane_w +
                                        (size_t)(mx * cp->h + bx) * cp->ssize;
-                        inverse_dct(blk, ac == 0, cp, out, cp->plane_w);
-                        for (int i = 0; i < ac; i++) blk[written[i]] = 0; /* zero for the next block */
+                        if (inverse_dct(blk, ac == 0, tables.simd, cp, out, cp->plane_w)) goto done;
+                        if (ac) clear_block(blk);
                     }
             }
         }
@@ -794,7 +1033,7 @@ int jpeg_scaled_decode(const uint8_t *data, size_t len, int denom, uint8_t *rgb,
         emit_rows(f, &tables, next, rows, out_w, rgb + (size_t)y0 * out_w * 3);
     }
     /* The scan must end cleanly at EOI: anything after it is for libjpeg to judge. */
-    size_t at = marker_after_data(&b);
+    size_t at = marker_after_data(&b, buffered);
     if (at && data[at] == 0xD9) rc = JPEG_SCALED_OK;
 done:
     free(planes);
