@@ -546,6 +546,45 @@ static void test_extreme_coefficients_declined_or_identical(void **state)
     assert_int_equal(violations, 0);
 }
 
+/* An AC symbol of size 0 other than ZRL (0xF0) ends the block in libjpeg (jdhuff.c:
+ * "if (r != 15) break"), whatever its run. Renaming the EOB symbol 0x00 to 0x10, 0x30 or
+ * 0xE0 in every AC table leaves the file's meaning unchanged for libjpeg-turbo, which
+ * decodes it without a warning. Declining would keep the contract, but here it would
+ * only mean the symbol was misread, so the test asks for the file to be ours. */
+static void test_ac_size_zero_symbols_end_the_block(void **state)
+{
+    (void)state;
+    static const sampling samps[] = {SAMP_444, SAMP_420, SAMP_GREY};
+    static const uint8_t eob_names[] = {0x10, 0x30, 0xE0};
+    for (size_t p = 0; p < sizeof samps / sizeof *samps; p++)
+        for (size_t e = 0; e < sizeof eob_names; e++) {
+            encode_opts o = {.w = 64, .h = 48, .quality = 75, .samp = samps[p]};
+            size_t len;
+            uint8_t *d = encode_or_fail(&o, &len);
+            int renamed = 0;
+            for (size_t at = 2; (at = find_marker(d, len, at, 0xC4, 0xC4)) != 0; at += 2) {
+                size_t q = at + 4, end = at + 2 + ((size_t)d[at + 2] << 8 | d[at + 3]);
+                while (q + 17 <= end) {
+                    size_t n = 0;
+                    for (int i = 1; i <= 16; i++) n += d[q + i];
+                    for (size_t i = 0; (d[q] >> 4) == 1 && i < n; i++)
+                        if (d[q + 17 + i] == 0x00) d[q + 17 + i] = eob_names[e], renamed++;
+                    q += 17 + n;
+                }
+            }
+            assert_true(renamed > 0);
+            char what[96];
+            snprintf(what, sizeof what, "%s with EOB renamed 0x%02X", SAMP_NAME[o.samp], eob_names[e]);
+            for (int k = 0; k < N_DENOMS; k++) {
+                reference ref = reference_decode(d, len, DENOMS[k]);
+                assert_int_equal(ref.status, REF_OK);
+                free(ref.rgb);
+            }
+            expect_ours_and_identical(d, len, what);
+            free(d);
+        }
+}
+
 /* ---- files that are not ours: declined, and libjpeg-turbo decodes them ------------- */
 
 /* libjpeg-turbo decodes the file to RGB (CMYK excepted: it cannot convert CMYK to
@@ -877,6 +916,7 @@ int main(void)
         cmocka_unit_test(test_synthetic_files_identical_and_ours),
         cmocka_unit_test(test_sixteen_bit_quant_tables),
         cmocka_unit_test(test_extreme_coefficients_declined_or_identical),
+        cmocka_unit_test(test_ac_size_zero_symbols_end_the_block),
         cmocka_unit_test(test_other_codings_and_samplings_declined),
         cmocka_unit_test(test_unusual_valid_files_declined_or_identical),
         cmocka_unit_test(test_corrupt_real_files),
