@@ -17,6 +17,7 @@
 #include <string.h>
 
 #define HUFF_FAST_BITS 10
+#define INLINE static inline __attribute__((always_inline))
 
 /* The vector kernels (colour, upsampling, IDCT pass 2) need AVX-512 BW/VBMI and AVX2,
  * checked once per decode; each has a plain C path beside it. */
@@ -229,7 +230,10 @@ static int parse_headers(const uint8_t *d, size_t len, frame *f)
         case 0xDB: rc = parse_dqt(f, p, n); break;
         case 0xDD: rc = n == 2 ? (f->restart_interval = u16_at(p), 0) : -1; break;
         case 0xE0:
-            if (n >= 14 && memcmp(p, "JFIF", 5) == 0) f->saw_jfif = 1;
+            if (n >= 14 && memcmp(p, "JFIF", 5) == 0) {
+                if (p[5] != 1) return -1; /* libjpeg warns on a JFIF major version but 1 */
+                f->saw_jfif = 1;
+            }
             break;
         case 0xEE: return -1; /* Adobe's transform flag decides the colour space */
         case 0xDA:
@@ -292,7 +296,7 @@ static int next_byte(bit_reader *r)
         }
     }
     r->at_marker = 1;
-    r->pad_bits += 8;
+    if (r->pad_bits <= 64) r->pad_bits += 8; /* past 64 some padding was used: declined */
     return 0;
 }
 
@@ -445,24 +449,24 @@ static int restart(bit_reader *b, bits *buffered, int *next_rst, int pred[3])
 #define PASS1_BITS 2
 #define DESCALE(x, n) (((x) + ((int64_t)1 << ((n) - 1))) >> (n))
 
-/* libjpeg's post-IDCT range table, indexed by (value & 1023): clamps [-384, 383] to
- * [0, 255] around 128 and wraps beyond, as jdmaster.c builds it. */
-static uint8_t idct_range[1024];
+/* After the IDCT libjpeg's C code wraps values beyond [-384, 383] through its range
+ * table, while libjpeg-turbo's SIMD code saturates them: the two agree, and give
+ * clamp(v + 128), only inside that range. A block with a value outside it (which no
+ * real photo has) is declined, so the answer is libjpeg-turbo's whatever it runs. */
+#define PIXEL_MIN (-384)
+#define PIXEL_MAX 383
 
 static void build_pass2_matrices(void);
 
-static void build_idct_tables(void)
-{
-    build_pass2_matrices();
-    for (int j = 0; j < 1024; j++)
-        idct_range[j] = (uint8_t)(j < 128 ? j + 128 : j < 512 ? 255 : j < 896 ? 0 : j - 896);
-}
+INLINE int in_pixel_range(int64_t v) { return v >= PIXEL_MIN && v <= PIXEL_MAX; }
 
-static inline uint8_t idct_limit(int64_t v) { return idct_range[v & 1023]; }
+INLINE uint8_t to_pixel(int64_t v) { return (uint8_t)(v < -128 ? 0 : v > 127 ? 255 : v + 128); }
 
-static void fill_dc(const int16_t *blk, const int16_t *q, int side, uint8_t *out, int stride)
+static int fill_dc(const int16_t *blk, const int16_t *q, int side, uint8_t *out, int stride)
 {
-    uint8_t v = idct_limit(DESCALE((int64_t)(blk[0] * q[0]), 3));
+    int64_t dc = DESCALE((int64_t)(blk[0] * q[0]), 3);
+    if (!in_pixel_range(dc)) return -1;
+    uint8_t v = to_pixel(dc);
     uint64_t row = v * 0x0101010101010101ull; /* fixed-size stores: memset would be a call */
     switch (side) {
     case 1: *out = v; break;
@@ -476,6 +480,7 @@ static void fill_dc(const int16_t *blk, const int16_t *q, int side, uint8_t *out
         for (int y = 0; y < 8; y++) memcpy(out + (size_t)y * stride, &row, 8);
         break;
     }
+    return 0;
 }
 
 /* The reduced and full IDCTs in two passes, as jidctred.c / jidctint.c. Pass 1 runs on
@@ -489,38 +494,30 @@ static void fill_dc(const int16_t *blk, const int16_t *q, int side, uint8_t *out
  * give the same values as the full sums. */
 typedef int32_t lanes __attribute__((vector_size(32)));
 typedef int16_t short_lanes __attribute__((vector_size(16)));
-/* These helpers are static and inlined: no 32-byte vector crosses a real call, so GCC's
- * note that such calls differ with and without AVX does not apply. */
-#pragma GCC diagnostic ignored "-Wpsabi"
 
 #define COEF_LIMIT 8191
 #define PASS1_LIMIT 16383
-#define INLINE static inline __attribute__((always_inline))
 
-INLINE lanes abs_lanes(lanes v)
-{
-    lanes sign = v >> 31;
-    return (v ^ sign) - sign;
-}
+/* Macros rather than functions: a 32-byte vector argument draws GCC's ABI note. */
+#define ABS_LANES(v) (((v) ^ ((v) >> 31)) - ((v) >> 31))
+#define DESCALE_LANES(v, n) (((v) + (1 << ((n) - 1))) >> (n))
 
-/* Nonzero when some lane of v (an OR of absolute values) is over limit. */
-INLINE int any_over(lanes v, int limit)
+/* Nonzero when some lane of *v (an OR of absolute values) is over limit. */
+INLINE int any_over(const lanes *v, int limit)
 {
-    lanes big = v & ~limit;
+    lanes big = *v & ~limit;
     int any = 0;
     for (int c = 0; c < 8; c++) any |= big[c];
     return any != 0;
 }
-
-INLINE lanes descale_lanes(lanes v, int n) { return (v + (1 << (n - 1))) >> n; }
 
 /* Pass 1 of each size: z[k] is dequantised row k, ws[r] output row r. */
 INLINE void columns_2x2(const lanes z[8], lanes ws[2])
 {
     lanes t10 = z[0] * (1 << (CONST_BITS + 2));
     lanes t0 = z[7] * -5906 + z[5] * 6967 + z[3] * -10426 + z[1] * 29692;
-    ws[0] = descale_lanes(t10 + t0, CONST_BITS - PASS1_BITS + 2);
-    ws[1] = descale_lanes(t10 - t0, CONST_BITS - PASS1_BITS + 2);
+    ws[0] = DESCALE_LANES(t10 + t0, CONST_BITS - PASS1_BITS + 2);
+    ws[1] = DESCALE_LANES(t10 - t0, CONST_BITS - PASS1_BITS + 2);
 }
 
 /* The 4-point odd part of the 4x4 IDCT, both passes. */
@@ -536,8 +533,8 @@ INLINE void columns_4x4(const lanes z[8], lanes ws[4])
     lanes t10 = t0 + t2, t12 = t0 - t2, o0, o2;
     ODD4(z[7], z[5], z[3], z[1], o0, o2);
     const int n = CONST_BITS - PASS1_BITS + 1;
-    ws[0] = descale_lanes(t10 + o2, n), ws[3] = descale_lanes(t10 - o2, n);
-    ws[1] = descale_lanes(t12 + o0, n), ws[2] = descale_lanes(t12 - o0, n);
+    ws[0] = DESCALE_LANES(t10 + o2, n), ws[3] = DESCALE_LANES(t10 - o2, n);
+    ws[1] = DESCALE_LANES(t12 + o0, n), ws[2] = DESCALE_LANES(t12 - o0, n);
 }
 
 /* jidctint.c's islow butterfly: even part e0..e3 from x0, x2, x4, x6 and odd part
@@ -563,8 +560,8 @@ INLINE void columns_8x8(const lanes z[8], lanes ws[8])
     ISLOW_1D(lanes, z[0], z[1], z[2], z[3], z[4], z[5], z[6], z[7], e, o);
 #pragma GCC unroll 4
     for (int r = 0; r < 4; r++) {
-        ws[r] = descale_lanes(e[r] + o[3 - r], CONST_BITS - PASS1_BITS);
-        ws[7 - r] = descale_lanes(e[r] - o[3 - r], CONST_BITS - PASS1_BITS);
+        ws[r] = DESCALE_LANES(e[r] + o[3 - r], CONST_BITS - PASS1_BITS);
+        ws[7 - r] = DESCALE_LANES(e[r] - o[3 - r], CONST_BITS - PASS1_BITS);
     }
 }
 
@@ -642,15 +639,19 @@ INLINE void columns(int n, const lanes z[8], lanes ws[8])
 }
 
 /* Pass 2 per row in 64 bits. */
-static void rows_plain(const lanes ws[8], const idct_size *size, uint8_t *out, int stride)
+static int rows_plain(const lanes ws[8], const idct_size *size, uint8_t *out, int stride)
 {
     for (int r = 0; r < size->n; r++) {
         int64_t w[8], sums[8];
         for (int c = 0; c < 8; c++) w[c] = ws[r][c];
         size->row_sums(w, sums);
-        for (int x = 0; x < size->n; x++)
-            out[(size_t)r * stride + x] = idct_limit(DESCALE(sums[x], size->shift));
+        for (int x = 0; x < size->n; x++) {
+            int64_t v = DESCALE(sums[x], size->shift);
+            if (!in_pixel_range(v)) return -1;
+            out[(size_t)r * stride + x] = to_pixel(v);
+        }
     }
+    return 0;
 }
 
 /* The plain path: pass 1 in lanes, pass 2 per row in 64 bits. */
@@ -663,12 +664,14 @@ static int idct_plain(const int16_t *in, const int16_t *q, const idct_size *size
         memcpy(&c, in + 8 * r, sizeof c);
         memcpy(&k, q + 8 * r, sizeof k);
         z[r] = __builtin_convertvector(c, lanes) * __builtin_convertvector(k, lanes);
-        all |= abs_lanes(z[r]);
+        all |= ABS_LANES(z[r]);
     }
-    if (any_over(all, COEF_LIMIT)) return -1;
+    if (any_over(&all, COEF_LIMIT)) return -1;
     columns(size->n, z, ws);
-    rows_plain(ws, size, out, stride);
-    return 0;
+    lanes big = {0};
+    for (int r = 0; r < size->n; r++) big |= ABS_LANES(ws[r]);
+    if (any_over(&big, PASS1_LIMIT)) return -1; /* libjpeg-turbo's SIMD would saturate */
+    return rows_plain(ws, size, out, stride);
 }
 
 #if defined(__x86_64__)
@@ -680,6 +683,10 @@ JPEG_AVX2 INLINE int idct_avx2(const int16_t *in, const int16_t *q, const idct_s
     __m256i all = _mm256_setzero_si256();
 #pragma GCC unroll 8
     for (int r = 0; r < 8; r++) {
+        if ((n == 2 && (r == 2 || r == 4 || r == 6)) || (n == 4 && r == 4)) { /* rows the size ignores */
+            z[r] = (lanes){0};
+            continue;
+        }
         __m256i c = _mm256_cvtepi16_epi32(_mm_loadu_si128((const __m128i *)(in + 8 * r)));
         __m256i k = _mm256_cvtepi16_epi32(_mm_loadu_si128((const __m128i *)(q + 8 * r)));
         __m256i v = _mm256_mullo_epi32(c, k);
@@ -688,24 +695,20 @@ JPEG_AVX2 INLINE int idct_avx2(const int16_t *in, const int16_t *q, const idct_s
     }
     if (!_mm256_testz_si256(all, _mm256_set1_epi32(~COEF_LIMIT))) return -1;
     columns(n, z, ws);
-    if (!size->matrix_fits) {
-        rows_plain(ws, size, out, stride);
-        return 0;
-    }
-    __m256i pairs[4], big = _mm256_setzero_si256();
+    __m256i big = _mm256_setzero_si256();
+#pragma GCC unroll 8
+    for (int r = 0; r < n; r++) big = _mm256_or_si256(big, _mm256_abs_epi32((__m256i)ws[r]));
+    if (!_mm256_testz_si256(big, _mm256_set1_epi32(~PASS1_LIMIT))) return -1; /* SIMD libjpeg-turbo saturates */
+    if (!size->matrix_fits) return rows_plain(ws, size, out, stride);
+    __m256i pairs[4];
     /* A halved column-0 multiplier takes a doubled w[0], still a 16-bit value. */
     const __m256i column0 = _mm256_setr_epi32(size->halve_column0 ? -1 : 0, 0, 0, 0, 0, 0, 0, 0);
 #pragma GCC unroll 4
     for (int p = 0; p < n / 2; p++) {
         __m256i a = (__m256i)ws[2 * p], b = (__m256i)ws[2 * p + 1];
-        big = _mm256_or_si256(big, _mm256_or_si256(_mm256_abs_epi32(a), _mm256_abs_epi32(b)));
         a = _mm256_add_epi32(a, _mm256_and_si256(a, column0));
         b = _mm256_add_epi32(b, _mm256_and_si256(b, column0));
         pairs[p] = _mm256_permute4x64_epi64(_mm256_packs_epi32(a, b), 0xD8); /* row a | row b */
-    }
-    if (!_mm256_testz_si256(big, _mm256_set1_epi32(~PASS1_LIMIT))) {
-        rows_plain(ws, size, out, stride);
-        return 0;
     }
     __m256i m[8];
 #pragma GCC unroll 8
@@ -713,25 +716,21 @@ JPEG_AVX2 INLINE int idct_avx2(const int16_t *in, const int16_t *q, const idct_s
         m[x] = x < n ? _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)size->matrix[x]))
                      : _mm256_setzero_si256();
     const __m256i round = _mm256_set1_epi32(1 << (shift - 1)), centre = _mm256_set1_epi32(128);
-    const __m256i mask = _mm256_set1_epi32(1023), pixel = _mm256_set1_epi32(256), bright = _mm256_set1_epi32(640);
-    const __m256i white = _mm256_set1_epi32(255);
+    const __m256i low = _mm256_set1_epi32(PIXEL_MIN - 1), high = _mm256_set1_epi32(PIXEL_MAX + 1);
+    __m256i outside = _mm256_setzero_si256();
 #pragma GCC unroll 4
     for (int p = 0; p < n / 2; p++) {
         __m256i s[8], v[2];
 #pragma GCC unroll 8
-        for (int x = 0; x < 8; x++) s[x] = _mm256_madd_epi16(pairs[p], m[x]);
+        for (int x = 0; x < 8; x++) s[x] = x < n ? _mm256_madd_epi16(pairs[p], m[x]) : _mm256_setzero_si256();
         /* Per 128-bit half (one row): outputs 0..3, then 4..7. */
         v[0] = _mm256_hadd_epi32(_mm256_hadd_epi32(s[0], s[1]), _mm256_hadd_epi32(s[2], s[3]));
         v[1] = n == 8 ? _mm256_hadd_epi32(_mm256_hadd_epi32(s[4], s[5]), _mm256_hadd_epi32(s[6], s[7])) : v[0];
 #pragma GCC unroll 2
-        for (int h = 0; h < 2; h++) {
-            /* idct_range[value & 1023] without the table: t = (value + 128) & 1023 is the
-             * pixel below 256, too bright (255) below 640, too dark (0) above. */
+        for (int h = 0; h < 2; h++) { /* descaled, checked, + 128; the packs below clamp */
             __m256i t = _mm256_srai_epi32(_mm256_add_epi32(v[h], round), shift);
-            t = _mm256_and_si256(_mm256_add_epi32(t, centre), mask);
-            __m256i in_range = _mm256_cmpgt_epi32(pixel, t);
-            __m256i clipped = _mm256_and_si256(_mm256_cmpgt_epi32(bright, t), white);
-            v[h] = _mm256_blendv_epi8(clipped, t, in_range);
+            outside = _mm256_or_si256(outside, _mm256_or_si256(_mm256_cmpgt_epi32(low, t), _mm256_cmpgt_epi32(t, high)));
+            v[h] = _mm256_add_epi32(t, centre);
         }
         __m256i bytes = _mm256_packus_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_setzero_si256());
         uint8_t *ra = out + (size_t)(2 * p) * stride, *rb = ra + stride;
@@ -750,23 +749,9 @@ JPEG_AVX2 INLINE int idct_avx2(const int16_t *in, const int16_t *q, const idct_s
             memcpy(rb, &b2, 2);
         }
     }
-    return 0;
+    return _mm256_testz_si256(outside, outside) ? 0 : -1;
 }
 
-JPEG_AVX2 static int idct_2x2_avx2(const int16_t *in, const int16_t *q, uint8_t *out, int stride)
-{
-    return idct_avx2(in, q, &idct_sizes[0], 2, CONST_BITS + PASS1_BITS + 3 + 2, out, stride);
-}
-
-JPEG_AVX2 static int idct_4x4_avx2(const int16_t *in, const int16_t *q, uint8_t *out, int stride)
-{
-    return idct_avx2(in, q, &idct_sizes[1], 4, CONST_BITS + PASS1_BITS + 3 + 1, out, stride);
-}
-
-JPEG_AVX2 static int idct_8x8_avx2(const int16_t *in, const int16_t *q, uint8_t *out, int stride)
-{
-    return idct_avx2(in, q, &idct_sizes[2], 8, CONST_BITS + PASS1_BITS + 3, out, stride);
-}
 #endif
 
 /* Zeroes a block for the next one in four vector stores (memset of 128 bytes
@@ -777,27 +762,23 @@ INLINE void clear_block(int16_t blk[64])
     for (int i = 0; i < 4; i++) memcpy(blk + 16 * i, &zero, sizeof zero);
 }
 
-/* One block into out; -1 when a coefficient is beyond the 32-bit passes' range. */
-static int inverse_dct(const int16_t *blk, int dc_only, int simd, const component *cp, uint8_t *out,
-                       int stride)
+/* One block into out; -1 (decline) for a block outside the ranges above. */
+INLINE int inverse_dct_plain(const int16_t *blk, int dc_only, const component *cp, uint8_t *out, int stride)
 {
-    if (dc_only || cp->ssize == 1) {
-        fill_dc(blk, cp->q, cp->ssize, out, stride);
-        return 0;
-    }
-    int k = cp->ssize == 2 ? 0 : cp->ssize == 4 ? 1 : 2;
-#if defined(__x86_64__)
-    if (simd) {
-        int rc = k == 0 ? idct_2x2_avx2(blk, cp->q, out, stride)
-               : k == 1 ? idct_4x4_avx2(blk, cp->q, out, stride)
-                        : idct_8x8_avx2(blk, cp->q, out, stride);
-        if (rc == 0) return 0;
-    }
-#else
-    (void)simd;
-#endif
-    return idct_plain(blk, cp->q, &idct_sizes[k], out, stride);
+    if (dc_only || cp->ssize == 1) return fill_dc(blk, cp->q, cp->ssize, out, stride);
+    return idct_plain(blk, cp->q, &idct_sizes[cp->ssize == 2 ? 0 : cp->ssize == 4 ? 1 : 2], out, stride);
 }
+
+#if defined(__x86_64__)
+JPEG_AVX2 INLINE int inverse_dct_avx2(const int16_t *blk, int dc_only, const component *cp, uint8_t *out,
+                                      int stride)
+{
+    if (dc_only || cp->ssize == 1) return fill_dc(blk, cp->q, cp->ssize, out, stride);
+    return cp->ssize == 2 ? idct_avx2(blk, cp->q, &idct_sizes[0], 2, CONST_BITS + PASS1_BITS + 3 + 2, out, stride)
+         : cp->ssize == 4 ? idct_avx2(blk, cp->q, &idct_sizes[1], 4, CONST_BITS + PASS1_BITS + 3 + 1, out, stride)
+                          : idct_avx2(blk, cp->q, &idct_sizes[2], 8, CONST_BITS + PASS1_BITS + 3, out, stride);
+}
+#endif
 
 /* ---- colour ------------------------------------------------------------------------- */
 
@@ -966,6 +947,68 @@ static void emit_rows(const frame *f, const ycc_tables *t, uint8_t *upsampled, i
     }
 }
 
+/* Where the scan's pixels go. */
+typedef struct {
+    frame *f;
+    const ycc_tables *t;
+    uint8_t *upsampled, *rgb;
+    int mcus_x, mcus_y, out_w, out_h, rows_per_mcu;
+} scan_output;
+
+typedef int (*block_transform)(const int16_t *blk, int dc_only, const component *cp, uint8_t *out, int stride);
+
+/* Every MCU: each block decoded, then transformed at once while in cache; each MCU row
+ * then converted to RGB. Inlined into two flavours, so the vector one can use AVX2 and
+ * BMI2 (shifts by a register in one instruction) in the entropy decoder too. */
+INLINE int decode_scan(const scan_output *o, bit_reader *b, bits *buffered, block_transform transform)
+{
+    const frame *f = o->f;
+    int pred[3] = {0, 0, 0}, next_rst = 0, until_restart = f->restart_interval;
+    int16_t blk[64] __attribute__((aligned(32))) = {0};
+    for (int my = 0; my < o->mcus_y; my++) {
+        if (b->pad_bits > 64) return -1; /* the data ended rows ago: stop here */
+        for (int mx = 0; mx < o->mcus_x; mx++) {
+            if (f->restart_interval) {
+                if (until_restart == 0) {
+                    if (restart(b, buffered, &next_rst, pred)) return -1;
+                    until_restart = f->restart_interval;
+                }
+                until_restart--;
+            }
+            for (int c = 0; c < f->ncomp; c++) {
+                const component *cp = &f->comp[c];
+                for (int by = 0; by < cp->v; by++)
+                    for (int bx = 0; bx < cp->h; bx++) {
+                        int ac = decode_block(b, buffered, &f->dc[cp->td], &f->ac[cp->ta], cp->ssize > 1,
+                                              &pred[c], blk);
+                        if (ac < 0) return -1;
+                        uint8_t *out = cp->plane + (size_t)by * cp->ssize * cp->plane_w +
+                                       (size_t)(mx * cp->h + bx) * cp->ssize;
+                        if (transform(blk, ac == 0, cp, out, cp->plane_w)) return -1;
+                        if (ac) clear_block(blk);
+                    }
+            }
+        }
+        int y0 = my * o->rows_per_mcu;
+        int rows = o->out_h - y0 < o->rows_per_mcu ? o->out_h - y0 : o->rows_per_mcu;
+        emit_rows(f, o->t, o->upsampled, rows, o->out_w, o->rgb + (size_t)y0 * o->out_w * 3);
+    }
+    return 0;
+}
+
+static int decode_scan_plain(const scan_output *o, bit_reader *b, bits *buffered)
+{
+    return decode_scan(o, b, buffered, inverse_dct_plain);
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,bmi,bmi2"))) static int decode_scan_simd(const scan_output *o, bit_reader *b,
+                                                                     bits *buffered)
+{
+    return decode_scan(o, b, buffered, inverse_dct_avx2);
+}
+#endif
+
 int jpeg_scaled_decode(const uint8_t *data, size_t len, int denom, uint8_t *rgb, int out_w,
                        int out_h)
 {
@@ -997,41 +1040,17 @@ int jpeg_scaled_decode(const uint8_t *data, size_t len, int denom, uint8_t *rgb,
     }
     ycc_tables tables;
     build_ycc_tables(&tables);
-    static pthread_once_t range_once = PTHREAD_ONCE_INIT;
-    pthread_once(&range_once, build_idct_tables);
+    static pthread_once_t matrices_once = PTHREAD_ONCE_INIT;
+    pthread_once(&matrices_once, build_pass2_matrices);
 
     bit_reader b = {.d = data, .pos = f->scan_start, .end = len};
     bits buffered = {0, 0};
-    int pred[3] = {0, 0, 0}, next_rst = 0, until_restart = f->restart_interval;
-    int rows_per_mcu = f->max_v * min_size;
-    int16_t blk[64] __attribute__((aligned(32))) = {0};
-    for (int my = 0; my < mcus_y; my++) {
-        for (int mx = 0; mx < mcus_x; mx++) {
-            if (f->restart_interval) {
-                if (until_restart == 0) {
-                    if (restart(&b, &buffered, &next_rst, pred)) goto done;
-                    until_restart = f->restart_interval;
-                }
-                until_restart--;
-            }
-            for (int c = 0; c < f->ncomp; c++) {
-                const component *cp = &f->comp[c];
-                for (int by = 0; by < cp->v; by++)
-                    for (int bx = 0; bx < cp->h; bx++) {
-                        int ac = decode_block(&b, &buffered, &f->dc[cp->td], &f->ac[cp->ta],
-                                              cp->ssize > 1, &pred[c], blk);
-                        if (ac < 0) goto done;
-                        uint8_t *out = cp->plane + (size_t)by * cp->ssize * cp->plane_w +
-                                       (size_t)(mx * cp->h + bx) * cp->ssize;
-                        if (inverse_dct(blk, ac == 0, tables.simd, cp, out, cp->plane_w)) goto done;
-                        if (ac) clear_block(blk);
-                    }
-            }
-        }
-        int y0 = my * rows_per_mcu;
-        int rows = out_h - y0 < rows_per_mcu ? out_h - y0 : rows_per_mcu;
-        emit_rows(f, &tables, next, rows, out_w, rgb + (size_t)y0 * out_w * 3);
-    }
+    scan_output o = {f, &tables, next, rgb, mcus_x, mcus_y, out_w, out_h, f->max_v * min_size};
+#if defined(__x86_64__)
+    if (tables.simd ? decode_scan_simd(&o, &b, &buffered) : decode_scan_plain(&o, &b, &buffered)) goto done;
+#else
+    if (decode_scan_plain(&o, &b, &buffered)) goto done;
+#endif
     /* The scan must end cleanly at EOI: anything after it is for libjpeg to judge. */
     size_t at = marker_after_data(&b, buffered);
     if (at && data[at] == 0xD9) rc = JPEG_SCALED_OK;
