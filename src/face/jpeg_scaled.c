@@ -107,7 +107,9 @@ static int build_huff_table(huff_table *t, const uint8_t counts[16], const uint8
         int len = t->fast[i] >> 8, sym = t->fast[i] & 0xFF;
         int size = is_dc ? sym : sym & 15, run = is_dc ? 0 : sym >> 4;
         if (!len || len + size > HUFF_FAST_BITS) continue;
-        int value = 0, end = !is_dc && sym == 0x00; /* AC 0x00 ends the block; 0xF0 is 16 zeros */
+        /* An AC symbol of size 0 ends the block (libjpeg reads any run but 15 so), except
+         * 0xF0, sixteen zeros, which stores a zero here. */
+        int value = 0, end = !is_dc && size == 0 && run != 15;
         if (size) value = extend((unsigned)(i >> (HUFF_FAST_BITS - len - size)) & ((1u << size) - 1), size);
         t->value_fast[i] = (int32_t)((uint32_t)value << 16) | end << 12 | run << 8 | (len + size);
     }
