@@ -7,6 +7,8 @@
 #                        baseline build (mk/baseline.mk), same inputs
 #   make bench-memory    server RSS at 1, 2, 4, 8 workers (bench/bench_memory.py), this
 #                        build and the baseline build
+#   make bench-decode    our scaled JPEG decoder vs libjpeg-turbo at 1/2, 1/4, 1/8 on
+#                        data/photos and a 4032x3024 JPEG, alternating blocks, same run
 bench-accuracy: build/tools/bench_accuracy
 	./build/tools/bench_accuracy ../shared/data models
 
@@ -17,6 +19,15 @@ bench: build/tools/bench_face $(BASELINE_FACE)
 .PHONY: bench-compression
 bench-compression: build/bioserver
 	/usr/bin/python3 bench/bench_compression.py
+
+# tools/bench_decode.c: 7 blocks of 20 decodes per decoder, file and scale; the big
+# JPEG is bench_face.py's (sample2.jpg upscaled, quality 90).
+.PHONY: bench-decode
+bench-decode: build/tools/bench_decode build/bench_4032x3024.jpg
+	./build/tools/bench_decode 7 20 $(sort $(wildcard $(DATA)/photos/*.jpg)) build/bench_4032x3024.jpg
+
+build/bench_4032x3024.jpg:
+	PYTHONPATH=bench $(PYTHON) -c 'import bench_face; bench_face.make_big_jpeg()'
 
 # BIOSERVER_BASELINE=other/bioserver measures that binary first, in the same run.
 .PHONY: bench-memory
@@ -40,3 +51,7 @@ bench-negatives: build/tools/bench_negatives
 .PHONY: bench-quality
 bench-quality: build/tools/bench_quality
 	nice ./build/tools/bench_quality ../shared/data models
+
+# tests/unit/test_jpeg_scaled.c encodes its test files with the libjpeg API (restart
+# intervals, progressive, arithmetic, Adobe markers...), which TurboJPEG does not expose.
+build/tests/test_jpeg_scaled build/asan/tests/test_jpeg_scaled: LDLIBS += -ljpeg

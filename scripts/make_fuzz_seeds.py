@@ -9,7 +9,9 @@ they are), OUT_DIR/tfjs/ (TF.js
 models as fuzz_tfjs reads them: model.json with its manifest pointing at one
 shard "weights.bin", a NUL byte, then that shard) and OUT_DIR/image/ (a few
 evaluation photos shrunk to 48 px and re-encoded as JPEG, PNG and WebP, one JPEG
-with an EXIF orientation). Small inputs keep the fuzzers fast.
+with an EXIF orientation) and OUT_DIR/jpeg_scaled/ (a scale byte, then a small
+baseline JPEG: photo and LFW crops, plain, grey, with restart markers). Small
+inputs keep the fuzzers fast.
 """
 import json
 import os
@@ -83,7 +85,25 @@ def image_seeds():
         write("image", "photo%d.webp" % i, cv2.imencode(".webp", small, [cv2.IMWRITE_WEBP_QUALITY, 60])[1].tobytes())
 
 
+def jpeg_scaled_seeds():
+    """fuzz_jpeg_scaled reads a scale selector byte, then the JPEG."""
+    photos = sorted(os.listdir(os.path.join(DATA, "photos")))
+    sources = [os.path.join(DATA, "photos", n) for n in photos if n.lower().endswith(".jpg")][:2]
+    sources.append(os.path.join(DATA, "lfw", "lfw_deepfunneled", "AJ_Cook", "AJ_Cook_0001.jpg"))
+    for i, path in enumerate(sources):
+        img = cv2.imread(path)
+        if img is None:
+            continue
+        small = cv2.resize(img, (64, 64 * img.shape[0] // img.shape[1] or 1), interpolation=cv2.INTER_AREA)
+        grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
+        for name, pic, params in (("", small, []), ("-grey", grey, []),
+                                  ("-rst", small, [cv2.IMWRITE_JPEG_RST_INTERVAL, 2])):
+            jpg = cv2.imencode(".jpg", pic, [cv2.IMWRITE_JPEG_QUALITY, 85] + params)[1].tobytes()
+            write("jpeg_scaled", "src%d%s.jpg" % (i, name), bytes([i % 3]) + jpg)
+
+
 onnx_seeds()
 tflite_seeds()
 tfjs_seeds()
 image_seeds()
+jpeg_scaled_seeds()

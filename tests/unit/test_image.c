@@ -19,32 +19,12 @@
 #include "face/geometry.h"
 #include "core/file.h"
 #include "face/image.h"
+#include "data_file.h"
 
 #define LFW_JPEG "../shared/data/lfw/lfw_deepfunneled/AJ_Cook/AJ_Cook_0001.jpg"
 #define PHOTO_JPEG "../shared/data/photos/sample1.jpg"
 
 /* ---- helpers --------------------------------------------------------------- */
-
-typedef struct {
-    uint8_t *data;
-    size_t len;
-} blob;
-
-static blob read_blob(const char *path)
-{
-    blob b = {NULL, 0};
-    b.data = file_read_all(path, (size_t)1 << 28, &b.len);
-    return b;
-}
-
-/* Reads a data file, or skips the test when the shared data set is absent. */
-#define READ_OR_SKIP(var, path)                                                        \
-    blob var = read_blob(path);                                                        \
-    if (!var.len) {                                                                    \
-        free(var.data);                                                                \
-        print_message("missing %s, skipping\n", path);                                 \
-        skip();                                                                        \
-    }
 
 static void decode_ok(const blob *b, int denom, image_rgb *img)
 {

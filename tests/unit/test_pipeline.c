@@ -19,6 +19,7 @@
 
 #include "face/geometry.h"
 #include "core/file.h"
+#include "data_file.h"
 #include "face/image.h"
 #include "face/pipeline.h"
 #include "face/pipeline_internal.h" /* FACE_NORM_MIN */
@@ -43,18 +44,6 @@ typedef struct {
     face_worker *worker;
     face_result result;
 } fixture;
-
-typedef struct {
-    uint8_t *data;
-    size_t len;
-} blob;
-
-static blob read_blob(const char *path)
-{
-    blob b = {NULL, 0};
-    b.data = file_read_all(path, (size_t)1 << 28, &b.len);
-    return b;
-}
 
 static int group_setup(void **state)
 {
