@@ -1,14 +1,17 @@
 /* Scaled baseline JPEG decoding, bit-identical to libjpeg-turbo 2.1 (see jpeg_scaled.h).
  *
- * The arithmetic is libjpeg's, step for step, because "the same pixels" is the
- * contract: the reduced inverse DCTs of jidctred.c (1x1, 2x2, 4x4) and the islow 8x8 of
- * jidctint.c with their rounding and output range table, jdmaster.c's choice of a
- * larger DCT for subsampled chroma (so 4:2:0 needs no upsampling), jdsample.c's h2v1
- * upsampling for 4:2:2, and jdcolor.c's YCbCr->RGB tables. What differs is the
- * bookkeeping: one pass over the entropy-coded data writing each MCU row straight to
- * RGB, and a block with no AC term (most blocks of a photo at these scales) filled from
- * its DC value without a transform, which libjpeg's own zero-column and zero-row
- * shortcuts make exactly equal. */
+ * The arithmetic is libjpeg's, because "the same pixels" is the contract: the reduced
+ * inverse DCTs of jidctred.c (1x1, 2x2, 4x4) and the islow 8x8 of jidctint.c with their
+ * rounding, jdmaster.c's choice of a larger DCT for subsampled chroma (so 4:2:0 needs
+ * no upsampling), jdsample.c's h2v1 upsampling for 4:2:2, and jdcolor.c's YCbCr->RGB
+ * formulas. Where libjpeg-turbo's SIMD and C paths could disagree (coefficients or
+ * pixels far out of range, which no real photo has), the file is declined instead.
+ *
+ * What differs is the work: one pass over the entropy-coded data, a code and its value
+ * bits decoded in one table lookup, each block transformed while in cache and each MCU
+ * row converted to RGB at once, and a block with no AC term (most blocks of a photo at
+ * these scales) filled from its DC value without a transform, which libjpeg's own
+ * zero-column and zero-row shortcuts make exactly equal. */
 #include "face/jpeg_scaled.h"
 
 #include <pthread.h>
@@ -19,8 +22,8 @@
 #define HUFF_FAST_BITS 10
 #define INLINE static inline __attribute__((always_inline))
 
-/* The vector kernels (colour, upsampling, IDCT pass 2) need AVX-512 BW/VBMI and AVX2,
- * checked once per decode; each has a plain C path beside it. */
+/* The vector paths (the scan loop with its IDCTs, colour, upsampling) need AVX2, BMI2
+ * and AVX-512 BW/VBMI, checked once per decode; each has a plain C path beside it. */
 #if defined(__x86_64__)
 #include <immintrin.h>
 #define JPEG_AVX512 __attribute__((target("avx512f,avx512bw,avx512vbmi")))
@@ -28,21 +31,21 @@
 static int have_simd(void)
 {
     return __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx2");
+           __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi2");
 }
 #else
 static int have_simd(void) { return 0; }
 #endif
 
 typedef struct {
-    uint16_t fast[1 << HUFF_FAST_BITS]; /* (length << 8) | symbol for codes <= 9 bits, else 0 */
-    /* A code and its value bits that fit in 9 bits together, decoded at once: value << 16
-     * | end of block << 12 | run << 8 | bits used; 0 for the others. */
+    uint16_t fast[1 << HUFF_FAST_BITS]; /* (length << 8) | symbol for short codes, else 0 */
+    /* A code and its value bits that fit HUFF_FAST_BITS together, decoded at once:
+     * value << 16 | end of block << 12 | run << 8 | bits used; 0 for the others. */
     int32_t value_fast[1 << HUFF_FAST_BITS];
     int32_t maxcode[17];                /* largest code of each length, -1 when none */
     int32_t valoffset[17];              /* symbol index of a code = code + valoffset[len] */
     uint8_t values[256];
-    int is_dc, defined;
+    int defined;
 } huff_table;
 
 typedef struct {
@@ -84,7 +87,6 @@ static int build_huff_table(huff_table *t, const uint8_t counts[16], const uint8
 {
     memset(t, 0, sizeof *t);
     memcpy(t->values, values, (size_t)nvalues);
-    t->is_dc = is_dc;
     int code = 0, index = 0;
     for (int len = 1; len <= 16; len++) {
         int n = counts[len - 1];
