@@ -54,6 +54,7 @@ START_TIMEOUT = 30 if SANITIZED else 10
 # docs/openapi.yaml (tests/api/openapi_check.py); see check_openapi below.
 OPENAPI = OpenApi()
 STOP_TIMEOUT = 40
+IDLE_REUSE_LIMIT = 10  # seconds; below the server's default connection-timeout of 15
 
 
 def free_port():
@@ -91,6 +92,7 @@ class Server(HttpVerbs):
                                      stdin=subprocess.DEVNULL, cwd=REPO_ROOT, env=env or sanitizer_env())
         self.returncode = None
         self.http = requests.Session()
+        self._last_request = time.monotonic()
 
     # -- lifecycle ------------------------------------------------------------
     @property
@@ -185,7 +187,14 @@ class Server(HttpVerbs):
             h["apikey"] = key
         kw.setdefault("timeout", 30)
         kw.setdefault("verify", self.verify)
+        # The server closes a connection idle for connection-timeout (15 s); reusing one
+        # near that age races the close (the request is sent, the socket is gone). In the
+        # Redis pair each server sees every other request, so such gaps happen under load.
+        if time.monotonic() - self._last_request > IDLE_REUSE_LIMIT:
+            self.http.close()
+            self.http = requests.Session()
         resp = self.http.request(method, self.url(path), headers=h, **kw)
+        self._last_request = time.monotonic()
         OPENAPI.check(method, self.url(path)[len(self.base):], resp.status_code,
                       resp.headers.get("Content-Type"), response_body(resp))
         return resp
