@@ -80,13 +80,16 @@ int image_probe(const uint8_t *data, size_t len, int *w, int *h, int *orientatio
 /* Decodes data into out (which the caller frees with image_rgb_free), upright.
  *
  * lim may be NULL for the defaults. scale_denom is 1, 2, 4 or 8 and shrinks each side
- * to ceil(side / scale_denom): JPEG uses libjpeg-turbo's DCT scaling, so a 1/4 decode
- * of a large photo does a fraction of the work; PNG and WebP are decoded in full and
+ * to ceil(side / scale_denom): JPEG uses libjpeg-turbo's DCT scaling (for the common
+ * files through our decoder, src/face/jpeg_scaled.c, which gives libjpeg-turbo's exact
+ * pixels in 0.70-0.94 of its time), so a 1/4 decode of a large photo does a fraction of
+ * the work; PNG and WebP are decoded in full and
  * then box-filtered (each output pixel is the mean of the scale_denom^2 block, or of
  * the part of it inside the image at the right and bottom edges). Either way a pixel
  * edge coordinate in the result times scale_denom is the same place in the full
  * image (only the last, partial row/column is narrower). Measured here on a
- * 1920x1280 photo: 5.1 ms full, 3.1 ms at 1/2, 2.6 ms at 1/4, 2.1 ms at 1/8.
+ * 1920x1280 photo with libjpeg-turbo alone: 5.1 ms full, 3.1 ms at 1/2, 2.6 ms at 1/4,
+ * 2.1 ms at 1/8 (make bench-decode for ours).
  *
  * Alpha, when present, is composited onto white. Animated WebP and CMYK JPEG are
  * rejected (IMAGE_ERR_FORMAT). JPEG warnings other than stray bytes between segments
