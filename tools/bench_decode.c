@@ -14,21 +14,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <turbojpeg.h>
 
 #include "core/file.h"
+#include "core/util.h"
 #include "face/jpeg_scaled.h"
 
 #define MAX_BLOCKS 101
 #define MAX_ITERS 10000
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -65,9 +58,9 @@ static double time_block(int (*decode)(const decode_case *), const decode_case *
 {
     double t[MAX_ITERS];
     for (int i = 0; i < iters; i++) {
-        double t0 = now_ms();
+        double t0 = time_monotonic_s();
         decode(c);
-        t[i] = now_ms() - t0;
+        t[i] = (time_monotonic_s() - t0) * 1e3;
     }
     return median(t, iters);
 }

@@ -817,6 +817,15 @@ static void build_ycc_tables(ycc_tables *t)
     }
 }
 
+/* The colour tables and the IDCT matrices are constants: built once per process. */
+static ycc_tables ycc_constants;
+
+static void build_constant_tables(void)
+{
+    build_pass2_matrices();
+    build_ycc_tables(&ycc_constants);
+}
+
 static uint8_t clamp255(int v) { return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v); }
 
 #if defined(__x86_64__)
@@ -1053,16 +1062,15 @@ int jpeg_scaled_decode(const uint8_t *data, size_t len, int denom, uint8_t *rgb,
         f->comp[c].plane = next;
         next += (size_t)f->comp[c].plane_w * f->comp[c].v * f->comp[c].ssize;
     }
-    ycc_tables tables;
-    build_ycc_tables(&tables);
-    static pthread_once_t matrices_once = PTHREAD_ONCE_INIT;
-    pthread_once(&matrices_once, build_pass2_matrices);
+    static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
+    pthread_once(&tables_once, build_constant_tables);
+    const ycc_tables *tables = &ycc_constants;
 
     bit_reader b = {.d = data, .pos = f->scan_start, .end = len};
     bits buffered = {0, 0};
-    scan_output o = {f, &tables, next, rgb, mcus_x, mcus_y, out_w, out_h, f->max_v * min_size};
+    scan_output o = {f, tables, next, rgb, mcus_x, mcus_y, out_w, out_h, f->max_v * min_size};
 #if defined(__x86_64__)
-    if (tables.simd ? decode_scan_simd(&o, &b, &buffered) : decode_scan_plain(&o, &b, &buffered)) goto done;
+    if (tables->simd ? decode_scan_simd(&o, &b, &buffered) : decode_scan_plain(&o, &b, &buffered)) goto done;
 #else
     if (decode_scan_plain(&o, &b, &buffered)) goto done;
 #endif
