@@ -10,7 +10,8 @@
  * no allocation per run. Sessions share the model's packed weights and their
  * convolutions' indirection buffers (create_shared_op, shared_weights.c).
  * After nn_model_use_int8, the dense convolutions run as int8 steps (quantize.c)
- * instead of XNNPACK operators.
+ * instead of XNNPACK operators; depthwise convolutions run on depthwise.c's
+ * kernels where it has one for them.
  */
 #include "nn/nn.h"
 #include "nn/graph.h"
@@ -156,6 +157,23 @@ static int ends_with(const char *s, const char *suffix)
     return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
+int nn_depthwise_enabled = 1;
+
+/* Depthwise convolutions that depthwise.c runs: their weights in its layout, the
+ * originals dropped (the same size). */
+static int take_depthwise(nn_model *m)
+{
+    if (!(m->dw = calloc((size_t)m->g.n_nodes + 1, sizeof *m->dw))) return -1;
+    for (int i = 0; i < m->g.n_nodes && nn_depthwise_enabled; i++) {
+        nn_conv_params *c = &m->g.nodes[i].conv;
+        if (!nn_depthwise_supported(&m->g.nodes[i])) continue;
+        if (!(m->dw[i] = nn_depthwise_create(&m->g, &m->g.nodes[i]))) return -1;
+        free(c->weights);
+        c->weights = NULL;
+    }
+    return 0;
+}
+
 nn_model *nn_model_load(const char *path, char *err, size_t err_len)
 {
     return nn_model_load_batch(path, 0, err, err_len);
@@ -181,7 +199,8 @@ nn_model *nn_model_load_batch(const char *path, int batch, char *err, size_t err
                                                        : nn_onnx_load(&m->g, path);
     if (rc == 0) rc = nn_graph_finish(&m->g);
     if (rc == 0 && !m->g.failed &&
-        (!(m->packed = nn_packed_cache_create(2 * m->g.n_nodes)) || plan_model_memory(m) != 0))
+        (!(m->packed = nn_packed_cache_create(2 * m->g.n_nodes)) || plan_model_memory(m) != 0 ||
+         take_depthwise(m) != 0))
         nn_fail(&m->g, "%s: out of memory", path);
     if (rc != 0 || m->g.failed) {
         if (!m->g.failed) nn_fail(&m->g, "%s: load failed", path);
@@ -225,6 +244,9 @@ void nn_model_free(nn_model *model)
     if (model->int8)
         for (int i = 0; i < model->g.n_nodes; i++) nn_int8_conv_free(model->int8[i]);
     free(model->int8);
+    if (model->dw)
+        for (int i = 0; i < model->g.n_nodes; i++) nn_depthwise_free(model->dw[i]);
+    free(model->dw);
     nn_packed_cache_free(model->packed);
     free(model->arena_offset);
     nn_graph_free(&model->g);
@@ -469,7 +491,7 @@ nn_session *nn_session_create_in(const nn_model *m, void *arena, char *err, size
         const nn_node *n = &g->nodes[i];
         s->in_offset[i] = k;
         for (int j = 0; j < n->n_in; j++) s->in_ptrs[k++] = s->ptr[n->in[j]];
-        if (s->int8 && s->int8[i]) continue;
+        if ((s->int8 && s->int8[i]) || m->dw[i]) continue;
         enum xnn_status st = create_shared_op(s, i, arena);
         if (st != xnn_status_success)
             return session_fail(s, err, err_len, "%s %s: XNNPACK operator rejected (status %d)", n->source_op,
@@ -531,6 +553,8 @@ int nn_run(nn_session *s)
         const nn_node *n = &g->nodes[i];
         if (s->int8 && s->int8[i]) {
             if (nn_int8_step_run(s->int8[i]) != 0) return NN_ERR_KERNEL;
+        } else if (s->model->dw[i]) {
+            nn_depthwise_run(g, n, s->model->dw[i], s->ptr[n->in[0]], s->ptr[n->out]);
         } else if (s->ops[i]) {
             if (xnn_run_operator(s->ops[i], NULL) != xnn_status_success) return NN_ERR_KERNEL;
         } else if (n->op != NN_OP_RESHAPE || s->ptr[n->out] != s->ptr[n->in[0]]) {

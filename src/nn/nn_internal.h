@@ -13,6 +13,7 @@
 typedef struct nn_packed_cache nn_packed_cache;
 typedef struct nn_int8_conv nn_int8_conv;
 typedef struct nn_int8_step nn_int8_step;
+typedef struct nn_depthwise nn_depthwise;
 
 struct nn_model {
     nn_graph g;
@@ -22,7 +23,21 @@ struct nn_model {
     nn_int8_conv **int8;     /* per node: its int8 convolution, NULL = fp32 (nn_model_use_int8) */
     size_t int8_in_bytes;    /* largest quantized input of those convolutions */
     size_t int8_scratch_bytes; /* largest oneDNN scratchpad */
+    nn_depthwise **dw;       /* per node: a depthwise convolution depthwise.c runs, or NULL */
 };
+
+/* ---- depthwise convolutions (depthwise.c) ---- */
+
+/* 1 when depthwise.c runs node n on this CPU (its fp32 weights still at hand). */
+int nn_depthwise_supported(const nn_node *n);
+/* Its weights in depthwise.c's layout (the model keeps them, sessions share them);
+ * NULL when out of memory. */
+nn_depthwise *nn_depthwise_create(const nn_graph *g, const nn_node *n);
+void nn_depthwise_free(nn_depthwise *k);
+void nn_depthwise_run(const nn_graph *g, const nn_node *n, const nn_depthwise *k, const float *x, float *y);
+/* 0 leaves every depthwise convolution to XNNPACK in models loaded from then on
+ * (the tests' and benchmarks' reference); 1 by default. */
+extern int nn_depthwise_enabled;
 
 /* ---- int8 convolutions (quantize.c) ---- */
 
