@@ -757,15 +757,19 @@ static float crop_reference(const image_rgb *img, float x0, float y0, float x1, 
 
 /* Wide outputs go 16 columns at a time where the CPU allows (geometry.c): every
  * value, in the three layouts, is the contract's, including the padded columns left and
- * right, the rows on the image's last row and the columns past the last 16. */
-static void test_crop_resize_wide_rows(void **state)
+ * right, the rows on the image's last row and the columns past the last 16; with
+ * the taps read through 128-byte windows (downscaling up to 5x, image widths 97
+ * and 200: up to 4.4x here) and by gathers (600: 13x), the windows of the last
+ * rows reaching the raster's end. */
+static void check_crop_wide_rows(int width)
 {
-    (void)state;
     image_rgb img;
-    assert_int_equal(image_rgb_alloc(&img, 97, 61), IMAGE_OK);
-    for (size_t i = 0; i < (size_t)97 * 61 * 3; i++) img.pixels[i] = (uint8_t)((i * 2654435761u) >> 13);
+    assert_int_equal(image_rgb_alloc(&img, width, 61), IMAGE_OK);
+    for (size_t i = 0; i < (size_t)width * 61 * 3; i++) img.pixels[i] = (uint8_t)((i * 2654435761u) >> 13);
     enum { W = 45, H = 23 };
-    static const float rects[][4] = {{0, 0, 97, 61}, {-9.5f, -3, 101, 66}, {13.3f, 7.7f, 80.1f, 40.9f}};
+    float x1 = (float)width;
+    const float rects[][4] = {{0, 0, x1, 61}, {-9.5f, -3, x1 + 4, 66}, {13.3f, 7.7f, x1 - 16.9f, 40.9f},
+                              {x1 - 60.2f, 50.5f, x1 - 0.3f, 61}};
     float nchw[3 * W * H], nhwc[3 * W * H], grey[W * H];
     for (size_t r = 0; r < sizeof rects / sizeof rects[0]; r++) {
         const float *q = rects[r];
@@ -786,6 +790,14 @@ static void test_crop_resize_wide_rows(void **state)
             }
     }
     image_rgb_free(&img);
+}
+
+static void test_crop_resize_wide_rows(void **state)
+{
+    (void)state;
+    check_crop_wide_rows(97);
+    check_crop_wide_rows(200);
+    check_crop_wide_rows(600);
 }
 
 static void test_crop_resize_values(void **state)
