@@ -860,12 +860,14 @@ static void run_concat(const nn_graph *g, const nn_node *n, const float *const *
     size_t outer = 1, inner = 1;
     for (int i = 0; i < n->axis; i++) outer *= (size_t)so->dims[i];
     for (int i = n->axis + 1; i < so->rank; i++) inner *= (size_t)so->dims[i];
-    for (size_t b = 0; b < outer; b++) {
-        for (int k = 0; k < n->n_in; k++) {
-            size_t len = (size_t)g->tensors[n->in[k]].shape.dims[n->axis] * inner;
-            copy_floats(o, in[k] + b * len, len);
-            o += len;
-        }
+    /* Input by input, each length looked up once: the detector's box outputs
+     * concatenate thousands of rows of 2 values, where the lookups per row cost more
+     * than the copies. */
+    size_t row = (size_t)so->dims[n->axis] * inner, at = 0;
+    for (int k = 0; k < n->n_in; k++) {
+        size_t len = (size_t)g->tensors[n->in[k]].shape.dims[n->axis] * inner;
+        for (size_t b = 0; b < outer; b++) copy_floats(o + b * row + at, in[k] + b * len, len);
+        at += len;
     }
 }
 
@@ -889,6 +891,13 @@ static void run_slice(const nn_graph *g, const nn_node *n, const float *x, float
         step[i] = (ptrdiff_t)n->steps[i] * (ptrdiff_t)st[i];
     }
     size_t inner = (size_t)so->dims[r - 1];
+    int plane = r >= 2; /* every output dim before the last two is 1: rows of a plane */
+    for (int i = 0; i + 2 < r; i++) plane &= so->dims[i] == 1;
+    if (plane) { /* the detector's [1, 4420, 4] -> [1, 4420, 2]: no index bookkeeping per row */
+        for (size_t row = 0, k = 0; row < (size_t)so->dims[r - 2]; row++, off += step[r - 2])
+            for (size_t j = 0; j < inner; j++) o[k++] = x[off + (ptrdiff_t)j * step[r - 1]];
+        return;
+    }
     for (size_t k = 0; k < total; k += inner) {
         for (size_t j = 0; j < inner; j++) o[k + j] = x[off + (ptrdiff_t)j * step[r - 1]];
         for (int i = r - 2; i >= 0; i--) {
@@ -909,7 +918,13 @@ static void run_softmax(const nn_graph *g, const nn_node *n, const float *x, flo
     for (size_t b = 0; b < outer; b++, x += inner, o += inner) {
         float m = -INFINITY, sum = 0;
         for (size_t i = 0; i < inner; i++) if (x[i] > m) m = x[i];
-        for (size_t i = 0; i < inner; i++) { o[i] = exp_or_zero(x[i] - m); sum += o[i]; }
+        /* exp(0) is 1 exactly: the maximum's term without the call (half the calls
+         * for the detector's 2-way softmax) */
+        for (size_t i = 0; i < inner; i++) {
+            float d = x[i] - m;
+            o[i] = d == 0.0f ? 1.0f : exp_or_zero(d);
+            sum += o[i];
+        }
         for (size_t i = 0; i < inner; i++) o[i] /= sum;
     }
 }
