@@ -48,15 +48,24 @@ struct nn_depthwise {
 
 static int cpu_has_avx512(void) { return __builtin_cpu_supports("avx512f"); }
 
-/* One image's geometry: input H x W, output OH x OW, C channels. */
+/* One image's geometry: input H x W, output OH x OW, C channels; and the running
+ * minimum and maximum of the outputs (from 0, as quantize.c's value_range). */
 typedef struct {
     int H, W, OH, OW, C;
+    __m512 mn, mx;
 } dw_shape;
+
+static inline DW_AVX512 __attribute__((always_inline)) void dw_store(dw_shape *d, float *out, __m512 v)
+{
+    d->mn = _mm512_min_ps(d->mn, v);
+    d->mx = _mm512_max_ps(d->mx, v);
+    _mm512_storeu_ps(out, v);
+}
 
 /* Output row oy, channels [c, c + 16), pixels [ox0, ox0 + DW_PIXELS), every tap of
  * them within the row's columns (rows may still fall in the padding). */
 static inline DW_AVX512 __attribute__((always_inline)) void dw_pixels(const nn_conv_params *p,
-                                                                      const nn_depthwise *k, const dw_shape *d,
+                                                                      const nn_depthwise *k, dw_shape *d,
                                                                       const float *x, int oy, int ox0, int c,
                                                                       __m512 lo, __m512 hi, float *y)
 {
@@ -77,14 +86,13 @@ static inline DW_AVX512 __attribute__((always_inline)) void dw_pixels(const nn_c
     }
     float *out = y + ((size_t)oy * d->OW + ox0) * d->C + c;
 #pragma GCC unroll 8
-    for (int j = 0; j < DW_PIXELS; j++)
-        _mm512_storeu_ps(out + (size_t)j * d->C, _mm512_min_ps(_mm512_max_ps(acc[j], lo), hi));
+    for (int j = 0; j < DW_PIXELS; j++) dw_store(d, out + (size_t)j * d->C, _mm512_min_ps(_mm512_max_ps(acc[j], lo), hi));
 }
 
 /* Output pixel (oy, ox), channel blocks [c, c + 16 * blocks), blocks <= DW_PIXELS,
  * the blocks being the independent chains: the edge pixels, whose taps may fall in
  * the padding, and those left over after the groups of DW_PIXELS. */
-static inline DW_AVX512 void dw_pixel(const nn_conv_params *p, const nn_depthwise *k, const dw_shape *d,
+static inline DW_AVX512 void dw_pixel(const nn_conv_params *p, const nn_depthwise *k, dw_shape *d,
                                       const float *x, int oy, int ox, int c, int blocks, __m512 lo, __m512 hi,
                                       float *y)
 {
@@ -103,10 +111,10 @@ static inline DW_AVX512 void dw_pixel(const nn_conv_params *p, const nn_depthwis
     float *out = y + ((size_t)oy * d->OW + ox) * d->C + c;
 #pragma GCC unroll 8
     for (int b = 0; b < DW_PIXELS; b++)
-        if (b < blocks) _mm512_storeu_ps(out + 16 * b, _mm512_min_ps(_mm512_max_ps(acc[b], lo), hi));
+        if (b < blocks) dw_store(d, out + 16 * b, _mm512_min_ps(_mm512_max_ps(acc[b], lo), hi));
 }
 
-static void dw_pixel_all_channels(const nn_conv_params *p, const nn_depthwise *k, const dw_shape *d,
+static void dw_pixel_all_channels(const nn_conv_params *p, const nn_depthwise *k, dw_shape *d,
                                   const float *x, int oy, int ox, __m512 lo, __m512 hi, float *y)
 {
     for (int c = 0; c < d->C; c += 16 * DW_PIXELS) {
@@ -117,7 +125,7 @@ static void dw_pixel_all_channels(const nn_conv_params *p, const nn_depthwise *k
 
 /* A row: its inside columns (every tap within the row) in groups of DW_PIXELS, the
  * other columns one at a time. */
-DW_AVX512 static void dw_image(const nn_conv_params *p, const nn_depthwise *k, const dw_shape *d, const float *x,
+DW_AVX512 static void dw_image(const nn_conv_params *p, const nn_depthwise *k, dw_shape *d, const float *x,
                                float *y)
 {
     __m512 lo = _mm512_set1_ps(p->out_min), hi = _mm512_set1_ps(p->out_max);
@@ -132,6 +140,16 @@ DW_AVX512 static void dw_image(const nn_conv_params *p, const nn_depthwise *k, c
             for (int c = 0; c < d->C; c += 16) dw_pixels(p, k, d, x, oy, ox, c, lo, hi, y);
         for (; ox < d->OW; ox++) dw_pixel_all_channels(p, k, d, x, oy, ox, lo, hi, y);
     }
+}
+DW_AVX512 static void dw_run(const nn_graph *g, const nn_node *n, const nn_depthwise *k, const float *x, float *y,
+                             float *range)
+{
+    const nn_shape *s = &g->tensors[n->in[0]].shape, *o = &g->tensors[n->out].shape;
+    dw_shape d = {s->dims[1], s->dims[2], o->dims[1], o->dims[2], n->conv.cout, _mm512_setzero_ps(),
+                  _mm512_setzero_ps()};
+    size_t in_len = (size_t)d.H * d.W * d.C, out_len = (size_t)d.OH * d.OW * d.C;
+    for (int b = 0; b < s->dims[0]; b++) dw_image(&n->conv, k, &d, x + b * in_len, y + b * out_len);
+    if (range) range[0] = _mm512_reduce_min_ps(d.mn), range[1] = _mm512_reduce_max_ps(d.mx);
 }
 #else
 static int cpu_has_avx512(void) { return 0; }
@@ -180,14 +198,12 @@ void nn_depthwise_free(nn_depthwise *k)
     free(k);
 }
 
-void nn_depthwise_run(const nn_graph *g, const nn_node *n, const nn_depthwise *k, const float *x, float *y)
+void nn_depthwise_run(const nn_graph *g, const nn_node *n, const nn_depthwise *k, const float *x, float *y,
+                      float *range)
 {
 #if defined(__x86_64__)
-    const nn_shape *s = &g->tensors[n->in[0]].shape, *o = &g->tensors[n->out].shape;
-    dw_shape d = {s->dims[1], s->dims[2], o->dims[1], o->dims[2], n->conv.cout};
-    size_t in_len = (size_t)d.H * d.W * d.C, out_len = (size_t)d.OH * d.OW * d.C;
-    for (int b = 0; b < s->dims[0]; b++) dw_image(&n->conv, k, &d, x + b * in_len, y + b * out_len);
+    dw_run(g, n, k, x, y, range);
 #else
-    (void)g, (void)n, (void)k, (void)x, (void)y;
+    (void)g, (void)n, (void)k, (void)x, (void)y, (void)range;
 #endif
 }

@@ -36,6 +36,8 @@ struct nn_session {
     xnn_operator_t *ops;          /* per node, NULL for glue nodes */
     nn_int8_step **int8;          /* per node, its int8 convolution (quantize.c) or NULL */
     void *int8_buf;               /* quantized input, then oneDNN's scratchpad */
+    float *ranges;                /* per node: [min, max] of its output, left for an int8 reader */
+    unsigned char *dw_range;      /* per node: a depthwise node that leaves it */
     size_t shared_bytes;          /* packed weights taken from the model's cache */
     int first_node;               /* 1 once the caller writes the input in NHWC (nn_session_input_nhwc) */
 };
@@ -157,14 +159,14 @@ static int ends_with(const char *s, const char *suffix)
     return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
-int nn_depthwise_enabled = 1;
+nn_tuning_t nn_tuning = {1, 1};
 
 /* Depthwise convolutions that depthwise.c runs: their weights in its layout, the
  * originals dropped (the same size). */
 static int take_depthwise(nn_model *m)
 {
     if (!(m->dw = calloc((size_t)m->g.n_nodes + 1, sizeof *m->dw))) return -1;
-    for (int i = 0; i < m->g.n_nodes && nn_depthwise_enabled; i++) {
+    for (int i = 0; i < m->g.n_nodes && nn_tuning.own_depthwise; i++) {
         nn_conv_params *c = &m->g.nodes[i].conv;
         if (!nn_depthwise_supported(&m->g.nodes[i])) continue;
         if (!(m->dw[i] = nn_depthwise_create(&m->g, &m->g.nodes[i]))) return -1;
@@ -363,6 +365,25 @@ static enum xnn_status setup_op(const nn_graph *g, const nn_node *n, xnn_operato
  * the largest scratchpad; steps run one at a time so they share it. */
 static size_t int8_in_part(const nn_model *m) { return (m->int8_in_bytes + 63) & ~(size_t)63; }
 
+/* An int8 step whose input a depthwise or int8 step writes takes its range from
+ * there (nodes run in order, so the writer has always run first). */
+static int link_ranges(nn_session *s)
+{
+    const nn_model *m = s->model;
+    const nn_graph *g = &m->g;
+    if (!(s->ranges = calloc(2 * (size_t)g->n_nodes + 2, sizeof *s->ranges)) ||
+        !(s->dw_range = calloc((size_t)g->n_nodes + 1, 1)))
+        return -1;
+    for (int i = 0; i < g->n_nodes; i++) {
+        int p = s->int8[i] ? g->tensors[g->nodes[i].in[0]].producer : -1;
+        if (p < 0 || (!m->dw[p] && !s->int8[p])) continue;
+        if (s->int8[p] && nn_int8_step_link_ranges(s->int8[p], NULL, s->ranges + 2 * p) != 0) continue;
+        s->dw_range[p] = m->dw[p] != NULL;
+        nn_int8_step_link_ranges(s->int8[i], s->ranges + 2 * p, NULL);
+    }
+    return 0;
+}
+
 static int create_int8_steps(nn_session *s)
 {
     const nn_model *m = s->model;
@@ -377,7 +398,7 @@ static int create_int8_steps(nn_session *s)
             !(s->int8[i] = nn_int8_step_create(m->int8[i], s->ptr[n->in[0]], s->ptr[n->out], s->int8_buf, scratch)))
             return -1;
     }
-    return 0;
+    return nn_tuning.shared_ranges ? link_ranges(s) : 0;
 }
 
 /* Frees the half-built session s and says why; returns NULL for the caller to return. */
@@ -510,6 +531,8 @@ void nn_session_free(nn_session *s)
         for (int i = 0; i < s->model->g.n_nodes; i++) nn_int8_step_free(s->int8[i]);
     free(s->int8);
     free(s->int8_buf);
+    free(s->ranges);
+    free(s->dw_range);
     free(s->ops);
     free(s->in_ptrs);
     free(s->in_offset);
@@ -554,7 +577,8 @@ int nn_run(nn_session *s)
         if (s->int8 && s->int8[i]) {
             if (nn_int8_step_run(s->int8[i]) != 0) return NN_ERR_KERNEL;
         } else if (s->model->dw[i]) {
-            nn_depthwise_run(g, n, s->model->dw[i], s->ptr[n->in[0]], s->ptr[n->out]);
+            nn_depthwise_run(g, n, s->model->dw[i], s->ptr[n->in[0]], s->ptr[n->out],
+                             s->dw_range && s->dw_range[i] ? s->ranges + 2 * i : NULL);
         } else if (s->ops[i]) {
             if (xnn_run_operator(s->ops[i], NULL) != xnn_status_success) return NN_ERR_KERNEL;
         } else if (n->op != NN_OP_RESHAPE || s->ptr[n->out] != s->ptr[n->in[0]]) {

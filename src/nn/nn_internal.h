@@ -34,10 +34,18 @@ int nn_depthwise_supported(const nn_node *n);
  * NULL when out of memory. */
 nn_depthwise *nn_depthwise_create(const nn_graph *g, const nn_node *n);
 void nn_depthwise_free(nn_depthwise *k);
-void nn_depthwise_run(const nn_graph *g, const nn_node *n, const nn_depthwise *k, const float *x, float *y);
-/* 0 leaves every depthwise convolution to XNNPACK in models loaded from then on
- * (the tests' and benchmarks' reference); 1 by default. */
-extern int nn_depthwise_enabled;
+/* range, when not NULL, gets the output's [min, max] with 0 (an int8 step's input range). */
+void nn_depthwise_run(const nn_graph *g, const nn_node *n, const nn_depthwise *k, const float *x, float *y,
+                      float *range);
+/* What the runtime does on its own beyond XNNPACK and oneDNN, each on by default;
+ * tests and benchmarks turn one off to compare (models loaded, or sessions created,
+ * from then on): depthwise convolutions on depthwise.c, and int8 steps taking their
+ * input's range from the depthwise or int8 step that wrote it instead of measuring
+ * it (same values either way). */
+typedef struct {
+    int own_depthwise, shared_ranges;
+} nn_tuning_t;
+extern nn_tuning_t nn_tuning;
 
 /* ---- int8 convolutions (quantize.c) ---- */
 
@@ -52,6 +60,11 @@ size_t nn_int8_conv_weight_bytes(const nn_int8_conv *ic);  /* packed int8 weight
  * buffers of the sizes above (64-byte aligned), all outliving the step. */
 nn_int8_step *nn_int8_step_create(const nn_int8_conv *ic, const float *in, float *out, void *qin, void *scratch);
 void nn_int8_step_free(nn_int8_step *st);
+/* Saves the pass measuring an input's range: in_range (when not NULL) is where the
+ * producer of st's input leaves it every run, before st runs; out_range (when not
+ * NULL) is where st leaves its output's, for an int8 step reading it. -1 when st
+ * cannot measure its output (no AVX-512). */
+int nn_int8_step_link_ranges(nn_int8_step *st, const float *in_range, float *out_range);
 /* 0, or -1 when oneDNN failed. */
 int nn_int8_step_run(nn_int8_step *st);
 

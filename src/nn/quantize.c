@@ -68,6 +68,8 @@ struct nn_int8_step {
     float *out;
     void *qin;                   /* quantized input, in the session's int8 buffer */
     float *bias;                 /* [cout]: this run's bias, the zero point's share taken out */
+    const float *in_range;       /* the input's [min, max] (with 0), left by its producer; NULL: measure it */
+    float *out_range;            /* where to leave the output's, for an int8 reader; NULL: nobody asks */
 };
 
 /* ---- one engine per process ----------------------------------------------- */
@@ -173,23 +175,30 @@ AVX512 static void quantize_avx512(const float *x, void *q, size_t n, float inv,
     }
 }
 
+/* Also leaves the output's [min, max] with 0 in range[] (value_range's answer for
+ * it) when range is not NULL: the next int8 step then skips its pass. */
 AVX512 static void epilogue_avx512(float *y, size_t pixels, int cout, float scale, const float *bias, float lo,
-                                   float hi)
+                                   float hi, float *range)
 {
     __m512 s = _mm512_set1_ps(scale), vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
+    __m512 mn = _mm512_setzero_ps(), mx = _mm512_setzero_ps();
     for (size_t p = 0; p < pixels; p++, y += cout)
         for (int c = 0; c < cout; c += 16) {
             __mmask16 mask = tail_mask((size_t)(cout - c));
             __m512 v = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, y + c), s, _mm512_maskz_loadu_ps(mask, bias + c));
-            _mm512_mask_storeu_ps(y + c, mask, _mm512_min_ps(_mm512_max_ps(v, vlo), vhi));
+            v = _mm512_min_ps(_mm512_max_ps(v, vlo), vhi);
+            mn = _mm512_mask_min_ps(mn, mask, mn, v);
+            mx = _mm512_mask_max_ps(mx, mask, mx, v);
+            _mm512_mask_storeu_ps(y + c, mask, v);
         }
+    if (range) range[0] = _mm512_reduce_min_ps(mn), range[1] = _mm512_reduce_max_ps(mx);
 }
 
 static int has_avx512(void) { return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw"); }
 #else
 #define value_range_avx512 value_range_c
 #define quantize_avx512 quantize_c
-#define epilogue_avx512 epilogue_c
+#define epilogue_avx512(y, pixels, cout, scale, bias, lo, hi, range) epilogue_c(y, pixels, cout, scale, bias, lo, hi)
 static int has_avx512(void) { return 0; }
 #endif
 
@@ -379,6 +388,14 @@ nn_int8_step *nn_int8_step_create(const nn_int8_conv *ic, const float *in, float
     return st;
 }
 
+int nn_int8_step_link_ranges(nn_int8_step *st, const float *in_range, float *out_range)
+{
+    if (!st->conv->avx512 && out_range) return -1; /* only the AVX-512 epilogue measures */
+    if (in_range) st->in_range = in_range;
+    if (out_range) st->out_range = out_range;
+    return 0;
+}
+
 void nn_int8_step_free(nn_int8_step *st)
 {
     if (!st) return;
@@ -395,7 +412,8 @@ int nn_int8_step_run(nn_int8_step *st)
     const nn_int8_conv *ic = st->conv;
     int fast = ic->avx512, zero_point = 0;
     float lo, hi, scale;
-    if (fast) value_range_avx512(st->in, ic->in_elems, &lo, &hi);
+    if (st->in_range) lo = st->in_range[0], hi = st->in_range[1];
+    else if (fast) value_range_avx512(st->in, ic->in_elems, &lo, &hi);
     else value_range_c(st->in, ic->in_elems, &lo, &hi);
     /* uint8 spans [lo, hi] (0 included, so exactly representable); int8 [-max, max]. */
     scale = ic->unsigned_input ? (hi - lo) / 255.f : fmaxf(-lo, hi) / 127.f;
@@ -412,7 +430,8 @@ int nn_int8_step_run(nn_int8_step *st)
     if (dnnl_primitive_execute(ic->prim, st->stream, st->scratch ? 4 : 3, args) != dnnl_success ||
         dnnl_stream_wait(st->stream) != dnnl_success)
         return -1;
-    if (fast) epilogue_avx512(st->out, ic->out_pixels, ic->cout, scale, st->bias, ic->out_min, ic->out_max);
+    if (fast)
+        epilogue_avx512(st->out, ic->out_pixels, ic->cout, scale, st->bias, ic->out_min, ic->out_max, st->out_range);
     else epilogue_c(st->out, ic->out_pixels, ic->cout, scale, st->bias, ic->out_min, ic->out_max);
     return 0;
 }

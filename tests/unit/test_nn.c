@@ -241,9 +241,9 @@ static void check_depthwise(const char *name, bool int8)
     recipe r;
     assert_int_equal(read_recipe(name, &r), 0);
     char err[512];
-    nn_depthwise_enabled = 0;
+    nn_tuning.own_depthwise = 0;
     nn_model *ref = nn_model_load(r.model, err, sizeof err);
-    nn_depthwise_enabled = 1;
+    nn_tuning.own_depthwise = 1;
     nn_model *own = nn_model_load(r.model, err, sizeof err);
     if (!ref || !own) fail_msg("%s: %s", name, err);
     if (int8) {
@@ -280,6 +280,42 @@ static void test_depthwise_same_as_xnnpack(void **state)
     for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
         check_depthwise(models[i], false);
         check_depthwise(models[i], true);
+    }
+}
+
+/* An int8 step taking its input's range from the depthwise or int8 step that wrote
+ * it (nn_tuning.shared_ranges) gives exactly what measuring it gives, on real
+ * faces, twice in a row (the ranges are refreshed every run). */
+static void test_int8_shared_ranges_exact(void **state)
+{
+    (void)state;
+    static const char *models[] = {"fr_detect", "fr_landmark", "fr_feature", "fr_liveness", "MobileFaceNet"};
+    for (size_t k = 0; k < sizeof models / sizeof models[0]; k++) {
+        recipe r;
+        assert_int_equal(read_recipe(models[k], &r), 0);
+        char err[512];
+        nn_model *m = nn_model_load(r.model, err, sizeof err);
+        if (!m) fail_msg("%s: %s", models[k], err);
+        assert_true(nn_model_use_int8(m, err, sizeof err) > 0);
+        nn_tuning.shared_ranges = 0;
+        nn_session *a = nn_session_create(m, err, sizeof err);
+        nn_tuning.shared_ranges = 1;
+        nn_session *b = nn_session_create(m, err, sizeof err);
+        assert_non_null(a);
+        assert_non_null(b);
+        for (int run = 0; run < 2; run++) {
+            fill_input(a, m, &r);
+            fill_input(b, m, &r);
+            if (run) /* another input the second time: the top rows darker */
+                for (size_t i = 0; i < 64; i++) nn_session_input(a, 0)[i] = nn_session_input(b, 0)[i] *= 0.5f;
+            assert_int_equal(nn_run(a), 0);
+            assert_int_equal(nn_run(b), 0);
+            for (int o = 0; o < r.n_out; o++)
+                assert_memory_equal(nn_session_output(a, o), nn_session_output(b, o), r.out_len[o] * sizeof(float));
+        }
+        nn_session_free(a);
+        nn_session_free(b);
+        nn_model_free(m);
     }
 }
 
@@ -783,6 +819,7 @@ int main(void)
         cmocka_unit_test(test_int8_close_to_fp32),
         cmocka_unit_test(test_int8_what_converts),
         cmocka_unit_test(test_depthwise_same_as_xnnpack),
+        cmocka_unit_test(test_int8_shared_ranges_exact),
         cmocka_unit_test(test_int8_shared_across_threads),
         cmocka_unit_test(test_faceapi_age_gender),
         cmocka_unit_test(test_faceapi_recognition),
