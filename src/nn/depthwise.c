@@ -114,7 +114,7 @@ static inline DW_AVX512 void dw_pixel(const nn_conv_params *p, const nn_depthwis
         if (b < blocks) dw_store(d, out + 16 * b, _mm512_min_ps(_mm512_max_ps(acc[b], lo), hi));
 }
 
-static void dw_pixel_all_channels(const nn_conv_params *p, const nn_depthwise *k, dw_shape *d,
+DW_AVX512 static void dw_pixel_all_channels(const nn_conv_params *p, const nn_depthwise *k, dw_shape *d,
                                   const float *x, int oy, int ox, __m512 lo, __m512 hi, float *y)
 {
     for (int c = 0; c < d->C; c += 16 * DW_PIXELS) {
