@@ -133,6 +133,22 @@ out:
     return arena;
 }
 
+/* A PReLU whose input nothing else reads writes over it (as a reshape shares its
+ * input's buffer): in place it touches no new memory, and the model's arena shrinks
+ * (fr_feature: 3.36 -> 2.56 MB, 5-7 % faster in-process A/B, same values). The
+ * model's own input is never overwritten: a caller may run again on it. */
+static void prelus_in_place(nn_graph *g)
+{
+    for (int i = 0; i < g->n_nodes && nn_tuning.in_place; i++) {
+        const nn_node *n = &g->nodes[i];
+        if (n->op != NN_OP_PRELU) continue;
+        int x = n->in[0], r = root_of(g, x), input = 0;
+        for (int k = 0; k < g->n_inputs; k++) input |= root_of(g, g->inputs[k]) == r;
+        if (input || g->tensors[x].data || g->tensors[x].consumers != 1 || g->tensors[n->out].alias >= 0) continue;
+        g->tensors[n->out].alias = x;
+    }
+}
+
 /* Every session of a model uses the same plan: a tensor's data lives at the model
  * (a constant), at arena_offset[root] in the arena, or nowhere (SIZE_MAX). */
 static int plan_model_memory(nn_model *m)
@@ -144,6 +160,7 @@ static int plan_model_memory(nn_model *m)
         free(is_root);
         return -1;
     }
+    prelus_in_place(&m->g);
     m->arena_bytes = plan_memory(g, m->arena_offset, is_root);
     for (int t = 0; t < g->n_tensors; t++)
         if (!is_root[t]) m->arena_offset[t] = SIZE_MAX;
@@ -159,7 +176,7 @@ static int ends_with(const char *s, const char *suffix)
     return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
-nn_tuning_t nn_tuning = {1, 1};
+nn_tuning_t nn_tuning = {1, 1, 1};
 
 /* Depthwise convolutions that depthwise.c runs: their weights in its layout, the
  * originals dropped (the same size). */

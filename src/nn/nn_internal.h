@@ -39,11 +39,12 @@ void nn_depthwise_run(const nn_graph *g, const nn_node *n, const nn_depthwise *k
                       float *range);
 /* What the runtime does on its own beyond XNNPACK and oneDNN, each on by default;
  * tests and benchmarks turn one off to compare (models loaded, or sessions created,
- * from then on): depthwise convolutions on depthwise.c, and int8 steps taking their
+ * from then on): depthwise convolutions on depthwise.c, int8 steps taking their
  * input's range from the depthwise or int8 step that wrote it instead of measuring
- * it (same values either way). */
+ * it, and element-wise ops writing over an input nothing else reads (the same
+ * values in every case). */
 typedef struct {
-    int own_depthwise, shared_ranges;
+    int own_depthwise, shared_ranges, in_place;
 } nn_tuning_t;
 extern nn_tuning_t nn_tuning;
 

@@ -233,90 +233,101 @@ static void test_int8_close_to_fp32(void **state)
     for (size_t i = 0; i < sizeof int8_cases / sizeof int8_cases[0]; i++) check_int8(&int8_cases[i]);
 }
 
-/* depthwise.c's convolutions give XNNPACK's output to the bit (same chain of
- * multiply-adds per value), in fp32 and in int8 models, on real faces; each model
- * has some (where this CPU lacks AVX-512, none run and the outputs agree trivially). */
-static void check_depthwise(const char *name, bool int8)
+/* The runtime's own steps (nn_tuning) against the plain ones, on real faces, in fp32
+ * and in int8 models: the model is loaded and its session made with *on = 0, then
+ * again with *on = 1; both run twice (another input the second time: nothing may
+ * depend on what a run left) and every output must be the same to the bit. count,
+ * when not NULL, is told the second model (what it did differently) and says how
+ * many nodes that concerns. */
+static void check_same_outputs(const char *name, bool int8, int *on, int (*count)(const nn_model *),
+                               const char *what)
 {
     recipe r;
     assert_int_equal(read_recipe(name, &r), 0);
     char err[512];
-    nn_tuning.own_depthwise = 0;
-    nn_model *ref = nn_model_load(r.model, err, sizeof err);
-    nn_tuning.own_depthwise = 1;
-    nn_model *own = nn_model_load(r.model, err, sizeof err);
-    if (!ref || !own) fail_msg("%s: %s", name, err);
-    if (int8) {
-        assert_true(nn_model_use_int8(ref, err, sizeof err) > 0);
-        assert_true(nn_model_use_int8(own, err, sizeof err) > 0);
+    nn_model *m[2];
+    nn_session *s[2];
+    for (int k = 0; k < 2; k++) {
+        *on = k;
+        if (!(m[k] = nn_model_load(r.model, err, sizeof err))) fail_msg("%s: %s", name, err);
+        if (int8) assert_true(nn_model_use_int8(m[k], err, sizeof err) > 0);
+        if (!(s[k] = nn_session_create(m[k], err, sizeof err))) fail_msg("%s: %s", name, err);
     }
-    int n = 0;
-    for (int i = 0; i < own->g.n_nodes; i++) {
-        n += own->dw[i] != NULL;
-        assert_null(ref->dw[i]);
+    *on = 1;
+    if (count) {
+        int n = count(m[1]);
+        print_message("  %-15s %s: %d %s\n", name, int8 ? "int8" : "fp32", n, what);
+        if (__builtin_cpu_supports("avx512f")) assert_true(n > 0);
+        assert_int_equal(count(m[0]), 0);
     }
-    print_message("  %-15s %s: %d depthwise convolutions on depthwise.c\n", name, int8 ? "int8" : "fp32", n);
-    if (__builtin_cpu_supports("avx512f")) assert_true(n > 0);
-    nn_session *a = nn_session_create(ref, err, sizeof err), *b = nn_session_create(own, err, sizeof err);
-    assert_non_null(a);
-    assert_non_null(b);
-    fill_input(a, ref, &r);
-    fill_input(b, own, &r);
-    assert_int_equal(nn_run(a), 0);
-    assert_int_equal(nn_run(b), 0);
-    for (int o = 0; o < r.n_out; o++)
-        assert_memory_equal(nn_session_output(a, o), nn_session_output(b, o), r.out_len[o] * sizeof(float));
-    nn_session_free(a);
-    nn_session_free(b);
-    nn_model_free(ref);
-    nn_model_free(own);
+    for (int run = 0; run < 2; run++) {
+        for (int k = 0; k < 2; k++) {
+            fill_input(s[k], m[k], &r);
+            if (run) /* the top rows darker */
+                for (size_t i = 0; i < 64; i++) nn_session_input(s[k], 0)[i] *= 0.5f;
+            assert_int_equal(nn_run(s[k]), 0);
+        }
+        for (int o = 0; o < r.n_out; o++)
+            assert_memory_equal(nn_session_output(s[0], o), nn_session_output(s[1], o), r.out_len[o] * sizeof(float));
+    }
+    for (int k = 0; k < 2; k++) {
+        nn_session_free(s[k]);
+        nn_model_free(m[k]);
+    }
 }
 
+static const char *const own_step_models[] = {"fr_detect", "fr_landmark", "fr_feature", "fr_liveness",
+                                              "MobileFaceNet", "mobilefacenet", "blazeface-back", "facemesh"};
+
+static int depthwise_nodes(const nn_model *m)
+{
+    int n = 0;
+    for (int i = 0; i < m->g.n_nodes; i++) n += m->dw[i] != NULL;
+    return n;
+}
+
+/* depthwise.c's convolutions give XNNPACK's output to the bit (the same chain of
+ * multiply-adds per value); each model has some. */
 static void test_depthwise_same_as_xnnpack(void **state)
 {
     (void)state;
-    static const char *models[] = {"fr_detect", "fr_landmark", "fr_feature", "fr_liveness", "MobileFaceNet",
-                                   "mobilefacenet", "blazeface-back", "facemesh"};
-    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
-        check_depthwise(models[i], false);
-        check_depthwise(models[i], true);
+    for (size_t i = 0; i < sizeof own_step_models / sizeof own_step_models[0]; i++) {
+        check_same_outputs(own_step_models[i], false, &nn_tuning.own_depthwise, depthwise_nodes,
+                           "depthwise convolutions on depthwise.c");
+        check_same_outputs(own_step_models[i], true, &nn_tuning.own_depthwise, depthwise_nodes,
+                           "depthwise convolutions on depthwise.c");
     }
 }
 
 /* An int8 step taking its input's range from the depthwise or int8 step that wrote
- * it (nn_tuning.shared_ranges) gives exactly what measuring it gives, on real
- * faces, twice in a row (the ranges are refreshed every run). */
+ * it gives exactly what measuring it gives (and the ranges are refreshed every run). */
 static void test_int8_shared_ranges_exact(void **state)
 {
     (void)state;
-    static const char *models[] = {"fr_detect", "fr_landmark", "fr_feature", "fr_liveness", "MobileFaceNet"};
-    for (size_t k = 0; k < sizeof models / sizeof models[0]; k++) {
-        recipe r;
-        assert_int_equal(read_recipe(models[k], &r), 0);
-        char err[512];
-        nn_model *m = nn_model_load(r.model, err, sizeof err);
-        if (!m) fail_msg("%s: %s", models[k], err);
-        assert_true(nn_model_use_int8(m, err, sizeof err) > 0);
-        nn_tuning.shared_ranges = 0;
-        nn_session *a = nn_session_create(m, err, sizeof err);
-        nn_tuning.shared_ranges = 1;
-        nn_session *b = nn_session_create(m, err, sizeof err);
-        assert_non_null(a);
-        assert_non_null(b);
-        for (int run = 0; run < 2; run++) {
-            fill_input(a, m, &r);
-            fill_input(b, m, &r);
-            if (run) /* another input the second time: the top rows darker */
-                for (size_t i = 0; i < 64; i++) nn_session_input(a, 0)[i] = nn_session_input(b, 0)[i] *= 0.5f;
-            assert_int_equal(nn_run(a), 0);
-            assert_int_equal(nn_run(b), 0);
-            for (int o = 0; o < r.n_out; o++)
-                assert_memory_equal(nn_session_output(a, o), nn_session_output(b, o), r.out_len[o] * sizeof(float));
-        }
-        nn_session_free(a);
-        nn_session_free(b);
-        nn_model_free(m);
+    for (size_t i = 0; i < sizeof own_step_models / sizeof own_step_models[0]; i++)
+        check_same_outputs(own_step_models[i], true, &nn_tuning.shared_ranges, NULL, NULL);
+}
+
+static int prelus_in_place(const nn_model *m)
+{
+    int n = 0;
+    for (int i = 0; i < m->g.n_nodes; i++)
+        n += m->g.nodes[i].op == NN_OP_PRELU && m->g.tensors[m->g.nodes[i].out].alias >= 0;
+    return n;
+}
+
+/* PReLUs writing over their input give the values they gave into a buffer of their
+ * own (fr_feature, fr_liveness and MobileFaceNet have them; the others' outputs must
+ * not change either). */
+static void test_prelu_in_place_exact(void **state)
+{
+    (void)state;
+    static const char *models[] = {"fr_feature", "fr_liveness", "MobileFaceNet"};
+    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
+        check_same_outputs(models[i], false, &nn_tuning.in_place, prelus_in_place, "PReLUs in place");
+        check_same_outputs(models[i], true, &nn_tuning.in_place, prelus_in_place, "PReLUs in place");
     }
+    check_same_outputs("fr_detect", true, &nn_tuning.in_place, NULL, NULL);
 }
 
 /* Every convolution with groups 1 converts and drops its fp32 weights; depthwise
@@ -820,6 +831,7 @@ int main(void)
         cmocka_unit_test(test_int8_what_converts),
         cmocka_unit_test(test_depthwise_same_as_xnnpack),
         cmocka_unit_test(test_int8_shared_ranges_exact),
+        cmocka_unit_test(test_prelu_in_place_exact),
         cmocka_unit_test(test_int8_shared_across_threads),
         cmocka_unit_test(test_faceapi_age_gender),
         cmocka_unit_test(test_faceapi_recognition),
