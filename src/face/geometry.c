@@ -424,12 +424,75 @@ static inline void sample_constant_border(const image_rgb *img, float sx, float 
     }
 }
 
+#if defined(__x86_64__)
+/* 16 output pixels of row y from x0 with sample_constant_border's arithmetic in
+ * lanes (the same operations in the same order, so the same values), when all
+ * four taps of every one are inside the image and none reads past the raster's
+ * end (a tap is read as the 32-bit word at the pixel); 0 when not, and nothing is
+ * written. The 112x112 alignment warp took 0.24 ms a face in scalar code. */
+GEOMETRY_AVX512 static int warp16(const image_rgb *img, const float inv[6], int y, int x0, const sink *s, size_t at)
+{
+    const __m512 one = _mm512_set1_ps(1.0f), yf = _mm512_set1_ps((float)y);
+    __m512 xf = _mm512_add_ps(_mm512_set1_ps((float)x0),
+                              _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+    __m512 sx = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(inv[0]), xf),
+                                            _mm512_mul_ps(_mm512_set1_ps(inv[1]), yf)), _mm512_set1_ps(inv[2]));
+    __m512 sy = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(inv[3]), xf),
+                                            _mm512_mul_ps(_mm512_set1_ps(inv[4]), yf)), _mm512_set1_ps(inv[5]));
+    /* every tap inside: 0 <= sx < W - 1 and 0 <= sy < H - 1 (then the floor is the
+     * truncation); checked in float before any conversion */
+    __mmask16 in = _mm512_cmp_ps_mask(sx, _mm512_setzero_ps(), _CMP_GE_OQ) &
+                   _mm512_cmp_ps_mask(sx, _mm512_set1_ps((float)(img->width - 1)), _CMP_LT_OQ) &
+                   _mm512_cmp_ps_mask(sy, _mm512_setzero_ps(), _CMP_GE_OQ) &
+                   _mm512_cmp_ps_mask(sy, _mm512_set1_ps((float)(img->height - 1)), _CMP_LT_OQ);
+    if (in != 0xffff) return 0;
+    __m512i xi = _mm512_cvttps_epi32(sx), yi = _mm512_cvttps_epi32(sy);
+    __m512i w3 = _mm512_set1_epi32(3 * img->width);
+    __m512i off = _mm512_add_epi32(_mm512_mullo_epi32(yi, w3), _mm512_mullo_epi32(xi, _mm512_set1_epi32(3)));
+    /* the lower right tap's word ends one byte past its pixel: not past the raster */
+    int last = 3 * (img->width * img->height - 1);
+    if (_mm512_cmpge_epi32_mask(_mm512_add_epi32(off, _mm512_add_epi32(w3, _mm512_set1_epi32(3))),
+                                _mm512_set1_epi32(last)))
+        return 0;
+    __m512 wx = _mm512_sub_ps(sx, _mm512_cvtepi32_ps(xi)), wy = _mm512_sub_ps(sy, _mm512_cvtepi32_ps(yi));
+    __m512 w[4] = {_mm512_mul_ps(_mm512_sub_ps(one, wx), _mm512_sub_ps(one, wy)),
+                   _mm512_mul_ps(wx, _mm512_sub_ps(one, wy)), _mm512_mul_ps(_mm512_sub_ps(one, wx), wy),
+                   _mm512_mul_ps(wx, wy)};
+    __m512i tap[4] = {_mm512_i32gather_epi32(off, img->pixels, 1),
+                      _mm512_i32gather_epi32(_mm512_add_epi32(off, _mm512_set1_epi32(3)), img->pixels, 1),
+                      _mm512_i32gather_epi32(_mm512_add_epi32(off, w3), img->pixels, 1),
+                      _mm512_i32gather_epi32(_mm512_add_epi32(off, _mm512_add_epi32(w3, _mm512_set1_epi32(3))),
+                                             img->pixels, 1)};
+    __m512 rgb[3];
+    for (int c = 0; c < 3; c++) {
+        __m512 v = _mm512_setzero_ps();
+        for (int k = 0; k < 4; k++)
+            v = _mm512_add_ps(v, _mm512_mul_ps(w[k], _mm512_cvtepi32_ps(_mm512_and_si512(
+                                                         _mm512_srli_epi32(tap[k], 8 * c), _mm512_set1_epi32(0xff)))));
+        rgb[c] = v;
+    }
+    sink16(s, at, rgb);
+    return 1;
+}
+#endif
+
 static inline __attribute__((always_inline)) void warp_affine_rows(const image_rgb *img, const float inv[6],
                                                                   int out_w, int out_h, const sink *s,
                                                                   out_layout layout)
 {
+#if defined(__x86_64__)
+    int simd = layout != OUT_RGB8 && cpu_has_avx512() ? out_w & ~15 : 0;
+#else
+    int simd = 0;
+#endif
     for (int y = 0; y < out_h; y++) {
         for (int x = 0; x < out_w; x++) {
+#if defined(__x86_64__)
+            if (x % 16 == 0 && x + 16 <= simd && warp16(img, inv, y, x, s, (size_t)y * out_w + x)) {
+                x += 15;
+                continue;
+            }
+#endif
             float rgb[3];
             sample_constant_border(img, inv[0] * x + inv[1] * y + inv[2],
                                    inv[3] * x + inv[4] * y + inv[5], rgb);

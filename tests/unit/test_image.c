@@ -708,6 +708,50 @@ static void test_warp_affine_values(void **state)
     image_rgb_free(&img);
 }
 
+/* Bilinear sample of img at output pixel (u, v) under the inverse map inv, taps
+ * outside the image black: the warp's contract (geometry.h), channel c. */
+static float warp_reference(const image_rgb *img, const float inv[6], int u, int v, int c)
+{
+    double sx = inv[0] * u + inv[1] * v + inv[2], sy = inv[3] * u + inv[4] * v + inv[5];
+    double fx = floor(sx), fy = floor(sy), wx = sx - fx, wy = sy - fy, sum = 0;
+    for (int k = 0; k < 4; k++) {
+        int tx = (int)fx + (k & 1), ty = (int)fy + (k >> 1);
+        if (tx < 0 || ty < 0 || tx >= img->width || ty >= img->height) continue;
+        sum += ((k & 1) ? wx : 1 - wx) * ((k >> 1) ? wy : 1 - wy) * px(img, tx, ty)[c];
+    }
+    return (float)sum;
+}
+
+/* Wide warps go 16 pixels at a time where the CPU allows (geometry.c): every value,
+ * NCHW and NHWC, is the contract's, for a rotation with a scale whose output runs
+ * off the image on every side (padding, edge taps, and the last pixels of the
+ * raster, whose words would end past it). */
+static void test_warp_affine_wide_rows(void **state)
+{
+    (void)state;
+    image_rgb img;
+    assert_int_equal(image_rgb_alloc(&img, 53, 41), IMAGE_OK);
+    for (size_t i = 0; i < (size_t)53 * 41 * 3; i++) img.pixels[i] = (uint8_t)((i * 2654435761u) >> 13);
+    enum { W = 50, H = 37 };
+    const float maps[][6] = {{0.93f, -0.31f, 9.2f, 0.31f, 0.93f, -4.7f}, /* rotated, scaled, shifted */
+                             {1.05f, 0, -1.3f, 0, 1.12f, -1.6f},          /* over the whole image and beyond */
+                             {1, 0, 3.25f, 0, 1, 4.5f}};                  /* down to the last row and column */
+    float nchw[3 * W * H], nhwc[3 * W * H], inv[6];
+    for (size_t k = 0; k < sizeof maps / sizeof maps[0]; k++) {
+        assert_int_equal(affine_invert(maps[k], inv), IMAGE_OK);
+        image_warp_affine_to_tensor(&img, maps[k], W, H, 127.0f, 1 / 128.0f, 1, nchw);
+        image_warp_affine_to_tensor(&img, maps[k], W, H, 127.0f, 1 / 128.0f, 0, nhwc);
+        for (int v = 0; v < H; v++)
+            for (int u = 0; u < W; u++)
+                for (int c = 0; c < 3; c++) {
+                    float want = (warp_reference(&img, inv, u, v, c) - 127.0f) / 128.0f;
+                    assert_float_equal(nchw[(c * H + v) * W + u], want, 1e-5);
+                    assert_float_equal(nhwc[(v * W + u) * 3 + c], want, 1e-5);
+                }
+    }
+    image_rgb_free(&img);
+}
+
 static void test_arcface_alignment_of_real_face(void **state)
 {
     (void)state;
@@ -924,6 +968,7 @@ int main(void)
         cmocka_unit_test(test_jpeg_encode_round_trip),
         cmocka_unit_test(test_similarity_recovers_transform),
         cmocka_unit_test(test_warp_affine_values),
+        cmocka_unit_test(test_warp_affine_wide_rows),
         cmocka_unit_test(test_arcface_alignment_of_real_face),
         cmocka_unit_test(test_crop_resize_values),
         cmocka_unit_test(test_crop_resize_wide_rows),
