@@ -67,6 +67,9 @@ INSTALL_STAMP = os.path.join(DEMO_DIR, "node_modules", ".installed-stamp")
 NODE = shutil.which("node")
 BASE_PATH = "/demo-server"
 WAIT = 120 if SANITIZED else 60
+# How long a demo waits for another (the three API passes of `make test` take turns;
+# a pages module runs several demos, each up to its front build).
+LOCK_WAIT = 900
 MATCHING_SCORE_THRESHOLD = 3000  # the demo's (server/config/index.js)
 LANGUAGES = ("en", "es", "fr", "zh")  # its SUPPORTED_LANGUAGES: one webpack build each
 
@@ -112,10 +115,33 @@ class Demo:
     def __init__(self, workdir, core, video, mode="LIVENESS_PASSIVE", languages=LANGUAGES):
         """mode: the demo's LIVENESS_MODE (its front is built for that one mode);
         languages: its SUPPORTED_LANGUAGES, one webpack build each."""
-        self.core, self.video, self.languages = core, video, languages
+        self.core, self.video, self.languages, self.mode = core, video, languages, mode
+        self.log_path = os.path.join(workdir, "webcapture-demo.log")
+        # One demo at a time on this checkout: it packs its front into the shared
+        # build/webcapture-demo/front/dist, and `make test` runs its API passes at once.
+        # Waited for with a bound: a demo left running by a failure elsewhere must
+        # fail this test, not hang the run.
+        self._lock = open(os.path.join(DEMO_DIR, ".test-lock"), "w")
+        deadline = time.monotonic() + LOCK_WAIT
+        while True:
+            try:
+                fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    self._lock.close()
+                    pytest.fail(f"another webcapture demo held {DEMO_DIR}/.test-lock for {LOCK_WAIT}s")
+                time.sleep(0.5)
+        self.http = requests.Session()
+        self.start_seconds = None
+        self._log = None
+        self._launch()
+
+    def _launch(self):
+        """Starts index.js on a free port (chosen anew on each launch)."""
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}{BASE_PATH}"
-        self.log_path = os.path.join(workdir, "webcapture-demo.log")
+        core, video, mode, languages = self.core, self.video, self.mode, self.languages
         # Only what the demo needs: its config turns every environment variable into a key.
         env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "TMPDIR") if k in os.environ}
         env.update({
@@ -133,16 +159,12 @@ class Demo:
             "BASE_PATH": BASE_PATH,
             "LOG_LEVEL": "info",
         })
+        if self._log:
+            self._log.close()
         self._log = open(self.log_path, "wb")
-        # One demo at a time on this checkout: it packs its front into the shared
-        # build/webcapture-demo/front/dist, and `make test` runs its API passes at once.
-        self._lock = open(os.path.join(DEMO_DIR, ".test-lock"), "w")
-        fcntl.flock(self._lock, fcntl.LOCK_EX)
         self.started = time.monotonic()
         self.proc = subprocess.Popen([NODE, "index.js"], cwd=DEMO_DIR, env=env, stdin=subprocess.DEVNULL,
                                      stdout=self._log, stderr=subprocess.STDOUT)
-        self.http = requests.Session()
-        self.start_seconds = None
 
     def explain(self, what):
         """A failure message with both sides' logs."""
@@ -156,8 +178,16 @@ class Demo:
     def wait_ready(self):
         deadline = self.started + WAIT
         last = None
+        launches = 1
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                # The passes pick free ports at once: another process may take ours
+                # between free_port() and the demo's listen. Another port then.
+                if "EADDRINUSE" in tail(self.log_path) and launches < 3:
+                    launches += 1
+                    self._launch()
+                    deadline = self.started + WAIT
+                    continue
                 pytest.fail(self.explain(f"the demo exited with {self.proc.returncode} while starting"))
             try:
                 r = self.http.get(self.base + "/capabilities", timeout=5)
@@ -299,7 +329,8 @@ def stack(tmp_path_factory):
         core = video = servers = launch(root, *flags)
     demo = None
     try:
-        demo = Demo(root, core, video).wait_ready()
+        demo = Demo(root, core, video)  # assigned first: a failed start still stops it below
+        demo.wait_ready()
         print(f"\nwebcapture demo answering after {demo.start_seconds:.1f}s")
         yield Stack(core, video, demo)
     finally:
