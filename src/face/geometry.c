@@ -124,8 +124,8 @@ static inline void sample_taps(const image_rgb *img, axis_tap tx, axis_tap ty, f
 
 /* Where gathers are slow (AMD's take ~13 cycles a pixel here: the detector's
  * 320x240 input cost 0.6 ms), a group of 16 columns whose taps lie within two
- * 64-byte windows of a row (8 columns each: up to 5x downscaling) is read as four
- * window loads and byte permutes (AVX-512 VBMI) giving the same 32-bit words. */
+ * 128-byte windows of a row (8 columns each: up to 5x downscaling) is read as four
+ * loads per row and byte permutes (AVX-512 VBMI) giving the same 32-bit words. */
 #define GROUPS (TAP_BLOCK / 16)
 typedef struct {
     int off0[TAP_BLOCK], off1[TAP_BLOCK]; /* byte offsets of the two column taps in a row */
@@ -180,22 +180,24 @@ GEOMETRY_AVX512 static inline void store_interleaved16(float *out, __m512 r, __m
     }
 }
 
-/* Each column's 4 bytes at off[] as lanes, read through g's windows: a window is
- * 128 bytes of the row (two loads masked at the raster's end, which the picked
- * bytes never reach: only a pixel's 4th byte may fall beyond it, and it is
- * discarded). */
-GEOMETRY_VBMI static inline __m512i window_words(const uint8_t *row, const uint8_t *end, const column_taps *ct, int g, int tap)
+/* Each column's 4 bytes at its two taps (off0[], off1[]) as lanes, read through
+ * group g's windows, each loaded once for both taps: a window is 128 bytes of the
+ * row (two loads masked at the raster's end, which the picked bytes never reach:
+ * only a pixel's 4th byte may fall beyond it, and it is discarded). */
+GEOMETRY_VBMI static inline void window_words(const uint8_t *row, const uint8_t *end, const column_taps *ct, int g,
+                                              __m512i words[2])
 {
-    __m512i picked[2];
+    __m512i picked[2][2];
     for (int h = 0; h < 2; h++) {
         const uint8_t *w = row + ct->window[g][h];
         ptrdiff_t left = end - w;
         __mmask64 m0 = left >= 64 ? ~(__mmask64)0 : left <= 0 ? 0 : (((__mmask64)1 << left) - 1);
         __mmask64 m1 = left >= 128 ? ~(__mmask64)0 : left <= 64 ? 0 : (((__mmask64)1 << (left - 64)) - 1);
         __m512i lo = _mm512_maskz_loadu_epi8(m0, w), hi = _mm512_maskz_loadu_epi8(m1, w + 64);
-        picked[h] = _mm512_permutex2var_epi8(lo, _mm512_loadu_si512(ct->pick[tap][g]), hi);
+        for (int tap = 0; tap < 2; tap++)
+            picked[tap][h] = _mm512_permutex2var_epi8(lo, _mm512_loadu_si512(ct->pick[tap][g]), hi);
     }
-    return _mm512_mask_blend_epi32(0xff00, picked[0], picked[1]);
+    for (int tap = 0; tap < 2; tap++) words[tap] = _mm512_mask_blend_epi32(0xff00, picked[tap][0], picked[tap][1]);
 }
 
 /* 16 sampled pixels into the sink at output index at. */
@@ -235,9 +237,10 @@ GEOMETRY_VBMI static void crop_row_windows(const uint8_t *r0, const uint8_t *r1,
     __m512 wy = _mm512_set1_ps(wy_scalar);
     for (int k = 0; k < n; k += 16) {
         __m512 rgb[3];
-        lerp16_words(window_words(r0, end, ct, k / 16, 0), window_words(r0, end, ct, k / 16, 1),
-                     window_words(r1, end, ct, k / 16, 0), window_words(r1, end, ct, k / 16, 1),
-                     _mm512_loadu_ps(ct->w1 + k), wy, rgb);
+        __m512i a[2], b[2];
+        window_words(r0, end, ct, k / 16, a);
+        window_words(r1, end, ct, k / 16, b);
+        lerp16_words(a[0], a[1], b[0], b[1], _mm512_loadu_ps(ct->w1 + k), wy, rgb);
         sink16(s, row + k, rgb);
     }
 }
