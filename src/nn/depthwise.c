@@ -78,13 +78,15 @@ static inline DW_AVX512 __attribute__((always_inline)) void dw_pixels(const nn_c
 #pragma GCC unroll 8
     for (int j = 0; j < DW_PIXELS; j++) acc[j] = b;
     int iy0 = oy * p->sh - p->pad_top, ix0 = ox0 * p->sw - p->pad_left;
-    const float *origin = x + ((ptrdiff_t)iy0 * d->W + ix0) * d->C + c, *w = k->w + c;
+    /* an index, not a pointer: in the top padding it lies before x */
+    ptrdiff_t origin = ((ptrdiff_t)iy0 * d->W + ix0) * d->C + c;
+    const float *w = k->w + c;
     size_t step = (size_t)p->sw * d->C;
     for (int t = 0; t < k->taps; t++, w += d->C) {
         int iy = iy0 + k->dy[t];
         if (iy < 0 || iy >= d->H) continue;
         __m512 wv = _mm512_loadu_ps(w);
-        const float *in = origin + k->off[t];
+        const float *in = x + (origin + k->off[t]);
 #pragma GCC unroll 8
         for (int j = 0; j < DW_PIXELS; j++) acc[j] = _mm512_fmadd_ps(_mm512_loadu_ps(in + j * step), wv, acc[j]);
     }
